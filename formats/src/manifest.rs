@@ -1,0 +1,135 @@
+//! The run manifest: `manifest.json` in every run directory.
+//!
+//! The engine writes it when a run starts, with `state: "running"`, and rewrites it (atomically, by
+//! rename) when the run ends. A manifest still saying `running` after the engine has gone means the run
+//! was never finalized: the engine was killed or crashed, and the logs end wherever it stopped.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::run_id::RunId;
+
+/// The manifest's file name inside a run directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The manifest schema this build writes. Fields may be added within a schema, never renamed.
+pub const MANIFEST_SCHEMA: u32 = 1;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Written at the start. Read after the engine has gone, it means "never finalized".
+    Running,
+    /// The run reached its planned end.
+    Completed,
+    /// The run was stopped early by Ctrl-C or SIGTERM, and flushed cleanly.
+    Interrupted,
+    /// The engine stopped because of an error of its own (for example a full disk); see `error`.
+    Failed,
+}
+
+impl RunState {
+    /// How a report should describe the state, reading `Running` as an unfinished run.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RunState::Running => "never finalized (the engine was killed, crashed, or is still running)",
+            RunState::Completed => "completed",
+            RunState::Interrupted => "interrupted (stopped early and flushed)",
+            RunState::Failed => "failed (the engine stopped on an error)",
+        }
+    }
+}
+
+/// The machine the engine ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// The host name.
+    pub name: String,
+    /// The kernel release (`uname -r`).
+    pub kernel: String,
+    /// The CPU count the OS reports.
+    pub cpu_count: u32,
+}
+
+/// One sample log of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFile {
+    /// The engine thread that wrote it, from 0.
+    pub core: u32,
+    /// The CPU the thread was pinned to, if it was pinned.
+    pub cpu: Option<u32>,
+    /// The file name, relative to the run directory.
+    pub file: String,
+}
+
+/// Everything known about a run besides its samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The manifest schema ([`MANIFEST_SCHEMA`]).
+    pub schema: u32,
+    /// The sample-log format version of the logs, as "major.minor".
+    pub log_format: String,
+    /// The run's id; every log's header carries the same.
+    pub run_id: RunId,
+    /// The profile's name.
+    pub profile_name: String,
+    /// The resolved profile (after command-line and environment overrides) as RON, secrets redacted.
+    pub profile: String,
+    /// The environment selected from the profile, if any.
+    pub environment: Option<String>,
+    /// The target base URL, if the load had a single target.
+    pub target: Option<String>,
+    /// The engine's version.
+    pub engine_version: String,
+    /// The load generator.
+    pub host: HostInfo,
+    /// The I/O driver that ran ("io_uring" or "epoll").
+    pub io_driver: String,
+    /// Wall-clock time at the run's time zero, RFC 3339 in UTC with nanoseconds.
+    pub started_at: String,
+    /// The same instant in ns since the Unix epoch.
+    pub started_unix_ns: i64,
+    /// CLOCK_MONOTONIC in ns at the run's time zero (the logs' clock base).
+    pub monotonic_base_ns: u64,
+    /// The planned duration in seconds, if the load model has one.
+    pub planned_duration_s: Option<f64>,
+    /// Wall-clock end, RFC 3339 in UTC with nanoseconds; `None` until the run is finalized.
+    pub ended_at: Option<String>,
+    /// The same instant in ns since the Unix epoch.
+    pub ended_unix_ns: Option<i64>,
+    /// How the run ended.
+    pub state: RunState,
+    /// The engine's error when `state` is `failed`.
+    pub error: Option<String>,
+    /// The sample logs, one per engine thread.
+    pub logs: Vec<LogFile>,
+    /// Fields written by newer versions, kept so that a rewrite does not drop them.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Manifest {
+    /// Parses a manifest; the error names line and column.
+    pub fn from_json(text: &str) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The manifest as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a manifest always serializes")
+    }
+
+    /// Writes `manifest.json` into `dir` atomically: a temporary file, flushed, then renamed over the old.
+    pub fn write_to(&self, dir: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = dir.join(".manifest.json.tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(self.to_json().as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join(MANIFEST_FILE))
+    }
+}

@@ -1,0 +1,255 @@
+//! The payload of a samples block: twelve columns, each a transformed residual stream (see
+//! [`crate::column`]).
+//!
+//! ```text
+//! count  varint                 number of samples, 1..=MAX_BLOCK_SAMPLES
+//! 12 × (length varint, column)  in the order of COLUMNS below
+//! ```
+//!
+//! Each column stores a residual chosen so that typical traffic gives small numbers:
+//!
+//! | # | column         | residual r[i]                                                    |
+//! |---|----------------|------------------------------------------------------------------|
+//! | 0 | name           | name id                                                          |
+//! | 1 | end            | end[i] − end[i−1], end = actual + latency, end[−1] = 0           |
+//! | 2 | lag            | actual − intended                                                |
+//! | 3 | latency        | latency                                                          |
+//! | 4 | connect        | connect                                                          |
+//! | 5 | ttfb           | 0 if ttfb = 0, else latency − ttfb + 1                           |
+//! | 6 | status         | status                                                           |
+//! | 7 | outcome        | outcome code                                                     |
+//! | 8 | message        | message id (0: none)                                             |
+//! | 9 | bytes_sent     | bytes_sent − the previous bytes_sent of the same name in this block (0 before the first) |
+//! | 10| bytes_received | likewise for bytes_received                                      |
+//! | 11| user           | user id                                                          |
+//!
+//! Samples are appended when requests complete, so `end` grows almost monotonically and its deltas are
+//! the gaps between completions, while the intended start (which concurrency reorders) is derived.
+//! Arithmetic on `end`, `lag` and starts wraps modulo 2^64, so every `u64` round-trips.
+
+use crate::column::{self, Base, ColumnEncoder};
+use crate::error::PayloadError;
+use crate::sample::{Sample, SampleColumns};
+
+use crate::varint::{self, Cursor};
+
+/// The most samples one block may hold. Writers close a block here or when flushed.
+pub const MAX_BLOCK_SAMPLES: usize = 8192;
+
+/// The largest name id the format accepts (ids are dense, so this bounds decoder memory).
+pub const MAX_NAME_ID: u32 = 65_535;
+
+const COLUMNS: usize = 12;
+
+/// Column indexes, in stored order.
+mod col {
+    pub const NAME: usize = 0;
+    pub const END: usize = 1;
+    pub const LAG: usize = 2;
+    pub const LATENCY: usize = 3;
+    pub const CONNECT: usize = 4;
+    pub const TTFB: usize = 5;
+    pub const STATUS: usize = 6;
+    pub const OUTCOME: usize = 7;
+    pub const MESSAGE: usize = 8;
+    pub const SENT: usize = 9;
+    pub const RECEIVED: usize = 10;
+    pub const USER: usize = 11;
+}
+
+/// How the encoder picks each column's base (see [`Base`]).
+const BASES: [Base; COLUMNS] = [
+    Base::Min,  // name
+    Base::Min,  // end
+    Base::Min,  // lag
+    Base::Min,  // latency
+    Base::Mode, // connect
+    Base::Mode, // ttfb
+    Base::Mode, // status
+    Base::Mode, // outcome
+    Base::Mode, // message
+    Base::Mode, // bytes_sent
+    Base::Mode, // bytes_received
+    Base::Min,  // user
+];
+
+/// Collects one block's residuals column by column as samples arrive, then encodes them.
+///
+/// Pushing computes the residuals straight into twelve fixed arrays, so a push is a few stores and the
+/// encoder reads each column contiguously.
+#[derive(Debug)]
+pub(crate) struct BlockBuilder {
+    residuals: Box<[[i64; MAX_BLOCK_SAMPLES]; COLUMNS]>,
+    len: usize,
+    prev_end: u64,
+    /// The last bytes sent and received per name id in this block.
+    last_bytes: Vec<(u32, u32)>,
+    columns: ColumnEncoder,
+    body: Vec<u8>,
+}
+
+impl Default for BlockBuilder {
+    fn default() -> Self {
+        let residuals: Box<[[i64; MAX_BLOCK_SAMPLES]; COLUMNS]> =
+            vec![[0i64; MAX_BLOCK_SAMPLES]; COLUMNS].into_boxed_slice().try_into().expect("COLUMNS arrays");
+        BlockBuilder {
+            residuals,
+            len: 0,
+            prev_end: 0,
+            last_bytes: Vec::new(),
+            columns: ColumnEncoder::default(),
+            body: Vec::with_capacity(8 * MAX_BLOCK_SAMPLES + 64),
+        }
+    }
+}
+
+impl BlockBuilder {
+    /// Samples collected in the open block.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds a sample whose `ttfb_us` is at most its `latency_us`. Returns `true` when the block is full.
+    #[inline]
+    pub(crate) fn push(&mut self, s: &Sample) -> bool {
+        // The mask keeps the index provably in bounds; `len` never reaches MAX_BLOCK_SAMPLES here
+        // because the caller encodes a full block before pushing again.
+        let i = self.len & (MAX_BLOCK_SAMPLES - 1);
+        let end = s.actual_us.wrapping_add(u64::from(s.latency_us));
+        let name = s.name.0 as usize;
+        if name >= self.last_bytes.len() {
+            self.last_bytes.resize(name + 1, (0, 0));
+        }
+        let (sent, received) = std::mem::replace(&mut self.last_bytes[name], (s.bytes_sent, s.bytes_received));
+        let r = &mut self.residuals;
+        r[col::NAME][i] = i64::from(s.name.0);
+        r[col::END][i] = end.wrapping_sub(self.prev_end) as i64;
+        r[col::LAG][i] = s.actual_us.wrapping_sub(s.intended_us) as i64;
+        r[col::LATENCY][i] = i64::from(s.latency_us);
+        r[col::CONNECT][i] = i64::from(s.connect_us);
+        r[col::TTFB][i] = ttfb_residual(s.latency_us, s.ttfb_us);
+        r[col::STATUS][i] = i64::from(s.status);
+        r[col::OUTCOME][i] = i64::from(s.outcome.code());
+        r[col::MESSAGE][i] = i64::from(s.message.map_or(0, |m| m.get()));
+        r[col::SENT][i] = i64::from(s.bytes_sent) - i64::from(sent);
+        r[col::RECEIVED][i] = i64::from(s.bytes_received) - i64::from(received);
+        r[col::USER][i] = i64::from(s.user);
+        self.prev_end = end;
+        self.len += 1;
+        self.len == MAX_BLOCK_SAMPLES
+    }
+
+    /// Appends the payload for the collected samples (at least one) to `out` and starts a new block.
+    pub(crate) fn encode(&mut self, out: &mut Vec<u8>) {
+        let n = self.len;
+        debug_assert!(n > 0);
+        varint::put(out, n as u64);
+        for (c, base) in BASES.iter().enumerate() {
+            self.body.clear();
+            self.columns.encode(&self.residuals[c][..n], *base, &mut self.body);
+            varint::put(out, self.body.len() as u64);
+            out.extend_from_slice(&self.body);
+        }
+        self.len = 0;
+        self.prev_end = 0;
+        self.last_bytes.clear();
+    }
+}
+
+/// The stored ttfb residual; the writer has already ensured `ttfb <= latency`.
+fn ttfb_residual(latency: u32, ttfb: u32) -> i64 {
+    if ttfb == 0 { 0 } else { i64::from(latency) - i64::from(ttfb) + 1 }
+}
+
+/// Decodes samples payloads into columns, reusing its buffers.
+#[derive(Debug, Default)]
+pub(crate) struct SamplesDecoder {
+    columns: [Vec<i64>; COLUMNS],
+    last_bytes: Vec<u32>,
+}
+
+impl SamplesDecoder {
+    /// Decodes one payload and appends its samples to `out`. On error `out` is left unchanged.
+    pub(crate) fn decode(&mut self, payload: &[u8], out: &mut SampleColumns) -> Result<usize, PayloadError> {
+        let mut cur = Cursor::new(payload);
+        let n = cur.length(MAX_BLOCK_SAMPLES)?;
+        for col in &mut self.columns {
+            col.clear();
+            let len = cur.length(cur.remaining())?;
+            column::decode(cur.take(len)?, n, col)?;
+        }
+        if cur.remaining() != 0 {
+            return Err(PayloadError::TrailingBytes { bytes: cur.remaining() as u64 });
+        }
+        let [name, end, lag, latency, connect, ttfb, status, outcome, message, sent, received, user] =
+            &mut self.columns;
+
+        // Check every narrow column before touching `out`, so a bad block adds nothing.
+        let name_ok = name.iter().all(|&v| (0..=i64::from(MAX_NAME_ID)).contains(&v));
+        if !name_ok {
+            return Err(PayloadError::ValueOutOfRange { column: "name" });
+        }
+        fits::<u32>(latency, "latency")?;
+        fits::<u32>(connect, "connect")?;
+        fits::<u16>(status, "status")?;
+        fits::<u8>(outcome, "outcome")?;
+        fits::<u32>(message, "message")?;
+        fits::<u32>(user, "user")?;
+        for (&r, &l) in ttfb.iter().zip(latency.iter()) {
+            if r != 0 && !(1..=l + 1).contains(&r) {
+                return Err(PayloadError::ValueOutOfRange { column: "ttfb" });
+            }
+        }
+        undelta_bytes(&mut self.last_bytes, name, sent, "bytes_sent")?;
+        undelta_bytes(&mut self.last_bytes, name, received, "bytes_received")?;
+
+        out.name.extend(name.iter().map(|&v| v as u32));
+        let mut prev_end = 0u64;
+        out.actual_us.reserve(n);
+        out.intended_us.reserve(n);
+        for i in 0..n {
+            let e = prev_end.wrapping_add(end[i] as u64);
+            prev_end = e;
+            let actual = e.wrapping_sub(latency[i] as u64);
+            out.actual_us.push(actual);
+            out.intended_us.push(actual.wrapping_sub(lag[i] as u64));
+        }
+        out.latency_us.extend(latency.iter().map(|&v| v as u32));
+        out.connect_us.extend(connect.iter().map(|&v| v as u32));
+        out.ttfb_us.extend(ttfb.iter().zip(latency.iter()).map(|(&r, &l)| if r == 0 { 0 } else { (l - r + 1) as u32 }));
+        out.status.extend(status.iter().map(|&v| v as u16));
+        out.outcome.extend(outcome.iter().map(|&v| v as u8));
+        out.message.extend(message.iter().map(|&v| v as u32));
+        out.bytes_sent.extend(sent.iter().map(|&v| v as u32));
+        out.bytes_received.extend(received.iter().map(|&v| v as u32));
+        out.user.extend(user.iter().map(|&v| v as u32));
+        Ok(n)
+    }
+
+}
+
+/// Replaces per-name deltas with the byte counts they encode, checking each fits a `u32`.
+fn undelta_bytes(last: &mut Vec<u32>, name: &[i64], values: &mut [i64], column: &'static str) -> Result<(), PayloadError> {
+    last.clear();
+    for (&id, v) in name.iter().zip(values.iter_mut()) {
+        let i = id as usize;
+        if i >= last.len() {
+            last.resize(i + 1, 0);
+        }
+        let b = i64::from(last[i])
+            .checked_add(*v)
+            .and_then(|b| u32::try_from(b).ok())
+            .ok_or(PayloadError::ValueOutOfRange { column })?;
+        last[i] = b;
+        *v = i64::from(b);
+    }
+    Ok(())
+}
+
+fn fits<T: TryFrom<i64>>(values: &[i64], column: &'static str) -> Result<(), PayloadError> {
+    if values.iter().all(|&v| T::try_from(v).is_ok()) {
+        Ok(())
+    } else {
+        Err(PayloadError::ValueOutOfRange { column })
+    }
+}
