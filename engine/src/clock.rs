@@ -36,6 +36,12 @@ impl Clock {
         self.zero.elapsed().as_micros() as u64
     }
 
+    /// Microseconds from time zero to `at` (0 for instants before it).
+    #[inline]
+    pub fn us_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.zero).as_micros() as u64
+    }
+
     /// The instant `offset` after time zero.
     pub fn at(&self, offset: Duration) -> Instant {
         self.zero

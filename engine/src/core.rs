@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::task::Waker;
 use std::time::Duration;
 
 use formats::{IntervalStats, LogHeader, LogWriter, MessageId, NameId, Outcome, Sample};
@@ -99,13 +100,41 @@ pub(crate) struct Rendered {
     pub expect: StatusSet,
 }
 
-/// A request on the wire, remembered so it can be logged as cancelled if the run ends first.
+/// A request on the wire, remembered so that the watchdog can time it out and the end of the run can
+/// log it as cancelled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct InFlight {
     pub name: NameId,
     pub intended_us: u64,
     pub actual_us: u64,
     pub user: u32,
+    /// When the request timeout expires, µs since time zero.
+    pub deadline_us: u64,
+}
+
+/// What the watchdog and a user's request share: a flag the watchdog sets when the request is overdue,
+/// and the user task's waker (stored once; a task's waker does not change on its own core).
+#[derive(Debug, Default)]
+pub(crate) struct UserSlot {
+    pub timed_out: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl UserSlot {
+    pub fn register(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    fn time_out(&self) {
+        self.timed_out.set(true);
+        if let Some(w) = &*self.waker.borrow() {
+            w.wake_by_ref();
+        }
+    }
 }
 
 /// What the users of one core share. Single-threaded: `Cell`/`RefCell`, never locks.
@@ -119,11 +148,26 @@ pub(crate) struct CoreCtx {
     pub stopping: Cell<bool>,
     pub rng: RefCell<Rng>,
     pub rec: RefCell<Recorder>,
+    /// One per user of this core, by local index.
+    pub slots: Vec<UserSlot>,
     addrs: Vec<SocketAddr>,
     next_addr: Cell<usize>,
 }
 
 impl CoreCtx {
+    /// Times out every request past its deadline. Called by the control loop every tick.
+    fn expire_overdue(&self, now_us: u64) {
+        let rec = self.rec.borrow();
+        if rec.in_flight_count == 0 {
+            return;
+        }
+        for (local, req) in rec.in_flight.iter().enumerate() {
+            if req.is_some_and(|r| r.deadline_us <= now_us) {
+                self.slots[local].time_out();
+            }
+        }
+    }
+
     /// The target addresses, round-robin.
     pub fn next_addr(&self) -> SocketAddr {
         let i = self.next_addr.get();
@@ -419,6 +463,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             status_messages: vec![None; 600],
             cpu_at_interval_start: crate::sys::thread_cpu_time(),
         }),
+        slots: (0..users.len()).map(|_| UserSlot::default()).collect(),
         addrs: setup.plan.addrs.clone(),
         next_addr: Cell::new(core as usize % setup.plan.addrs.len().max(1)),
     });
@@ -443,6 +488,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             .min(ctx.end_us.max(now));
         monoio::time::sleep_until(clock.at_us(next_tick).into()).await;
         let now = clock.now_us();
+        ctx.expire_overdue(now);
         if now >= next_second {
             let report =
                 ctx.rec
@@ -472,6 +518,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     let cut_short = || !interrupted && setup.stop.load(Ordering::Relaxed);
     while ctx.rec.borrow().in_flight_count > 0 && clock.now_us() < give_up && !cut_short() {
         monoio::time::sleep(Duration::from_millis(2)).await;
+        ctx.expire_overdue(clock.now_us());
     }
     let now = clock.now_us();
     let (names, samples) = {

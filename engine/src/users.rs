@@ -11,8 +11,12 @@ use std::time::Duration;
 
 use formats::Outcome;
 
-use crate::core::{CoreCtx, InFlight};
-use crate::http::{Connection, RequestRef};
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+
+use crate::core::{CoreCtx, InFlight, UserSlot};
+use crate::http::{Connection, Exchange, Failure, RequestRef};
 use crate::plan::UserPlan;
 use crate::schedule;
 
@@ -39,7 +43,7 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
             }
             let req = &ctx.requests[r];
             let start = std::time::Instant::now();
-            let actual_us = ctx.clock.now_us();
+            let actual_us = ctx.clock.us_at(start);
             let was_open = conn.is_open();
             ctx.rec.borrow_mut().begin(
                 local,
@@ -48,20 +52,42 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
                     intended_us: ready_us,
                     actual_us,
                     user: plan.global,
+                    deadline_us: actual_us + ctx.limits.request_timeout.as_micros() as u64,
                 },
             );
-            let ex = conn
-                .exchange(
-                    ctx.next_addr(),
-                    RequestRef {
-                        bytes: &req.bytes,
-                        head: req.head,
-                    },
-                    ctx.limits,
-                    start,
-                )
-                .await;
-            let end_us = ctx.clock.now_us();
+            let request = RequestRef {
+                bytes: &req.bytes,
+                head: req.head,
+            };
+            let ex = match until_timed_out(
+                &ctx.slots[local],
+                conn.exchange(ctx.next_addr(), request, ctx.limits, start),
+            )
+            .await
+            {
+                Some(ex) => ex,
+                None => {
+                    // The watchdog gave up on this request; the connection may be mid-response.
+                    let connecting = !conn.is_open();
+                    conn.abandon();
+                    let (outcome, message) = if connecting {
+                        (
+                            Outcome::ConnectTimeout,
+                            "connect timed out (request timeout)",
+                        )
+                    } else {
+                        (Outcome::Timeout, "request timed out")
+                    };
+                    Exchange {
+                        failure: Some(Failure::new(outcome, message)),
+                        ..Exchange::default()
+                    }
+                }
+            };
+            let end_us = match (&ex.failure, ex.last_read_at) {
+                (None, Some(at)) => ctx.clock.us_at(at),
+                _ => ctx.clock.now_us(),
+            };
             let (outcome, message) = match &ex.failure {
                 Some(f) => (f.outcome, Some(f.message.as_ref())),
                 None if !req.expect.contains(ex.status) => (Outcome::Status, None),
@@ -99,4 +125,27 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
         }
     }
     ctx.rec.borrow_mut().user_stopped(conn.is_open());
+}
+
+/// Runs `exchange` until it finishes (`Some`) or the core's watchdog marks this user's request as
+/// timed out (`None`, and the exchange is dropped). Request timeouts are enforced this way, by a scan
+/// every core tick, rather than by arming a timer per request: the request path stays free of timer
+/// wheel work, at the price of timeouts firing up to one tick (50 ms) late.
+async fn until_timed_out<F: Future<Output = Exchange>>(
+    slot: &UserSlot,
+    exchange: F,
+) -> Option<Exchange> {
+    slot.timed_out.set(false);
+    let mut exchange = pin!(exchange);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(ex) = exchange.as_mut().poll(cx) {
+            return Poll::Ready(Some(ex));
+        }
+        if slot.timed_out.get() {
+            return Poll::Ready(None);
+        }
+        slot.register(cx.waker());
+        Poll::Pending
+    })
+    .await
 }

@@ -24,6 +24,7 @@ for_each_driver!(
     closed_port_gives_connect_failures_and_exit_0,
     sigint_mid_run_finalizes_the_manifest_and_logs,
     hostile_responses_fail_as_malformed_without_stopping_the_run,
+    slow_responses_time_out_at_the_request_timeout,
 );
 
 fn closed_run_logs_every_request_the_server_answered(io: &str) {
@@ -297,4 +298,49 @@ fn hostile_responses_fail_as_malformed_without_stopping_the_run(io: &str) {
             .any(|m| m.contains("malformed response head"))
     );
     assert!(messages.iter().any(|m| m.contains("chunked")));
+}
+
+fn slow_responses_time_out_at_the_request_timeout(io: &str) {
+    let server = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = profile(
+        tmp.path(),
+        &format!(
+            r#"(
+                name: "slow",
+                host: "http://{}",
+                http: (request_timeout: "300ms"),
+                load: Closed(users: 2, duration: "1500ms"),
+                users: [(tasks: [(requests: [(path: "/delay/5000")])])],
+            )"#,
+            server.addr()
+        ),
+    );
+    let out = run(
+        tmp.path(),
+        &[profile.to_str().unwrap(), "--cores", "1", "--io", io],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let r = read_run(&run_dir(&out));
+    let timeouts: Vec<u32> = (0..r.samples.len())
+        .filter(|&i| r.samples.outcome[i] == Outcome::Timeout.code())
+        .map(|i| r.samples.latency_us[i])
+        .collect();
+    assert!(
+        timeouts.len() >= 4,
+        "2 users x ~4 timeouts each, got {}",
+        timeouts.len()
+    );
+    // The watchdog looks every 50 ms: a timeout fires between 300 ms and one tick (plus slack) later.
+    assert!(
+        timeouts.iter().all(|&l| (300_000..450_000).contains(&l)),
+        "{timeouts:?}"
+    );
+    // Anything else was cut off by the end of the run.
+    assert!(
+        r.samples
+            .outcome
+            .iter()
+            .all(|&o| o == Outcome::Timeout.code() || o == Outcome::Cancelled.code())
+    );
 }

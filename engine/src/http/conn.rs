@@ -72,6 +72,9 @@ pub(crate) struct Exchange {
     pub connect_us: u32,
     /// Time from the actual start to the first response byte, 0 when none arrived.
     pub ttfb_us: u32,
+    /// When the last read completed (the end of a complete response); `None` if nothing was read.
+    /// Saves the caller a clock read per request.
+    pub last_read_at: Option<Instant>,
     pub bytes_sent: u32,
     pub bytes_received: u32,
     /// Whether a new connection was opened.
@@ -88,7 +91,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    fn new(outcome: Outcome, message: &'static str) -> Failure {
+    pub(crate) fn new(outcome: Outcome, message: &'static str) -> Failure {
         Failure {
             outcome,
             message: Cow::Borrowed(message),
@@ -136,8 +139,18 @@ impl Connection {
         matches!(self.link, Link::Idle(_))
     }
 
+    /// Closes the socket after an exchange was abandoned part-way (request timeout): the stream may
+    /// be mid-response, so it cannot carry another request.
+    pub fn abandon(&mut self) {
+        self.link = Link::Closed;
+    }
+
     /// Sends `req` to `addr` (connecting first if needed) and reads the whole response. `start` is the
     /// request's actual start; timings count from it.
+    ///
+    /// The connect phase has its own timeout; the request timeout is enforced by the caller dropping
+    /// this future (the core's watchdog does it, so the request path arms no timer), after which the
+    /// caller must call [`Connection::abandon`].
     pub async fn exchange(
         &mut self,
         addr: SocketAddr,
@@ -147,13 +160,14 @@ impl Connection {
     ) -> Exchange {
         let mut ex = Exchange::default();
         let reused = self.is_open();
-        if let Err(f) = self.connect(addr, limits, start, &mut ex).await {
-            ex.failure = Some(f);
-            return ex;
+        if !reused {
+            if let Err(f) = self.connect(addr, limits, start, &mut ex).await {
+                ex.failure = Some(f);
+                return ex;
+            }
         }
-        let deadline = start + limits.request_timeout;
         let mut result = self
-            .send_and_receive(req, limits.max_body, start, deadline, &mut ex)
+            .send_and_receive(req, limits.max_body, start, &mut ex)
             .await;
         // A server may close an idle keep-alive connection just as we reuse it; the request never
         // reached it. Retry once on a fresh connection, as browsers do.
@@ -168,7 +182,7 @@ impl Connection {
                 return ex;
             }
             result = self
-                .send_and_receive(req, limits.max_body, start, deadline, &mut ex)
+                .send_and_receive(req, limits.max_body, start, &mut ex)
                 .await;
         }
         match result {
@@ -215,22 +229,15 @@ impl Connection {
         req: RequestRef<'_>,
         max_body: u64,
         start: Instant,
-        deadline: Instant,
         ex: &mut Exchange,
     ) -> Result<bool, Failure> {
         let Link::Idle(stream) = &mut self.link else {
             unreachable!("exchange connects before sending");
         };
         let (wbuf, rbuf) = (&mut self.wbuf, &mut self.rbuf);
-        let exchange = async {
-            send(stream, wbuf, req.bytes).await?;
-            ex.bytes_sent = ex.bytes_sent.saturating_add(req.bytes.len() as u32);
-            receive(stream, rbuf, req.head, max_body, start, ex).await
-        };
-        match monoio::time::timeout_at(deadline.into(), exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::new(Outcome::Timeout, "request timed out")),
-        }
+        send(stream, wbuf, req.bytes).await?;
+        ex.bytes_sent = ex.bytes_sent.saturating_add(req.bytes.len() as u32);
+        receive(stream, rbuf, req.head, max_body, start, ex).await
     }
 }
 
@@ -259,8 +266,10 @@ async fn read_more(
     let (res, slice) = stream.read(buf.slice_mut(len..cap)).await;
     *rbuf = slice.into_inner();
     let n = res.map_err(|e| Failure::io("receive", &e))?;
+    let now = Instant::now();
+    ex.last_read_at = Some(now);
     if n > 0 && ex.ttfb_us == 0 {
-        ex.ttfb_us = (start.elapsed().as_micros() as u32).max(1);
+        ex.ttfb_us = (now.saturating_duration_since(start).as_micros() as u32).max(1);
     }
     ex.bytes_received = ex.bytes_received.saturating_add(n as u32);
     Ok(n)
@@ -276,7 +285,12 @@ async fn receive(
 ) -> Result<bool, Failure> {
     rbuf.clear();
     let head: Head = loop {
-        match parse_head(rbuf, head_request) {
+        let parsed = if rbuf.is_empty() {
+            Ok(None)
+        } else {
+            parse_head(rbuf, head_request)
+        };
+        match parsed {
             // An interim response (100 Continue, 103 Early Hints) is followed by the real one, which
             // may already be in the buffer.
             Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {

@@ -6,7 +6,7 @@ mod conn;
 mod response;
 
 pub use chunked::{ChunkError, Chunked};
-pub(crate) use conn::{Connection, Exchange, Limits, RequestRef};
+pub(crate) use conn::{Connection, Exchange, Failure, Limits, RequestRef};
 pub use response::{BodyKind, Head, HeadError, parse_head};
 
 use crate::plan::RequestTemplate;
