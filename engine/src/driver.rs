@@ -1,6 +1,6 @@
 //! Choosing and building the I/O driver: monoio on io_uring (tuned), or on epoll (its legacy driver).
 //!
-//! docs/io-drivers.md has the measurements behind [`IoDriver::preferred`] and the setup flags.
+//! docs/io-drivers.md has the measurements behind [`IoDriver::select`] and the setup flags.
 
 use std::future::Future;
 use std::io;
@@ -45,34 +45,41 @@ impl IoDriver {
         }
     }
 
-    /// The driver `--io auto` tries first. See docs/io-drivers.md for the numbers behind this choice.
-    pub fn preferred() -> IoDriver {
-        IoDriver::Uring(UringSetup::from_env().unwrap_or(UringSetup::Defer))
+    /// How the driver was set up, for the manifest and the console.
+    pub fn setup_name(self) -> &'static str {
+        match self {
+            IoDriver::Uring(UringSetup::Plain) => "no setup flags",
+            IoDriver::Uring(UringSetup::Coop) => "COOP_TASKRUN",
+            IoDriver::Uring(UringSetup::Defer) => "SINGLE_ISSUER|DEFER_TASKRUN",
+            IoDriver::Epoll => "edge-triggered epoll",
+        }
     }
 
-    /// Resolves `--io`: `auto` falls back to epoll when io_uring cannot be set up here (old kernel,
-    /// seccomp, gVisor); `uring` fails instead.
+    /// Resolves `--io`. `auto` tries io_uring with DEFER_TASKRUN, then with COOP_TASKRUN, then epoll:
+    /// io_uring without either flag measured slower than epoll (docs/io-drivers.md), so `auto` never
+    /// picks it. `uring` also accepts the flagless setup and fails only when io_uring is unavailable
+    /// (old kernel, Docker's default seccomp profile, gVisor). `STAMPEDE_URING_SETUP=plain|coop|defer`
+    /// pins the io_uring setup for experiments.
     pub fn select(choice: IoChoice) -> Result<IoDriver, io::Error> {
-        let uring = || {
-            let setup = UringSetup::from_env().unwrap_or(UringSetup::Defer);
-            // Building a runtime is the honest probe: it calls io_uring_setup with the very flags the
-            // cores will use, so a kernel that lacks DEFER_TASKRUN falls back to an older setup.
-            for s in [setup, UringSetup::Coop, UringSetup::Plain] {
-                if IoDriver::Uring(s).block_on(async {}).is_ok() {
-                    return Ok(IoDriver::Uring(s));
-                }
-            }
-            IoDriver::Uring(UringSetup::Plain)
-                .block_on(async {})
-                .map(|()| IoDriver::Uring(UringSetup::Plain))
+        let forced = UringSetup::from_env();
+        let candidates: &[UringSetup] = match (choice, &forced) {
+            (IoChoice::Epoll, _) => return Ok(IoDriver::Epoll),
+            (_, Some(setup)) => std::slice::from_ref(setup),
+            (IoChoice::Auto, None) => &[UringSetup::Defer, UringSetup::Coop],
+            (IoChoice::Uring, None) => &[UringSetup::Defer, UringSetup::Coop, UringSetup::Plain],
         };
+        // Building a runtime is the honest probe: it calls io_uring_setup with the very flags the
+        // cores will use.
+        let mut last_error = None;
+        for &setup in candidates {
+            match IoDriver::Uring(setup).block_on(async {}) {
+                Ok(()) => return Ok(IoDriver::Uring(setup)),
+                Err(e) => last_error = Some(e),
+            }
+        }
         match choice {
-            IoChoice::Epoll => Ok(IoDriver::Epoll),
-            IoChoice::Uring => uring(),
-            IoChoice::Auto => match IoDriver::preferred() {
-                IoDriver::Epoll => Ok(IoDriver::Epoll),
-                IoDriver::Uring(_) => Ok(uring().unwrap_or(IoDriver::Epoll)),
-            },
+            IoChoice::Auto => Ok(IoDriver::Epoll),
+            _ => Err(last_error.unwrap_or_else(|| io::Error::other("no io_uring setup to try"))),
         }
     }
 

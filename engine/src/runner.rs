@@ -220,7 +220,13 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
                 file: formats::run::log_file_name(c.index),
             })
             .collect(),
-        extra: Default::default(),
+        // Not in the formats schema (yet): which io_uring setup ran, since it changes the numbers.
+        extra: [(
+            "io_setup".to_owned(),
+            serde_json::Value::from(driver.setup_name()),
+        )]
+        .into_iter()
+        .collect(),
     };
     manifest.write_to(&dir).map_err(|source| Error::Write {
         path: dir.join("manifest.json"),
@@ -229,10 +235,11 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
 
     if !plan.quiet {
         eprintln!(
-            "stampede: {} users on {} core(s), {} I/O, {} against {}",
+            "stampede: {} users on {} core(s), {} I/O ({}), {} against {}",
             plan.users,
             plan.cores.len(),
             driver.manifest_name(),
+            driver.setup_name(),
             profile::spec::HumanDuration(plan.duration),
             target_url
         );

@@ -160,11 +160,9 @@ impl Connection {
     ) -> Exchange {
         let mut ex = Exchange::default();
         let reused = self.is_open();
-        if !reused {
-            if let Err(f) = self.connect(addr, limits, start, &mut ex).await {
-                ex.failure = Some(f);
-                return ex;
-            }
+        if !reused && let Err(f) = self.connect(addr, limits, start, &mut ex).await {
+            ex.failure = Some(f);
+            return ex;
         }
         let mut result = self
             .send_and_receive(req, limits.max_body, start, &mut ex)
