@@ -80,14 +80,17 @@ impl Console {
     }
 
     fn draw(&mut self, sec: u64, s: &Second) {
-        if self.quiet {
+        // The trailing partial interval after the planned end is usually empty; it would overwrite
+        // the last real second on a terminal.
+        let after_end = Duration::from_secs(sec) > self.planned;
+        if self.quiet || (after_end && s.requests == 0) {
             return;
         }
         let (p50, p99) = s.latency.as_ref().map_or((0, 0), |h| {
             (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
         });
         // The last report of a run closes a partial interval after the planned end.
-        let label = if Duration::from_secs(sec) > self.planned {
+        let label = if after_end {
             "end".to_owned()
         } else {
             format!("{sec}s")
@@ -182,10 +185,28 @@ pub(crate) fn summary(done: &[CoreDone], elapsed: Duration) -> String {
     {
         row("(all)", t);
     }
+    let mut lag: Option<Histogram<u64>> = None;
+    for h in done.iter().filter_map(|d| d.lag.as_ref()) {
+        match &mut lag {
+            Some(l) => {
+                let _ = l.add(h);
+            }
+            None => lag = Some(h.clone()),
+        }
+    }
     let _ = writeln!(
         out,
         "latencies are measured from each request's intended start (corrected for coordinated omission)"
     );
+    if let Some(l) = lag.filter(|l| !l.is_empty()) {
+        let _ = writeln!(
+            out,
+            "schedule lag (actual minus intended start): p50 {}, p99 {}, max {}",
+            micros(l.value_at_quantile(0.5)),
+            micros(l.value_at_quantile(0.99)),
+            micros(l.max())
+        );
+    }
     out
 }
 

@@ -86,6 +86,8 @@ pub(crate) struct CoreDone {
     /// Per request name: name, corrected-latency histogram, successes, failures.
     pub names: Vec<(String, Histogram<u64>, u64, u64)>,
     pub samples: u64,
+    /// Schedule lag (actual minus intended start) of every request, µs.
+    pub lag: Option<Histogram<u64>>,
     pub pinned: bool,
     /// Set when the core could not write its log.
     pub error: Option<String>,
@@ -186,6 +188,8 @@ pub(crate) struct Recorder {
     by_name: Vec<NameStats>,
     second: Histogram<u64>,
     lag: Histogram<u64>,
+    /// Schedule lag over the whole run.
+    lag_total: Histogram<u64>,
     interval: IntervalStats,
     active_users: u32,
     open_connections: u32,
@@ -302,8 +306,9 @@ impl Recorder {
             self.interval.failures = self.interval.failures.saturating_add(1);
         }
         self.second.saturating_record(corrected);
-        self.lag
-            .saturating_record(s.actual_us.saturating_sub(s.intended_us).max(1));
+        let lag = s.actual_us.saturating_sub(s.intended_us).max(1);
+        self.lag.saturating_record(lag);
+        self.lag_total.saturating_record(lag);
         self.interval.requests = self.interval.requests.saturating_add(1);
     }
 
@@ -383,6 +388,7 @@ pub(crate) fn run_core(setup: CoreSetup) {
             core,
             names: Vec::new(),
             samples: 0,
+            lag: None,
             pinned,
             error: Some(format!(
                 "core {core}: could not start the {} runtime: {e}",
@@ -399,6 +405,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         core,
         names: Vec::new(),
         samples: 0,
+        lag: None,
         pinned,
         error: Some(error),
     };
@@ -455,6 +462,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             by_name,
             second: histogram(2),
             lag: histogram(2),
+            lag_total: histogram(2),
             interval: IntervalStats::default(),
             active_users: 0,
             open_connections: 0,
@@ -521,7 +529,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         ctx.expire_overdue(clock.now_us());
     }
     let now = clock.now_us();
-    let (names, samples) = {
+    let (names, samples, lag) = {
         let mut rec = ctx.rec.borrow_mut();
         rec.cancel_in_flight(now);
         // The last, partial interval is labelled with the second it falls in.
@@ -535,7 +543,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             .iter()
             .map(|n| (n.name.clone(), n.latency.clone(), n.ok, n.failed))
             .collect();
-        (names, samples)
+        (names, samples, rec.lag_total.clone())
     };
     let mut error = write_error.borrow_mut().take();
     // The file-writer task holds the file only while a write is in progress; wait for it to give it back.
@@ -562,6 +570,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         core,
         names,
         samples,
+        lag: Some(lag),
         pinned,
         error,
     }

@@ -272,6 +272,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
                     core: core.index,
                     names: Vec::new(),
                     samples: 0,
+                    lag: None,
                     pinned: false,
                     error: Some(format!("cannot start core {}: {source}", core.index)),
                 }));
