@@ -36,6 +36,9 @@ pub(crate) enum Base {
 
 const ZIGZAG_FLAG: u8 = 0x80;
 
+/// Values per group in the encoder's exception scan.
+const GROUP: usize = 16;
+
 /// Reusable buffers for encoding columns without allocating per block.
 #[derive(Debug)]
 pub(crate) struct ColumnEncoder {
@@ -93,32 +96,38 @@ impl ColumnEncoder {
         out.push(width as u8 | if ZIG { ZIGZAG_FLAG } else { 0 });
         varint::put(out, varint::zigzag(base));
 
-        // One branch-free pass (it vectorises) splits off the low bits and notes whether any value has
-        // more; only then does a second pass list the exceptions.
+        // One branch-free pass (it vectorises) splits off the low bits and notes, per group of 16
+        // values, whether any has more; the exception scan then visits only the groups that do.
         let mask = if width == 64 {
             u64::MAX
         } else {
             (1u64 << width) - 1
         };
         let low = &mut self.low[..residuals.len()];
-        let mut high_bits = 0u64;
-        for (l, &r) in low.iter_mut().zip(residuals) {
-            let u = transform(r);
-            high_bits |= u & !mask;
-            *l = u & mask;
+        let mut group_high = [0u64; MAX_BLOCK_SAMPLES / GROUP];
+        for ((lows, rs), high) in low
+            .chunks_mut(GROUP)
+            .zip(residuals.chunks(GROUP))
+            .zip(group_high.iter_mut())
+        {
+            for (l, &r) in lows.iter_mut().zip(rs) {
+                let u = transform(r);
+                *high |= u & !mask;
+                *l = u & mask;
+            }
         }
         if width > 0 {
             bitpack::pack(low, width, out);
         }
-        if high_bits == 0 {
-            out.push(0);
-            return;
-        }
         self.exceptions.clear();
-        for (i, &r) in residuals.iter().enumerate() {
-            let high = transform(r) & !mask;
-            if high != 0 {
-                self.exceptions.push((i as u32, high >> width));
+        for (g, _) in group_high.iter().enumerate().filter(|(_, h)| **h != 0) {
+            let start = g * GROUP;
+            let end = (start + GROUP).min(residuals.len());
+            for (i, &r) in residuals[start..end].iter().enumerate() {
+                let high = transform(r) & !mask;
+                if high != 0 {
+                    self.exceptions.push(((start + i) as u32, high >> width));
+                }
             }
         }
         varint::put(out, self.exceptions.len() as u64);

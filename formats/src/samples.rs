@@ -81,6 +81,8 @@ const BASES: [Base; COLUMNS] = [
 pub(crate) struct BlockBuilder {
     residuals: Box<[[i64; MAX_BLOCK_SAMPLES]; COLUMNS]>,
     len: usize,
+    /// The block closes at this many samples (at most MAX_BLOCK_SAMPLES).
+    capacity: usize,
     prev_end: u64,
     /// The last bytes sent and received per name id in this block.
     last_bytes: Vec<(u32, u32)>,
@@ -98,6 +100,7 @@ impl Default for BlockBuilder {
         BlockBuilder {
             residuals,
             len: 0,
+            capacity: MAX_BLOCK_SAMPLES,
             prev_end: 0,
             last_bytes: Vec::new(),
             columns: ColumnEncoder::default(),
@@ -140,7 +143,12 @@ impl BlockBuilder {
         r[col::USER][i] = i64::from(s.user);
         self.prev_end = end;
         self.len += 1;
-        self.len == MAX_BLOCK_SAMPLES
+        self.len >= self.capacity
+    }
+
+    /// Sets the number of samples at which a block closes, clamped to 1..=MAX_BLOCK_SAMPLES.
+    pub(crate) fn set_capacity(&mut self, samples: usize) {
+        self.capacity = samples.clamp(1, MAX_BLOCK_SAMPLES);
     }
 
     /// Appends the payload for the collected samples (at least one) to `out` and starts a new block.

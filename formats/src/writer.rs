@@ -131,6 +131,13 @@ impl<S: BlockSink> LogWriter<S> {
         MessageId(NonZeroU32::new(id).expect("message ids start at 1"))
     }
 
+    /// Sets how many samples close a block (1..=8192, default 8192). Encoding a block takes the core
+    /// roughly 30 ns per sample, so smaller blocks make shorter pauses in the engine's event loop at a
+    /// small cost in size (about 0.1 byte per sample at 1024).
+    pub fn set_block_samples(&mut self, samples: usize) {
+        self.block.set_capacity(samples);
+    }
+
     /// Adds one sample; writes a block when one fills up.
     ///
     /// A `ttfb_us` above `latency_us` is lowered to it, since the first byte cannot arrive after the

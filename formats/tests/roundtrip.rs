@@ -229,3 +229,25 @@ fn empty_log_is_complete_and_clean() {
     assert_eq!(log.samples.len(), 0);
     assert_eq!(log.end.unwrap().samples, 0);
 }
+
+#[test]
+fn smaller_blocks_close_at_the_chosen_size() {
+    let mut w = LogWriter::new(&common::header(0), Vec::new()).unwrap();
+    w.set_block_samples(100);
+    let n = w.intern_name("x");
+    for i in 0..1_050u32 {
+        w.push(Sample {
+            name: n,
+            latency_us: i,
+            actual_us: u64::from(i),
+            ..Sample::default()
+        })
+        .unwrap();
+        assert_eq!(w.samples_buffered(), (i as usize + 1) % 100);
+    }
+    let log = read_log(&w.finish().unwrap()).unwrap();
+    assert!(log.problems.is_empty());
+    assert_eq!(log.samples.len(), 1_050);
+    // One name-table block, eleven samples blocks.
+    assert_eq!(log.end.unwrap().blocks, 12);
+}
