@@ -43,7 +43,8 @@ const GROUP: usize = 16;
 #[derive(Debug)]
 pub(crate) struct ColumnEncoder {
     low: Box<[u64; MAX_BLOCK_SAMPLES]>,
-    exceptions: Vec<(u32, u64)>,
+    /// Room for every value to be an exception, so the scan can write without checking capacity.
+    exceptions: Box<[(u32, u64)]>,
 }
 
 impl Default for ColumnEncoder {
@@ -53,7 +54,7 @@ impl Default for ColumnEncoder {
                 .into_boxed_slice()
                 .try_into()
                 .expect("block-sized"),
-            exceptions: Vec::new(),
+            exceptions: vec![(0, 0); MAX_BLOCK_SAMPLES].into_boxed_slice(),
         }
     }
 }
@@ -86,11 +87,19 @@ impl ColumnEncoder {
             let d = r.wrapping_sub(base);
             if ZIG { varint::zigzag(d) } else { d as u64 }
         };
-        let mut hist = [0u32; 65];
+        // Four histograms filled in turn, summed afterwards: consecutive values usually share a bucket,
+        // and one histogram would make every increment wait for the previous one's store.
+        let mut hists = [[0u32; 65]; 4];
         let mut seen = 0;
-        for r in sampled(residuals) {
-            hist[(64 - transform(r).leading_zeros()) as usize] += 1;
+        for (k, r) in sampled(residuals).enumerate() {
+            hists[k & 3][(64 - transform(r).leading_zeros()) as usize] += 1;
             seen += 1;
+        }
+        let mut hist = hists[0];
+        for h in &hists[1..] {
+            for (total, c) in hist.iter_mut().zip(h) {
+                *total += c;
+            }
         }
         let width = best_width(&hist, seen);
         out.push(width as u8 | if ZIG { ZIGZAG_FLAG } else { 0 });
@@ -119,20 +128,21 @@ impl ColumnEncoder {
         if width > 0 {
             bitpack::pack(low, width, out);
         }
-        self.exceptions.clear();
+        // Branch-free: every value of a flagged group is written to the next free slot, and the slot is
+        // kept only if the value is an exception.
+        let mut count = 0;
         for (g, _) in group_high.iter().enumerate().filter(|(_, h)| **h != 0) {
             let start = g * GROUP;
             let end = (start + GROUP).min(residuals.len());
             for (i, &r) in residuals[start..end].iter().enumerate() {
                 let high = transform(r) & !mask;
-                if high != 0 {
-                    self.exceptions.push(((start + i) as u32, high >> width));
-                }
+                self.exceptions[count] = ((start + i) as u32, high.checked_shr(width).unwrap_or(0));
+                count += usize::from(high != 0);
             }
         }
-        varint::put(out, self.exceptions.len() as u64);
+        varint::put(out, count as u64);
         let mut prev: i64 = -1;
-        for &(i, high) in &self.exceptions {
+        for &(i, high) in &self.exceptions[..count] {
             varint::put(out, (i64::from(i) - prev - 1) as u64);
             varint::put(out, high);
             prev = i64::from(i);
@@ -166,11 +176,15 @@ pub(crate) fn decode(body: &[u8], dst: &mut [u64]) -> Result<(), PayloadError> {
         dst.fill(base);
         return Ok(());
     }
-    if width == 0 {
-        dst.fill(0);
+    // With width 0 every value is the base except the exceptions, which are then whole values: fill
+    // with the base and patch, instead of transforming every value.
+    let sparse = width == 0;
+    if sparse {
+        dst.fill(base);
     } else {
         bitpack::unpack(packed, width, dst);
     }
+    let finish = |u: u64| base.wrapping_add(if zig { varint::unzigzag(u) as u64 } else { u });
     let mut pos: usize = 0;
     for k in 0..count {
         let gap = cur.length(n)?;
@@ -183,20 +197,21 @@ pub(crate) fn decode(body: &[u8], dst: &mut [u64]) -> Result<(), PayloadError> {
         }
         let high = cur.varint()?;
         let shifted = high.checked_shl(width).filter(|s| s >> width == high);
-        dst[pos] |= shifted.ok_or(PayloadError::ExceptionOverflow)?;
+        let shifted = shifted.ok_or(PayloadError::ExceptionOverflow)?;
+        if sparse {
+            dst[pos] = finish(shifted);
+        } else {
+            dst[pos] |= shifted;
+        }
     }
     if cur.remaining() != 0 {
         return Err(PayloadError::TrailingBytes {
             bytes: cur.remaining() as u64,
         });
     }
-    if zig {
+    if !sparse {
         for v in dst.iter_mut() {
-            *v = base.wrapping_add(varint::unzigzag(*v) as u64);
-        }
-    } else {
-        for v in dst.iter_mut() {
-            *v = base.wrapping_add(*v);
+            *v = finish(*v);
         }
     }
     Ok(())

@@ -73,13 +73,19 @@ const BASES: [Base; COLUMNS] = [
     Base::Min,  // user
 ];
 
+/// The length of each residual array in [`BlockBuilder`]: a block plus 24 values, so that the twelve
+/// arrays start 192 bytes apart modulo 4 KiB. With exactly 64 KiB between them, the twelve stores of a
+/// push would all have the same address bits below 4 KiB, and the CPU's memory disambiguation would
+/// stall on false load/store conflicts ("4K aliasing").
+const STRIDE: usize = MAX_BLOCK_SAMPLES + 24;
+
 /// Collects one block's residuals column by column as samples arrive, then encodes them.
 ///
 /// Pushing computes the residuals straight into twelve fixed arrays, so a push is a few stores and the
 /// encoder reads each column contiguously.
 #[derive(Debug)]
 pub(crate) struct BlockBuilder {
-    residuals: Box<[[i64; MAX_BLOCK_SAMPLES]; COLUMNS]>,
+    residuals: Box<[[i64; STRIDE]; COLUMNS]>,
     len: usize,
     /// The block closes at this many samples (at most MAX_BLOCK_SAMPLES).
     capacity: usize,
@@ -92,11 +98,10 @@ pub(crate) struct BlockBuilder {
 
 impl Default for BlockBuilder {
     fn default() -> Self {
-        let residuals: Box<[[i64; MAX_BLOCK_SAMPLES]; COLUMNS]> =
-            vec![[0i64; MAX_BLOCK_SAMPLES]; COLUMNS]
-                .into_boxed_slice()
-                .try_into()
-                .expect("COLUMNS arrays");
+        let residuals: Box<[[i64; STRIDE]; COLUMNS]> = vec![[0i64; STRIDE]; COLUMNS]
+            .into_boxed_slice()
+            .try_into()
+            .expect("COLUMNS arrays");
         BlockBuilder {
             residuals,
             len: 0,
@@ -237,15 +242,19 @@ impl SamplesDecoder {
         undelta_bytes(&mut self.last_bytes, name, received, "bytes_received")?;
 
         out.name.extend(name.iter().map(|&v| v as u32));
-        out.actual_us.reserve(n);
-        out.intended_us.reserve(n);
         let mut prev_end = 0u64;
-        for ((&d, &l), &g) in end.iter().zip(latency.iter()).zip(lag.iter()) {
-            prev_end = prev_end.wrapping_add(d);
-            let actual = prev_end.wrapping_sub(l);
-            out.actual_us.push(actual);
-            out.intended_us.push(actual.wrapping_sub(g));
-        }
+        out.actual_us
+            .extend(end.iter().zip(latency.iter()).map(|(&delta, &latency)| {
+                prev_end = prev_end.wrapping_add(delta);
+                prev_end.wrapping_sub(latency)
+            }));
+        let actual = &out.actual_us[out.actual_us.len() - n..];
+        out.intended_us.extend(
+            actual
+                .iter()
+                .zip(lag.iter())
+                .map(|(&a, &lag)| a.wrapping_sub(lag)),
+        );
         out.latency_us.extend(latency.iter().map(|&v| v as u32));
         out.connect_us.extend(connect.iter().map(|&v| v as u32));
         out.ttfb_us.extend(
