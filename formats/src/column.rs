@@ -225,7 +225,7 @@ fn sampled_mode(values: &[i64]) -> i64 {
     if values.is_empty() {
         return 0;
     }
-    let picks: Vec<i64> = (0..16).map(|k| values[k * values.len() / 16]).collect();
+    let picks: [i64; 16] = std::array::from_fn(|k| values[k * values.len() / 16]);
     let mut best = (0, picks[0]);
     for &p in &picks {
         let count = picks.iter().filter(|&&q| q == p).count();
