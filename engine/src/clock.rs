@@ -56,6 +56,12 @@ impl Clock {
     }
 }
 
+/// Whole microseconds in `d`, saturating (a spawn time from an absurdly low rate can be `Duration::MAX`).
+#[inline]
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Wall-clock now, ns since the Unix epoch.
 pub(crate) fn wall_now_ns() -> i64 {
     let d = SystemTime::now()

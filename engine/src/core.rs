@@ -449,7 +449,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         kinds: setup.plan.kinds.clone(),
         requests,
         limits: setup.plan.limits,
-        end_us: setup.plan.duration.as_micros() as u64,
+        end_us: crate::clock::micros(setup.plan.duration),
         stopping: Cell::new(false),
         rng: RefCell::new(Rng::new(
             u64::from_le_bytes(setup.header.run_id.0[..8].try_into().expect("8 bytes"))
@@ -579,7 +579,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
 /// Starts each user at its spawn time, until the run stops.
 async fn spawner(ctx: Rc<CoreCtx>, users: Vec<UserPlan>) {
     for (local, user) in users.into_iter().enumerate() {
-        let at = user.spawn_at.as_micros() as u64;
+        let at = crate::clock::micros(user.spawn_at);
         if at >= ctx.end_us {
             break;
         }

@@ -37,6 +37,9 @@ pub struct PlanEnv {
     pub cpus: Vec<u32>,
 }
 
+/// The most users a run may have: each holds a socket and a few KiB, and the plan lists them all.
+pub const MAX_USERS: u32 = 10_000_000;
+
 /// Everything a run needs, typed.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -329,6 +332,19 @@ impl Plan {
             duration.0 = d;
         }
         let (users, spawn_rate, duration) = (*users, *spawn_rate, duration.0);
+        if users > MAX_USERS {
+            let field = if args.users.is_some() {
+                "--users"
+            } else {
+                "load.users"
+            };
+            return Err(err(
+                field,
+                format!(
+                    "{users} users is more than this engine supports ({MAX_USERS}); every user holds a connection"
+                ),
+            ));
+        }
 
         let core_count = match args.cores {
             Some(0) => return Err(err("--cores", "must be at least 1")),

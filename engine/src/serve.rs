@@ -116,12 +116,13 @@ impl Drop for Server {
 
 /// `engine serve`: serves until Ctrl-C or SIGTERM, printing the bound address first.
 pub fn serve_command(args: &ServeArgs) -> io::Result<()> {
-    let server = Server::start(&args.addr, args.threads, args.io, None)?;
-    println!("{}", server.addr());
+    // Handlers first: a signal that arrives once the address is printed must stop the server cleanly.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])?;
+    let server = Server::start(&args.addr, args.threads, args.io, None)?;
+    println!("{}", server.addr());
     let _ = signals.forever().next();
     eprintln!("served {} requests", server.served());
     server.stop();

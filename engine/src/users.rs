@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
 
+use crate::clock::micros;
 use crate::core::{CoreCtx, InFlight, UserSlot};
 use crate::http::{Connection, Exchange, Failure, RequestRef};
 use crate::plan::UserPlan;
@@ -38,7 +39,7 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
     ctx.rec.borrow_mut().user_started();
     let kind = &ctx.kinds[plan.kind];
     let mut conn = Connection::default();
-    let mut ready_us = plan.spawn_at.as_micros() as u64;
+    let mut ready_us = micros(plan.spawn_at);
     'life: while !ctx.stopping.get() {
         let task = {
             let r = ctx.rng.borrow_mut().below(kind.total_task_weight);
@@ -63,7 +64,7 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
                     intended_us: ready_us.min(actual_us),
                     actual_us,
                     user: plan.global,
-                    deadline_us: actual_us + ctx.limits.request_timeout.as_micros() as u64,
+                    deadline_us: actual_us.saturating_add(micros(ctx.limits.request_timeout)),
                 },
             );
             let request = RequestRef {
@@ -127,7 +128,7 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
         }
         let think = schedule::think(kind.wait, ctx.rng.borrow_mut().unit()).max(pause);
         let last_end_us = ready_us;
-        ready_us += think.as_micros() as u64;
+        ready_us = ready_us.saturating_add(micros(think));
         if !think.is_zero() {
             if ready_us >= ctx.end_us {
                 // The run ends before this user would wake: it is done.
@@ -136,7 +137,7 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
             // The connect-failure pause is a floor that timer slack must not eat into.
             let wake = ready_us
                 .saturating_sub(TIMER_SLACK.as_micros() as u64)
-                .max(last_end_us + pause.as_micros() as u64);
+                .max(last_end_us + micros(pause));
             monoio::time::sleep_until(ctx.clock.at_us(wake).into()).await;
         }
     }

@@ -147,6 +147,30 @@ mod tests {
         }
     }
 
+    /// Every prefix of a valid profile, and many single-byte corruptions of it, give an error or a
+    /// profile (and then a plan or an error): never a panic.
+    #[test]
+    fn mangled_profiles_never_panic() {
+        let text = include_str!("../../../profiles/api.ron");
+        let file = std::path::Path::new("api.ron");
+        assert!(load_str(text, file).is_ok());
+        for (i, _) in text.char_indices() {
+            let _ = load_str(&text[..i], file);
+        }
+        let bytes = text.as_bytes();
+        for i in (0..bytes.len()).step_by(3) {
+            for b in [b'(', b')', b'"', b'0', b'x', b'\\', b',', b':'] {
+                let mut m = bytes.to_vec();
+                m[i] = b;
+                // What parses must also resolve (or fail) without panicking.
+                if let Ok(Ok(spec)) = std::str::from_utf8(&m).map(|s| load_str(s, file)) {
+                    let env = crate::plan::PlanEnv { cpus: vec![0, 1] };
+                    let _ = crate::plan::Plan::resolve(spec, &crate::cli::RunArgs::default(), &env);
+                }
+            }
+        }
+    }
+
     #[test]
     fn suggestions() {
         assert_eq!(suggest("methd", ["method", "path", "name"]), Some("method"));
