@@ -127,6 +127,7 @@ fn serve_prints_its_address_and_answers() {
 
 #[test]
 fn demo_profile_runs_against_the_embedded_target() {
+    let _serial = one_at_a_time();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/demo.ron");
     let tmp = tempfile::tempdir().unwrap();
     let out = run(tmp.path(), &[demo.to_str().unwrap(), "--duration", "2s"]);

@@ -10,6 +10,14 @@ use engine::cli::IoChoice;
 use engine::serve::Server;
 use formats::{LogContents, Manifest, Run, SampleColumns};
 
+/// Runs tests that start an engine one at a time: each engine pins threads to CPUs, and a dozen of them
+/// at once on a 2-core CI machine would turn timing assertions into coin flips.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The I/O drivers every behaviour is tested under.
 pub const DRIVERS: [&str; 2] = ["uring", "epoll"];
 
