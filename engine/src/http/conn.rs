@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 
 use formats::Outcome;
 use monoio::buf::IoBufMut;
+use monoio::io::Splitable;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use monoio::net::tcp::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
+use std::pin::pin;
+use std::task::Poll;
 
 use super::chunked::Chunked;
 use super::response::{BodyKind, Head, parse_head};
@@ -32,10 +36,11 @@ enum Link {
     /// No socket: the next request connects first. The connection owns both buffers.
     #[default]
     Closed,
-    /// An open socket with no request in flight, reusable for the next request. The connection owns
-    /// both buffers. While a request is in flight the socket stays here, and the buffer of the one
-    /// operation in progress belongs to that operation (the field holds an empty `Vec`).
-    Idle(TcpStream),
+    /// An open socket, split so that a request's send and its response's receive can be in flight
+    /// at once (see [`Connection::send_and_receive`]). Between requests the connection owns both
+    /// buffers; while a request is in flight, the buffer of each operation in progress belongs to that
+    /// operation (the field holds an empty `Vec`).
+    Idle(TcpOwnedReadHalf, TcpOwnedWriteHalf),
 }
 
 /// A keep-alive HTTP/1.1 connection (one per virtual user, as Locust does).
@@ -136,7 +141,7 @@ impl Failure {
 impl Connection {
     /// Whether a socket is open.
     pub fn is_open(&self) -> bool {
-        matches!(self.link, Link::Idle(_))
+        matches!(self.link, Link::Idle(..))
     }
 
     /// Closes the socket after an exchange was abandoned part-way (request timeout): the stream may
@@ -215,7 +220,8 @@ impl Connection {
                 let _ = stream.set_nodelay(true);
                 ex.connect_us = (start.elapsed().as_micros() as u32).max(1);
                 ex.connected = true;
-                self.link = Link::Idle(stream);
+                let (rx, tx) = stream.into_split();
+                self.link = Link::Idle(rx, tx);
                 Ok(())
             }
         }
@@ -229,17 +235,62 @@ impl Connection {
         start: Instant,
         ex: &mut Exchange,
     ) -> Result<bool, Failure> {
-        let Link::Idle(stream) = &mut self.link else {
+        let Link::Idle(rx, tx) = &mut self.link else {
             unreachable!("exchange connects before sending");
         };
-        let (wbuf, rbuf) = (&mut self.wbuf, &mut self.rbuf);
-        send(stream, wbuf, req.bytes).await?;
-        ex.bytes_sent = ex.bytes_sent.saturating_add(req.bytes.len() as u32);
-        receive(stream, rbuf, req.head, max_body, start, ex).await
+        // The receive is issued together with the send rather than after it completes: on io_uring
+        // both operations go to the kernel in the same submission, which saves a task wake-up and a
+        // trip round the event loop per request. A failed send ends the exchange at once (dropping
+        // the receive cancels it); a response that arrives before the send completes (a server
+        // answering early) still waits for the send, whose buffer it must get back.
+        let mut sent = false;
+        let result = {
+            let mut sending = pin!(send(tx, &mut self.wbuf, req.bytes));
+            let mut receiving = pin!(receive(
+                rx,
+                &mut self.rbuf,
+                req.head,
+                max_body,
+                start,
+                &mut *ex
+            ));
+            let mut received: Option<Result<bool, Failure>> = None;
+            std::future::poll_fn(|cx| {
+                if !sent {
+                    match sending.as_mut().poll(cx) {
+                        Poll::Ready(Ok(())) => sent = true,
+                        Poll::Ready(Err(f)) => return Poll::Ready(Err(f)),
+                        Poll::Pending => {}
+                    }
+                }
+                if received.is_none()
+                    && let Poll::Ready(result) = receiving.as_mut().poll(cx)
+                {
+                    received = Some(result);
+                }
+                match received.take() {
+                    Some(Err(f)) => Poll::Ready(Err(f)),
+                    Some(ok) if sent => Poll::Ready(ok),
+                    other => {
+                        received = other;
+                        Poll::Pending
+                    }
+                }
+            })
+            .await
+        };
+        if sent {
+            ex.bytes_sent = ex.bytes_sent.saturating_add(req.bytes.len() as u32);
+        }
+        result
     }
 }
 
-async fn send(stream: &mut TcpStream, wbuf: &mut Vec<u8>, bytes: &[u8]) -> Result<(), Failure> {
+async fn send(
+    stream: &mut TcpOwnedWriteHalf,
+    wbuf: &mut Vec<u8>,
+    bytes: &[u8],
+) -> Result<(), Failure> {
     let mut buf = std::mem::take(wbuf);
     buf.clear();
     buf.extend_from_slice(bytes);
@@ -250,7 +301,7 @@ async fn send(stream: &mut TcpStream, wbuf: &mut Vec<u8>, bytes: &[u8]) -> Resul
 
 /// Reads once into the free space of `rbuf`, growing it first if it is full. Returns the bytes read.
 async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut TcpOwnedReadHalf,
     rbuf: &mut Vec<u8>,
     ex: &mut Exchange,
     start: Instant,
@@ -274,7 +325,7 @@ async fn read_more(
 }
 
 async fn receive(
-    stream: &mut TcpStream,
+    stream: &mut TcpOwnedReadHalf,
     rbuf: &mut Vec<u8>,
     head_request: bool,
     max_body: u64,
