@@ -491,8 +491,12 @@ impl Plan {
                 }
             }
         }
-        let profile_ron = ron::ser::to_string_pretty(&shown, ron::ser::PrettyConfig::default())
-            .unwrap_or_else(|e| format!("(could not render the profile: {e})"));
+        let profile_ron = ron::ser::to_string_pretty(
+            &shown,
+            ron::ser::PrettyConfig::default()
+                .extensions(ron::extensions::Extensions::IMPLICIT_SOME),
+        )
+        .unwrap_or_else(|e| format!("(could not render the profile: {e})"));
 
         Ok(Plan {
             name: spec.name.clone(),
@@ -770,6 +774,14 @@ mod tests {
         let e = substitute("/x/${iten}", &vars, "path").unwrap_err();
         assert!(e.message.contains("did you mean `item`"), "{e}");
         assert_eq!(substitute("$$5 ${item}", &vars, "p").unwrap(), "$5 1");
+    }
+
+    #[test]
+    fn the_manifest_profile_reads_back_as_a_profile() {
+        let plan = Plan::resolve(spec(), &RunArgs::default(), &env()).unwrap();
+        let again = profile::load_str(&plan.profile_ron, std::path::Path::new("manifest")).unwrap();
+        assert_eq!(again.name, "t");
+        assert!(!plan.profile_ron.contains("Some("), "{}", plan.profile_ron);
     }
 
     #[test]

@@ -25,6 +25,7 @@ for_each_driver!(
     sigint_mid_run_finalizes_the_manifest_and_logs,
     hostile_responses_fail_as_malformed_without_stopping_the_run,
     slow_responses_time_out_at_the_request_timeout,
+    chunked_and_close_delimited_bodies_are_read_to_the_end,
 );
 
 fn closed_run_logs_every_request_the_server_answered(io: &str) {
@@ -343,5 +344,68 @@ fn slow_responses_time_out_at_the_request_timeout(io: &str) {
             .outcome
             .iter()
             .all(|&o| o == Outcome::Timeout.code() || o == Outcome::Cancelled.code())
+    );
+}
+
+fn chunked_and_close_delimited_bodies_are_read_to_the_end(io: &str) {
+    // Keep-alive chunked responses on even connections; close-delimited bodies on odd ones.
+    const CHUNKED: &[u8] =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n";
+    const UNTIL_CLOSE: &[u8] =
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nno length, ends at close";
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                // Answer each request as it arrives; a close-delimited answer ends the connection.
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    let reply = if i % 2 == 0 { CHUNKED } else { UNTIL_CLOSE };
+                    if conn.write_all(reply).is_err() || i % 2 == 1 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("http://{addr}/");
+    let out = run(
+        tmp.path(),
+        &[
+            "--url",
+            &url,
+            "--users",
+            "2",
+            "--duration",
+            "1s",
+            "--cores",
+            "1",
+            "--io",
+            io,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let r = read_run(&run_dir(&out));
+    assert!(r.samples.len() > 10);
+    assert!(
+        r.samples.outcome.iter().all(|&o| o == Outcome::Ok.code()),
+        "{:?}",
+        r.messages()
+    );
+    let lengths: std::collections::BTreeSet<u32> =
+        r.samples.bytes_received.iter().copied().collect();
+    let expected: std::collections::BTreeSet<u32> =
+        [CHUNKED.len() as u32, UNTIL_CLOSE.len() as u32].into();
+    assert!(lengths.is_subset(&expected), "{lengths:?}");
+    assert!(
+        lengths.contains(&(UNTIL_CLOSE.len() as u32)),
+        "close-delimited responses were read"
     );
 }
