@@ -583,8 +583,11 @@ async fn spawner(ctx: Rc<CoreCtx>, users: Vec<UserPlan>) {
         if at >= ctx.end_us {
             break;
         }
-        if at > ctx.clock.now_us() {
-            monoio::time::sleep_until(ctx.clock.at_us(at).into()).await;
+        // Early by the timer slack, like think time, so a user's first request is not "late" by
+        // timer rounding; the user then starts at once and its intended start is the actual one.
+        let wake = at.saturating_sub(crate::clock::micros(crate::users::TIMER_SLACK));
+        if wake > ctx.clock.now_us() {
+            monoio::time::sleep_until(ctx.clock.at_us(wake).into()).await;
         }
         if ctx.stopping.get() {
             break;

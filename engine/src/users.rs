@@ -32,7 +32,7 @@ const CONNECT_FAILURE_PAUSE: Duration = Duration::from_millis(1);
 /// therefore sleep until two ticks before they are ready, so the timer fires in the 2 ms before the
 /// ready time: think times are honoured to within 2 ms, and lag measures real lateness (a busy core),
 /// not timer rounding.
-const TIMER_SLACK: Duration = Duration::from_millis(2);
+pub(crate) const TIMER_SLACK: Duration = Duration::from_millis(2);
 
 /// Runs one user until the core stops.
 pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
