@@ -26,6 +26,7 @@ for_each_driver!(
     hostile_responses_fail_as_malformed_without_stopping_the_run,
     slow_responses_time_out_at_the_request_timeout,
     chunked_and_close_delimited_bodies_are_read_to_the_end,
+    a_keep_alive_connection_closed_while_idle_is_reopened_not_failed,
 );
 
 fn closed_run_logs_every_request_the_server_answered(io: &str) {
@@ -408,4 +409,43 @@ fn chunked_and_close_delimited_bodies_are_read_to_the_end(io: &str) {
         lengths.contains(&(UNTIL_CLOSE.len() as u32)),
         "close-delimited responses were read"
     );
+}
+
+fn a_keep_alive_connection_closed_while_idle_is_reopened_not_failed(io: &str) {
+    // A server that answers one request per connection and then closes it without saying so, as a
+    // server does when its keep-alive timeout expires between two requests of a thinking user.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            if conn.read(&mut buf).is_ok_and(|n| n > 0) {
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "idle-close", host: "http://{addr}", load: Closed(users: 2, duration: "1s"),
+                users: [(wait: Constant("20ms"), tasks: [(requests: [(path: "/")])])])"#
+        ),
+    );
+    let out = run(
+        tmp.path(),
+        &[profile.to_str().unwrap(), "--cores", "1", "--io", io],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let r = read_run(&run_dir(&out));
+    assert!(r.samples.len() >= 20, "{} samples", r.samples.len());
+    assert!(
+        r.samples.outcome.iter().all(|&o| o == Outcome::Ok.code()),
+        "{:?}",
+        r.messages()
+    );
+    // Every request needed a fresh connection, and says so.
+    assert!(r.samples.connect_us.iter().all(|&c| c > 0));
 }
