@@ -1,1 +1,38 @@
-//! placeholder
+//! # Stampede's load generator
+//!
+//! `engine run profile.ron` turns a RON profile into a [`plan::Plan`], starts one pinned thread per core
+//! (each owning its monoio runtime, connections, virtual users, RNG, histograms and sample-log writer),
+//! and writes a run directory through the `formats` crate, the only contract with the analyzer.
+//!
+//! ```text
+//! profile.ron ──profile::load──▶ ProfileSpec ──Plan::resolve──▶ Plan ──runner──▶ cores ──▶ runs/<id>/
+//!                                                                      └──▶ console (coordinator thread)
+//! ```
+//!
+//! Module map, in the order a run touches them: [`cli`] (flags), [`profile`] (the file as written, with
+//! located errors), [`plan`] (the resolved, typed plan), [`schedule`] (pure timing functions),
+//! `runner` (orchestration, run directory, manifest), `core` (one engine thread), [`http`] (request
+//! rendering, response parsing, connections), `users` (virtual users), `console` (live lines and the
+//! summary), `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the
+//! embedded target).
+
+pub mod cli;
+mod clock;
+mod console;
+mod core;
+mod driver;
+mod error;
+pub mod http;
+mod logsink;
+pub mod plan;
+pub mod profile;
+mod rng;
+mod runner;
+pub mod schedule;
+pub mod serve;
+mod sys;
+mod users;
+
+pub use driver::IoDriver;
+pub use error::Error;
+pub use runner::{RunOutcome, run};

@@ -1,0 +1,118 @@
+//! Command-line flags. They mirror the profile's fields they override; [`crate::plan::Plan::resolve`]
+//! applies them, so nothing else reads these types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  engine run profiles/demo.ron                        # demo against the embedded target
+  engine run profiles/shop.ron --env staging --users 200 --duration 2m
+  engine run --url http://127.0.0.1:8080/ --users 50 --duration 10s
+  engine serve --addr 127.0.0.1:0                     # the embedded target on its own
+
+The pipeline:
+  engine run profiles/demo.ron   ->   runs/<id>/   ->   analyzer report runs/<id>";
+
+/// Stampede's load generator: thread-per-core HTTP/1.1 load that records every request.
+#[derive(Debug, Parser)]
+#[command(name = "engine", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load test from a profile (or an ad-hoc `--url`) and write a run directory.
+    #[command(after_help = EXAMPLES)]
+    Run(RunArgs),
+    /// Run the embedded HTTP target (for demos and tests) until interrupted.
+    #[command(
+        after_help = "Routes: / , /items/{id}, POST /login, /private (Bearer token from /login), \
+                            /delay/{ms}, /status/{code}, /bytes/{n}, /echo"
+    )]
+    Serve(ServeArgs),
+}
+
+/// `engine run`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct RunArgs {
+    /// The profile (RON). Omit it and give `--url` for an ad-hoc test.
+    #[arg(required_unless_present = "url", conflicts_with = "url")]
+    pub profile: Option<PathBuf>,
+    /// Ad-hoc mode: GET this URL in a loop with no think time (like wrk or oha).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The profile environment to use (its host, headers and variables).
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Override the target base URL (`http://host:port`, or `embedded`).
+    #[arg(long, value_name = "URL")]
+    pub host: Option<String>,
+    /// Override the number of virtual users (total across cores).
+    #[arg(long, short = 'u', value_name = "N")]
+    pub users: Option<u32>,
+    /// Override the spawn rate, users per second (total across cores).
+    #[arg(long, short = 'r', value_name = "R")]
+    pub spawn_rate: Option<f64>,
+    /// Override the duration, e.g. `30s`, `2m`, `1h30m`, `500ms`.
+    #[arg(long, short = 'd', value_name = "D", value_parser = parse_duration_arg)]
+    pub duration: Option<Duration>,
+    /// Engine threads, one pinned per CPU (default: every CPU this process may use).
+    #[arg(long, short = 'c', value_name = "N")]
+    pub cores: Option<u32>,
+    /// Where run directories go.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub out: PathBuf,
+    /// The I/O driver: `auto` picks the fastest available (see docs/io-drivers.md).
+    #[arg(long, value_enum, default_value_t = IoChoice::Auto)]
+    pub io: IoChoice,
+    /// Set a profile variable (repeatable); overrides the environment's value.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// No live console lines, only the summary and the run directory.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `engine serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to bind; port 0 picks a free port. The bound address is printed.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: String,
+    /// Server threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
+    /// The I/O driver.
+    #[arg(long, value_enum, default_value_t = IoChoice::Auto)]
+    pub io: IoChoice,
+}
+
+/// Which I/O driver to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum IoChoice {
+    /// The driver that measured fastest on this kind of machine, falling back when it is unavailable.
+    #[default]
+    Auto,
+    /// io_uring; fails if the kernel or sandbox does not allow it.
+    Uring,
+    /// epoll (monoio's legacy driver); works everywhere.
+    Epoll,
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    crate::profile::parse_duration(s)
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}

@@ -1,0 +1,451 @@
+//! One virtual user's keep-alive connection: connect when needed, send the rendered request, read and
+//! discard the response, and say how it went.
+//!
+//! monoio's I/O is completion-based: a buffer is *moved* into each read or write and handed back when
+//! the operation completes. The connection therefore owns its two buffers between requests and lends
+//! them out for the duration of one operation. If an operation is abandoned (request timeout), its
+//! buffer stays with the kernel until the cancelled operation completes and the field is left empty;
+//! the next request allocates a fresh one. That is the only allocation after warm-up, and it happens on
+//! the failure path.
+
+use std::borrow::Cow;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use formats::Outcome;
+use monoio::buf::IoBufMut;
+use monoio::io::Splitable;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use monoio::net::tcp::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
+use std::pin::pin;
+use std::task::Poll;
+
+use super::chunked::Chunked;
+use super::response::{BodyKind, Head, parse_head};
+
+/// Initial read buffer. Most response heads fit; bodies stream through it in pieces this size.
+const READ_BUF: usize = 4096;
+/// A response head larger than this is refused as malformed rather than buffered without bound.
+const MAX_HEAD: usize = 64 << 10;
+
+/// The connection's socket.
+#[derive(Debug, Default)]
+enum Link {
+    /// No socket: the next request connects first. The connection owns both buffers.
+    #[default]
+    Closed,
+    /// An open socket, split so that a request's send and its response's receive can be in flight
+    /// at once (see [`Connection::send_and_receive`]). Between requests the connection owns both
+    /// buffers; while a request is in flight, the buffer of each operation in progress belongs to that
+    /// operation (the field holds an empty `Vec`).
+    Idle(TcpOwnedReadHalf, TcpOwnedWriteHalf),
+}
+
+/// A keep-alive HTTP/1.1 connection (one per virtual user, as Locust does).
+#[derive(Debug, Default)]
+pub(crate) struct Connection {
+    link: Link,
+    /// Response bytes; lent to each read.
+    rbuf: Vec<u8>,
+    /// The request being sent; lent to each write.
+    wbuf: Vec<u8>,
+}
+
+/// What the client sends and how it treats the answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestRef<'a> {
+    pub bytes: &'a [u8],
+    pub head: bool,
+}
+
+/// Limits that apply to every request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_body: u64,
+}
+
+/// How one request went at the transport level. Status checks are the caller's.
+#[derive(Debug, Default)]
+pub(crate) struct Exchange {
+    /// Status code; 0 when no head arrived.
+    pub status: u16,
+    /// Connect time when this request opened the connection, else 0.
+    pub connect_us: u32,
+    /// Time from the actual start to the first response byte, 0 when none arrived.
+    pub ttfb_us: u32,
+    /// When the last read completed (the end of a complete response); `None` if nothing was read.
+    /// Saves the caller a clock read per request.
+    pub last_read_at: Option<Instant>,
+    pub bytes_sent: u32,
+    pub bytes_received: u32,
+    /// Whether a new connection was opened.
+    pub connected: bool,
+    /// The failure, when the response did not arrive complete and well-formed.
+    pub failure: Option<Failure>,
+}
+
+/// A transport failure: its kind and a message (allocated only for errors with details).
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub outcome: Outcome,
+    pub message: Cow<'static, str>,
+}
+
+impl Failure {
+    pub(crate) fn new(outcome: Outcome, message: &'static str) -> Failure {
+        Failure {
+            outcome,
+            message: Cow::Borrowed(message),
+        }
+    }
+
+    fn io(what: &'static str, e: &io::Error) -> Failure {
+        use io::ErrorKind as K;
+        let outcome = match e.kind() {
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                Outcome::Reset
+            }
+            K::ConnectionRefused
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::AddrNotAvailable
+                if what == "connect" =>
+            {
+                if e.kind() == K::AddrNotAvailable {
+                    Outcome::LocalResource
+                } else {
+                    Outcome::ConnectError
+                }
+            }
+            K::TimedOut => Outcome::Timeout,
+            K::OutOfMemory => Outcome::LocalResource,
+            _ => match e.raw_os_error() {
+                Some(
+                    nix::libc::EMFILE | nix::libc::ENFILE | nix::libc::ENOBUFS | nix::libc::ENOMEM,
+                ) => Outcome::LocalResource,
+                _ if what == "connect" => Outcome::ConnectError,
+                _ => Outcome::Other,
+            },
+        };
+        Failure {
+            outcome,
+            message: Cow::Owned(format!("{what}: {e}")),
+        }
+    }
+}
+
+impl Connection {
+    /// Whether a socket is open.
+    pub fn is_open(&self) -> bool {
+        matches!(self.link, Link::Idle(..))
+    }
+
+    /// Closes the socket after an exchange was abandoned part-way (request timeout): the stream may
+    /// be mid-response, so it cannot carry another request.
+    pub fn abandon(&mut self) {
+        self.link = Link::Closed;
+    }
+
+    /// Sends `req` to `addr` (connecting first if needed) and reads the whole response. `start` is the
+    /// request's actual start; timings count from it.
+    ///
+    /// The connect phase has its own timeout; the request timeout is enforced by the caller dropping
+    /// this future (the core's watchdog does it, so the request path arms no timer), after which the
+    /// caller must call [`Connection::abandon`].
+    pub async fn exchange(
+        &mut self,
+        addr: SocketAddr,
+        req: RequestRef<'_>,
+        limits: Limits,
+        start: Instant,
+    ) -> Exchange {
+        let mut ex = Exchange::default();
+        let reused = self.is_open();
+        if !reused && let Err(f) = self.connect(addr, limits, start, &mut ex).await {
+            ex.failure = Some(f);
+            return ex;
+        }
+        let mut result = self
+            .send_and_receive(req, limits.max_body, start, &mut ex)
+            .await;
+        // A server may close an idle keep-alive connection just as we reuse it; the request never
+        // reached it. Retry once on a fresh connection, as browsers do.
+        if reused
+            && ex.bytes_received == 0
+            && matches!(&result, Err(f) if f.outcome == Outcome::Reset)
+        {
+            self.link = Link::Closed;
+            ex.bytes_sent = 0;
+            if let Err(f) = self.connect(addr, limits, start, &mut ex).await {
+                ex.failure = Some(f);
+                return ex;
+            }
+            result = self
+                .send_and_receive(req, limits.max_body, start, &mut ex)
+                .await;
+        }
+        match result {
+            Ok(close) => {
+                if close {
+                    self.link = Link::Closed;
+                }
+            }
+            Err(f) => {
+                self.link = Link::Closed;
+                ex.failure = Some(f);
+            }
+        }
+        ex
+    }
+
+    async fn connect(
+        &mut self,
+        addr: SocketAddr,
+        limits: Limits,
+        start: Instant,
+        ex: &mut Exchange,
+    ) -> Result<(), Failure> {
+        if self.is_open() {
+            return Ok(());
+        }
+        match monoio::time::timeout(limits.connect_timeout, TcpStream::connect_addr(addr)).await {
+            Err(_) => Err(Failure::new(Outcome::ConnectTimeout, "connect timed out")),
+            Ok(Err(e)) => Err(Failure::io("connect", &e)),
+            Ok(Ok(stream)) => {
+                // Small requests must not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
+                ex.connect_us = (start.elapsed().as_micros() as u32).max(1);
+                ex.connected = true;
+                let (rx, tx) = stream.into_split();
+                self.link = Link::Idle(rx, tx);
+                Ok(())
+            }
+        }
+    }
+
+    /// Returns whether the connection must be closed afterwards.
+    async fn send_and_receive(
+        &mut self,
+        req: RequestRef<'_>,
+        max_body: u64,
+        start: Instant,
+        ex: &mut Exchange,
+    ) -> Result<bool, Failure> {
+        let Link::Idle(rx, tx) = &mut self.link else {
+            unreachable!("exchange connects before sending");
+        };
+        // The receive is issued together with the send rather than after it completes: on io_uring
+        // both operations go to the kernel in the same submission, which saves a task wake-up and a
+        // trip round the event loop per request. A failed send ends the exchange at once (dropping
+        // the receive cancels it); a response that arrives before the send completes (a server
+        // answering early) still waits for the send, whose buffer it must get back.
+        let mut sent = false;
+        let result = {
+            let mut sending = pin!(send(tx, &mut self.wbuf, req.bytes));
+            let mut receiving = pin!(receive(
+                rx,
+                &mut self.rbuf,
+                req.head,
+                max_body,
+                start,
+                &mut *ex
+            ));
+            let mut received: Option<Result<bool, Failure>> = None;
+            std::future::poll_fn(|cx| {
+                if !sent {
+                    match sending.as_mut().poll(cx) {
+                        Poll::Ready(Ok(())) => sent = true,
+                        Poll::Ready(Err(f)) => return Poll::Ready(Err(f)),
+                        Poll::Pending => {}
+                    }
+                }
+                if received.is_none()
+                    && let Poll::Ready(result) = receiving.as_mut().poll(cx)
+                {
+                    received = Some(result);
+                }
+                match received.take() {
+                    Some(Err(f)) => Poll::Ready(Err(f)),
+                    Some(ok) if sent => Poll::Ready(ok),
+                    other => {
+                        received = other;
+                        Poll::Pending
+                    }
+                }
+            })
+            .await
+        };
+        if sent {
+            ex.bytes_sent = ex.bytes_sent.saturating_add(req.bytes.len() as u32);
+        }
+        result
+    }
+}
+
+async fn send(
+    stream: &mut TcpOwnedWriteHalf,
+    wbuf: &mut Vec<u8>,
+    bytes: &[u8],
+) -> Result<(), Failure> {
+    let mut buf = std::mem::take(wbuf);
+    buf.clear();
+    buf.extend_from_slice(bytes);
+    let (res, buf) = stream.write_all(buf).await;
+    *wbuf = buf;
+    res.map(|_| ()).map_err(|e| Failure::io("send", &e))
+}
+
+/// Reads once into the free space of `rbuf`, growing it first if it is full. Returns the bytes read.
+async fn read_more(
+    stream: &mut TcpOwnedReadHalf,
+    rbuf: &mut Vec<u8>,
+    ex: &mut Exchange,
+    start: Instant,
+) -> Result<usize, Failure> {
+    if rbuf.capacity() == rbuf.len() {
+        rbuf.reserve(READ_BUF.max(rbuf.capacity()));
+    }
+    let buf = std::mem::take(rbuf);
+    let len = buf.len();
+    let cap = buf.capacity();
+    let (res, slice) = stream.read(buf.slice_mut(len..cap)).await;
+    *rbuf = slice.into_inner();
+    let n = res.map_err(|e| Failure::io("receive", &e))?;
+    let now = Instant::now();
+    ex.last_read_at = Some(now);
+    if n > 0 && ex.ttfb_us == 0 {
+        ex.ttfb_us = (now.saturating_duration_since(start).as_micros() as u32).max(1);
+    }
+    ex.bytes_received = ex.bytes_received.saturating_add(n as u32);
+    Ok(n)
+}
+
+async fn receive(
+    stream: &mut TcpOwnedReadHalf,
+    rbuf: &mut Vec<u8>,
+    head_request: bool,
+    max_body: u64,
+    start: Instant,
+    ex: &mut Exchange,
+) -> Result<bool, Failure> {
+    rbuf.clear();
+    let head: Head = loop {
+        let parsed = if rbuf.is_empty() {
+            Ok(None)
+        } else {
+            parse_head(rbuf, head_request)
+        };
+        match parsed {
+            // An interim response (100 Continue, 103 Early Hints) is followed by the real one, which
+            // may already be in the buffer.
+            Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
+                rbuf.drain(..h.len);
+                continue;
+            }
+            Ok(Some(h)) => break h,
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Failure {
+                    outcome: Outcome::Malformed,
+                    message: Cow::Owned(e.to_string()),
+                });
+            }
+        }
+        if rbuf.len() >= MAX_HEAD {
+            return Err(Failure::new(
+                Outcome::Malformed,
+                "response head larger than 64 KiB",
+            ));
+        }
+        if read_more(stream, rbuf, ex, start).await? == 0 {
+            return Err(Failure::new(
+                Outcome::Reset,
+                "connection closed before the response was complete",
+            ));
+        }
+    };
+    ex.status = head.status;
+    let mut close = head.close;
+    let already = rbuf.len() - head.len;
+    match head.body {
+        BodyKind::None => close |= already > 0,
+        BodyKind::Length(n) => {
+            if n > max_body {
+                return Err(Failure {
+                    outcome: Outcome::Malformed,
+                    message: Cow::Owned(format!(
+                        "response body larger than the limit of {max_body} bytes"
+                    )),
+                });
+            }
+            let mut left = n.saturating_sub(already as u64);
+            // Bytes beyond the body mean the server and we disagree about framing: do not reuse.
+            close |= already as u64 > n;
+            while left > 0 {
+                rbuf.clear();
+                let got = read_more(stream, rbuf, ex, start).await?;
+                if got == 0 {
+                    return Err(Failure::new(
+                        Outcome::Reset,
+                        "connection closed in the middle of the body",
+                    ));
+                }
+                close |= got as u64 > left;
+                left = left.saturating_sub(got as u64);
+            }
+        }
+        BodyKind::Chunked => {
+            let mut decoder = Chunked::new(max_body);
+            let mut fed = feed(&mut decoder, &rbuf[head.len..])?;
+            while fed.is_none() {
+                rbuf.clear();
+                if read_more(stream, rbuf, ex, start).await? == 0 {
+                    return Err(Failure::new(
+                        Outcome::Reset,
+                        "connection closed in the middle of a chunked body",
+                    ));
+                }
+                fed = feed(&mut decoder, rbuf)?;
+                if let Some(used) = fed {
+                    close |= used < rbuf.len();
+                }
+            }
+        }
+        BodyKind::UntilClose => {
+            let mut total = already as u64;
+            loop {
+                if total > max_body {
+                    return Err(Failure {
+                        outcome: Outcome::Malformed,
+                        message: Cow::Owned(format!(
+                            "response body larger than the limit of {max_body} bytes"
+                        )),
+                    });
+                }
+                rbuf.clear();
+                let got = read_more(stream, rbuf, ex, start).await?;
+                if got == 0 {
+                    break;
+                }
+                total += got as u64;
+            }
+        }
+    }
+    // Return a buffer that grew for a large head to its usual size, so one odd response does not pin
+    // memory for the rest of the run.
+    if rbuf.capacity() > 4 * READ_BUF {
+        *rbuf = Vec::with_capacity(READ_BUF);
+    }
+    Ok(close)
+}
+
+fn feed(decoder: &mut Chunked, bytes: &[u8]) -> Result<Option<usize>, Failure> {
+    decoder.feed(bytes).map_err(|e| Failure {
+        outcome: Outcome::Malformed,
+        message: Cow::Owned(e.to_string()),
+    })
+}

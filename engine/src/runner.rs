@@ -1,0 +1,344 @@
+//! `engine run`: from flags to a finalized run directory.
+//!
+//! Order of events: read the profile and resolve the plan (bad input stops here, before any file is
+//! written); pick the I/O driver; start the embedded target if asked; resolve the host once; create the
+//! run directory and write the manifest as `running`; start one thread per core; act as the
+//! coordinator (console, signals) until every core is done; finalize the manifest.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use formats::{LogFile, LogHeader, Manifest, RunId, RunState};
+
+use crate::cli::RunArgs;
+use crate::clock::{self, Clock};
+use crate::console::{self, Console};
+use crate::core::{self, CoreDone, CoreSetup, Report, SharedPlan};
+use crate::driver::IoDriver;
+use crate::error::Error;
+use crate::http::{self, Limits};
+use crate::plan::{Plan, PlanEnv, Target};
+use crate::serve::Server;
+use crate::{plan, profile, sys};
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The state written to the manifest.
+    pub state: RunState,
+}
+
+impl RunOutcome {
+    /// 0 for a completed run (request failures are data), 130 for an interrupted one, 1 when the engine
+    /// failed on its own (for example a full disk).
+    pub fn exit_code(&self) -> u8 {
+        match self.state {
+            RunState::Completed => 0,
+            RunState::Interrupted => 130,
+            RunState::Failed | RunState::Running => 1,
+        }
+    }
+}
+
+/// Runs `engine run` with these flags. Prints the console to stderr, then the summary and (last) the
+/// run directory to stdout.
+pub fn run(args: &RunArgs) -> Result<RunOutcome, Error> {
+    let spec = match (&args.profile, &args.url) {
+        (Some(path), _) => profile::load_file(path)?,
+        (None, Some(url)) => plan::adhoc_spec(url)?,
+        (None, None) => {
+            let message = "give a profile file or --url".into();
+            return Err(plan::PlanError {
+                file: None,
+                field: "PROFILE".into(),
+                message,
+            }
+            .into());
+        }
+    };
+    let mut cpus = sys::allowed_cpus();
+    let mut server_cpu = None;
+    // The embedded target gets a CPU of its own when there is one to spare and --cores leaves it free.
+    if spec_uses_embedded(&spec, args) && args.cores.is_none() && cpus.len() > 1 {
+        server_cpu = cpus.pop();
+    }
+    let plan = Plan::resolve(spec, args, &PlanEnv { cpus }).map_err(|mut e| {
+        // Faults in profile fields (not flags) name the file, like the parser's errors do.
+        if !e.field.starts_with("--") {
+            e.file.clone_from(&args.profile);
+        }
+        e
+    })?;
+    execute(plan, server_cpu)
+}
+
+fn spec_uses_embedded(spec: &profile::ProfileSpec, args: &RunArgs) -> bool {
+    let env_host = args
+        .env
+        .as_ref()
+        .or(spec.default_environment.as_ref())
+        .and_then(|e| spec.environments.get(e))
+        .and_then(|e| e.host.clone());
+    args.host
+        .clone()
+        .or(env_host)
+        .or_else(|| spec.host.clone())
+        .as_deref()
+        == Some("embedded")
+}
+
+fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
+    let driver = IoDriver::select(plan.io).map_err(|source| Error::Driver {
+        driver: "io_uring",
+        source,
+    })?;
+    sys::raise_nofile_limit();
+
+    let mut server = None;
+    let (addrs, host_header, target_url) = match &plan.target {
+        Target::Embedded => {
+            let s = Server::start("127.0.0.1:0", 1, plan.io, server_cpu).map_err(|source| {
+                Error::System {
+                    context: "starting the embedded target",
+                    source,
+                }
+            })?;
+            let addr = s.addr();
+            server = Some(s);
+            (vec![addr], addr.to_string(), format!("http://{addr}"))
+        }
+        Target::Http { host, port, .. } => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let addrs: Vec<SocketAddr> = (bare, *port)
+                .to_socket_addrs()
+                .map_err(|e| Error::Resolve {
+                    host: host.clone(),
+                    reason: e.to_string(),
+                })?
+                .collect();
+            if addrs.is_empty() {
+                return Err(Error::Resolve {
+                    host: host.clone(),
+                    reason: "no addresses".into(),
+                });
+            }
+            let header = if *port == 80 {
+                host.clone()
+            } else {
+                format!("{host}:{port}")
+            };
+            (addrs, header, format!("http://{host}:{port}"))
+        }
+    };
+
+    let shared = Arc::new(SharedPlan {
+        kinds: plan.kinds.clone(),
+        requests: plan
+            .requests
+            .iter()
+            .map(|r| (r.clone(), http::render(r, &host_header)))
+            .collect(),
+        limits: Limits {
+            connect_timeout: plan.http.connect_timeout,
+            request_timeout: plan.http.request_timeout,
+            max_body: plan.http.max_body,
+        },
+        addrs,
+        duration: plan.duration,
+    });
+
+    // Ctrl-C / SIGTERM: the first asks every core to stop (they look every 50 ms); the second exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let signal_count = Arc::new(AtomicU32::new(0));
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|source| Error::System {
+        context: "installing signal handlers",
+        source,
+    })?;
+    let signal_handle = signals.handle();
+    {
+        let (stop, count) = (Arc::clone(&stop), Arc::clone(&signal_count));
+        std::thread::Builder::new()
+            .name("stampede-signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    if count.fetch_add(1, Ordering::SeqCst) >= 1 {
+                        eprintln!("\nsecond interrupt: exiting now; the logs end where they were");
+                        std::process::exit(130);
+                    }
+                    stop.store(true, Ordering::SeqCst);
+                }
+            })
+            .map_err(|source| Error::System {
+                context: "starting the signal thread",
+                source,
+            })?;
+    }
+
+    let clock = Clock::start();
+    let dir = formats::run::create_run_dir(&plan.out_dir, clock.wall_ns, &plan.name).map_err(
+        |source| Error::Write {
+            path: plan.out_dir.clone(),
+            source,
+        },
+    )?;
+    let run_id = RunId(crate::rng::random_id());
+    let mut manifest = Manifest {
+        schema: formats::manifest::MANIFEST_SCHEMA,
+        log_format: format!("{}.{}", formats::FORMAT_MAJOR, formats::FORMAT_MINOR),
+        run_id,
+        profile_name: plan.name.clone(),
+        profile: plan.profile_ron.clone(),
+        environment: plan.environment.clone(),
+        target: Some(target_url.clone()),
+        engine_version: env!("CARGO_PKG_VERSION").to_owned(),
+        host: sys::host_info(),
+        io_driver: driver.manifest_name().to_owned(),
+        started_at: formats::run::format_utc(clock.wall_ns),
+        started_unix_ns: clock.wall_ns,
+        monotonic_base_ns: clock.monotonic_ns,
+        planned_duration_s: Some(plan.duration.as_secs_f64()),
+        ended_at: None,
+        ended_unix_ns: None,
+        state: RunState::Running,
+        error: None,
+        logs: plan
+            .cores
+            .iter()
+            .map(|c| LogFile {
+                core: c.index,
+                cpu: c.cpu,
+                file: formats::run::log_file_name(c.index),
+            })
+            .collect(),
+        // Not in the formats schema (yet): which io_uring setup ran, since it changes the numbers.
+        extra: [(
+            "io_setup".to_owned(),
+            serde_json::Value::from(driver.setup_name()),
+        )]
+        .into_iter()
+        .collect(),
+    };
+    manifest.write_to(&dir).map_err(|source| Error::Write {
+        path: dir.join("manifest.json"),
+        source,
+    })?;
+
+    if !plan.quiet {
+        eprintln!(
+            "stampede: {} users on {} core(s), {} I/O ({}), {} against {}",
+            plan.users,
+            plan.cores.len(),
+            driver.manifest_name(),
+            driver.setup_name(),
+            profile::spec::HumanDuration(plan.duration),
+            target_url
+        );
+    }
+
+    let (tx, rx) = mpsc::channel::<Report>();
+    let started = Instant::now();
+    let mut threads = Vec::new();
+    for core in &plan.cores {
+        let setup = CoreSetup {
+            index: core.index,
+            cpu: core.cpu,
+            users: core.users.clone(),
+            plan: Arc::clone(&shared),
+            driver,
+            clock,
+            header: LogHeader::new(run_id, core.index, clock.monotonic_ns, clock.wall_ns),
+            log_path: dir.join(formats::run::log_file_name(core.index)),
+            stop: Arc::clone(&stop),
+            reports: tx.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("stampede-core-{}", core.index))
+            .spawn(move || core::run_core(setup));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(source) => {
+                stop.store(true, Ordering::SeqCst);
+                let _ = tx.send(Report::Done(CoreDone {
+                    core: core.index,
+                    names: Vec::new(),
+                    samples: 0,
+                    lag: None,
+                    pinned: false,
+                    error: Some(format!("cannot start core {}: {source}", core.index)),
+                }));
+            }
+        }
+    }
+    drop(tx);
+
+    // The coordinator: console lines as seconds complete, until every core is done.
+    let mut console = Console::new(plan.cores.len() as u32, plan.duration, plan.quiet);
+    let mut done: Vec<CoreDone> = Vec::new();
+    while done.len() < plan.cores.len() {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Report::Second(s)) => console.on_second(s),
+            Ok(Report::Done(d)) => done.push(d),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    console.finish();
+    let elapsed = started.elapsed();
+    if let Some(s) = server.take() {
+        s.stop();
+    }
+
+    let errors: Vec<String> = done.iter().filter_map(|d| d.error.clone()).collect();
+    manifest.state = if !errors.is_empty() {
+        RunState::Failed
+    } else if stop.load(Ordering::SeqCst) {
+        RunState::Interrupted
+    } else {
+        RunState::Completed
+    };
+    manifest.error = (!errors.is_empty()).then(|| errors.join("; "));
+    for log in &mut manifest.logs {
+        if done.iter().any(|d| d.core == log.core && !d.pinned) {
+            log.cpu = None;
+        }
+    }
+    let ended = clock::wall_now_ns();
+    manifest.ended_at = Some(formats::run::format_utc(ended));
+    manifest.ended_unix_ns = Some(ended);
+    manifest.write_to(&dir).map_err(|source| Error::Write {
+        path: dir.join("manifest.json"),
+        source,
+    })?;
+    signal_handle.close();
+
+    done.sort_by_key(|d| d.core);
+    print!("{}", console::summary(&done, elapsed));
+    let samples: u64 = done.iter().map(|d| d.samples).sum();
+    println!(
+        "{} samples, {} ({})",
+        samples,
+        manifest.state.describe(),
+        driver.manifest_name()
+    );
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    println!("{}", dir.display());
+    Ok(RunOutcome {
+        dir,
+        state: manifest.state,
+    })
+}

@@ -1,0 +1,424 @@
+//! The embedded target: a small HTTP/1.1 server on monoio for demos and tests. It counts the requests
+//! it answered, so tests can compare the count with the samples the engine logged.
+//!
+//! | route            | answer                                                          |
+//! |------------------|-----------------------------------------------------------------|
+//! | `/`              | 200 `ok`                                                        |
+//! | `/items/{id}`    | 200 JSON describing item `id` (digits), else 404                |
+//! | `POST /login`    | 200 `{"token": "..."}`                                          |
+//! | `/private`       | 200 with `Authorization: Bearer <token from /login>`, else 401  |
+//! | `/delay/{ms}`    | 200 after `ms` milliseconds (at most 60 000)                    |
+//! | `/status/{code}` | that status (100-599)                                           |
+//! | `/bytes/{n}`     | `n` bytes (at most 16 MiB)                                      |
+//! | `/echo`          | the request body, with its content type                         |
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::{TcpListener, TcpStream};
+
+use crate::cli::{IoChoice, ServeArgs};
+use crate::driver::IoDriver;
+
+const MAX_REQUEST_HEAD: usize = 64 << 10;
+const MAX_REQUEST_BODY: usize = 1 << 20;
+const MAX_BYTES: u64 = 16 << 20;
+
+/// A running embedded server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    served: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) and serves on `threads` threads, pinned to `cpu` if given.
+    pub fn start(addr: &str, threads: u32, io: IoChoice, cpu: Option<u32>) -> io::Result<Server> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        // monoio's epoll driver expects a non-blocking socket; a blocking accept would stall the thread.
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let driver = IoDriver::select(io)?;
+        let served = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let secret = u64::from_le_bytes(crate::rng::random_id()[..8].try_into().expect("8 bytes"));
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let listener = listener.try_clone()?;
+            let (served, stop) = (Arc::clone(&served), Arc::clone(&stop));
+            let handle = std::thread::Builder::new()
+                .name(format!("stampede-serve-{i}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        crate::sys::pin_current_thread(cpu);
+                    }
+                    let result = driver.block_on(async move {
+                        let listener = match TcpListener::from_std(listener) {
+                            Ok(l) => l,
+                            Err(e) => return eprintln!("embedded server: {e}"),
+                        };
+                        let state = std::rc::Rc::new(State { served, secret });
+                        monoio::select! {
+                            () = accept_loop(listener, state) => {},
+                            () = wait_for(stop) => {},
+                        }
+                    });
+                    if let Err(e) = result {
+                        eprintln!("embedded server: cannot start the runtime: {e}");
+                    }
+                })?;
+            handles.push(handle);
+        }
+        Ok(Server {
+            addr,
+            served,
+            stop,
+            threads: handles,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Requests answered so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Stops serving and waits for the threads (within about 50 ms).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// `engine serve`: serves until Ctrl-C or SIGTERM, printing the bound address first.
+pub fn serve_command(args: &ServeArgs) -> io::Result<()> {
+    // Handlers first: a signal that arrives once the address is printed must stop the server cleanly.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    let server = Server::start(&args.addr, args.threads, args.io, None)?;
+    println!("{}", server.addr());
+    let _ = signals.forever().next();
+    eprintln!("served {} requests", server.served());
+    server.stop();
+    Ok(())
+}
+
+struct State {
+    served: Arc<AtomicU64>,
+    secret: u64,
+}
+
+async fn wait_for(stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        monoio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: std::rc::Rc<State>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(serve_connection(stream, std::rc::Rc::clone(&state)));
+            }
+            // Out of file descriptors and the like: back off instead of spinning.
+            Err(_) => monoio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// A parsed request, as much as the routes need.
+struct Request {
+    head_len: usize,
+    method_post: bool,
+    method_head: bool,
+    path: String,
+    content_length: usize,
+    content_type: Option<String>,
+    bearer: Option<String>,
+    close: bool,
+}
+
+enum Parse {
+    Incomplete,
+    Bad(&'static str),
+    Done(Request),
+}
+
+fn parse_request(buf: &[u8]) -> Parse {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parse::Incomplete,
+        Err(_) => return Parse::Bad("malformed request"),
+    };
+    let mut r = Request {
+        head_len,
+        method_post: req.method == Some("POST"),
+        method_head: req.method == Some("HEAD"),
+        path: req.path.unwrap_or("/").to_owned(),
+        content_length: 0,
+        content_type: None,
+        bearer: None,
+        close: req.version == Some(0),
+    };
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            match value.parse() {
+                Ok(n) => r.content_length = n,
+                Err(_) => return Parse::Bad("invalid Content-Length"),
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parse::Bad("chunked request bodies are not supported; send Content-Length");
+        } else if h.name.eq_ignore_ascii_case("content-type") {
+            r.content_type = Some(value.to_owned());
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            r.bearer = value.strip_prefix("Bearer ").map(str::to_owned);
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            r.close = value.eq_ignore_ascii_case("close")
+                || (r.close && !value.eq_ignore_ascii_case("keep-alive"));
+        }
+    }
+    Parse::Done(r)
+}
+
+async fn serve_connection(mut stream: TcpStream, state: std::rc::Rc<State>) {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        // Read until a whole request (head and body) is buffered.
+        let req = loop {
+            match parse_request(&buf) {
+                Parse::Done(r) if buf.len() >= r.head_len + r.content_length => break Ok(r),
+                Parse::Done(r) if r.content_length > MAX_REQUEST_BODY => {
+                    break Err((413, "request body too large"));
+                }
+                Parse::Bad(why) => break Err((400, why)),
+                _ if buf.len() > MAX_REQUEST_HEAD + MAX_REQUEST_BODY => {
+                    break Err((431, "request too large"));
+                }
+                _ => {}
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(buf.capacity());
+            }
+            let len = buf.len();
+            let cap = buf.capacity();
+            let (res, slice) = stream.read(buf.slice_mut(len..cap)).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        out.clear();
+        let close = match req {
+            Ok(req) => {
+                let body = buf[req.head_len..req.head_len + req.content_length].to_vec();
+                respond(&req, &body, &state, &mut out).await;
+                buf.drain(..req.head_len + req.content_length);
+                req.close
+            }
+            Err((code, why)) => {
+                write_response(&mut out, code, "text/plain", why.as_bytes(), true, false);
+                true
+            }
+        };
+        let (res, o) = stream.write_all(out).await;
+        out = o;
+        if res.is_err() {
+            return;
+        }
+        state.served.fetch_add(1, Ordering::Relaxed);
+        if close {
+            return;
+        }
+    }
+}
+
+async fn respond(req: &Request, body: &[u8], state: &State, out: &mut Vec<u8>) {
+    let path = req.path.split('?').next().unwrap_or("/");
+    let mut segments = path.trim_start_matches('/').splitn(2, '/');
+    let first = segments.next().unwrap_or("");
+    let rest = segments.next();
+    let head = req.method_head;
+    let close = req.close;
+    match (first, rest) {
+        ("", None) => write_response(out, 200, "text/plain", b"ok", close, head),
+        ("items", Some(id))
+            if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && id.len() < 19 =>
+        {
+            let n: u64 = id.parse().unwrap_or(0);
+            let json = format!(
+                r#"{{"id":{n},"name":"item {n}","price":{}.{:02}}}"#,
+                n % 1000,
+                n % 100
+            );
+            write_response(out, 200, "application/json", json.as_bytes(), close, head);
+        }
+        ("login", None) if req.method_post => {
+            let n = state.served.load(Ordering::Relaxed);
+            let json = format!(r#"{{"token":"{}"}}"#, token(n, state.secret));
+            write_response(out, 200, "application/json", json.as_bytes(), close, head);
+        }
+        ("private", None) => match &req.bearer {
+            Some(t) if valid_token(t, state.secret) => write_response(
+                out,
+                200,
+                "application/json",
+                br#"{"secret":"42"}"#,
+                close,
+                head,
+            ),
+            _ => write_response(
+                out,
+                401,
+                "text/plain",
+                b"missing or invalid bearer token; POST /login first",
+                close,
+                head,
+            ),
+        },
+        ("delay", Some(ms)) => match ms.parse::<u64>() {
+            Ok(ms) if ms <= 60_000 => {
+                monoio::time::sleep(Duration::from_millis(ms)).await;
+                write_response(out, 200, "text/plain", b"ok", close, head);
+            }
+            _ => write_response(out, 400, "text/plain", b"delay is 0-60000 ms", close, head),
+        },
+        ("status", Some(code)) => match code.parse::<u16>() {
+            Ok(code) if (200..=599).contains(&code) => {
+                write_response(
+                    out,
+                    code,
+                    "text/plain",
+                    format!("status {code}").as_bytes(),
+                    close,
+                    head,
+                );
+            }
+            _ => write_response(out, 400, "text/plain", b"status is 200-599", close, head),
+        },
+        ("bytes", Some(n)) => match n.parse::<u64>() {
+            Ok(n) if n <= MAX_BYTES => {
+                let data = vec![b'x'; n as usize];
+                write_response(out, 200, "application/octet-stream", &data, close, head);
+            }
+            _ => write_response(out, 400, "text/plain", b"bytes is 0-16777216", close, head),
+        },
+        ("echo", None) => {
+            let ct = req
+                .content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream");
+            write_response(out, 200, ct, body, close, head);
+        }
+        _ => write_response(out, 404, "text/plain", b"not found", close, head),
+    }
+}
+
+fn token(n: u64, secret: u64) -> String {
+    format!("{n:016x}{:016x}", mix(n ^ secret))
+}
+
+fn valid_token(t: &str, secret: u64) -> bool {
+    t.len() == 32 && u64::from_str_radix(&t[..16], 16).is_ok_and(|n| token(n, secret) == t)
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+fn write_response(
+    out: &mut Vec<u8>,
+    code: u16,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+    head: bool,
+) {
+    use std::io::Write;
+    let no_body = code == 204 || code == 304;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\n",
+        reason(code)
+    );
+    if !no_body {
+        let _ = write!(out, "Content-Length: {}\r\n", body.len());
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head && !no_body {
+        out.extend_from_slice(body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_and_forgeries_do_not() {
+        let t = token(7, 99);
+        assert!(valid_token(&t, 99));
+        assert!(!valid_token(&t, 98));
+        assert!(!valid_token("0000000000000007ffffffffffffffff", 99));
+        assert!(!valid_token("short", 99));
+    }
+}

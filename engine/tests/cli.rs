@@ -1,0 +1,160 @@
+//! The command line: bad input exits 2 with a message naming the place and the fix; help shows the
+//! pipeline; `engine serve` prints its address.
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use util::*;
+
+/// Every file in the corpus starts with `// expect: <fragment>` lines; each fragment must appear in
+/// the error, and the error must name the file.
+#[test]
+fn bad_profiles_exit_2_with_located_messages() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad-profiles");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let out = run(tmp.path(), &[path.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", path.display());
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains(path.file_name().unwrap().to_str().unwrap()),
+            "names the file: {err}"
+        );
+        for fragment in text.lines().filter_map(|l| l.strip_prefix("// expect: ")) {
+            assert!(
+                err.contains(fragment),
+                "{}: expected {fragment:?} in {err}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10);
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no run directory for a bad profile"
+    );
+}
+
+#[test]
+fn errors_that_are_parsed_have_line_and_column() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad-profiles/unknown-field.ron");
+    let tmp = tempfile::tempdir().unwrap();
+    let err = stderr(&run(tmp.path(), &[path.to_str().unwrap()]));
+    assert!(
+        err.contains("unknown-field.ron:7:35: in `users[0].tasks[0].requests[0].methd`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/demo.ron");
+    let demo = demo.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&[demo, "--users", "0"], "--users"),
+        (&[demo, "--duration", "5x"], "not a duration"),
+        (&[demo, "--env", "nope"], "no environment \"nope\""),
+        (&[demo, "--cores", "0"], "--cores"),
+        (&[demo, "--var", "novalue"], "KEY=VALUE"),
+        (&["--url", "ftp://x/"], "unsupported scheme"),
+        (&["--url", "http://host.invalid./"], "cannot resolve"),
+        (&[], "PROFILE"),
+    ];
+    for (args, fragment) in cases {
+        let out = run(tmp.path(), args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(fragment),
+            "{args:?}: expected {fragment:?} in {err}"
+        );
+    }
+}
+
+#[test]
+fn help_ends_with_the_pipeline() {
+    for args in [&["--help"][..], &["run", "--help"]] {
+        let out = engine().args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
+        assert!(
+            last.contains("engine run profiles/demo.ron")
+                && last.contains("analyzer report runs/<id>"),
+            "{last}"
+        );
+    }
+}
+
+#[test]
+fn serve_prints_its_address_and_answers() {
+    let mut child = engine()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line.trim().parse().expect("an address on the first line");
+    assert_ne!(addr.port(), 0);
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(b"GET /items/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(reply.contains(r#""id":5"#), "{reply}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn demo_profile_runs_against_the_embedded_target() {
+    let _serial = one_at_a_time();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/demo.ron");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(tmp.path(), &[demo.to_str().unwrap(), "--duration", "2s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = read_run(&run_dir(&out));
+    let names: std::collections::BTreeSet<&str> = r
+        .logs
+        .iter()
+        .flat_map(|l| l.names.iter().map(|(_, n)| n))
+        .collect();
+    assert!(
+        names.contains("POST /login") && names.contains("GET /items/{id}"),
+        "{names:?}"
+    );
+    // The demo's one deliberately failing request fails on its status, and only it.
+    let failed: Vec<usize> = (0..r.samples.len())
+        .filter(|&i| r.samples.outcome[i] != 0)
+        .collect();
+    assert!(!failed.is_empty());
+    for log in &r.logs {
+        for i in 0..log.samples.len() {
+            let name = log.names.get(log.samples.name[i]).unwrap();
+            assert_eq!(
+                log.samples.outcome[i] != 0,
+                name.contains("fails"),
+                "{name}"
+            );
+        }
+    }
+}

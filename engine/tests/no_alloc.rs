@@ -1,0 +1,112 @@
+//! Architecture invariant: the request path allocates nothing after warm-up. The engine runs in this
+//! process under a counting allocator, twice, for 1 s and for 3 s; the extra two seconds of requests
+//! may add only the once-a-second allocations (console reports, interval records), not one per request.
+
+// Counting allocations means implementing `GlobalAlloc`, which is an unsafe trait; this file is the
+// only place in the engine that needs `unsafe`, and it only forwards to the system allocator.
+#![allow(unsafe_code)]
+
+mod util;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use engine::cli::{IoChoice, RunArgs};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above, which is the system allocator's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A keep-alive server that allocates nothing per request, so that every counted allocation is the
+/// engine's.
+fn quiet_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0
+                        || conn
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Runs the engine in-process; returns (allocations during the run, samples logged).
+fn run(url: &str, seconds: u64, io: IoChoice, out: &std::path::Path) -> (u64, u64) {
+    let args = RunArgs {
+        url: Some(url.to_owned()),
+        users: Some(4),
+        cores: Some(1),
+        duration: Some(std::time::Duration::from_secs(seconds)),
+        io,
+        out: out.to_owned(),
+        quiet: true,
+        ..RunArgs::default()
+    };
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let outcome = engine::run(&args).expect("the run completes");
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let samples = util::read_run(&outcome.dir).samples.len() as u64;
+    (allocations, samples)
+}
+
+fn request_path_allocates_nothing(io: IoChoice) {
+    let _serial = util::one_at_a_time();
+    let url = format!("http://{}/", quiet_server());
+    let tmp = tempfile::tempdir().unwrap();
+    let (short_allocs, short_samples) = run(&url, 1, io, tmp.path());
+    let (long_allocs, long_samples) = run(&url, 3, io, tmp.path());
+    let extra_requests = long_samples.saturating_sub(short_samples);
+    let extra_allocations = long_allocs.saturating_sub(short_allocs);
+    assert!(
+        extra_requests > 2_000,
+        "too few requests to tell: {short_samples} then {long_samples}"
+    );
+    assert!(
+        extra_allocations * 100 < extra_requests,
+        "{extra_allocations} more allocations for {extra_requests} more requests"
+    );
+}
+
+#[test]
+fn uring() {
+    request_path_allocates_nothing(IoChoice::Uring);
+}
+
+#[test]
+fn epoll() {
+    request_path_allocates_nothing(IoChoice::Epoll);
+}

@@ -1,0 +1,121 @@
+//! Helpers for the engine's integration tests: run the real binary against a test server on
+//! loopback (port 0), then read the run directory back through the `formats` crate.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use engine::cli::IoChoice;
+use engine::serve::Server;
+use formats::{LogContents, Manifest, Run, SampleColumns};
+
+/// Runs tests that start an engine one at a time: each engine pins threads to CPUs, and a dozen of them
+/// at once on a 2-core CI machine would turn timing assertions into coin flips.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The I/O drivers every behaviour is tested under.
+pub const DRIVERS: [&str; 2] = ["uring", "epoll"];
+
+/// Starts the embedded target on one thread on a free loopback port.
+pub fn server() -> Server {
+    Server::start("127.0.0.1:0", 1, IoChoice::Epoll, None).expect("the embedded server starts")
+}
+
+/// A command for the engine binary.
+pub fn engine() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_engine"))
+}
+
+/// Runs `engine run` with `args` plus `--out <dir> --quiet`; returns the output.
+pub fn run(out: &Path, args: &[&str]) -> Output {
+    let mut cmd = engine();
+    cmd.arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet");
+    cmd.output().expect("the engine binary runs")
+}
+
+/// The run directory: the last line of stdout.
+pub fn run_dir(output: &Output) -> PathBuf {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no stdout; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    PathBuf::from(last)
+}
+
+/// A finished run read back.
+#[derive(Debug)]
+pub struct ReadBack {
+    pub manifest: Manifest,
+    pub logs: Vec<LogContents>,
+    pub samples: SampleColumns,
+}
+
+impl ReadBack {
+    /// The name of sample `i`.
+    pub fn name(&self, log: usize, i: usize) -> &str {
+        self.logs[log]
+            .names
+            .get(self.logs[log].samples.name[i])
+            .expect("a known name")
+    }
+
+    /// Every message of every failed sample.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for log in &self.logs {
+            for &m in &log.samples.message {
+                if m != 0 {
+                    out.push(log.messages.get(m).expect("a known message").to_owned());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Opens a run directory, requiring a readable manifest and undamaged logs.
+pub fn read_run(dir: &Path) -> ReadBack {
+    let run = Run::open(dir).expect("a run directory");
+    let manifest = run.manifest.as_ref().expect("a readable manifest").clone();
+    let mut logs = Vec::new();
+    let mut samples = SampleColumns::default();
+    for (core, log) in run.read_logs() {
+        let log = log.unwrap_or_else(|e| panic!("core {core}'s log: {e}"));
+        assert!(
+            log.problems.is_empty(),
+            "core {core}'s log has problems: {:?}",
+            log.problems
+        );
+        assert!(log.end.is_some(), "core {core}'s log was not finished");
+        samples.extend_from(&log.samples);
+        logs.push(log);
+    }
+    ReadBack {
+        manifest,
+        logs,
+        samples,
+    }
+}
+
+/// Writes a profile into `dir` and returns its path.
+pub fn profile(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("profile.ron");
+    std::fs::write(&path, text).expect("write the profile");
+    path
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

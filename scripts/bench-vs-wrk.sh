@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Engine vs wrk on one client core, against nginx on another, counting requests per client CPU-second.
+#
+#   scripts/bench-vs-wrk.sh            # 3 alternating rounds of 10 s each, then the idle-users memory test
+#
+# nginx (Debian's, `return 200 "ok"`, keep-alive) runs pinned to CPU 1. wrk -t1 -c50 and
+# `engine run --url ... --cores 1 --users 50` (no think time, every sample logged) run pinned to CPU 0
+# for the same duration, alternating. CPU time is the client's user+system time (getrusage of the
+# child), so the figure is load per core, independent of how busy the machine is otherwise.
+#
+# Prints one line per round, the medians, the idle-user memory figure, and last: engine_vs_wrk=<ratio>.
+# Environment: DURATION (default 10s), ROUNDS (3), IDLE_USERS (10000), ENGINE (target/release/engine),
+# SKIP_MEMORY=1 to skip the idle-users test, ENGINE_ARGS for extra engine flags (e.g. "--io epoll"),
+# NICE (-10; the priority for nginx and both clients when running as root, 0 to leave it).
+# Only loopback is used; nginx binds a free port on 127.0.0.1 and is stopped on exit.
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+IDLE_USERS=${IDLE_USERS:-10000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ENGINE=${ENGINE:-$ROOT/target/release/engine}
+ENGINE_ARGS=${ENGINE_ARGS:-}
+# The machines are shared with builds. When allowed (root), nginx and both clients run at a higher
+# priority, equally, so that other work perturbs the comparison less; NICE=0 turns this off.
+NICE=${NICE:--10}
+PRIO=()
+if [ "$NICE" != 0 ] && nice -n "$NICE" true 2>/dev/null; then PRIO=(nice -n "$NICE"); fi
+
+for tool in nginx wrk taskset python3; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light wrk util-linux python3)" >&2; exit 2; }
+done
+[ -x "$ENGINE" ] || { echo "build the engine first: cargo build --release -p engine" >&2; exit 2; }
+
+WORK=$(mktemp -d)
+NGINX_PID=
+cleanup() {
+    [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A free port: bind port 0, read it, release it for nginx.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/nginx/logs"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+error_log $WORK/nginx/logs/error.log warn;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 30000; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    server {
+        listen 127.0.0.1:$PORT backlog=16384;
+        location / { return 200 "ok"; }
+    }
+}
+CONF
+ulimit -n 65536 2>/dev/null || true
+"${PRIO[@]}" taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+NGINX_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    sleep 0.05
+done
+URL="http://127.0.0.1:$PORT/"
+
+# measure CMD...: runs CMD, prints its stdout to $WORK/out, and "<cpu seconds> <max RSS KiB>" on stdout.
+measure() {
+    python3 - "$@" <<'PY'
+import os, resource, subprocess, sys
+out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+open(os.environ["BENCH_OUT"], "wb").write(out.stdout + out.stderr)
+if out.returncode not in (0,):
+    sys.stderr.write(out.stderr.decode(errors="replace"))
+    sys.exit(out.returncode)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{ru.ru_utime + ru.ru_stime:.3f} {ru.ru_maxrss}")
+PY
+}
+export BENCH_OUT="$WORK/out"
+
+wrk_rates=()
+engine_rates=()
+for round in $(seq "$ROUNDS"); do
+    read -r cpu _ < <(measure "${PRIO[@]}" taskset -c 0 wrk -t1 -c50 -d"$DURATION" "$URL")
+    # wrk: "  1234567 requests in 10.00s, ..."
+    n=$(awk '/requests in/ {print $1}' "$BENCH_OUT")
+    wrk_rate=$(python3 -c "print(round($n / $cpu))")
+    wrk_rates+=("$wrk_rate")
+    echo "round $round: wrk    $n requests, ${cpu}s CPU, $wrk_rate requests per CPU-second"
+
+    # shellcheck disable=SC2086
+    read -r cpu _ < <(measure "${PRIO[@]}" taskset -c 0 "$ENGINE" run --url "$URL" --cores 1 --users 50 --duration "$DURATION" \
+        --quiet --out "$WORK/runs" $ENGINE_ARGS)
+    # engine: "<n> samples, completed (<driver>)"; every one of them is in the run's log.
+    n=$(awk '/ samples, / {print $1}' "$BENCH_OUT")
+    driver=$(awk -F'[()]' '/ samples, / {print $2}' "$BENCH_OUT")
+    engine_rate=$(python3 -c "print(round($n / $cpu))")
+    engine_rates+=("$engine_rate")
+    echo "round $round: engine $n requests, ${cpu}s CPU, $engine_rate requests per CPU-second ($driver, all logged)"
+    rm -rf "$WORK/runs"
+done
+
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+wrk_med=$(median "${wrk_rates[@]}")
+engine_med=$(median "${engine_rates[@]}")
+echo "median: wrk $wrk_med, engine $engine_med requests per client CPU-second"
+
+if [ "${SKIP_MEMORY:-0}" != 1 ]; then
+    # Idle users: each makes one request, then thinks for an hour. Resident memory beyond a one-user run,
+    # divided by the extra users.
+    idle_profile() {
+        cat > "$WORK/idle.ron" <<RON
+(name: "idle", host: "http://127.0.0.1:$PORT", load: Closed(users: $1, spawn_rate: 5000.0, duration: "6s"),
+ users: [(wait: Constant("1h"), tasks: [(requests: [(path: "/")])])])
+RON
+    }
+    idle_profile 1
+    read -r _ base_kib < <(measure taskset -c 0 "$ENGINE" run "$WORK/idle.ron" --cores 1 --quiet --out "$WORK/runs")
+    idle_profile "$IDLE_USERS"
+    read -r _ idle_kib < <(measure taskset -c 0 "$ENGINE" run "$WORK/idle.ron" --cores 1 --quiet --out "$WORK/runs")
+    per_user=$(python3 -c "print(round(($idle_kib - $base_kib) * 1024 / ($IDLE_USERS - 1)))")
+    echo "idle users: $IDLE_USERS users peak RSS ${idle_kib} KiB, 1 user ${base_kib} KiB: $per_user bytes per user"
+    echo "bytes_per_idle_user=$per_user"
+fi
+
+echo "engine_vs_wrk=$(python3 -c "print(f'{$engine_med / $wrk_med:.2f}')")"
