@@ -1,0 +1,88 @@
+//! One run's complete analysis: what every output format renders.
+
+use hdrhistogram::Histogram;
+
+use crate::error::Result;
+use crate::failures::{Failures, failures};
+use crate::load::{LoadedRun, QualityNote, RunInfo};
+use crate::stats::{Summary, summaries, window_s};
+use crate::timeseries::{TimeSeries, timeseries};
+
+/// How the percentiles of a run were computed.
+pub const METHOD_EXACT: &str = "exact (nearest rank)";
+
+/// Everything a report shows about one run.
+#[derive(Debug, Clone)]
+pub struct RunAnalysis {
+    /// Manifest facts.
+    pub info: RunInfo,
+    /// All requests together.
+    pub total: Summary,
+    /// One summary per request name, sorted by name.
+    pub endpoints: Vec<Summary>,
+    /// Per-second series.
+    pub timeseries: TimeSeries,
+    /// The failure breakdown.
+    pub failures: Failures,
+    /// The corrected latency distribution as (quantile, ms) points, from an HdrHistogram with three
+    /// significant digits (for the plot only; the tables are exact).
+    pub distribution: Vec<(f64, f64)>,
+    /// The same for uncorrected latency.
+    pub distribution_uncorrected: Vec<(f64, f64)>,
+    /// Data-quality notes.
+    pub notes: Vec<QualityNote>,
+    /// The measured window, s.
+    pub window_s: f64,
+    /// The warm-up dropped by `--skip`, s.
+    pub skip_s: f64,
+    /// Samples dropped as warm-up.
+    pub skipped: u64,
+    /// How percentiles were computed ([`METHOD_EXACT`]).
+    pub method: String,
+}
+
+/// Analyzes a loaded run.
+pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
+    let (total, endpoints) = summaries(run)?;
+    let first_s =
+        (skip_s.floor() as u32).max(run.window_us.map_or(0, |w| (w.0 / 1_000_000) as u32));
+    let timeseries = timeseries(run, first_s)?;
+    let failures = failures(run, &timeseries.t_s)?;
+    Ok(RunAnalysis {
+        info: run.info.clone(),
+        total,
+        endpoints,
+        failures,
+        distribution: distribution(&run.histogram),
+        distribution_uncorrected: distribution(&run.histogram_uncorrected),
+        timeseries,
+        notes: run.notes.clone(),
+        window_s: window_s(run),
+        skip_s,
+        skipped: run.skipped,
+        method: METHOD_EXACT.into(),
+    })
+}
+
+/// Points for an HdrHistogram-style percentile plot: quantiles 1 − 10^(−k/20), as far as the sample
+/// count reaches, then the maximum.
+pub fn distribution(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let n = h.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    let top = 1.0 - 1.0 / n as f64;
+    for k in 0.. {
+        let q = 1.0 - 10f64.powf(-f64::from(k) / 20.0);
+        if q > top || k > 200 {
+            break;
+        }
+        points.push((q, h.value_at_quantile(q) as f64 / 1000.0));
+    }
+    points.push((
+        top.max(points.last().map_or(0.0, |p| p.0)),
+        h.max() as f64 / 1000.0,
+    ));
+    points
+}
