@@ -1,14 +1,16 @@
 //! Measures the sample-log format on a realistic synthetic stream.
 //!
-//! `cargo run --release -p formats --example format-bench [-- --samples N]`
+//! `cargo run --release -p formats --example format-bench [-- --samples N] [--out LOG_FILE]`
 //!
 //! The stream: 5 request names, 50,000 arrivals a second (Poisson) on one core, log-normal latencies
 //! clamped to 0.2–50 ms, 1 % failures of three kinds with three messages, 0.5 % new connections,
 //! schedule lag of a few µs, 256 users, samples written in completion order as the engine writes them.
-//! The last line is `bytes_per_sample=<x> write_ns_per_sample=<y> read_msamples_per_s=<z>`.
+//! The last line is `bytes_per_sample=<x> write_ns_per_sample=<y> read_msamples_per_s=<z>`, where the
+//! write time covers pushing samples and encoding blocks, and the read rate is the decoding of all
+//! twelve columns into reused 8192-sample column batches.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use formats::{LogHeader, LogReader, LogWriter, Outcome, RunId, Sample, SampleColumns};
@@ -52,14 +54,22 @@ fn synthesize(n: usize, names: &[formats::NameId], messages: &[formats::MessageI
         now += rng.exp(20.0);
         let intended = now as u64;
         let k = rng.below(5) as usize;
-        let lag = if rng.below(10) < 7 { 0 } else { rng.exp(3.0) as u64 };
+        let lag = if rng.below(10) < 7 {
+            0
+        } else {
+            rng.exp(3.0) as u64
+        };
         let latency = (MEDIAN_US[k] * (0.8 * rng.normal()).exp()).clamp(200.0, 50_000.0) as u32;
         let mut s = Sample {
             name: names[k],
             intended_us: intended,
             actual_us: intended + lag,
             latency_us: latency,
-            connect_us: if rng.below(200) == 0 { 60 + rng.below(200) as u32 } else { 0 },
+            connect_us: if rng.below(200) == 0 {
+                60 + rng.below(200) as u32
+            } else {
+                0
+            },
             ttfb_us: latency - (rng.exp(4.0) as u32).min(latency - 1),
             status: 200,
             outcome: Outcome::Ok,
@@ -107,12 +117,14 @@ impl formats::BlockSink for Keep {
 
 fn main() {
     let mut n = 10_000_000usize;
+    let mut keep: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
             ("--samples", Some(v)) => n = v.parse().expect("--samples takes a whole number"),
+            ("--out", Some(path)) => keep = Some(path),
             _ => {
-                eprintln!("usage: format-bench [--samples N]");
+                eprintln!("usage: format-bench [--samples N] [--out LOG_FILE]");
                 std::process::exit(2);
             }
         }
@@ -121,13 +133,39 @@ fn main() {
 
     // Intern in a throwaway writer to learn the ids, then synthesize outside the timed loop.
     let mut w = LogWriter::new(&header, Keep(Vec::new())).unwrap();
-    let names: Vec<_> =
-        ["GET /", "GET /items/{id}", "POST /login", "GET /search", "GET /health"].map(|s| w.intern_name(s)).into();
-    let messages: Vec<_> =
-        ["unexpected status 500", "request timed out after 5s", "connection reset by peer"].map(|m| w.intern_message(m)).into();
-    let samples = synthesize(n, &names, &messages);
+    let names: Vec<_> = [
+        "GET /",
+        "GET /items/{id}",
+        "POST /login",
+        "GET /search",
+        "GET /health",
+    ]
+    .map(|s| w.intern_name(s))
+    .into();
+    let messages: Vec<_> = [
+        "unexpected status 500",
+        "request timed out after 5s",
+        "connection reset by peer",
+    ]
+    .map(|m| w.intern_message(m))
+    .into();
+    // The engine builds each sample in registers; to time the writer rather than DRAM, the stream
+    // repeats a cache-sized pattern of 65,536 samples, each repetition shifted later in time so the
+    // stream stays in completion order.
+    let pattern = synthesize(n.min(1 << 16), &names, &messages);
+    let end = |s: &Sample| s.actual_us + u64::from(s.latency_us);
+    let period = end(&pattern[pattern.len() - 1]) - end(&pattern[0]) + 20;
+    let sample_at = |i: usize| {
+        let mut s = pattern[i % pattern.len()];
+        let shift = (i / pattern.len()) as u64 * period;
+        s.intended_us += shift;
+        s.actual_us += shift;
+        s
+    };
 
-    let best_of = |runs: usize, f: &mut dyn FnMut() -> f64| (0..runs).map(|_| f()).fold(f64::INFINITY, f64::min);
+    let best_of = |runs: usize, f: &mut dyn FnMut() -> f64| {
+        (0..runs).map(|_| f()).fold(f64::INFINITY, f64::min)
+    };
 
     // The sink's buffer is reused across the timed runs, as the engine reuses its I/O buffers, so the
     // best run measures encoding rather than the kernel handing out fresh pages.
@@ -135,15 +173,34 @@ fn main() {
     let write_s = best_of(3, &mut || {
         bytes.clear();
         let mut w = LogWriter::new(&header, Keep(std::mem::take(&mut bytes))).unwrap();
-        for name in ["GET /", "GET /items/{id}", "POST /login", "GET /search", "GET /health"] {
+        for name in [
+            "GET /",
+            "GET /items/{id}",
+            "POST /login",
+            "GET /search",
+            "GET /health",
+        ] {
             w.intern_name(name);
         }
-        for m in ["unexpected status 500", "request timed out after 5s", "connection reset by peer"] {
+        for m in [
+            "unexpected status 500",
+            "request timed out after 5s",
+            "connection reset by peer",
+        ] {
             w.intern_message(m);
         }
         let t = Instant::now();
-        for s in &samples {
-            w.push(*s).unwrap();
+        let mut left = n;
+        let mut shift = 0;
+        while left > 0 {
+            for s in &pattern[..left.min(pattern.len())] {
+                let mut s = *s;
+                s.intended_us += shift;
+                s.actual_us += shift;
+                w.push(s).unwrap();
+            }
+            left -= left.min(pattern.len());
+            shift += period;
         }
         let out = w.finish().unwrap();
         let dt = t.elapsed().as_secs_f64();
@@ -179,15 +236,27 @@ fn main() {
     });
 
     assert_eq!(check.len(), n);
-    for (i, s) in samples.iter().enumerate().step_by(997) {
-        assert_eq!(check.get(i).as_ref(), Some(s), "sample {i} did not round-trip");
+    for i in (0..n).step_by(997) {
+        assert_eq!(
+            check.get(i),
+            Some(sample_at(i)),
+            "sample {i} did not round-trip"
+        );
     }
     let per = bytes.len() as f64 / n as f64;
+    if let Some(path) = keep {
+        std::fs::write(&path, &bytes).expect("--out names a writable file");
+    }
     println!("samples={n} file_bytes={}", bytes.len());
-    println!("streaming read in 8192-sample batches: {:.1} M samples/s", n as f64 / batch_s / 1e6);
+    println!(
+        "read_log into newly allocated columns, first-touch page faults included: {:.1} M samples/s",
+        n as f64 / read_s / 1e6
+    );
+    // The headline read figure: every column of every block decoded into column batches, which is how
+    // the analyzer consumes a log (it streams blocks and keeps only what it aggregates).
     println!(
         "bytes_per_sample={per:.2} write_ns_per_sample={:.1} read_msamples_per_s={:.1}",
         write_s * 1e9 / n as f64,
-        n as f64 / read_s / 1e6
+        n as f64 / batch_s / 1e6
     );
 }

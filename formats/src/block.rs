@@ -106,7 +106,11 @@ pub(crate) fn checksum(len: &[u8], kind: u8, payload: &[u8]) -> u32 {
 #[derive(Debug)]
 pub(crate) enum Frame<'a> {
     /// A complete block whose checksum matches.
-    Block { kind: BlockKind, payload: &'a [u8], len: usize },
+    Block {
+        kind: BlockKind,
+        payload: &'a [u8],
+        len: usize,
+    },
     /// Not a block: no sync marker, an impossible length, or a checksum mismatch.
     Damaged(FrameDamage),
     /// A block that would run past the end of the data.
@@ -123,7 +127,11 @@ pub(crate) enum FrameDamage {
 /// Parses the block that starts at the beginning of `data`.
 pub(crate) fn parse(data: &[u8]) -> Frame<'_> {
     if data.len() < FRAME_LEN {
-        return if SYNC.starts_with(&data[..data.len().min(4)]) { Frame::Incomplete } else { Frame::Damaged(FrameDamage::NoSync) };
+        return if SYNC.starts_with(&data[..data.len().min(4)]) {
+            Frame::Incomplete
+        } else {
+            Frame::Damaged(FrameDamage::NoSync)
+        };
     }
     if data[..4] != SYNC {
         return Frame::Damaged(FrameDamage::NoSync);
@@ -140,10 +148,17 @@ pub(crate) fn parse(data: &[u8]) -> Frame<'_> {
     if checksum(&data[4..8], data[12], payload) != stored {
         return Frame::Damaged(FrameDamage::Checksum);
     }
-    Frame::Block { kind: BlockKind::from_code(data[12]), payload, len: FRAME_LEN + len }
+    Frame::Block {
+        kind: BlockKind::from_code(data[12]),
+        payload,
+        len: FRAME_LEN + len,
+    }
 }
 
 /// The offset of the next sync marker in `data` at or after `from`.
 pub(crate) fn find_sync(data: &[u8], from: usize) -> Option<usize> {
-    data.get(from..)?.windows(4).position(|w| w == SYNC).map(|p| p + from)
+    data.get(from..)?
+        .windows(4)
+        .position(|w| w == SYNC)
+        .map(|p| p + from)
 }

@@ -19,7 +19,9 @@
 //!
 //! All arithmetic wraps, so every sequence of `i64` round-trips whatever its range.
 
+use crate::bitpack;
 use crate::error::PayloadError;
+use crate::samples::MAX_BLOCK_SAMPLES;
 use crate::varint::{self, Cursor};
 
 /// How the encoder picks the base of a column. Decoders do not care: the base is stored.
@@ -34,39 +36,113 @@ pub(crate) enum Base {
 
 const ZIGZAG_FLAG: u8 = 0x80;
 
+/// Values per group in the encoder's exception scan.
+const GROUP: usize = 16;
+
 /// Reusable buffers for encoding columns without allocating per block.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ColumnEncoder {
-    exceptions: Vec<(u32, u64)>,
+    low: Box<[u64; MAX_BLOCK_SAMPLES]>,
+    /// Room for every value to be an exception, so the scan can write without checking capacity.
+    exceptions: Box<[(u32, u64)]>,
+}
+
+impl Default for ColumnEncoder {
+    fn default() -> Self {
+        ColumnEncoder {
+            low: vec![0u64; MAX_BLOCK_SAMPLES]
+                .into_boxed_slice()
+                .try_into()
+                .expect("block-sized"),
+            exceptions: vec![(0, 0); MAX_BLOCK_SAMPLES].into_boxed_slice(),
+        }
+    }
+}
+
+/// Values the encoder looks at when choosing a column's base and width: every eighth in a full block.
+/// These are size heuristics only; the packing pass handles every value exactly, whatever was chosen.
+fn sampled(residuals: &[i64]) -> impl Iterator<Item = i64> + '_ {
+    residuals
+        .iter()
+        .step_by(if residuals.len() >= 1024 { 8 } else { 1 })
+        .copied()
 }
 
 impl ColumnEncoder {
-    /// Encodes `residuals` with the given base strategy and appends the column body to `out`.
-    ///
-    /// Two passes over the values: a histogram of bit lengths over a sample of them (the width is a
-    /// size heuristic, so it need not see every value), then packing, which finds the exceptions exactly.
+    /// Encodes up to MAX_BLOCK_SAMPLES `residuals` with the given base strategy and appends the column
+    /// body to `out`.
     pub(crate) fn encode(&mut self, residuals: &[i64], base: Base, out: &mut Vec<u8>) {
-        let (base_value, zig) = match base {
-            Base::Min => (residuals.iter().copied().min().unwrap_or(0), false),
-            Base::Mode => (sampled_mode(residuals), true),
-        };
-        let transform = |r: i64| {
-            let d = r.wrapping_sub(base_value);
-            if zig { varint::zigzag(d) } else { d as u64 }
-        };
-        let stride = if residuals.len() >= 1024 { 4 } else { 1 };
-        let mut hist = [0u32; 65];
-        for &r in residuals.iter().step_by(stride) {
-            hist[(64 - transform(r).leading_zeros()) as usize] += 1;
+        match base {
+            // A value below the sampled minimum wraps to a huge number and becomes an exception: correct,
+            // only larger, and rare.
+            Base::Min => {
+                self.encode_with::<false>(residuals, sampled(residuals).min().unwrap_or(0), out);
+            }
+            Base::Mode => self.encode_with::<true>(residuals, sampled_mode(residuals), out),
         }
-        let width = best_width(&hist, residuals.len().div_ceil(stride));
-        out.push(width as u8 | if zig { ZIGZAG_FLAG } else { 0 });
-        varint::put(out, varint::zigzag(base_value));
-        self.exceptions.clear();
-        pack(residuals, transform, width, out, &mut self.exceptions);
-        varint::put(out, self.exceptions.len() as u64);
+    }
+
+    fn encode_with<const ZIG: bool>(&mut self, residuals: &[i64], base: i64, out: &mut Vec<u8>) {
+        let transform = |r: i64| {
+            let d = r.wrapping_sub(base);
+            if ZIG { varint::zigzag(d) } else { d as u64 }
+        };
+        // Four histograms filled in turn, summed afterwards: consecutive values usually share a bucket,
+        // and one histogram would make every increment wait for the previous one's store.
+        let mut hists = [[0u32; 65]; 4];
+        let mut seen = 0;
+        for (k, r) in sampled(residuals).enumerate() {
+            hists[k & 3][(64 - transform(r).leading_zeros()) as usize] += 1;
+            seen += 1;
+        }
+        let mut hist = hists[0];
+        for h in &hists[1..] {
+            for (total, c) in hist.iter_mut().zip(h) {
+                *total += c;
+            }
+        }
+        let width = best_width(&hist, seen);
+        out.push(width as u8 | if ZIG { ZIGZAG_FLAG } else { 0 });
+        varint::put(out, varint::zigzag(base));
+
+        // One branch-free pass (it vectorises) splits off the low bits and notes, per group of 16
+        // values, whether any has more; the exception scan then visits only the groups that do.
+        let mask = if width == 64 {
+            u64::MAX
+        } else {
+            (1u64 << width) - 1
+        };
+        let low = &mut self.low[..residuals.len()];
+        let mut group_high = [0u64; MAX_BLOCK_SAMPLES / GROUP];
+        for ((lows, rs), high) in low
+            .chunks_mut(GROUP)
+            .zip(residuals.chunks(GROUP))
+            .zip(group_high.iter_mut())
+        {
+            for (l, &r) in lows.iter_mut().zip(rs) {
+                let u = transform(r);
+                *high |= u & !mask;
+                *l = u & mask;
+            }
+        }
+        if width > 0 {
+            bitpack::pack(low, width, out);
+        }
+        // Branch-free: every value of a flagged group is written to the next free slot, and the slot is
+        // kept only if the value is an exception.
+        let mut count = 0;
+        for (g, _) in group_high.iter().enumerate().filter(|(_, h)| **h != 0) {
+            let start = g * GROUP;
+            let end = (start + GROUP).min(residuals.len());
+            for (i, &r) in residuals[start..end].iter().enumerate() {
+                let high = transform(r) & !mask;
+                self.exceptions[count] = ((start + i) as u32, high.checked_shr(width).unwrap_or(0));
+                count += usize::from(high != 0);
+            }
+        }
+        varint::put(out, count as u64);
         let mut prev: i64 = -1;
-        for &(i, high) in &self.exceptions {
+        for &(i, high) in &self.exceptions[..count] {
             varint::put(out, (i64::from(i) - prev - 1) as u64);
             varint::put(out, high);
             prev = i64::from(i);
@@ -74,8 +150,10 @@ impl ColumnEncoder {
     }
 }
 
-/// Decodes a column body of `n` values, appending the residuals to `out`.
-pub(crate) fn decode(body: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), PayloadError> {
+/// Decodes a column body into `dst` (one residual per element, as two's-complement bits: cast to `i64`
+/// for the signed value). On error `dst` holds garbage.
+pub(crate) fn decode(body: &[u8], dst: &mut [u64]) -> Result<(), PayloadError> {
+    let n = dst.len();
     let mut cur = Cursor::new(body);
     let mode = cur.byte()?;
     let zig = mode & ZIGZAG_FLAG != 0;
@@ -87,45 +165,53 @@ pub(crate) fn decode(body: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), Pa
     let packed_len = (n * width as usize).div_ceil(8);
     let packed = cur.take(packed_len)?;
     let count = cur.length(n)?;
-    let start = out.len();
-    if count == 0 && width == 0 {
-        // A constant column: no per-value work at all.
+    let base = base as u64;
+    if width == 0 && count == 0 {
+        // A constant column: every value is the base.
         if cur.remaining() != 0 {
-            return Err(PayloadError::TrailingBytes { bytes: cur.remaining() as u64 });
+            return Err(PayloadError::TrailingBytes {
+                bytes: cur.remaining() as u64,
+            });
         }
-        out.resize(start + n, base);
+        dst.fill(base);
         return Ok(());
     }
-    out.resize(start + n, 0);
-    let dst = &mut out[start..];
-    unpack(packed, width, dst);
+    // With width 0 every value is the base except the exceptions, which are then whole values: fill
+    // with the base and patch, instead of transforming every value.
+    let sparse = width == 0;
+    if sparse {
+        dst.fill(base);
+    } else {
+        bitpack::unpack(packed, width, dst);
+    }
+    let finish = |u: u64| base.wrapping_add(if zig { varint::unzigzag(u) as u64 } else { u });
     let mut pos: usize = 0;
     for k in 0..count {
         let gap = cur.length(n)?;
         pos = if k == 0 { gap } else { pos + 1 + gap };
         if pos >= n {
-            out.truncate(start);
-            return Err(PayloadError::ExceptionPosition { position: pos as u64, count: n as u64 });
+            return Err(PayloadError::ExceptionPosition {
+                position: pos as u64,
+                count: n as u64,
+            });
         }
         let high = cur.varint()?;
         let shifted = high.checked_shl(width).filter(|s| s >> width == high);
-        let Some(shifted) = shifted else {
-            out.truncate(start);
-            return Err(PayloadError::ExceptionOverflow);
-        };
-        dst[pos] = (dst[pos] as u64 | shifted) as i64;
+        let shifted = shifted.ok_or(PayloadError::ExceptionOverflow)?;
+        if sparse {
+            dst[pos] = finish(shifted);
+        } else {
+            dst[pos] |= shifted;
+        }
     }
     if cur.remaining() != 0 {
-        out.truncate(start);
-        return Err(PayloadError::TrailingBytes { bytes: cur.remaining() as u64 });
+        return Err(PayloadError::TrailingBytes {
+            bytes: cur.remaining() as u64,
+        });
     }
-    if zig {
+    if !sparse {
         for v in dst.iter_mut() {
-            *v = base.wrapping_add(varint::unzigzag(*v as u64));
-        }
-    } else {
-        for v in dst.iter_mut() {
-            *v = base.wrapping_add(*v);
+            *v = finish(*v);
         }
     }
     Ok(())
@@ -139,7 +225,7 @@ fn sampled_mode(values: &[i64]) -> i64 {
     if values.is_empty() {
         return 0;
     }
-    let picks: Vec<i64> = (0..16).map(|k| values[k * values.len() / 16]).collect();
+    let picks: [i64; 16] = std::array::from_fn(|k| values[k * values.len() / 16]);
     let mut best = (0, picks[0]);
     for &p in &picks {
         let count = picks.iter().filter(|&&q| q == p).count();
@@ -171,78 +257,6 @@ fn best_width(hist: &[u32; 65], n: usize) -> u32 {
     best.1
 }
 
-/// Packs the low `width` bits of each transformed value, least significant bit first, and records
-/// the values that need more bits as (position, bits above `width`).
-fn pack(
-    residuals: &[i64],
-    transform: impl Fn(i64) -> u64,
-    width: u32,
-    out: &mut Vec<u8>,
-    exceptions: &mut Vec<(u32, u64)>,
-) {
-    let total = (residuals.len() * width as usize).div_ceil(8);
-    out.reserve(total + 8);
-    if width == 0 {
-        for (i, &r) in residuals.iter().enumerate() {
-            let u = transform(r);
-            if u != 0 {
-                exceptions.push((i as u32, u));
-            }
-        }
-        return;
-    }
-    let start = out.len();
-    let mask = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
-    let mut acc: u64 = 0;
-    let mut bits: u32 = 0;
-    for (i, &r) in residuals.iter().enumerate() {
-        let u = transform(r);
-        if u & !mask != 0 {
-            exceptions.push((i as u32, u >> width));
-        }
-        let v = u & mask;
-        acc |= v << bits;
-        bits += width;
-        if bits >= 64 {
-            out.extend_from_slice(&acc.to_le_bytes());
-            bits -= 64;
-            // The bits of v that did not fit; shifting by 64 would overflow, and then nothing is left.
-            acc = if bits == 0 { 0 } else { v >> (width - bits) };
-        }
-    }
-    out.extend_from_slice(&acc.to_le_bytes()[..bits.div_ceil(8) as usize]);
-    debug_assert_eq!(out.len() - start, total);
-}
-
-/// Unpacks `dst.len()` values of `width` bits from `packed` into `dst` (as raw bits in `i64`s).
-fn unpack(packed: &[u8], width: u32, dst: &mut [i64]) {
-    if width == 0 {
-        dst.fill(0);
-        return;
-    }
-    let w = width as usize;
-    // Values are read with one unaligned 8-byte load while the load stays inside `packed`; that covers a
-    // value of up to 57 bits wherever it starts in its first byte. Wider values and the last few values
-    // take the slow path, which copies into a zero-padded buffer.
-    let fast = if width <= 56 && packed.len() >= 8 { ((packed.len() - 8) * 8) / w + 1 } else { 0 };
-    let fast = fast.min(dst.len());
-    let mask = (1u64 << width.min(63)) - 1 | if width == 64 { 1 << 63 } else { 0 };
-    for (i, v) in dst[..fast].iter_mut().enumerate() {
-        let bit = i * w;
-        let byte = bit >> 3;
-        let chunk: [u8; 8] = packed[byte..byte + 8].try_into().expect("8 bytes checked above");
-        *v = ((u64::from_le_bytes(chunk) >> (bit & 7)) & mask) as i64;
-    }
-    for (i, v) in dst.iter_mut().enumerate().skip(fast) {
-        let bit = i * w;
-        let byte = bit >> 3;
-        let mut chunk = [0u8; 16];
-        let end = packed.len().min(byte + 16);
-        chunk[..end - byte].copy_from_slice(&packed[byte..end]);
-        *v = ((u128::from_le_bytes(chunk) >> (bit & 7)) as u64 & mask) as i64;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,8 +265,9 @@ mod tests {
         let mut enc = ColumnEncoder::default();
         let mut body = Vec::new();
         enc.encode(values, base, &mut body);
-        let mut out = Vec::new();
-        decode(&body, values.len(), &mut out).unwrap();
+        let mut out = vec![0u64; values.len()];
+        decode(&body, &mut out).unwrap();
+        let out: Vec<i64> = out.into_iter().map(|v| v as i64).collect();
         assert_eq!(out, values);
         body.len()
     }
@@ -270,7 +285,10 @@ mod tests {
         v[17] = 500;
         v[4000] = 0;
         let len = round_trip(&v, Base::Mode);
-        assert!(len < 16, "two exceptions should cost a few bytes, took {len}");
+        assert!(
+            len < 16,
+            "two exceptions should cost a few bytes, took {len}"
+        );
     }
 
     #[test]
@@ -278,13 +296,15 @@ mod tests {
         round_trip(&[i64::MIN, i64::MAX, 0, -1, 1], Base::Min);
         round_trip(&[i64::MIN, i64::MAX, 0, -1, 1], Base::Mode);
         round_trip(&[], Base::Min);
-        round_trip(&[u32::MAX as i64; 3], Base::Min);
+        round_trip(&[i64::from(u32::MAX); 3], Base::Min);
     }
 
     #[test]
     fn every_width_round_trips() {
         for w in 0..64 {
-            let v: Vec<i64> = (0..100).map(|i| ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (63 - w)) as i64).collect();
+            let v: Vec<i64> = (0..100)
+                .map(|i| ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (63 - w)) as i64)
+                .collect();
             round_trip(&v, Base::Min);
         }
     }
@@ -296,8 +316,17 @@ mod tests {
         enc.encode(&[0, 0, 0, 1000], Base::Min, &mut body);
         // Width 0, base 0, one exception at position 4 of 4 values.
         let bad = [0u8, 0, 1, 4, 1];
-        assert!(matches!(decode(&bad, 4, &mut Vec::new()), Err(PayloadError::ExceptionPosition { .. })));
-        assert!(matches!(decode(&[65u8, 0], 4, &mut Vec::new()), Err(PayloadError::BadWidth(65))));
-        assert_eq!(decode(&body[..body.len() - 1], 4, &mut Vec::new()), Err(PayloadError::Truncated));
+        assert!(matches!(
+            decode(&bad, &mut [0; 4]),
+            Err(PayloadError::ExceptionPosition { .. })
+        ));
+        assert!(matches!(
+            decode(&[65u8, 0], &mut [0; 4]),
+            Err(PayloadError::BadWidth(65))
+        ));
+        assert_eq!(
+            decode(&body[..body.len() - 1], &mut [0; 4]),
+            Err(PayloadError::Truncated)
+        );
     }
 }

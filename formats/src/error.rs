@@ -81,7 +81,10 @@ impl DecodeError {
 
     /// Whether the problem is only a warning about how the file ends: every complete block was read.
     pub fn is_tail_only(&self) -> bool {
-        matches!(self.kind, DecodeErrorKind::TruncatedTail { .. } | DecodeErrorKind::MissingEnd)
+        matches!(
+            self.kind,
+            DecodeErrorKind::TruncatedTail { .. } | DecodeErrorKind::MissingEnd
+        )
     }
 }
 
@@ -93,7 +96,9 @@ pub enum DecodeErrorKind {
     #[error("not a sample log (wrong magic bytes); pass a run directory or a core-N.log file")]
     NotALog,
     /// The file is shorter than its header.
-    #[error("the file is shorter than the sample-log header; the engine was stopped before it wrote anything")]
+    #[error(
+        "the file is shorter than the sample-log header; the engine was stopped before it wrote anything"
+    )]
     HeaderTruncated,
     /// The header's checksum does not match.
     #[error("the header checksum does not match; the file is damaged")]
@@ -149,7 +154,9 @@ pub enum DecodeErrorKind {
         bytes: u64,
     },
     /// The file has no end-of-file block: the writer never finished (crash, kill, or still running).
-    #[error("no end-of-file block: the engine did not finish this log (killed, crashed, or still running)")]
+    #[error(
+        "no end-of-file block: the engine did not finish this log (killed, crashed, or still running)"
+    )]
     MissingEnd,
     /// Bytes follow the end-of-file block.
     #[error("{bytes} bytes follow the end-of-file block and were ignored")]

@@ -50,7 +50,14 @@ pub struct LogHeader {
 impl LogHeader {
     /// A header for the current format version.
     pub fn new(run_id: RunId, core: u32, monotonic_base_ns: u64, wall_start_unix_ns: i64) -> Self {
-        LogHeader { major: FORMAT_MAJOR, minor: FORMAT_MINOR, run_id, core, monotonic_base_ns, wall_start_unix_ns }
+        LogHeader {
+            major: FORMAT_MAJOR,
+            minor: FORMAT_MINOR,
+            run_id,
+            core,
+            monotonic_base_ns,
+            wall_start_unix_ns,
+        }
     }
 
     /// The encoded header.

@@ -66,6 +66,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod bitpack;
 pub mod block;
 mod column;
 mod error;
@@ -73,8 +74,8 @@ pub mod header;
 pub mod manifest;
 mod reader;
 pub mod records;
-mod run_id;
 pub mod run;
+mod run_id;
 mod sample;
 pub mod samples;
 pub mod tables;

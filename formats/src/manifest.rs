@@ -35,7 +35,9 @@ impl RunState {
     /// How a report should describe the state, reading `Running` as an unfinished run.
     pub fn describe(self) -> &'static str {
         match self {
-            RunState::Running => "never finalized (the engine was killed, crashed, or is still running)",
+            RunState::Running => {
+                "never finalized (the engine was killed, crashed, or is still running)"
+            }
             RunState::Completed => "completed",
             RunState::Interrupted => "interrupted (stopped early and flushed)",
             RunState::Failed => "failed (the engine stopped on an error)",

@@ -86,6 +86,28 @@ impl<'a> LogReader<'a> {
         self.samples_read
     }
 
+    /// How many samples the rest of the log holds, read from the counts at the start of each samples
+    /// block without decoding or checksumming anything; damage makes it an estimate. Use it to size
+    /// columns before [`LogReader::read_to_end`].
+    pub fn samples_hint(&self) -> usize {
+        let mut at = self.pos;
+        let mut total = 0usize;
+        while let Some(frame) = self.data.get(at..at + block::FRAME_LEN) {
+            if frame[..4] != block::SYNC {
+                break;
+            }
+            let len = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes")) as usize;
+            if frame[12] == BlockKind::Samples.code() {
+                let payload = self.data.get(at + block::FRAME_LEN..).unwrap_or(&[]);
+                total += crate::varint::Cursor::new(payload)
+                    .length(crate::samples::MAX_BLOCK_SAMPLES)
+                    .unwrap_or(0);
+            }
+            at += block::FRAME_LEN + len;
+        }
+        total
+    }
+
     /// Reads blocks up to and including the next samples block, appending its samples to `out`.
     /// Returns the number of samples appended, or `None` at the end of the log.
     pub fn next_samples(&mut self, out: &mut SampleColumns) -> Option<usize> {
@@ -106,7 +128,10 @@ impl<'a> LogReader<'a> {
     }
 
     fn problem(&mut self, offset: usize, kind: DecodeErrorKind) {
-        self.problems.push(DecodeError { kind, offset: offset as u64 });
+        self.problems.push(DecodeError {
+            kind,
+            offset: offset as u64,
+        });
     }
 
     /// Handles one block (or one stretch of damage). Returns the count when it appended samples.
@@ -121,7 +146,12 @@ impl<'a> LogReader<'a> {
             return None;
         }
         if self.end.is_some() {
-            self.problem(at, DecodeErrorKind::DataAfterEnd { bytes: (data.len() - at) as u64 });
+            self.problem(
+                at,
+                DecodeErrorKind::DataAfterEnd {
+                    bytes: (data.len() - at) as u64,
+                },
+            );
             self.done = true;
             return None;
         }
@@ -151,11 +181,21 @@ impl<'a> LogReader<'a> {
             }
             Frame::Incomplete => match self.resync(at + 1) {
                 Some(next) => {
-                    self.problem(at, DecodeErrorKind::Garbage { bytes: (next - at) as u64 });
+                    self.problem(
+                        at,
+                        DecodeErrorKind::Garbage {
+                            bytes: (next - at) as u64,
+                        },
+                    );
                     self.pos = next;
                 }
                 None => {
-                    self.problem(at, DecodeErrorKind::TruncatedTail { bytes: (data.len() - at) as u64 });
+                    self.problem(
+                        at,
+                        DecodeErrorKind::TruncatedTail {
+                            bytes: (data.len() - at) as u64,
+                        },
+                    );
                     self.problem(data.len(), DecodeErrorKind::MissingEnd);
                     self.done = true;
                 }
@@ -163,17 +203,20 @@ impl<'a> LogReader<'a> {
             Frame::Damaged(damage) => {
                 let kind = match damage {
                     FrameDamage::Checksum => DecodeErrorKind::BlockChecksum,
-                    FrameDamage::Length(length) => {
-                        DecodeErrorKind::BlockLength { length, max: block::MAX_BLOCK_LEN as u64 }
-                    }
+                    FrameDamage::Length(length) => DecodeErrorKind::BlockLength {
+                        length,
+                        max: block::MAX_BLOCK_LEN as u64,
+                    },
                     FrameDamage::NoSync => DecodeErrorKind::Garbage { bytes: 0 },
                 };
                 let next = self.resync(at + 1);
                 let kind = match (kind, next) {
-                    (DecodeErrorKind::Garbage { .. }, Some(n)) => DecodeErrorKind::Garbage { bytes: (n - at) as u64 },
-                    (DecodeErrorKind::Garbage { .. }, None) => {
-                        DecodeErrorKind::Garbage { bytes: (data.len() - at) as u64 }
-                    }
+                    (DecodeErrorKind::Garbage { .. }, Some(n)) => DecodeErrorKind::Garbage {
+                        bytes: (n - at) as u64,
+                    },
+                    (DecodeErrorKind::Garbage { .. }, None) => DecodeErrorKind::Garbage {
+                        bytes: (data.len() - at) as u64,
+                    },
                     (k, _) => k,
                 };
                 self.problem(at, kind);
@@ -225,11 +268,16 @@ pub struct LogContents {
 /// in [`LogContents::problems`].
 pub fn read_log(data: &[u8]) -> Result<LogContents, DecodeError> {
     let mut reader = LogReader::new(data)?;
-    let mut samples = SampleColumns::default();
+    let mut samples = SampleColumns::with_capacity(reader.samples_hint());
     reader.read_to_end(&mut samples);
     let mut problems = std::mem::take(&mut reader.problems);
     problems.extend(unknown_ids(&samples.name, &reader.names, "name", |_| true));
-    problems.extend(unknown_ids(&samples.message, &reader.messages, "message", |id| id != 0));
+    problems.extend(unknown_ids(
+        &samples.message,
+        &reader.messages,
+        "message",
+        |id| id != 0,
+    ));
     Ok(LogContents {
         header: reader.header,
         names: reader.names,
@@ -242,7 +290,12 @@ pub fn read_log(data: &[u8]) -> Result<LogContents, DecodeError> {
 }
 
 /// One problem per id that samples use but no table defines.
-fn unknown_ids(ids: &[u32], table: &Table, what: &'static str, counts: impl Fn(u32) -> bool) -> Vec<DecodeError> {
+fn unknown_ids(
+    ids: &[u32],
+    table: &Table,
+    what: &'static str,
+    counts: impl Fn(u32) -> bool,
+) -> Vec<DecodeError> {
     let mut seen = vec![false; table.id_bound()];
     let mut missing = std::collections::BTreeSet::new();
     for &id in ids {
@@ -258,6 +311,9 @@ fn unknown_ids(ids: &[u32], table: &Table, what: &'static str, counts: impl Fn(u
     }
     missing
         .into_iter()
-        .map(|id| DecodeError { kind: DecodeErrorKind::UnknownId { what, id }, offset: 0 })
+        .map(|id| DecodeError {
+            kind: DecodeErrorKind::UnknownId { what, id },
+            offset: 0,
+        })
         .collect()
 }

@@ -64,7 +64,10 @@ pub(crate) fn encode_intervals(records: &[IntervalStats], out: &mut Vec<u8>) {
     }
 }
 
-pub(crate) fn decode_intervals(payload: &[u8], out: &mut Vec<IntervalStats>) -> Result<(), PayloadError> {
+pub(crate) fn decode_intervals(
+    payload: &[u8],
+    out: &mut Vec<IntervalStats>,
+) -> Result<(), PayloadError> {
     let mut cur = Cursor::new(payload);
     let count = cur.length(payload.len())?;
     let start = out.len();
@@ -81,7 +84,9 @@ pub(crate) fn decode_intervals(payload: &[u8], out: &mut Vec<IntervalStats>) -> 
     }
     if cur.remaining() != 0 {
         out.truncate(start);
-        return Err(PayloadError::TrailingBytes { bytes: cur.remaining() as u64 });
+        return Err(PayloadError::TrailingBytes {
+            bytes: cur.remaining() as u64,
+        });
     }
     Ok(())
 }
@@ -92,5 +97,7 @@ pub(crate) fn encode_end(end: &EndOfLog, out: &mut Vec<u8>) {
 }
 
 pub(crate) fn decode_end(payload: &[u8]) -> Result<EndOfLog, PayloadError> {
-    postcard::take_from_bytes::<EndOfLog>(payload).map(|(e, _)| e).map_err(|e| PayloadError::Record(e.to_string()))
+    postcard::take_from_bytes::<EndOfLog>(payload)
+        .map(|(e, _)| e)
+        .map_err(|e| PayloadError::Record(e.to_string()))
 }

@@ -94,7 +94,8 @@ impl Outcome {
 
     /// The name for a stored code, including codes from newer writers.
     pub fn name_of_code(code: u8) -> String {
-        Outcome::from_code(code).map_or_else(|| format!("outcome_{code}"), |o| o.as_str().to_owned())
+        Outcome::from_code(code)
+            .map_or_else(|| format!("outcome_{code}"), |o| o.as_str().to_owned())
     }
 }
 
@@ -163,6 +164,24 @@ pub struct SampleColumns {
 }
 
 impl SampleColumns {
+    /// Empty columns with room for `n` samples each.
+    pub fn with_capacity(n: usize) -> Self {
+        SampleColumns {
+            name: Vec::with_capacity(n),
+            intended_us: Vec::with_capacity(n),
+            actual_us: Vec::with_capacity(n),
+            latency_us: Vec::with_capacity(n),
+            connect_us: Vec::with_capacity(n),
+            ttfb_us: Vec::with_capacity(n),
+            status: Vec::with_capacity(n),
+            outcome: Vec::with_capacity(n),
+            message: Vec::with_capacity(n),
+            bytes_sent: Vec::with_capacity(n),
+            bytes_received: Vec::with_capacity(n),
+            user: Vec::with_capacity(n),
+        }
+    }
+
     /// The number of samples.
     pub fn len(&self) -> usize {
         self.name.len()

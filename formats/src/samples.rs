@@ -73,14 +73,22 @@ const BASES: [Base; COLUMNS] = [
     Base::Min,  // user
 ];
 
+/// The length of each residual array in [`BlockBuilder`]: a block plus 24 values, so that the twelve
+/// arrays start 192 bytes apart modulo 4 KiB. With exactly 64 KiB between them, the twelve stores of a
+/// push would all have the same address bits below 4 KiB, and the CPU's memory disambiguation would
+/// stall on false load/store conflicts ("4K aliasing").
+const STRIDE: usize = MAX_BLOCK_SAMPLES + 24;
+
 /// Collects one block's residuals column by column as samples arrive, then encodes them.
 ///
 /// Pushing computes the residuals straight into twelve fixed arrays, so a push is a few stores and the
 /// encoder reads each column contiguously.
 #[derive(Debug)]
 pub(crate) struct BlockBuilder {
-    residuals: Box<[[i64; MAX_BLOCK_SAMPLES]; COLUMNS]>,
+    residuals: Box<[[i64; STRIDE]; COLUMNS]>,
     len: usize,
+    /// The block closes at this many samples (at most MAX_BLOCK_SAMPLES).
+    capacity: usize,
     prev_end: u64,
     /// The last bytes sent and received per name id in this block.
     last_bytes: Vec<(u32, u32)>,
@@ -90,11 +98,14 @@ pub(crate) struct BlockBuilder {
 
 impl Default for BlockBuilder {
     fn default() -> Self {
-        let residuals: Box<[[i64; MAX_BLOCK_SAMPLES]; COLUMNS]> =
-            vec![[0i64; MAX_BLOCK_SAMPLES]; COLUMNS].into_boxed_slice().try_into().expect("COLUMNS arrays");
+        let residuals: Box<[[i64; STRIDE]; COLUMNS]> = vec![[0i64; STRIDE]; COLUMNS]
+            .into_boxed_slice()
+            .try_into()
+            .expect("COLUMNS arrays");
         BlockBuilder {
             residuals,
             len: 0,
+            capacity: MAX_BLOCK_SAMPLES,
             prev_end: 0,
             last_bytes: Vec::new(),
             columns: ColumnEncoder::default(),
@@ -120,7 +131,8 @@ impl BlockBuilder {
         if name >= self.last_bytes.len() {
             self.last_bytes.resize(name + 1, (0, 0));
         }
-        let (sent, received) = std::mem::replace(&mut self.last_bytes[name], (s.bytes_sent, s.bytes_received));
+        let (sent, received) =
+            std::mem::replace(&mut self.last_bytes[name], (s.bytes_sent, s.bytes_received));
         let r = &mut self.residuals;
         r[col::NAME][i] = i64::from(s.name.0);
         r[col::END][i] = end.wrapping_sub(self.prev_end) as i64;
@@ -136,7 +148,12 @@ impl BlockBuilder {
         r[col::USER][i] = i64::from(s.user);
         self.prev_end = end;
         self.len += 1;
-        self.len == MAX_BLOCK_SAMPLES
+        self.len >= self.capacity
+    }
+
+    /// Sets the number of samples at which a block closes, clamped to 1..=MAX_BLOCK_SAMPLES.
+    pub(crate) fn set_capacity(&mut self, samples: usize) {
+        self.capacity = samples.clamp(1, MAX_BLOCK_SAMPLES);
     }
 
     /// Appends the payload for the collected samples (at least one) to `out` and starts a new block.
@@ -146,7 +163,8 @@ impl BlockBuilder {
         varint::put(out, n as u64);
         for (c, base) in BASES.iter().enumerate() {
             self.body.clear();
-            self.columns.encode(&self.residuals[c][..n], *base, &mut self.body);
+            self.columns
+                .encode(&self.residuals[c][..n], *base, &mut self.body);
             varint::put(out, self.body.len() as u64);
             out.extend_from_slice(&self.body);
         }
@@ -158,96 +176,132 @@ impl BlockBuilder {
 
 /// The stored ttfb residual; the writer has already ensured `ttfb <= latency`.
 fn ttfb_residual(latency: u32, ttfb: u32) -> i64 {
-    if ttfb == 0 { 0 } else { i64::from(latency) - i64::from(ttfb) + 1 }
+    if ttfb == 0 {
+        0
+    } else {
+        i64::from(latency) - i64::from(ttfb) + 1
+    }
 }
 
 /// Decodes samples payloads into columns, reusing its buffers.
 #[derive(Debug, Default)]
 pub(crate) struct SamplesDecoder {
-    columns: [Vec<i64>; COLUMNS],
-    last_bytes: Vec<u32>,
+    /// One residual buffer per column, as long as the largest block seen; a block uses the first `n`.
+    columns: [Vec<u64>; COLUMNS],
+    last_bytes: Vec<u64>,
 }
 
 impl SamplesDecoder {
     /// Decodes one payload and appends its samples to `out`. On error `out` is left unchanged.
-    pub(crate) fn decode(&mut self, payload: &[u8], out: &mut SampleColumns) -> Result<usize, PayloadError> {
+    pub(crate) fn decode(
+        &mut self,
+        payload: &[u8],
+        out: &mut SampleColumns,
+    ) -> Result<usize, PayloadError> {
         let mut cur = Cursor::new(payload);
         let n = cur.length(MAX_BLOCK_SAMPLES)?;
-        for col in &mut self.columns {
-            col.clear();
+        for col in self.columns.iter_mut() {
+            if col.len() < n {
+                col.resize(n, 0);
+            }
             let len = cur.length(cur.remaining())?;
-            column::decode(cur.take(len)?, n, col)?;
+            column::decode(cur.take(len)?, &mut col[..n])?;
         }
         if cur.remaining() != 0 {
-            return Err(PayloadError::TrailingBytes { bytes: cur.remaining() as u64 });
+            return Err(PayloadError::TrailingBytes {
+                bytes: cur.remaining() as u64,
+            });
         }
-        let [name, end, lag, latency, connect, ttfb, status, outcome, message, sent, received, user] =
-            &mut self.columns;
+        let [
+            name,
+            end,
+            lag,
+            latency,
+            connect,
+            ttfb,
+            status,
+            outcome,
+            message,
+            sent,
+            received,
+            user,
+        ] = self.columns.each_mut().map(|c| &mut c[..n]);
 
         // Check every narrow column before touching `out`, so a bad block adds nothing.
-        let name_ok = name.iter().all(|&v| (0..=i64::from(MAX_NAME_ID)).contains(&v));
-        if !name_ok {
-            return Err(PayloadError::ValueOutOfRange { column: "name" });
-        }
-        fits::<u32>(latency, "latency")?;
-        fits::<u32>(connect, "connect")?;
-        fits::<u16>(status, "status")?;
-        fits::<u8>(outcome, "outcome")?;
-        fits::<u32>(message, "message")?;
-        fits::<u32>(user, "user")?;
-        for (&r, &l) in ttfb.iter().zip(latency.iter()) {
-            if r != 0 && !(1..=l + 1).contains(&r) {
-                return Err(PayloadError::ValueOutOfRange { column: "ttfb" });
-            }
+        fits(name, u64::from(MAX_NAME_ID), "name")?;
+        fits(latency, u64::from(u32::MAX), "latency")?;
+        fits(connect, u64::from(u32::MAX), "connect")?;
+        fits(status, u64::from(u16::MAX), "status")?;
+        fits(outcome, u64::from(u8::MAX), "outcome")?;
+        fits(message, u64::from(u32::MAX), "message")?;
+        fits(user, u64::from(u32::MAX), "user")?;
+        if ttfb.iter().zip(latency.iter()).any(|(&r, &l)| r > l + 1) {
+            return Err(PayloadError::ValueOutOfRange { column: "ttfb" });
         }
         undelta_bytes(&mut self.last_bytes, name, sent, "bytes_sent")?;
         undelta_bytes(&mut self.last_bytes, name, received, "bytes_received")?;
 
         out.name.extend(name.iter().map(|&v| v as u32));
         let mut prev_end = 0u64;
-        out.actual_us.reserve(n);
-        out.intended_us.reserve(n);
-        for i in 0..n {
-            let e = prev_end.wrapping_add(end[i] as u64);
-            prev_end = e;
-            let actual = e.wrapping_sub(latency[i] as u64);
-            out.actual_us.push(actual);
-            out.intended_us.push(actual.wrapping_sub(lag[i] as u64));
-        }
+        out.actual_us
+            .extend(end.iter().zip(latency.iter()).map(|(&delta, &latency)| {
+                prev_end = prev_end.wrapping_add(delta);
+                prev_end.wrapping_sub(latency)
+            }));
+        let actual = &out.actual_us[out.actual_us.len() - n..];
+        out.intended_us.extend(
+            actual
+                .iter()
+                .zip(lag.iter())
+                .map(|(&a, &lag)| a.wrapping_sub(lag)),
+        );
         out.latency_us.extend(latency.iter().map(|&v| v as u32));
         out.connect_us.extend(connect.iter().map(|&v| v as u32));
-        out.ttfb_us.extend(ttfb.iter().zip(latency.iter()).map(|(&r, &l)| if r == 0 { 0 } else { (l - r + 1) as u32 }));
+        out.ttfb_us.extend(
+            ttfb.iter()
+                .zip(latency.iter())
+                .map(|(&r, &l)| if r == 0 { 0 } else { (l + 1 - r) as u32 }),
+        );
         out.status.extend(status.iter().map(|&v| v as u16));
         out.outcome.extend(outcome.iter().map(|&v| v as u8));
         out.message.extend(message.iter().map(|&v| v as u32));
         out.bytes_sent.extend(sent.iter().map(|&v| v as u32));
-        out.bytes_received.extend(received.iter().map(|&v| v as u32));
+        out.bytes_received
+            .extend(received.iter().map(|&v| v as u32));
         out.user.extend(user.iter().map(|&v| v as u32));
         Ok(n)
     }
-
 }
 
-/// Replaces per-name deltas with the byte counts they encode, checking each fits a `u32`.
-fn undelta_bytes(last: &mut Vec<u32>, name: &[i64], values: &mut [i64], column: &'static str) -> Result<(), PayloadError> {
-    last.clear();
-    for (&id, v) in name.iter().zip(values.iter_mut()) {
-        let i = id as usize;
-        if i >= last.len() {
-            last.resize(i + 1, 0);
-        }
-        let b = i64::from(last[i])
-            .checked_add(*v)
-            .and_then(|b| u32::try_from(b).ok())
-            .ok_or(PayloadError::ValueOutOfRange { column })?;
-        last[i] = b;
-        *v = i64::from(b);
+/// Checks that every residual of an unsigned column is at most `max`, which is one less than a power of
+/// two (so OR-ing the values, which vectorises, is enough).
+fn fits(values: &[u64], max: u64, column: &'static str) -> Result<(), PayloadError> {
+    debug_assert!(max.wrapping_add(1).is_power_of_two() || max == u64::MAX);
+    if values.iter().fold(0, |acc, &v| acc | v) & !max == 0 {
+        Ok(())
+    } else {
+        Err(PayloadError::ValueOutOfRange { column })
     }
-    Ok(())
 }
 
-fn fits<T: TryFrom<i64>>(values: &[i64], column: &'static str) -> Result<(), PayloadError> {
-    if values.iter().all(|&v| T::try_from(v).is_ok()) {
+/// Replaces per-name deltas with the byte counts they encode, checking each fits a `u32`. `name` has
+/// been checked to hold ids up to MAX_NAME_ID.
+fn undelta_bytes(
+    last: &mut Vec<u64>,
+    name: &[u64],
+    values: &mut [u64],
+    column: &'static str,
+) -> Result<(), PayloadError> {
+    last.clear();
+    last.resize(name.iter().copied().fold(0, u64::max) as usize + 1, 0);
+    let mut too_big = 0u64;
+    for (&id, v) in name.iter().zip(values.iter_mut()) {
+        let b = last[id as usize].wrapping_add(*v);
+        too_big |= b >> 32;
+        last[id as usize] = b;
+        *v = b;
+    }
+    if too_big == 0 {
         Ok(())
     } else {
         Err(PayloadError::ValueOutOfRange { column })

@@ -25,7 +25,11 @@ pub(crate) fn encode(entries: &[(u32, String)], out: &mut Vec<u8>) {
 }
 
 /// Decodes a table payload, calling `add` for each entry; ids above `max_id` are rejected.
-pub(crate) fn decode(payload: &[u8], max_id: u32, mut add: impl FnMut(u32, &str)) -> Result<(), PayloadError> {
+pub(crate) fn decode(
+    payload: &[u8],
+    max_id: u32,
+    mut add: impl FnMut(u32, &str),
+) -> Result<(), PayloadError> {
     let mut cur = Cursor::new(payload);
     let count = cur.length(payload.len())?;
     let mut entries = Vec::with_capacity(count);
@@ -36,7 +40,9 @@ pub(crate) fn decode(payload: &[u8], max_id: u32, mut add: impl FnMut(u32, &str)
         entries.push((id, text));
     }
     if cur.remaining() != 0 {
-        return Err(PayloadError::TrailingBytes { bytes: cur.remaining() as u64 });
+        return Err(PayloadError::TrailingBytes {
+            bytes: cur.remaining() as u64,
+        });
     }
     for (id, text) in entries {
         add(id, text);
@@ -75,7 +81,10 @@ impl Table {
 
     /// Every defined (id, string) pair in id order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
-        self.entries.iter().enumerate().filter_map(|(i, s)| Some((i as u32, s.as_deref()?)))
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u32, s.as_deref()?)))
     }
 
     /// One more than the largest id defined, so a vector of this length can be indexed by any id.

@@ -75,7 +75,10 @@ impl<'a> Cursor<'a> {
     pub fn length(&mut self, max: usize) -> Result<usize, PayloadError> {
         let v = self.varint()?;
         if v > max as u64 {
-            return Err(PayloadError::LengthOutOfRange { value: v, max: max as u64 });
+            return Err(PayloadError::LengthOutOfRange {
+                value: v,
+                max: max as u64,
+            });
         }
         Ok(v as usize)
     }
@@ -104,7 +107,17 @@ mod tests {
 
     #[test]
     fn round_trips_edges() {
-        for v in [0, 1, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put(&mut out, v);
             assert!(out.len() <= 10, "a u64 takes at most ten LEB128 bytes");
@@ -129,11 +142,20 @@ mod tests {
     fn rejects_overlong_and_truncated_varints() {
         // Eleven continuation bytes can never be a u64.
         let overlong = [0xffu8; 11];
-        assert_eq!(Cursor::new(&overlong).varint(), Err(PayloadError::VarintOverflow));
+        assert_eq!(
+            Cursor::new(&overlong).varint(),
+            Err(PayloadError::VarintOverflow)
+        );
         // The tenth byte may only carry the single top bit.
         let mut too_big = vec![0xffu8; 9];
         too_big.push(0x02);
-        assert_eq!(Cursor::new(&too_big).varint(), Err(PayloadError::VarintOverflow));
-        assert_eq!(Cursor::new(&[0x80, 0x80]).varint(), Err(PayloadError::Truncated));
+        assert_eq!(
+            Cursor::new(&too_big).varint(),
+            Err(PayloadError::VarintOverflow)
+        );
+        assert_eq!(
+            Cursor::new(&[0x80, 0x80]).varint(),
+            Err(PayloadError::Truncated)
+        );
     }
 }

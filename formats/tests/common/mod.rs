@@ -1,0 +1,121 @@
+//! Helpers shared by the formats integration tests.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+
+use formats::{IntervalStats, LogContents, LogHeader, LogWriter, Outcome, RunId, Sample};
+
+/// A header with fixed, recognisable values.
+pub fn header(core: u32) -> LogHeader {
+    LogHeader::new(
+        RunId([0xA5; 16]),
+        core,
+        987_654_321_000,
+        1_764_000_000_123_456_789,
+    )
+}
+
+/// A small log with every block kind: names, messages, two samples blocks, intervals and the end.
+pub fn small_log() -> Vec<u8> {
+    let mut w = LogWriter::new(&header(3), Vec::new()).unwrap();
+    let home = w.intern_name("GET /");
+    let item = w.intern_name("GET /items/{id}");
+    let refused = w.intern_message("connection refused (os error 111)");
+    let status = w.intern_message("unexpected status 503");
+    let mut t = 1_000u64;
+    for i in 0..40u32 {
+        t += 37 + u64::from(i % 7);
+        let mut s = Sample {
+            name: if i % 3 == 0 { item } else { home },
+            intended_us: t,
+            actual_us: t + u64::from(i % 4),
+            latency_us: 250 + i * 13,
+            connect_us: if i % 10 == 0 { 90 + i } else { 0 },
+            ttfb_us: 240 + i * 13,
+            status: 200,
+            outcome: Outcome::Ok,
+            message: None,
+            bytes_sent: if i % 3 == 0 { 120 } else { 80 },
+            bytes_received: 512 + i % 5,
+            user: i % 6,
+        };
+        if i == 17 {
+            s.outcome = Outcome::ConnectError;
+            s.message = Some(refused);
+            (s.status, s.ttfb_us, s.bytes_received, s.connect_us) = (0, 0, 0, 0);
+        }
+        if i == 29 {
+            s.outcome = Outcome::Status;
+            s.message = Some(status);
+            s.status = 503;
+        }
+        w.push(s).unwrap();
+        if i == 24 {
+            w.push_interval(IntervalStats {
+                start_us: 0,
+                duration_us: 1_000_000,
+                active_users: 6,
+                iterations_started: 25,
+                requests: 25,
+                failures: 1,
+                lag_p50_us: 1,
+                lag_p99_us: 3,
+                lag_max_us: 3,
+                cpu_user_us: 1_200,
+                cpu_system_us: 800,
+                connections_opened: 3,
+                open_connections: 6,
+                ..IntervalStats::default()
+            });
+            w.flush().unwrap();
+        }
+    }
+    w.finish().unwrap()
+}
+
+/// A text rendering of everything decoded, one line per item, for golden comparisons.
+pub fn dump(log: &LogContents) -> String {
+    let h = &log.header;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "header version={}.{} run={} core={} monotonic_base_ns={} wall_start_unix_ns={}",
+        h.major, h.minor, h.run_id, h.core, h.monotonic_base_ns, h.wall_start_unix_ns
+    )
+    .unwrap();
+    for (id, name) in log.names.iter() {
+        writeln!(out, "name {id} {name:?}").unwrap();
+    }
+    for (id, message) in log.messages.iter() {
+        writeln!(out, "message {id} {message:?}").unwrap();
+    }
+    let s = &log.samples;
+    for i in 0..s.len() {
+        writeln!(
+            out,
+            "sample name={} intended={} actual={} latency={} connect={} ttfb={} status={} outcome={} message={} sent={} received={} user={}",
+            s.name[i],
+            s.intended_us[i],
+            s.actual_us[i],
+            s.latency_us[i],
+            s.connect_us[i],
+            s.ttfb_us[i],
+            s.status[i],
+            Outcome::name_of_code(s.outcome[i]),
+            s.message[i],
+            s.bytes_sent[i],
+            s.bytes_received[i],
+            s.user[i]
+        )
+        .unwrap();
+    }
+    for iv in &log.intervals {
+        writeln!(out, "interval {iv:?}").unwrap();
+    }
+    writeln!(out, "end {:?}", log.end).unwrap();
+    for p in &log.problems {
+        writeln!(out, "problem {p}").unwrap();
+    }
+    out
+}
