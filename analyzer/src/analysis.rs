@@ -4,12 +4,15 @@ use hdrhistogram::Histogram;
 
 use crate::error::Result;
 use crate::failures::{Failures, failures};
-use crate::load::{LoadedRun, QualityNote, RunInfo};
+use crate::load::{LoadedRun, QualityNote, RunInfo, Severity};
 use crate::stats::{Summary, summaries, window_s};
 use crate::timeseries::{TimeSeries, timeseries};
 
-/// How the percentiles of a run were computed.
+/// How the percentiles of a run were computed, when all samples fit in memory.
 pub const METHOD_EXACT: &str = "exact (nearest rank)";
+/// The same, for runs aggregated into histograms.
+pub const METHOD_APPROX: &str = "approximate (nearest rank over HdrHistograms with 3 significant digits: each \
+     within 0.1% of the exact value; per-second percentiles within 1%)";
 
 /// Everything a report shows about one run.
 #[derive(Debug, Clone)]
@@ -48,6 +51,21 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
         (skip_s.floor() as u32).max(run.window_us.map_or(0, |w| (w.0 / 1_000_000) as u32));
     let timeseries = timeseries(run, first_s)?;
     let failures = failures(run, &timeseries.t_s)?;
+    let mut notes = run.notes.clone();
+    if run.approx.is_some() {
+        notes.push(QualityNote {
+            severity: Severity::Info,
+            file: "(all logs)".into(),
+            message: format!(
+                "{} samples are more than the {} that fit in memory for exact percentiles, so percentiles \
+                 come from HdrHistograms with three significant digits (each within 0.1% of the exact \
+                 value; per-second percentiles within 1%). Counts, rates, failures, min, max, mean and \
+                 standard deviation are exact.",
+                crate::format::int(run.rows),
+                crate::format::int(run.exact_limit)
+            ),
+        });
+    }
     Ok(RunAnalysis {
         info: run.info.clone(),
         total,
@@ -56,11 +74,15 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
         distribution: distribution(&run.histogram),
         distribution_uncorrected: distribution(&run.histogram_uncorrected),
         timeseries,
-        notes: run.notes.clone(),
+        notes,
         window_s: window_s(run),
         skip_s,
         skipped: run.skipped,
-        method: METHOD_EXACT.into(),
+        method: if run.approx.is_some() {
+            METHOD_APPROX.into()
+        } else {
+            METHOD_EXACT.into()
+        },
     })
 }
 

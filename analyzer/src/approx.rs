@@ -40,7 +40,10 @@ pub struct Moments {
 
 impl Moments {
     fn new() -> Self {
-        Moments { min: u32::MAX, ..Moments::default() }
+        Moments {
+            min: u32::MAX,
+            ..Moments::default()
+        }
     }
 
     #[inline]
@@ -62,7 +65,11 @@ impl Moments {
 
     /// The mean.
     pub fn mean(&self) -> f64 {
-        if self.count == 0 { 0.0 } else { self.sum as f64 / self.count as f64 }
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
     }
 
     /// The sample standard deviation (n − 1), computed from exact integer sums.
@@ -88,18 +95,24 @@ pub struct LatencyAgg {
 
 impl LatencyAgg {
     fn new(digits: u8) -> Self {
-        LatencyAgg { moments: Moments::new(), histogram: histogram(digits) }
+        LatencyAgg {
+            moments: Moments::new(),
+            histogram: histogram(digits),
+        }
     }
 
     #[inline]
     fn record(&mut self, v: u32) {
         self.moments.record(v);
-        self.histogram.saturating_record(u64::from(v).clamp(1, MAX_US));
+        self.histogram
+            .saturating_record(u64::from(v).clamp(1, MAX_US));
     }
 
     fn add(&mut self, o: &LatencyAgg) {
         self.moments.add(&o.moments);
-        self.histogram.add(&o.histogram).expect("histograms share bounds");
+        self.histogram
+            .add(&o.histogram)
+            .expect("histograms share bounds");
     }
 
     /// The nearest-rank percentile of the histogram: the highest value equivalent to the recorded one
@@ -126,7 +139,11 @@ pub struct NameAgg {
 
 impl NameAgg {
     fn new() -> Self {
-        NameAgg { failures: 0, corrected: LatencyAgg::new(NAME_DIGITS), uncorrected: LatencyAgg::new(NAME_DIGITS) }
+        NameAgg {
+            failures: 0,
+            corrected: LatencyAgg::new(NAME_DIGITS),
+            uncorrected: LatencyAgg::new(NAME_DIGITS),
+        }
     }
 
     /// Adds another group's aggregates.
@@ -153,7 +170,10 @@ pub struct SecondAgg {
 
 impl SecondAgg {
     fn new() -> Self {
-        SecondAgg { failures: 0, corrected: LatencyAgg::new(SECOND_DIGITS) }
+        SecondAgg {
+            failures: 0,
+            corrected: LatencyAgg::new(SECOND_DIGITS),
+        }
     }
 }
 
@@ -240,7 +260,9 @@ mod tests {
     #[test]
     fn percentiles_are_within_the_stated_error() {
         let mut a = Aggregates::default();
-        let mut values: Vec<u32> = (0..100_000u32).map(|i| 100 + (i * 7919) % 2_000_000).collect();
+        let mut values: Vec<u32> = (0..100_000u32)
+            .map(|i| 100 + (i * 7919) % 2_000_000)
+            .collect();
         for (i, v) in values.iter().enumerate() {
             a.record(0, (i / 1000) as u32, *v, *v, true);
         }
@@ -249,7 +271,10 @@ mod tests {
         for q in [0.5, 0.9, 0.99, 0.999] {
             let exact = f64::from(values[((q * values.len() as f64).ceil() as usize).max(1) - 1]);
             let approx = total.corrected.percentile(q);
-            assert!((approx - exact).abs() <= exact * 1e-3, "q {q}: {approx} vs {exact}");
+            assert!(
+                (approx - exact).abs() <= exact * 1e-3,
+                "q {q}: {approx} vs {exact}"
+            );
         }
     }
 }

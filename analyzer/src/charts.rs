@@ -55,7 +55,7 @@ pub enum XAxis {
 /// One line of a chart.
 #[derive(Debug, Clone)]
 pub struct Line {
-    /// The legend text (from a run or a request name: plotters escapes it).
+    /// The legend text (shown in HTML, escaped by the template).
     pub label: String,
     /// (x, y) points; `None` leaves a gap.
     pub points: Vec<(f64, Option<f64>)>,
@@ -98,9 +98,21 @@ pub enum Unit {
 }
 
 /// The size every chart is drawn at (it scales with the page through the SVG's viewBox).
-pub const SIZE: (u32, u32) = (720, 300);
+pub const SIZE: (u32, u32) = (640, 300);
 
 impl LineChart {
+    /// The legend, drawn in HTML above the chart so it never hides a line: (label, colour, dashed).
+    /// Empty for a chart of one line, whose title says what it is.
+    pub fn legend(&self) -> Vec<(String, String, bool)> {
+        if self.lines.len() < 2 {
+            return Vec::new();
+        }
+        self.lines
+            .iter()
+            .map(|l| (l.label.clone(), palette_hex(l.color), l.dashed))
+            .collect()
+    }
+
     /// Whether there is anything to draw.
     pub fn has_data(&self) -> bool {
         self.lines
@@ -166,14 +178,14 @@ impl LineChart {
         };
         let mut chart = ChartBuilder::on(&root)
             .margin_top(14)
-            .margin_right(22)
+            .margin_right(34)
             .margin_left(8)
             .margin_bottom(6)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
+            .x_label_area_size(46)
+            .y_label_area_size(72)
             .build_cartesian_2d(x_spec, y_spec)
             .map_err(|x| e(&x))?;
-        let label_font = (FONT, 13).into_font().color(&AXIS_GREY);
+        let label_font = (FONT, 15).into_font().color(&AXIS_GREY);
         let x_fmt = |v: &f64| match self.x {
             XAxis::Seconds => format_count(*v),
             XAxis::Percentile => format_percentile_axis(*v),
@@ -197,13 +209,12 @@ impl LineChart {
             .axis_style(AXIS_GREY.mix(0.6))
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
-            .axis_desc_style((FONT, 13).into_font().color(&AXIS_GREY))
+            .axis_desc_style((FONT, 15).into_font().color(&AXIS_GREY))
             .label_style(label_font)
             .x_label_formatter(&x_fmt)
             .y_label_formatter(&y_fmt)
             .draw()
             .map_err(|x| e(&x))?;
-        let labelled = self.lines.len() > 1;
         for line in &self.lines {
             let (r, g, b) = PALETTE[line.color % PALETTE.len()];
             let color = RGBColor(r, g, b);
@@ -212,7 +223,6 @@ impl LineChart {
                 filled: false,
                 stroke_width: 2,
             };
-            let mut first_segment = true;
             for segment in segments(&line.points) {
                 let pts: Vec<(f64, f64)> = segment
                     .iter()
@@ -223,46 +233,20 @@ impl LineChart {
                         .draw_series(AreaSeries::new(pts.iter().copied(), 0.0, color.mix(0.12)))
                         .map_err(|x| e(&x))?;
                 }
-                let drawn = if line.dashed {
+                if line.dashed {
                     chart
                         .draw_series(DashedLineSeries::new(pts.iter().copied(), 6, 4, style))
-                        .map_err(|x| e(&x))?
+                        .map_err(|x| e(&x))?;
                 } else if pts.len() == 1 {
                     chart
                         .draw_series(pts.iter().map(|p| Circle::new(*p, 2, style.filled())))
-                        .map_err(|x| e(&x))?
+                        .map_err(|x| e(&x))?;
                 } else {
                     chart
                         .draw_series(LineSeries::new(pts.iter().copied(), style))
-                        .map_err(|x| e(&x))?
-                };
-                if labelled && first_segment {
-                    let dashed = line.dashed;
-                    drawn.label(line.label.as_str()).legend(move |(x, y)| {
-                        let style = ShapeStyle {
-                            color: color.to_rgba(),
-                            filled: false,
-                            stroke_width: 2,
-                        };
-                        if dashed {
-                            PathElement::new(vec![(x, y), (x + 7, y)], style)
-                        } else {
-                            PathElement::new(vec![(x, y), (x + 16, y)], style)
-                        }
-                    });
+                        .map_err(|x| e(&x))?;
                 }
-                first_segment = false;
             }
-        }
-        if labelled {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(GRID_GREY)
-                .label_font((FONT, 12).into_font().color(&BLACK.mix(0.8)))
-                .draw()
-                .map_err(|x| e(&x))?;
         }
         root.present().map_err(|x| e(&x))?;
         drop(chart);
@@ -454,15 +438,15 @@ mod tests {
     }
 
     #[test]
-    fn hostile_legend_text_is_escaped() {
+    fn hostile_text_in_a_chart_is_escaped() {
         let chart = LineChart {
             name: "test",
             x: XAxis::Seconds,
             x_label: "time (s)".into(),
-            y_label: "requests/s".into(),
+            y_label: "<script>alert(1)</script>".into(),
             y_scale: Scale::Linear,
             y_unit: Unit::Count,
-            lines: ["<script>alert(1)</script>", "b"]
+            lines: ["a", "b"]
                 .iter()
                 .enumerate()
                 .map(|(i, l)| Line {

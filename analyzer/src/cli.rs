@@ -73,6 +73,10 @@ pub struct ReportArgs {
     /// The run the others are compared with [default: the first].
     #[arg(long, value_name = "RUN_DIR")]
     pub baseline: Option<PathBuf>,
+    /// Keep at most this many samples in memory for exact percentiles; past it, percentiles come from
+    /// HdrHistograms (within 0.1%) [default: what half the available memory holds].
+    #[arg(long, value_name = "SAMPLES")]
+    pub exact_limit: Option<u64>,
 }
 
 /// `analyzer synth`.

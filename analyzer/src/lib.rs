@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod approx;
 pub mod charts;
 pub mod cli;
 pub mod error;

@@ -11,12 +11,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use formats::{IntervalStats, LogReader, Manifest, Run, SampleColumns};
 use hdrhistogram::Histogram;
 use polars::prelude::*;
 
+use crate::approx::Aggregates;
 use crate::error::{Error, Result};
 
 /// Options that change what is read.
@@ -25,6 +26,29 @@ pub struct LoadOptions {
     /// Samples whose intended start is earlier than this (µs from the run's time zero) are dropped:
     /// the warm-up.
     pub skip_us: u64,
+    /// The most samples kept exactly (16 bytes each, plus polars' working memory). Past it the
+    /// loader switches to HdrHistogram aggregates ([`crate::approx`]); `None` picks a limit from the
+    /// memory available ([`auto_exact_limit`]).
+    pub exact_limit: Option<u64>,
+}
+
+/// Bytes of memory an exactly kept sample costs at the peak of the analysis: 16 in the columns and
+/// about as much again while polars gathers a group and selects its percentiles (measured with the
+/// 100M-sample benchmark, see docs/performance.md).
+pub const BYTES_PER_EXACT_SAMPLE: u64 = 32;
+
+/// Half of the memory available now (MemAvailable in /proc/meminfo), in samples; 200 million when it
+/// cannot be read.
+pub fn auto_exact_limit() -> u64 {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kib| kib * 1024)
+        });
+    available.map_or(200_000_000, |bytes| bytes / 2 / BYTES_PER_EXACT_SAMPLE)
 }
 
 /// Facts about a run that do not come from its samples.
@@ -103,6 +127,13 @@ pub struct LoadedRun {
     pub bytes: Vec<(u64, u64)>,
     /// Interval counters of every core: (core, record).
     pub intervals: Vec<(u32, IntervalStats)>,
+    /// For runs too large for exact percentiles: per-name and per-second aggregates, in which case
+    /// `samples` is empty. See [`crate::approx`].
+    pub approx: Option<Aggregates>,
+    /// Samples analyzed (after the warm-up was dropped).
+    pub rows: u64,
+    /// The limit that decided between exact and approximate percentiles.
+    pub exact_limit: u64,
     /// Corrected latency of every kept sample in µs, for the distribution plot.
     pub histogram: Histogram<u64>,
     /// Uncorrected latency, likewise.
@@ -142,6 +173,8 @@ struct CoreColumns {
     messages: Vec<String>,
     intervals: Vec<IntervalStats>,
     histogram: Option<Histogram<u64>>,
+    approx: Option<Aggregates>,
+    rows: u64,
     histogram_uncorrected: Option<Histogram<u64>>,
     first_us: u64,
     last_end_us: u64,
@@ -195,7 +228,8 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
         });
     }
 
-    let cores = read_cores(&run.logs, options);
+    let limit = options.exact_limit.unwrap_or_else(auto_exact_limit);
+    let cores = read_cores(&run.logs, options.skip_us, limit);
     let readable = cores.iter().filter(|c| c.header.is_some()).count();
     for c in &cores {
         notes.extend(c.notes.iter().cloned());
@@ -212,6 +246,7 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     let mut info = run_info(dir, label, manifest, &cores);
     info.cores = run.logs.len();
     let mut loaded = merge(cores, info)?;
+    loaded.exact_limit = limit;
     if loaded.info.duration_s <= 0.0
         && let Some((start, end)) = loaded.window_us
     {
@@ -261,7 +296,8 @@ fn run_info(
 }
 
 /// Reads every log, in parallel, each into its own columns.
-fn read_cores(logs: &[(u32, PathBuf)], options: LoadOptions) -> Vec<CoreColumns> {
+fn read_cores(logs: &[(u32, PathBuf)], skip_us: u64, limit: u64) -> Vec<CoreColumns> {
+    let kept = AtomicU64::new(0);
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(logs.len())
@@ -276,7 +312,7 @@ fn read_cores(logs: &[(u32, PathBuf)], options: LoadOptions) -> Vec<CoreColumns>
                     let Some((core, path)) = logs.get(i) else {
                         break;
                     };
-                    let columns = read_core(*core, path, options);
+                    let columns = read_core(*core, path, skip_us, &kept, limit);
                     results
                         .lock()
                         .expect("a reader thread panicked")
@@ -290,6 +326,28 @@ fn read_cores(logs: &[(u32, PathBuf)], options: LoadOptions) -> Vec<CoreColumns>
     cores
 }
 
+impl CoreColumns {
+    /// Moves the exact columns into aggregates and frees them.
+    fn switch_to_approx(&mut self) {
+        let mut agg = Aggregates::default();
+        for i in 0..self.t_s.len() {
+            agg.record(
+                self.name[i],
+                self.t_s[i],
+                self.latency[i],
+                self.latency_uncorrected[i],
+                self.ok[i],
+            );
+        }
+        self.t_s = Vec::new();
+        self.name = Vec::new();
+        self.latency = Vec::new();
+        self.latency_uncorrected = Vec::new();
+        self.ok = Vec::new();
+        self.approx = Some(agg);
+    }
+}
+
 fn file_label(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
@@ -297,7 +355,9 @@ fn file_label(path: &Path) -> String {
     )
 }
 
-fn read_core(core: u32, path: &Path, options: LoadOptions) -> CoreColumns {
+/// Reads one log. Samples go to the exact columns while the run-wide count `kept` stays within
+/// `limit`, and to aggregates after that.
+fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64) -> CoreColumns {
     let mut out = CoreColumns {
         core,
         first_us: u64::MAX,
@@ -343,7 +403,7 @@ fn read_core(core: u32, path: &Path, options: LoadOptions) -> CoreColumns {
     }
     // A guess at the sample count from the file size (about 9 bytes a sample) avoids most regrowth of
     // the columns, which would otherwise briefly need twice their memory.
-    let guess = data.len() / 9;
+    let guess = (data.len() / 9).min(usize::try_from(limit).unwrap_or(usize::MAX));
     out.t_s.reserve(guess);
     out.name.reserve(guess);
     out.latency.reserve(guess);
@@ -353,10 +413,17 @@ fn read_core(core: u32, path: &Path, options: LoadOptions) -> CoreColumns {
     let mut histogram_uncorrected = new_histogram();
     let mut block = SampleColumns::default();
     let mut counts_by_name: Vec<(u64, u64)> = Vec::new();
-    while reader.next_samples(&mut block).is_some() {
+    while let Some(n) = reader.next_samples(&mut block) {
+        if out.approx.is_none() {
+            if kept.load(Ordering::Relaxed) + n as u64 > limit {
+                out.switch_to_approx();
+            } else {
+                kept.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
         for i in 0..block.len() {
             let intended = block.intended_us[i];
-            if intended < options.skip_us {
+            if intended < skip_us {
                 out.skipped += 1;
                 continue;
             }
@@ -369,11 +436,16 @@ fn read_core(core: u32, path: &Path, options: LoadOptions) -> CoreColumns {
             let t = u32::try_from(intended / 1_000_000).unwrap_or(u32::MAX);
             let name = block.name[i];
             let ok = block.outcome[i] == 0;
-            out.t_s.push(t);
-            out.name.push(name);
-            out.latency.push(corrected);
-            out.latency_uncorrected.push(latency_u);
-            out.ok.push(ok);
+            out.rows += 1;
+            if let Some(agg) = &mut out.approx {
+                agg.record(name, t, corrected, latency_u, ok);
+            } else {
+                out.t_s.push(t);
+                out.name.push(name);
+                out.latency.push(corrected);
+                out.latency_uncorrected.push(latency_u);
+                out.ok.push(ok);
+            }
             out.first_us = out.first_us.min(intended);
             out.last_end_us = out
                 .last_end_us
@@ -456,7 +528,18 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
     let mut intervals = Vec::new();
     let mut notes = Vec::new();
     let mut skipped = 0;
+    let mut rows = 0;
     let (mut first, mut last) = (u64::MAX, 0u64);
+    // One log past the limit makes the whole run approximate, so that all of it is computed one way.
+    let mut cores = cores;
+    let mut approx = if cores.iter().any(|c| c.approx.is_some()) {
+        for c in cores.iter_mut().filter(|c| c.approx.is_none()) {
+            c.switch_to_approx();
+        }
+        Some(Aggregates::default())
+    } else {
+        None
+    };
     let mut sample_cols: Vec<[Series; 5]> = Vec::new();
     let mut failure_cols: Vec<[Series; 5]> = Vec::new();
     for mut c in cores {
@@ -466,7 +549,14 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
             continue;
         }
         // Ids used by samples but missing from the table (its block was damaged) show as "#id".
-        let used_max = c.name.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let used_max = c
+            .name
+            .iter()
+            .chain(&c.f_name)
+            .copied()
+            .max()
+            .map_or(0, |m| m as usize + 1)
+            .max(c.approx.as_ref().map_or(0, |a| a.names.len()));
         while c.names.len() < used_max {
             c.names.push(format!("#{}", c.names.len()));
         }
@@ -527,7 +617,11 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
                 .add(h)
                 .expect("histograms share bounds");
         }
-        if !c.t_s.is_empty() {
+        if let (Some(all), Some(mine)) = (&mut approx, &c.approx) {
+            all.merge(mine, &map_name);
+        }
+        rows += c.rows;
+        if c.rows > 0 {
             first = first.min(c.first_us);
             last = last.max(c.last_end_us);
         }
@@ -560,6 +654,9 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
         messages,
         samples,
         failures,
+        approx,
+        rows,
+        exact_limit: 0,
         bytes,
         intervals,
         histogram,

@@ -43,6 +43,7 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         formats,
         skip,
         baseline: args.baseline,
+        exact_limit: args.exact_limit,
     };
     let outcome = analyzer::report::report(&options)?;
     for w in &outcome.warnings {

@@ -52,6 +52,8 @@ pub struct ReportOptions {
     pub skip: std::time::Duration,
     /// The run the others are compared with; defaults to the first.
     pub baseline: Option<PathBuf>,
+    /// Samples kept exactly before switching to histograms; `None` decides from available memory.
+    pub exact_limit: Option<u64>,
 }
 
 /// What `report` did.
@@ -69,9 +71,11 @@ pub struct ReportOutcome {
 pub fn analyze_runs(
     dirs: &[PathBuf],
     skip: std::time::Duration,
+    exact_limit: Option<u64>,
 ) -> Result<(Vec<RunAnalysis>, Vec<String>)> {
     let options = LoadOptions {
         skip_us: u64::try_from(skip.as_micros()).unwrap_or(u64::MAX),
+        exact_limit,
     };
     let mut runs = Vec::new();
     let mut warnings = Vec::new();
@@ -122,7 +126,7 @@ pub fn report(options: &ReportOptions) -> Result<ReportOutcome> {
     {
         dirs.insert(0, b.clone());
     }
-    let (runs, warnings) = analyze_runs(&dirs, options.skip)?;
+    let (runs, warnings) = analyze_runs(&dirs, options.skip, options.exact_limit)?;
     let baseline = baseline_dir
         .as_ref()
         .and_then(|b| runs.iter().position(|r| same_dir(&r.info.dir, b)))

@@ -11,6 +11,7 @@
 
 use polars::prelude::*;
 
+use crate::approx::{LatencyAgg, NameAgg};
 use crate::error::Result;
 use crate::load::LoadedRun;
 
@@ -181,9 +182,67 @@ pub fn window_s(run: &LoadedRun) -> f64 {
     run.window_us.map_or(0.0, |(a, b)| (b - a) as f64 / 1e6)
 }
 
+fn approx_latency(l: &LatencyAgg) -> Latency {
+    let m = &l.moments;
+    Latency {
+        count: m.count,
+        min: if m.count == 0 { 0.0 } else { f64::from(m.min) },
+        mean: m.mean(),
+        stddev: m.stddev(),
+        percentiles: PERCENTILES.map(|p| l.percentile(p.2)),
+        max: f64::from(m.max),
+    }
+}
+
+fn approx_summary(name: String, agg: &NameAgg, window: f64, bytes: (u64, u64)) -> Summary {
+    let requests = agg.count();
+    Summary {
+        name,
+        requests,
+        failures: agg.failures,
+        rps: if window > 0.0 {
+            requests as f64 / window
+        } else {
+            0.0
+        },
+        bytes_sent: bytes.0,
+        bytes_received: bytes.1,
+        latency: approx_latency(&agg.corrected),
+        latency_uncorrected: approx_latency(&agg.uncorrected),
+    }
+}
+
 /// The run's totals and one summary per request name, names sorted alphabetically.
 pub fn summaries(run: &LoadedRun) -> Result<(Summary, Vec<Summary>)> {
     let window = window_s(run);
+    if let Some(approx) = &run.approx {
+        let total_bytes = run
+            .bytes
+            .iter()
+            .fold((0, 0), |acc, b| (acc.0 + b.0, acc.1 + b.1));
+        let total = approx_summary("All requests".into(), &approx.total(), window, total_bytes);
+        let mut endpoints: Vec<Summary> = approx
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.count() > 0)
+            .map(|(id, a)| {
+                let name = run
+                    .names
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{id}"));
+                approx_summary(
+                    name,
+                    a,
+                    window,
+                    run.bytes.get(id).copied().unwrap_or((0, 0)),
+                )
+            })
+            .collect();
+        endpoints.sort_by(|a, b| a.name.cmp(&b.name));
+        return Ok((total, endpoints));
+    }
     let total_bytes = run
         .bytes
         .iter()

@@ -122,27 +122,29 @@ const ENDPOINTS: [Endpoint; 6] = [
 /// Failure kinds: (outcome, status, message, share of failures).
 const FAILURES: [(Outcome, u16, &str, f64); 5] = [
     (Outcome::Status, 503, "503 Service Unavailable", 0.40),
-    (Outcome::Timeout, 0, "request timed out after 5 s", 0.20),
+    (Outcome::Timeout, 0, "request timed out after 5 s", 0.04),
     (
         Outcome::ConnectError,
         0,
         "connect: connection refused (os error 111)",
-        0.15,
+        0.24,
     ),
     (
         Outcome::Check,
         200,
         "check failed: $.id missing in response body",
-        0.15,
+        0.20,
     ),
     (
         Outcome::Reset,
         0,
         "connection reset by peer (os error 104)",
-        0.10,
+        0.12,
     ),
 ];
 
+/// The request timeout: a response slower than this is a timeout failure.
+const TIMEOUT_US: u32 = 5_000_000;
 /// Virtual users per core at full load.
 const USERS_PER_CORE: f64 = 64.0;
 /// The synthetic run starts at 2026-03-02T09:00:00Z.
@@ -403,7 +405,7 @@ fn write_core(
         let mut latency_ms = ep.median_ms * (ep.sigma * rng.normal()).exp();
         if rng.unit() < 0.004 {
             // The slow tail: a few requests hit a cold cache, a lock or a GC pause.
-            latency_ms *= 4.0 * 20f64.powf(rng.unit());
+            latency_ms *= 3.0 * 10f64.powf(rng.unit());
         }
         if degraded {
             latency_ms *= 2.2;
@@ -413,7 +415,7 @@ fn write_core(
             name: names[e],
             intended_us,
             actual_us,
-            latency_us: (latency_ms * 1000.0).max(1.0) as u32,
+            latency_us: (latency_ms * 1000.0).clamp(1.0, f64::from(TIMEOUT_US)) as u32,
             connect_us: if rng.unit() < 0.02 {
                 250 + rng.exponential(150.0) as u32
             } else {
@@ -429,7 +431,12 @@ fn write_core(
             user: (rng.unit() * USERS_PER_CORE * shape.level(t)) as u32,
         };
         let failure_rate = params.error_rate * ep.failure_factor * if degraded { 6.0 } else { 1.0 };
-        if rng.unit() < failure_rate.min(1.0) {
+        if sample.latency_us >= TIMEOUT_US {
+            sample.outcome = Outcome::Timeout;
+            sample.status = 0;
+            sample.message = Some(messages[1]);
+            sample.bytes_received = 0;
+        } else if rng.unit() < failure_rate.min(1.0) {
             let mut pick = rng.unit();
             let k = FAILURES.iter().position(|f| {
                 pick -= f.3;
@@ -445,9 +452,18 @@ fn write_core(
             sample.status = status;
             sample.message = Some(messages[k]);
             match outcome {
-                Outcome::Timeout => sample.latency_us = 5_000_000,
-                Outcome::ConnectError | Outcome::Reset => {
-                    sample.latency_us = sample.latency_us.min(2_000);
+                Outcome::Timeout => {
+                    sample.latency_us = TIMEOUT_US;
+                    sample.bytes_received = 0;
+                }
+                Outcome::ConnectError => {
+                    sample.latency_us = 80 + rng.exponential(150.0) as u32;
+                    sample.bytes_sent = 0;
+                    sample.bytes_received = 0;
+                }
+                Outcome::Reset => {
+                    sample.latency_us =
+                        (f64::from(sample.latency_us) * rng.unit()).max(50.0) as u32;
                     sample.bytes_received = 0;
                 }
                 Outcome::Status => sample.bytes_received = 180,
@@ -480,7 +496,8 @@ fn interval(
     rng: &mut Rng,
 ) -> IntervalStats {
     let level = shape.level(f64::from(second) + 0.5);
-    let busy = (f64::from(c.requests) * 2.5 + 20_000.0 * level + rng.unit() * 5_000.0).min(1e6);
+    // About 70 µs of CPU a request plus a little housekeeping: a generator comfortably below saturation.
+    let busy = (f64::from(c.requests) * 70.0 + 30_000.0 * level + rng.unit() * 20_000.0).min(1e6);
     let _ = core;
     IntervalStats {
         start_us: u64::from(second) * 1_000_000,

@@ -4,6 +4,7 @@
 
 use polars::prelude::*;
 
+use crate::approx::Aggregates;
 use crate::error::Result;
 use crate::load::LoadedRun;
 
@@ -60,39 +61,10 @@ fn to_f64(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
 
 /// Computes the per-second series of a run, from `first_s` (the end of the warm-up) on.
 pub fn timeseries(run: &LoadedRun, first_s: u32) -> Result<TimeSeries> {
-    let per_second = run
-        .samples
-        .clone()
-        .lazy()
-        .group_by([col("t_s")])
-        .agg([
-            len().alias("requests"),
-            col("ok").not().sum().alias("failures"),
-            col("latency_us")
-                .quantile(lit(0.5), QuantileMethod::Equiprobable)
-                .alias("p50"),
-            col("latency_us")
-                .quantile(lit(0.95), QuantileMethod::Equiprobable)
-                .alias("p95"),
-            col("latency_us")
-                .quantile(lit(0.99), QuantileMethod::Equiprobable)
-                .alias("p99"),
-        ])
-        .collect()?;
-    let seconds: Vec<u32> = per_second
-        .column("t_s")?
-        .u32()?
-        .iter()
-        .map(|t| t.unwrap_or(0))
-        .collect();
-    let requests = to_f64(&per_second, "requests")?;
-    let failures = to_f64(&per_second, "failures")?;
-    let (p50, p95, p99) = (
-        to_f64(&per_second, "p50")?,
-        to_f64(&per_second, "p95")?,
-        to_f64(&per_second, "p99")?,
-    );
-
+    let (seconds, requests, failures, p50, p95, p99) = match &run.approx {
+        Some(approx) => approx_seconds(approx),
+        None => exact_seconds(run)?,
+    };
     let health = health(run)?;
     let last = seconds
         .iter()
@@ -141,6 +113,67 @@ pub fn timeseries(run: &LoadedRun, first_s: u32) -> Result<TimeSeries> {
         ts.dropped[i] = Some(h.dropped);
     }
     Ok(ts)
+}
+
+type PerSecond = (
+    Vec<u32>,
+    Vec<Option<f64>>,
+    Vec<Option<f64>>,
+    Vec<Option<f64>>,
+    Vec<Option<f64>>,
+    Vec<Option<f64>>,
+);
+
+/// Per-second counts and exact percentiles, with polars.
+fn exact_seconds(run: &LoadedRun) -> Result<PerSecond> {
+    let per_second = run
+        .samples
+        .clone()
+        .lazy()
+        .group_by([col("t_s")])
+        .agg([
+            len().alias("requests"),
+            col("ok").not().sum().alias("failures"),
+            col("latency_us")
+                .quantile(lit(0.5), QuantileMethod::Equiprobable)
+                .alias("p50"),
+            col("latency_us")
+                .quantile(lit(0.95), QuantileMethod::Equiprobable)
+                .alias("p95"),
+            col("latency_us")
+                .quantile(lit(0.99), QuantileMethod::Equiprobable)
+                .alias("p99"),
+        ])
+        .collect()?;
+    let seconds: Vec<u32> = per_second
+        .column("t_s")?
+        .u32()?
+        .iter()
+        .map(|t| t.unwrap_or(0))
+        .collect();
+    Ok((
+        seconds,
+        to_f64(&per_second, "requests")?,
+        to_f64(&per_second, "failures")?,
+        to_f64(&per_second, "p50")?,
+        to_f64(&per_second, "p95")?,
+        to_f64(&per_second, "p99")?,
+    ))
+}
+
+/// Per-second counts and percentiles from the per-second histograms of a large run.
+fn approx_seconds(approx: &Aggregates) -> PerSecond {
+    let mut out: PerSecond = Default::default();
+    for (t, s) in approx.seconds.iter().enumerate() {
+        let Some(s) = s else { continue };
+        out.0.push(t as u32);
+        out.1.push(Some(s.corrected.moments.count as f64));
+        out.2.push(Some(s.failures as f64));
+        out.3.push(Some(s.corrected.percentile(0.5)));
+        out.4.push(Some(s.corrected.percentile(0.95)));
+        out.5.push(Some(s.corrected.percentile(0.99)));
+    }
+    out
 }
 
 /// One second of generator health, over all cores.

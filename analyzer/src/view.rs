@@ -75,6 +75,8 @@ pub struct TableView {
     pub rows: Vec<Vec<CellView>>,
     /// Footnotes under the table.
     pub footnotes: Vec<String>,
+    /// Extra CSS classes for the table's block: `facts`, `single` (hide the header row), `half`.
+    pub class: String,
 }
 
 /// One cell.
@@ -103,6 +105,19 @@ pub struct ChartView {
     pub caption: String,
     /// The SVG markup, drawn by plotters (text escaped by it).
     pub svg: String,
+    /// The legend, for charts of several lines.
+    pub legend: Vec<LegendView>,
+}
+
+/// One legend entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegendView {
+    /// The line's label.
+    pub label: String,
+    /// Its colour, `#rrggbb` from the chart palette.
+    pub color: String,
+    /// "dashed" or "".
+    pub style: String,
 }
 
 /// A data-quality note.
@@ -229,7 +244,8 @@ fn facts(runs: &[RunAnalysis]) -> TableView {
             s.to_owned()
         }
     };
-    let rows: Vec<(&str, Box<dyn Fn(&RunAnalysis) -> String>)> = vec![
+    type Fact<'a> = (&'static str, Box<dyn Fn(&RunAnalysis) -> String + 'a>);
+    let rows: Vec<Fact<'_>> = vec![
         ("Profile", Box::new(|r| or_dash(&r.info.profile))),
         (
             "Environment",
@@ -296,11 +312,16 @@ fn facts(runs: &[RunAnalysis]) -> TableView {
             row
         })
         .collect();
+    let class = if runs.len() == 1 {
+        "facts single"
+    } else {
+        "facts"
+    };
     TableView {
         id: "run".into(),
-        title: "Run".into(),
         headers,
         rows,
+        class: class.into(),
         ..TableView::default()
     }
 }
@@ -352,17 +373,19 @@ fn cards(r: &RunAnalysis) -> Vec<CardView> {
                 String::new()
             },
         },
+        CardView {
+            label: "Mean latency".into(),
+            value: format::latency_us(t.latency.mean),
+            detail: format!("std dev {}", format::latency_us(t.latency.stddev)),
+            class: String::new(),
+        },
         lat_card("Median latency (P50)", "p50"),
         lat_card("P99 latency", "p99"),
         lat_card("P99.9 latency", "p999"),
         CardView {
             label: "Max latency".into(),
             value: format::latency_us(t.latency.max),
-            detail: format!(
-                "mean {} ± {}",
-                format::latency_us(t.latency.mean),
-                format::latency_us(t.latency.stddev)
-            ),
+            detail: format!("min {}", format::latency_us(t.latency.min)),
             class: String::new(),
         },
     ]
@@ -376,81 +399,118 @@ fn latency_differs(a: &Latency, b: &Latency) -> bool {
         .any(|(x, y)| (x - y).abs() > 0.0005 * x.max(1.0))
 }
 
-fn request_table(r: &RunAnalysis, corrected: bool) -> TableView {
-    let mut headers: Vec<CellView> = [
-        "Request", "Requests", "Failures", "req/s", "Min", "Mean", "Std dev",
+fn mark_total(mut cells: Vec<CellView>, total: bool) -> Vec<CellView> {
+    if total {
+        for c in &mut cells {
+            c.class.push_str(" total");
+        }
+    }
+    cells
+}
+
+fn name_cell(s: &Summary) -> CellView {
+    CellView {
+        text: s.name.clone(),
+        class: "name".into(),
+        ..CellView::default()
+    }
+}
+
+/// Counts, rates and bytes per request name.
+fn counts_table(r: &RunAnalysis) -> TableView {
+    let headers = [
+        "Request",
+        "Requests",
+        "Failures",
+        "Failure %",
+        "req/s",
+        "Sent",
+        "Received",
     ]
     .iter()
     .enumerate()
     .map(|(i, h)| header(h, i > 0))
     .collect();
+    let row = |s: &Summary, total: bool| {
+        let mut failures = num(format::int(s.failures), s.failures as f64);
+        let mut pct = num(format::pct(s.failure_pct()), s.failure_pct());
+        if s.failures > 0 {
+            failures.class.push_str(" bad");
+            pct.class.push_str(" bad");
+        }
+        let cells = vec![
+            name_cell(s),
+            num(format::int(s.requests), s.requests as f64),
+            failures,
+            pct,
+            num(format::rate(s.rps), s.rps),
+            num(format::bytes(s.bytes_sent), s.bytes_sent as f64),
+            num(format::bytes(s.bytes_received), s.bytes_received as f64),
+        ];
+        mark_total(cells, total)
+    };
+    let mut rows: Vec<Vec<CellView>> = r.endpoints.iter().map(|s| row(s, false)).collect();
+    rows.push(row(&r.total, true));
+    TableView {
+        id: "requests".into(),
+        title: "Requests".into(),
+        caption: "Requests per second are over the measured window. A failure is any outcome other than ok \
+                  (see Failures below)."
+            .into(),
+        headers,
+        rows,
+        ..TableView::default()
+    }
+}
+
+/// Latency statistics per request name, corrected or uncorrected, each row with its sample count.
+fn latency_table(r: &RunAnalysis, corrected: bool) -> TableView {
+    let mut headers: Vec<CellView> = ["Request", "n", "Min", "Mean", "Std dev"]
+        .iter()
+        .enumerate()
+        .map(|(i, h)| header(h, i > 0))
+        .collect();
     headers.extend(PERCENTILES.iter().map(|p| header(p.0, true)));
     headers.push(header("Max", true));
-    if corrected {
-        headers.push(header("Sent", true));
-        headers.push(header("Received", true));
-    }
     let row = |s: &Summary, total: bool| {
         let l = if corrected {
             &s.latency
         } else {
             &s.latency_uncorrected
         };
-        let mut name = cell(s.name.clone());
-        if total {
-            name.class = "total".into();
-        }
-        let mut failures = num(format::pct(s.failure_pct()), s.failure_pct());
-        failures.sub = format::int(s.failures);
-        if s.failures > 0 {
-            failures.class.push_str(" bad");
-        }
         let mut cells = vec![
-            name,
-            num(format::int(s.requests), s.requests as f64),
-            failures,
-            num(format::rate(s.rps), s.rps),
-            latency_cell(l.min, s.requests, None),
-            latency_cell(l.mean, s.requests, None),
-            latency_cell(l.stddev, s.requests, None),
+            name_cell(s),
+            num(format::int(l.count), l.count as f64),
+            latency_cell(l.min, l.count, None),
+            latency_cell(l.mean, l.count, None),
+            latency_cell(l.stddev, l.count, None),
         ];
         cells.extend(
             PERCENTILES
                 .iter()
                 .zip(l.percentiles)
-                .map(|(p, v)| latency_cell(v, s.requests, Some(p.2))),
+                .map(|(p, v)| latency_cell(v, l.count, Some(p.2))),
         );
-        cells.push(latency_cell(l.max, s.requests, None));
-        if corrected {
-            cells.push(num(format::bytes(s.bytes_sent), s.bytes_sent as f64));
-            cells.push(num(
-                format::bytes(s.bytes_received),
-                s.bytes_received as f64,
-            ));
-        }
-        if total {
-            for c in &mut cells {
-                c.class.push_str(" total");
-            }
-        }
-        cells
+        cells.push(latency_cell(l.max, l.count, None));
+        mark_total(cells, total)
     };
     let mut rows: Vec<Vec<CellView>> = r.endpoints.iter().map(|s| row(s, false)).collect();
     rows.push(row(&r.total, true));
     let weak = rows.iter().flatten().any(|c| c.class.contains("weak"));
     let (id, title, caption) = if corrected {
         (
-            "requests",
-            "Requests",
-            "Latency from the intended start (corrected for coordinated omission): what a user would have waited. \
-             Throughput is over the measured window.",
+            "latency",
+            "Latency from the intended start (corrected)",
+            "What a user arriving on schedule would have waited, including any time the load generator \
+             took to start the request. n is the number of samples every figure in the row rests on.",
         )
     } else {
         (
-            "requests-uncorrected",
+            "latency-uncorrected",
             "Latency from the actual start (uncorrected)",
-            "What the socket saw, from the moment the request was sent. It is lower than the corrected latency \
-             wherever the load generator started requests late; the difference is time users spent waiting for it.",
+            "What the socket saw, from the moment the request was sent. It is lower than the corrected \
+             latency wherever the generator started requests late; the difference is time users spent \
+             waiting for it.",
         )
     };
     TableView {
@@ -464,18 +524,19 @@ fn request_table(r: &RunAnalysis, corrected: bool) -> TableView {
         } else {
             Vec::new()
         },
+        ..TableView::default()
     }
 }
 
 fn request_tables(r: &RunAnalysis) -> Vec<TableView> {
-    let mut tables = vec![request_table(r, true)];
+    let mut tables = vec![counts_table(r), latency_table(r, true)];
     let differs = r
         .endpoints
         .iter()
         .any(|s| latency_differs(&s.latency, &s.latency_uncorrected))
         || latency_differs(&r.total.latency, &r.total.latency_uncorrected);
     if differs {
-        tables.push(request_table(r, false));
+        tables.push(latency_table(r, false));
     }
     tables
 }
@@ -510,6 +571,19 @@ fn chart(id: &str, title: &str, caption: &str, spec: &LineChart) -> Result<Optio
         title: title.into(),
         caption: caption.into(),
         svg: spec.to_svg()?,
+        legend: spec
+            .legend()
+            .into_iter()
+            .map(|(label, color, dashed)| LegendView {
+                label,
+                color,
+                style: if dashed {
+                    "dashed".into()
+                } else {
+                    String::new()
+                },
+            })
+            .collect(),
     }))
 }
 
@@ -679,6 +753,7 @@ fn failure_tables(r: &RunAnalysis) -> Vec<TableView> {
     let by_kind = TableView {
         id: "failures-kind".into(),
         title: "By kind".into(),
+        class: "half".into(),
         headers: vec![
             header("Kind", false),
             header("Failures", true),
@@ -695,6 +770,7 @@ fn failure_tables(r: &RunAnalysis) -> Vec<TableView> {
     let by_status = TableView {
         id: "failures-status".into(),
         title: "By status code".into(),
+        class: "half".into(),
         headers: vec![
             header("Status", false),
             header("Failures", true),
@@ -758,6 +834,7 @@ fn failure_tables(r: &RunAnalysis) -> Vec<TableView> {
         headers: vec![header("Request", false), header("Kind", false), header("Status", false), header("Message", false), header("Count", true)],
         rows,
         footnotes,
+        class: "wide".into(),
     };
     vec![by_kind, by_status, messages]
 }
@@ -876,6 +953,7 @@ fn headline_table(runs: &[RunAnalysis], baseline: usize) -> TableView {
         headers: run_headers(runs, "All requests"),
         rows,
         footnotes: if weak { vec![UNSUPPORTED_NOTE.into()] } else { Vec::new() },
+        class: String::new(),
     }
 }
 

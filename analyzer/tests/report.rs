@@ -15,7 +15,7 @@ use util::{handmade_run, nearest_rank, raw_samples, synth_run};
 const PERMILLE: [u64; 6] = [500, 750, 900, 950, 990, 999];
 
 fn analyze_one(dir: &Path) -> RunAnalysis {
-    let (mut runs, _) = analyze_runs(&[dir.to_owned()], std::time::Duration::ZERO).unwrap();
+    let (mut runs, _) = analyze_runs(&[dir.to_owned()], std::time::Duration::ZERO, None).unwrap();
     runs.remove(0)
 }
 
@@ -26,6 +26,7 @@ fn all_formats(runs: Vec<PathBuf>, out: Option<PathBuf>) -> ReportOptions {
         formats: vec![Format::Html, Format::Markdown, Format::Json],
         skip: std::time::Duration::ZERO,
         baseline: None,
+        exact_limit: None,
     }
 }
 
@@ -112,7 +113,7 @@ fn percentiles_and_counts_match_sorting_for_each_of_several_runs() {
     let a = synth_run(tmp.path(), 8_000, 2, 5);
     let b = synth_run(tmp.path(), 11_000, 2, 6);
     let (runs, warnings) =
-        analyze_runs(&[a.clone(), b.clone()], std::time::Duration::ZERO).unwrap();
+        analyze_runs(&[a.clone(), b.clone()], std::time::Duration::ZERO, None).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(runs.len(), 2);
     assert_matches_raw(&runs[0], &a);
@@ -144,7 +145,7 @@ fn skip_drops_the_warm_up() {
         .iter()
         .filter(|s| s.4 >= 30_000_000)
         .count() as u64;
-    let (runs, _) = analyze_runs(&[dir], std::time::Duration::from_secs(30)).unwrap();
+    let (runs, _) = analyze_runs(&[dir], std::time::Duration::from_secs(30), None).unwrap();
     assert_eq!(runs[0].total.requests, kept);
     assert_eq!(runs[0].skipped, 10_000 - kept);
     assert!(runs[0].timeseries.t_s[0] >= 30);
@@ -240,6 +241,7 @@ fn assert_snapshot(name: &str, text: &str) {
         .join("tests/snapshots")
         .join(name);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         return;
     }
@@ -559,4 +561,71 @@ fn help_shows_the_pipeline() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("engine run profiles/demo.ron"));
     assert!(stdout.contains("analyzer report runs/<id>"));
+}
+
+#[test]
+fn runs_past_the_exact_limit_use_histograms_within_the_stated_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = synth_run(tmp.path(), 40_000, 2, 17);
+    let (runs, _) = analyze_runs(
+        std::slice::from_ref(&dir),
+        std::time::Duration::ZERO,
+        Some(10_000),
+    )
+    .unwrap();
+    let a = &runs[0];
+    assert_eq!(a.method, analyzer::analysis::METHOD_APPROX);
+    assert!(
+        a.notes.iter().any(|n| n.message.contains("HdrHistograms")),
+        "{:?}",
+        a.notes
+    );
+    let raw = raw_samples(&dir);
+    assert_eq!(a.total.requests, raw.len() as u64, "counts stay exact");
+    assert_eq!(a.total.failures, raw.iter().filter(|s| !s.3).count() as u64);
+    assert_eq!(a.timeseries.requests.iter().sum::<u64>(), raw.len() as u64);
+    let check = |label: &str,
+                 summary: &analyzer::stats::Summary,
+                 rows: Vec<&(String, u64, u64, bool, u64)>| {
+        let mut corrected: Vec<u64> = rows.iter().map(|s| s.1).collect();
+        corrected.sort_unstable();
+        assert_eq!(summary.requests, corrected.len() as u64, "{label}");
+        assert_eq!(
+            summary.latency.min, corrected[0] as f64,
+            "{label}: min is exact"
+        );
+        assert_eq!(
+            summary.latency.max,
+            *corrected.last().unwrap() as f64,
+            "{label}: max is exact"
+        );
+        let mean = corrected.iter().sum::<u64>() as f64 / corrected.len() as f64;
+        assert!(
+            (summary.latency.mean - mean).abs() <= 1e-9 * mean,
+            "{label}: mean is exact"
+        );
+        for (i, permille) in PERMILLE.iter().enumerate() {
+            let exact = nearest_rank(&corrected, *permille) as f64;
+            let approx = summary.latency.percentiles[i];
+            assert!(
+                (approx - exact).abs() <= exact * 1e-3 + 1.0,
+                "{label} {}: {approx} vs exact {exact}",
+                PERCENTILES[i].0
+            );
+        }
+    };
+    check("total", &a.total, raw.iter().collect());
+    for e in &a.endpoints {
+        check(&e.name, e, raw.iter().filter(|s| s.0 == e.name).collect());
+    }
+    let out = tmp.path().join("out");
+    let mut options = all_formats(vec![dir], Some(out.clone()));
+    options.exact_limit = Some(10_000);
+    report(&options).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["runs"][0]["percentile_method"],
+        "hdr_histogram_3_digits"
+    );
 }

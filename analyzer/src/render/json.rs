@@ -66,7 +66,7 @@ pub struct RunJson {
     pub bytes_sent: u64,
     /// Bytes received.
     pub bytes_received: u64,
-    /// `exact_nearest_rank`.
+    /// `exact_nearest_rank`, or `hdr_histogram_3_digits` for runs too large to keep in memory.
     pub percentile_method: String,
     /// Corrected latency (from the intended start).
     pub latency_ms: LatencyJson,
@@ -272,7 +272,11 @@ fn run(r: &RunAnalysis) -> RunJson {
         rps: t.rps,
         bytes_sent: t.bytes_sent,
         bytes_received: t.bytes_received,
-        percentile_method: "exact_nearest_rank".into(),
+        percentile_method: if r.method == crate::analysis::METHOD_EXACT {
+            "exact_nearest_rank".into()
+        } else {
+            "hdr_histogram_3_digits".into()
+        },
         latency_ms: LatencyJson::new(&t.latency),
         latency_uncorrected_ms: LatencyJson::new(&t.latency_uncorrected),
         endpoints: r.endpoints.iter().map(EndpointJson::new).collect(),
