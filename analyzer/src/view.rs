@@ -849,7 +849,6 @@ fn delta_cell(
 ) -> CellView {
     let mut c = num(text, value);
     if is_base {
-        c.sub = "baseline".into();
         return c;
     }
     if let Some((d, t)) = format::delta(base, value) {
@@ -865,10 +864,15 @@ fn delta_cell(
     c
 }
 
-fn run_headers(runs: &[RunAnalysis], first: &str) -> Vec<CellView> {
+fn run_headers(runs: &[RunAnalysis], first: &str, baseline: usize) -> Vec<CellView> {
     let mut headers = vec![header(first, false)];
     headers.extend(runs.iter().enumerate().map(|(i, r)| CellView {
         text: r.info.label.clone(),
+        sub: if i == baseline {
+            "baseline".into()
+        } else {
+            String::new()
+        },
         class: format!("num run swatch-{}", i % 8),
         ..CellView::default()
     }));
@@ -950,7 +954,7 @@ fn headline_table(runs: &[RunAnalysis], baseline: usize) -> TableView {
         caption: "Corrected latency (from the intended start) unless stated. Deltas are against the baseline; \
                   changes of 5% or more are coloured."
             .into(),
-        headers: run_headers(runs, "All requests"),
+        headers: run_headers(runs, "All requests", baseline),
         rows,
         footnotes: if weak { vec![UNSUPPORTED_NOTE.into()] } else { Vec::new() },
         class: String::new(),
@@ -1015,7 +1019,11 @@ fn compare_request_tables(runs: &[RunAnalysis], baseline: usize) -> Vec<TableVie
                     let find =
                         |r: &RunAnalysis| r.endpoints.iter().find(|e| e.name == *name).cloned();
                     let base = find(&runs[baseline]);
-                    let mut row = vec![cell(*name)];
+                    let mut row = vec![CellView {
+                        text: (*name).to_owned(),
+                        class: "name".into(),
+                        ..CellView::default()
+                    }];
                     for (i, r) in runs.iter().enumerate() {
                         row.push(match find(r) {
                             None => num("–", 0.0),
@@ -1043,7 +1051,7 @@ fn compare_request_tables(runs: &[RunAnalysis], baseline: usize) -> Vec<TableVie
             TableView {
                 id: id.into(),
                 title: title.into(),
-                headers: run_headers(runs, "Request"),
+                headers: run_headers(runs, "Request", baseline),
                 rows,
                 footnotes: if weak {
                     vec![UNSUPPORTED_NOTE.into()]
@@ -1188,7 +1196,8 @@ fn compare_failure_tables(runs: &[RunAnalysis]) -> Vec<TableView> {
     let by_kind = TableView {
         id: "failures-kind".into(),
         title: "Failures by kind".into(),
-        headers: run_headers(runs, "Kind"),
+        headers: run_headers(runs, "Kind", usize::MAX),
+        class: "half".into(),
         rows: kinds
             .iter()
             .map(|k| {
@@ -1232,6 +1241,7 @@ fn compare_failure_tables(runs: &[RunAnalysis]) -> Vec<TableView> {
         id: "failures-messages".into(),
         title: "Most frequent failure messages".into(),
         caption: "The ten most frequent of each run; report.json has them all.".into(),
+        class: "wide".into(),
         headers: vec![
             header("Run", false),
             header("Request", false),
