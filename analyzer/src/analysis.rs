@@ -46,11 +46,15 @@ pub struct RunAnalysis {
 
 /// Analyzes a loaded run.
 pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
+    let clock = crate::timing::Clock::start();
     let (total, endpoints) = summaries(run)?;
+    clock.lap("summaries");
     let first_s =
         (skip_s.floor() as u32).max(run.window_us.map_or(0, |w| (w.0 / 1_000_000) as u32));
     let timeseries = timeseries(run, first_s)?;
+    clock.lap("time series");
     let failures = failures(run, &timeseries.t_s)?;
+    clock.lap("failures");
     let mut notes = run.notes.clone();
     if run.approx.is_some() {
         notes.push(QualityNote {

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! load      run dir → compact u32 columns (streamed block by block, cores in parallel) → polars frames
-//! stats     per-name and total summaries: counts, rates, exact nearest-rank percentiles (polars, lazy)
+//! stats     per-name and total summaries: counts, rates and moments (polars, lazy); exact
+//!           nearest-rank percentiles in two passes (select); HdrHistograms past the exact limit (approx)
 //! timeseries, failures   per-second series and the failure breakdown (polars, lazy)
 //! analysis  all of the above for one run: RunAnalysis
 //! view      RunAnalysis(es) → ReportView, a flat tree of strings and numbers; charts → SVG (plotters)
@@ -30,9 +31,11 @@ pub mod load;
 pub mod pdf;
 pub mod render;
 pub mod report;
+pub mod select;
 pub mod stats;
 pub mod synth;
 pub mod timeseries;
+pub mod timing;
 pub mod view;
 
 pub use error::{Error, Result};

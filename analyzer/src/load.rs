@@ -229,7 +229,9 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     }
 
     let limit = options.exact_limit.unwrap_or_else(auto_exact_limit);
+    let clock = crate::timing::Clock::start();
     let cores = read_cores(&run.logs, options.skip_us, limit);
+    clock.lap("read logs");
     let readable = cores.iter().filter(|c| c.header.is_some()).count();
     for c in &cores {
         notes.extend(c.notes.iter().cloned());
@@ -246,6 +248,7 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     let mut info = run_info(dir, label, manifest, &cores);
     info.cores = run.logs.len();
     let mut loaded = merge(cores, info)?;
+    clock.lap("merge cores");
     loaded.exact_limit = limit;
     if loaded.info.duration_s <= 0.0
         && let Some((start, end)) = loaded.window_us

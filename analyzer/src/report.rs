@@ -81,7 +81,10 @@ pub fn analyze_runs(
     let mut warnings = Vec::new();
     let mut reasons = Vec::new();
     for dir in dirs {
-        match load_run(dir, options) {
+        let clock = crate::timing::Clock::start();
+        let loaded = load_run(dir, options);
+        clock.lap("load");
+        match loaded {
             Ok(loaded) => {
                 for note in loaded
                     .notes
@@ -144,7 +147,9 @@ pub fn report(options: &ReportOptions) -> Result<ReportOutcome> {
         warnings,
         ..ReportOutcome::default()
     };
+    let clock = crate::timing::Clock::start();
     let view = view::build(&runs, baseline)?;
+    clock.lap("view and charts");
     let mut html_text = None;
     for format in formats {
         let (name, text) = match format {

@@ -3,7 +3,8 @@
 //!
 //! **Percentiles are exact, by the nearest-rank method**: P(q) of n latencies is the value at rank
 //! ⌈q·n⌉ of the sorted latencies (rank 1 for q = 0), so every percentile is a latency that some request
-//! really had. polars calls this method `Equiprobable`.
+//! really had (polars calls this method `Equiprobable`). polars computes the counts and moments; the
+//! percentiles come from [`crate::select`], which finds them all in two passes (see there for why).
 //!
 //! **A percentile needs samples above it.** P(q) is marked unsupported when fewer than
 //! [`MIN_TAIL_SAMPLES`] samples lie above it, i.e. n·(1−q) < 10: P99.9 needs 10,000 samples, P99
@@ -14,6 +15,7 @@ use polars::prelude::*;
 use crate::approx::{LatencyAgg, NameAgg};
 use crate::error::Result;
 use crate::load::LoadedRun;
+use crate::select::{Chunk, Percentiles, percentiles, ppm};
 
 /// The percentiles every summary carries: (label, JSON key, quantile).
 pub const PERCENTILES: [(&str, &str, f64); 6] = [
@@ -94,7 +96,7 @@ impl Summary {
 
 fn latency_exprs(column: &str, prefix: &str) -> Vec<Expr> {
     let c = || col(column);
-    let mut exprs = vec![
+    let exprs = vec![
         c().min()
             .cast(DataType::Float64)
             .alias(format!("{prefix}min")),
@@ -104,12 +106,6 @@ fn latency_exprs(column: &str, prefix: &str) -> Vec<Expr> {
             .cast(DataType::Float64)
             .alias(format!("{prefix}max")),
     ];
-    for (_, key, q) in PERCENTILES {
-        exprs.push(
-            c().quantile(lit(q), QuantileMethod::Equiprobable)
-                .alias(format!("{prefix}{key}")),
-        );
-    }
     exprs
 }
 
@@ -143,11 +139,7 @@ impl Row<'_> {
             .unwrap_or(0.0))
     }
 
-    fn latency(&self, prefix: &str, count: u64) -> Result<Latency> {
-        let mut percentiles = [0.0; 6];
-        for (slot, (_, key, _)) in percentiles.iter_mut().zip(PERCENTILES) {
-            *slot = self.get(&format!("{prefix}{key}"))?;
-        }
+    fn latency(&self, prefix: &str, count: u64, percentiles: [f64; 6]) -> Result<Latency> {
         Ok(Latency {
             count,
             min: self.get(&format!("{prefix}min"))?,
@@ -158,7 +150,13 @@ impl Row<'_> {
         })
     }
 
-    fn summary(&self, name: String, window_s: f64, bytes: (u64, u64)) -> Result<Summary> {
+    fn summary(
+        &self,
+        name: String,
+        window_s: f64,
+        bytes: (u64, u64),
+        percentiles: ([f64; 6], [f64; 6]),
+    ) -> Result<Summary> {
         let requests = self.get("requests")? as u64;
         Ok(Summary {
             name,
@@ -171,10 +169,48 @@ impl Row<'_> {
             },
             bytes_sent: bytes.0,
             bytes_received: bytes.1,
-            latency: self.latency("c_", requests)?,
-            latency_uncorrected: self.latency("u_", requests)?,
+            latency: self.latency("c_", requests, percentiles.0)?,
+            latency_uncorrected: self.latency("u_", requests, percentiles.1)?,
         })
     }
+}
+
+fn row_of(p: &[Option<u32>]) -> [f64; 6] {
+    std::array::from_fn(|i| p[i].map_or(0.0, f64::from))
+}
+
+/// The chunks of two u32 columns of `frame`, as slices with matching boundaries.
+pub(crate) fn chunk_slices<'a>(
+    frame: &'a DataFrame,
+    groups: &str,
+    values: &str,
+) -> Result<Vec<Chunk<'a>>> {
+    let g = frame.column(groups)?.as_materialized_series().u32()?;
+    let v = frame.column(values)?.as_materialized_series().u32()?;
+    let gs: Vec<&[u32]> = g.downcast_iter().map(|a| a.values().as_slice()).collect();
+    let vs: Vec<&[u32]> = v.downcast_iter().map(|a| a.values().as_slice()).collect();
+    let aligned = gs.len() == vs.len() && gs.iter().zip(&vs).all(|(a, b)| a.len() == b.len());
+    debug_assert!(
+        aligned,
+        "the loader builds both columns from the same per-core vectors"
+    );
+    if !aligned {
+        return Err(
+            PolarsError::ComputeError("sample columns are not chunked alike".into()).into(),
+        );
+    }
+    Ok(gs
+        .into_iter()
+        .zip(vs)
+        .map(|(groups, values)| Chunk { groups, values })
+        .collect())
+}
+
+/// Exact percentiles of a latency column per request name and in total ([`crate::select`]).
+fn name_percentiles(frame: &DataFrame, column: &str, n_names: usize) -> Result<Percentiles> {
+    let chunks = chunk_slices(frame, "name", column)?;
+    let ppms: Vec<u32> = PERCENTILES.iter().map(|p| ppm(p.2)).collect();
+    Ok(percentiles(&chunks, 0, n_names, &ppms))
 }
 
 /// The measured window in seconds.
@@ -247,8 +283,17 @@ pub fn summaries(run: &LoadedRun) -> Result<(Summary, Vec<Summary>)> {
         .bytes
         .iter()
         .fold((0, 0), |acc, b| (acc.0 + b.0, acc.1 + b.1));
+    let n_names = run.names.len();
+    let corrected = name_percentiles(&run.samples, "latency_us", n_names)?;
+    let uncorrected = name_percentiles(&run.samples, "latency_uncorrected_us", n_names)?;
+    let row = row_of;
     let total = run.samples.clone().lazy().select(all_exprs()).collect()?;
-    let total = Row { df: &total, row: 0 }.summary("All requests".into(), window, total_bytes)?;
+    let total = Row { df: &total, row: 0 }.summary(
+        "All requests".into(),
+        window,
+        total_bytes,
+        (row(&corrected.total), row(&uncorrected.total)),
+    )?;
     let per_name = run
         .samples
         .clone()
@@ -266,7 +311,11 @@ pub fn summaries(run: &LoadedRun) -> Result<(Summary, Vec<Summary>)> {
             .cloned()
             .unwrap_or_else(|| format!("#{id}"));
         let bytes = run.bytes.get(id).copied().unwrap_or((0, 0));
-        endpoints.push(Row { df: &per_name, row }.summary(name, window, bytes)?);
+        let percentiles = match (corrected.groups.get(id), uncorrected.groups.get(id)) {
+            (Some(c), Some(u)) => (row_of(c), row_of(u)),
+            _ => ([0.0; 6], [0.0; 6]),
+        };
+        endpoints.push(Row { df: &per_name, row }.summary(name, window, bytes, percentiles)?);
     }
     endpoints.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((total, endpoints))
@@ -275,6 +324,42 @@ pub fn summaries(run: &LoadedRun) -> Result<(Summary, Vec<Summary>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The two-pass selection agrees with polars' own nearest-rank (`Equiprobable`) quantiles.
+    #[test]
+    fn selection_agrees_with_polars_equiprobable_quantiles() {
+        let mut x = 99u64;
+        let mut next = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as u32
+        };
+        let n = 50_000;
+        let names: Vec<u32> = (0..n).map(|_| next() % 4).collect();
+        let latency: Vec<u32> = (0..n).map(|_| (next() % 3000).pow(2) / 7 + next() % 50).collect();
+        let mut names_col = Series::from_vec("name".into(), names[..20_000].to_vec());
+        names_col.append_owned(Series::from_vec("name".into(), names[20_000..].to_vec())).unwrap();
+        let mut latency_col = Series::from_vec("latency_us".into(), latency[..20_000].to_vec());
+        latency_col.append_owned(Series::from_vec("latency_us".into(), latency[20_000..].to_vec())).unwrap();
+        let df = DataFrame::new_infer_height(vec![names_col.into_column(), latency_col.into_column()]).unwrap();
+        let mine = name_percentiles(&df, "latency_us", 4).unwrap();
+        let exprs: Vec<Expr> = PERCENTILES
+            .iter()
+            .map(|p| col("latency_us").quantile(lit(p.2), QuantileMethod::Equiprobable).alias(p.1))
+            .collect();
+        let theirs = df.clone().lazy().group_by([col("name")]).agg(exprs.clone()).collect().unwrap();
+        let ids: Vec<u32> = theirs.column("name").unwrap().u32().unwrap().iter().map(Option::unwrap).collect();
+        for (row, id) in ids.iter().enumerate() {
+            for (i, p) in PERCENTILES.iter().enumerate() {
+                let v = theirs.column(p.1).unwrap().f64().unwrap().get(row).unwrap();
+                assert_eq!(mine.groups[*id as usize][i].map(f64::from), Some(v), "name {id} {}", p.0);
+            }
+        }
+        let total = df.lazy().select(exprs).collect().unwrap();
+        for (i, p) in PERCENTILES.iter().enumerate() {
+            let v = total.column(p.1).unwrap().f64().unwrap().get(0).unwrap();
+            assert_eq!(mine.total[i].map(f64::from), Some(v), "total {}", p.0);
+        }
+    }
 
     #[test]
     fn support_needs_ten_samples_above_the_percentile() {

@@ -7,6 +7,8 @@ use polars::prelude::*;
 use crate::approx::Aggregates;
 use crate::error::Result;
 use crate::load::LoadedRun;
+use crate::select::{percentiles, ppm};
+use crate::stats::chunk_slices;
 
 /// Equal-length per-second series. Seconds with no samples have 0 requests and no latency (`None`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -124,7 +126,10 @@ type PerSecond = (
     Vec<Option<f64>>,
 );
 
-/// Per-second counts and exact percentiles, with polars.
+/// Seconds handled per pass of the percentile selection, bounding its count tables (about 50 MB).
+const SECONDS_PER_PASS: usize = 7200;
+
+/// Per-second counts with polars, and exact per-second percentiles with [`crate::select`].
 fn exact_seconds(run: &LoadedRun) -> Result<PerSecond> {
     let per_second = run
         .samples
@@ -134,16 +139,8 @@ fn exact_seconds(run: &LoadedRun) -> Result<PerSecond> {
         .agg([
             len().alias("requests"),
             col("ok").not().sum().alias("failures"),
-            col("latency_us")
-                .quantile(lit(0.5), QuantileMethod::Equiprobable)
-                .alias("p50"),
-            col("latency_us")
-                .quantile(lit(0.95), QuantileMethod::Equiprobable)
-                .alias("p95"),
-            col("latency_us")
-                .quantile(lit(0.99), QuantileMethod::Equiprobable)
-                .alias("p99"),
         ])
+        .sort(["t_s"], SortMultipleOptions::default())
         .collect()?;
     let seconds: Vec<u32> = per_second
         .column("t_s")?
@@ -151,13 +148,35 @@ fn exact_seconds(run: &LoadedRun) -> Result<PerSecond> {
         .iter()
         .map(|t| t.unwrap_or(0))
         .collect();
+    let (mut p50, mut p95, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+    if let (Some(&first), Some(&last)) = (seconds.first(), seconds.last()) {
+        let chunks = chunk_slices(&run.samples, "t_s", "latency_us")?;
+        let ppms = [ppm(0.5), ppm(0.95), ppm(0.99)];
+        let mut by_second = Vec::new();
+        let mut from = first;
+        while from <= last {
+            let n = SECONDS_PER_PASS.min((last - from) as usize + 1);
+            by_second.extend(percentiles(&chunks, from, n, &ppms).groups);
+            from = from.saturating_add(n as u32);
+            if from == u32::MAX {
+                break;
+            }
+        }
+        for &t in &seconds {
+            let p = &by_second[(t - first) as usize];
+            let f = |v: Option<u32>| v.map(f64::from);
+            p50.push(f(p[0]));
+            p95.push(f(p[1]));
+            p99.push(f(p[2]));
+        }
+    }
     Ok((
         seconds,
         to_f64(&per_second, "requests")?,
         to_f64(&per_second, "failures")?,
-        to_f64(&per_second, "p50")?,
-        to_f64(&per_second, "p95")?,
-        to_f64(&per_second, "p99")?,
+        p50,
+        p95,
+        p99,
     ))
 }
 
