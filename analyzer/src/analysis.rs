@@ -27,8 +27,8 @@ pub struct RunAnalysis {
     pub timeseries: TimeSeries,
     /// The failure breakdown.
     pub failures: Failures,
-    /// The corrected latency distribution as (quantile, ms) points, from an HdrHistogram with three
-    /// significant digits (for the plot only; the tables are exact).
+    /// The corrected latency distribution as (quantile, ms) points for the plot, within about 1%
+    /// (bucket midpoints; the tables are exact).
     pub distribution: Vec<(f64, f64)>,
     /// The same for uncorrected latency.
     pub distribution_uncorrected: Vec<(f64, f64)>,
@@ -47,7 +47,7 @@ pub struct RunAnalysis {
 /// Analyzes a loaded run.
 pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
     let clock = crate::timing::Clock::start();
-    let (total, endpoints) = summaries(run)?;
+    let summaries = summaries(run)?;
     clock.lap("summaries");
     let first_s =
         (skip_s.floor() as u32).max(run.window_us.map_or(0, |w| (w.0 / 1_000_000) as u32));
@@ -72,11 +72,11 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
     }
     Ok(RunAnalysis {
         info: run.info.clone(),
-        total,
-        endpoints,
+        total: summaries.total,
+        endpoints: summaries.endpoints,
         failures,
-        distribution: distribution(&run.histogram),
-        distribution_uncorrected: distribution(&run.histogram_uncorrected),
+        distribution: summaries.distribution,
+        distribution_uncorrected: summaries.distribution_uncorrected,
         timeseries,
         notes,
         window_s: window_s(run),

@@ -39,15 +39,17 @@ pub struct Moments {
 }
 
 impl Moments {
-    fn new() -> Self {
+    /// No values yet.
+    pub fn new() -> Self {
         Moments {
             min: u32::MAX,
             ..Moments::default()
         }
     }
 
+    /// Adds one value.
     #[inline]
-    fn record(&mut self, v: u32) {
+    pub fn record(&mut self, v: u32) {
         self.count += 1;
         self.sum += u128::from(v);
         self.sum_sq += u128::from(v) * u128::from(v);
@@ -55,7 +57,8 @@ impl Moments {
         self.max = self.max.max(v);
     }
 
-    fn add(&mut self, o: &Moments) {
+    /// Adds another set of values.
+    pub fn add(&mut self, o: &Moments) {
         self.count += o.count;
         self.sum += o.sum;
         self.sum_sq += o.sum_sq;
@@ -126,11 +129,9 @@ impl LatencyAgg {
     }
 }
 
-/// Everything kept about one request name.
+/// Everything kept about one request name (failures are counted from the failures frame).
 #[derive(Debug, Clone)]
 pub struct NameAgg {
-    /// Failed requests.
-    pub failures: u64,
     /// Corrected latency.
     pub corrected: LatencyAgg,
     /// Uncorrected latency.
@@ -140,7 +141,6 @@ pub struct NameAgg {
 impl NameAgg {
     fn new() -> Self {
         NameAgg {
-            failures: 0,
             corrected: LatencyAgg::new(NAME_DIGITS),
             uncorrected: LatencyAgg::new(NAME_DIGITS),
         }
@@ -148,7 +148,6 @@ impl NameAgg {
 
     /// Adds another group's aggregates.
     pub fn add(&mut self, o: &NameAgg) {
-        self.failures += o.failures;
         self.corrected.add(&o.corrected);
         self.uncorrected.add(&o.uncorrected);
     }
@@ -162,8 +161,6 @@ impl NameAgg {
 /// Everything kept about one second.
 #[derive(Debug, Clone)]
 pub struct SecondAgg {
-    /// Failed requests.
-    pub failures: u64,
     /// Corrected latency, two significant digits.
     pub corrected: LatencyAgg,
 }
@@ -171,7 +168,6 @@ pub struct SecondAgg {
 impl SecondAgg {
     fn new() -> Self {
         SecondAgg {
-            failures: 0,
             corrected: LatencyAgg::new(SECOND_DIGITS),
         }
     }
@@ -189,7 +185,7 @@ pub struct Aggregates {
 impl Aggregates {
     /// Records one sample.
     #[inline]
-    pub fn record(&mut self, name: u32, t_s: u32, corrected: u32, uncorrected: u32, ok: bool) {
+    pub fn record(&mut self, name: u32, t_s: u32, corrected: u32, uncorrected: u32) {
         let n = name as usize;
         while self.names.len() <= n {
             self.names.push(NameAgg::new());
@@ -197,14 +193,12 @@ impl Aggregates {
         let agg = &mut self.names[n];
         agg.corrected.record(corrected);
         agg.uncorrected.record(uncorrected);
-        agg.failures += u64::from(!ok);
         let t = t_s as usize;
         if self.seconds.len() <= t {
             self.seconds.resize(t + 1, None);
         }
         let second = self.seconds[t].get_or_insert_with(SecondAgg::new);
         second.corrected.record(corrected);
-        second.failures += u64::from(!ok);
     }
 
     /// Adds another log's aggregates, mapping its name indices through `map_name`.
@@ -222,10 +216,7 @@ impl Aggregates {
         for (t, s) in other.seconds.iter().enumerate() {
             let Some(s) = s else { continue };
             match &mut self.seconds[t] {
-                Some(mine) => {
-                    mine.failures += s.failures;
-                    mine.corrected.add(&s.corrected);
-                }
+                Some(mine) => mine.corrected.add(&s.corrected),
                 slot @ None => *slot = Some(s.clone()),
             }
         }
@@ -264,7 +255,7 @@ mod tests {
             .map(|i| 100 + (i * 7919) % 2_000_000)
             .collect();
         for (i, v) in values.iter().enumerate() {
-            a.record(0, (i / 1000) as u32, *v, *v, true);
+            a.record(0, (i / 1000) as u32, *v, *v);
         }
         values.sort_unstable();
         let total = a.total();

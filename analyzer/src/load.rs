@@ -14,7 +14,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use formats::{IntervalStats, LogReader, Manifest, Run, SampleColumns};
-use hdrhistogram::Histogram;
 use polars::prelude::*;
 
 use crate::approx::Aggregates;
@@ -118,8 +117,8 @@ pub struct LoadedRun {
     pub names: Vec<String>,
     /// Failure messages, indexed by the `message` column of `failures`; index 0 is "no message".
     pub messages: Vec<String>,
-    /// One row per kept sample: `t_s`, `name`, `latency_us` (corrected), `latency_uncorrected_us`
-    /// (all `u32`) and `ok` (bool).
+    /// One row per kept sample: `t_s`, `name`, `latency_us` (corrected) and `latency_uncorrected_us`,
+    /// all `u32`, one chunk per core log. Empty when `approx` is used.
     pub samples: DataFrame,
     /// One row per failed sample: `t_s`, `name`, `kind` (outcome code), `status`, `message` (all `u32`).
     pub failures: DataFrame,
@@ -134,10 +133,6 @@ pub struct LoadedRun {
     pub rows: u64,
     /// The limit that decided between exact and approximate percentiles.
     pub exact_limit: u64,
-    /// Corrected latency of every kept sample in µs, for the distribution plot.
-    pub histogram: Histogram<u64>,
-    /// Uncorrected latency, likewise.
-    pub histogram_uncorrected: Histogram<u64>,
     /// The measured window: from the first kept intended start (or the end of the warm-up) to the last
     /// completion, µs from the run's time zero. `None` when no sample was kept.
     pub window_us: Option<(u64, u64)>,
@@ -145,13 +140,6 @@ pub struct LoadedRun {
     pub skipped: u64,
     /// What went wrong while reading, in file order.
     pub notes: Vec<QualityNote>,
-}
-
-/// Latencies above this are clamped in the histograms (1 hour, in µs); exact statistics are not.
-const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
-
-pub(crate) fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("static histogram bounds are valid")
 }
 
 /// What one core's log yielded, before names are merged across cores.
@@ -162,7 +150,6 @@ struct CoreColumns {
     name: Vec<u32>,
     latency: Vec<u32>,
     latency_uncorrected: Vec<u32>,
-    ok: Vec<bool>,
     f_t_s: Vec<u32>,
     f_name: Vec<u32>,
     f_kind: Vec<u32>,
@@ -172,10 +159,8 @@ struct CoreColumns {
     names: Vec<String>,
     messages: Vec<String>,
     intervals: Vec<IntervalStats>,
-    histogram: Option<Histogram<u64>>,
     approx: Option<Aggregates>,
     rows: u64,
-    histogram_uncorrected: Option<Histogram<u64>>,
     first_us: u64,
     last_end_us: u64,
     skipped: u64,
@@ -339,14 +324,12 @@ impl CoreColumns {
                 self.t_s[i],
                 self.latency[i],
                 self.latency_uncorrected[i],
-                self.ok[i],
             );
         }
         self.t_s = Vec::new();
         self.name = Vec::new();
         self.latency = Vec::new();
         self.latency_uncorrected = Vec::new();
-        self.ok = Vec::new();
         self.approx = Some(agg);
     }
 }
@@ -411,9 +394,6 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
     out.name.reserve(guess);
     out.latency.reserve(guess);
     out.latency_uncorrected.reserve(guess);
-    out.ok.reserve(guess);
-    let mut histogram = new_histogram();
-    let mut histogram_uncorrected = new_histogram();
     let mut block = SampleColumns::default();
     let mut counts_by_name: Vec<(u64, u64)> = Vec::new();
     while let Some(n) = reader.next_samples(&mut block) {
@@ -441,13 +421,12 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
             let ok = block.outcome[i] == 0;
             out.rows += 1;
             if let Some(agg) = &mut out.approx {
-                agg.record(name, t, corrected, latency_u, ok);
+                agg.record(name, t, corrected, latency_u);
             } else {
                 out.t_s.push(t);
                 out.name.push(name);
                 out.latency.push(corrected);
                 out.latency_uncorrected.push(latency_u);
-                out.ok.push(ok);
             }
             out.first_us = out.first_us.min(intended);
             out.last_end_us = out
@@ -459,9 +438,6 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
             }
             counts_by_name[n].0 += u64::from(block.bytes_sent[i]);
             counts_by_name[n].1 += u64::from(block.bytes_received[i]);
-            histogram.saturating_record(u64::from(corrected).clamp(1, HISTOGRAM_MAX_US));
-            histogram_uncorrected
-                .saturating_record(u64::from(latency_u).clamp(1, HISTOGRAM_MAX_US));
             if !ok {
                 out.f_t_s.push(t);
                 out.f_name.push(name);
@@ -473,8 +449,6 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
         block.clear();
     }
     out.bytes = counts_by_name;
-    out.histogram = Some(histogram);
-    out.histogram_uncorrected = Some(histogram_uncorrected);
     out.intervals = reader.intervals().to_vec();
     let bound = |t: &formats::Table| t.id_bound();
     out.names = (0..bound(reader.names()) as u32)
@@ -525,8 +499,6 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
     let mut name_index: HashMap<String, u32> = HashMap::new();
     let mut messages: Vec<String> = vec![String::new()];
     let mut message_index: HashMap<String, u32> = HashMap::new();
-    let mut histogram = new_histogram();
-    let mut histogram_uncorrected = new_histogram();
     let mut bytes: Vec<(u64, u64)> = Vec::new();
     let mut intervals = Vec::new();
     let mut notes = Vec::new();
@@ -543,7 +515,7 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
     } else {
         None
     };
-    let mut sample_cols: Vec<[Series; 5]> = Vec::new();
+    let mut sample_cols: Vec<[Series; 4]> = Vec::new();
     let mut failure_cols: Vec<[Series; 5]> = Vec::new();
     for mut c in cores {
         notes.append(&mut c.notes);
@@ -612,14 +584,6 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
             bytes[g].0 += sent;
             bytes[g].1 += received;
         }
-        if let Some(h) = &c.histogram {
-            histogram.add(h).expect("histograms share bounds");
-        }
-        if let Some(h) = &c.histogram_uncorrected {
-            histogram_uncorrected
-                .add(h)
-                .expect("histograms share bounds");
-        }
         if let (Some(all), Some(mine)) = (&mut approx, &c.approx) {
             all.merge(mine, &map_name);
         }
@@ -634,7 +598,6 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
             Series::from_vec("name".into(), c.name),
             Series::from_vec("latency_us".into(), c.latency),
             Series::from_vec("latency_uncorrected_us".into(), c.latency_uncorrected),
-            BooleanChunked::from_iter_values("ok".into(), c.ok.into_iter()).into_series(),
         ]);
         failure_cols.push([
             Series::from_vec("t_s".into(), c.f_t_s),
@@ -646,7 +609,7 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
     }
     let samples = frame(
         sample_cols,
-        ["t_s", "name", "latency_us", "latency_uncorrected_us", "ok"],
+        ["t_s", "name", "latency_us", "latency_uncorrected_us"],
     )?;
     let failures = frame(failure_cols, ["t_s", "name", "kind", "status", "message"])?;
     bytes.resize(names.len(), (0, 0));
@@ -662,8 +625,6 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
         exact_limit: 0,
         bytes,
         intervals,
-        histogram,
-        histogram_uncorrected,
         window_us,
         skipped,
         notes,
@@ -671,8 +632,8 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
 }
 
 /// Appends each core's columns as chunks of one frame: no sample is copied.
-fn frame(parts: Vec<[Series; 5]>, names: [&str; 5]) -> Result<DataFrame> {
-    let mut columns: Vec<Option<Series>> = vec![None, None, None, None, None];
+fn frame<const N: usize>(parts: Vec<[Series; N]>, names: [&str; N]) -> Result<DataFrame> {
+    let mut columns: Vec<Option<Series>> = vec![None; N];
     for part in parts {
         for (slot, s) in columns.iter_mut().zip(part) {
             match slot {
@@ -687,14 +648,8 @@ fn frame(parts: Vec<[Series; 5]>, names: [&str; 5]) -> Result<DataFrame> {
         .into_iter()
         .zip(names)
         .map(|(s, name)| {
-            s.unwrap_or_else(|| {
-                if name == "ok" {
-                    Series::new_empty(name.into(), &DataType::Boolean)
-                } else {
-                    Series::new_empty(name.into(), &DataType::UInt32)
-                }
-            })
-            .into_column()
+            s.unwrap_or_else(|| Series::new_empty(name.into(), &DataType::UInt32))
+                .into_column()
         })
         .collect();
     Ok(DataFrame::new_infer_height(columns)?)

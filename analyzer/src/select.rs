@@ -15,6 +15,8 @@
 //! The result is the exact nearest-rank percentile: the ⌈q·n⌉-th smallest value. Passes run in
 //! parallel over the chunks (one chunk per core log).
 
+use crate::approx::Moments;
+
 /// Sub-bucket bits: 2^7 values below 128 map to themselves, then 64 buckets per power of two.
 const SUB_BITS: u32 = 7;
 /// Buckets needed for every u32: 64 · 25 + 128.
@@ -54,12 +56,31 @@ pub struct Chunk<'a> {
 }
 
 /// What [`percentiles`] found: per group, per quantile; `None` for an empty group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Percentiles {
     /// `groups[g][i]`: group `first_group + g`, quantile `i`.
     pub groups: Vec<Vec<Option<u32>>>,
     /// The same over every value of the groups considered.
     pub total: Vec<Option<u32>>,
+    /// Values per group.
+    pub counts: Vec<u64>,
+    /// Exact moments per group (empty unless asked for).
+    pub moments: Vec<Moments>,
+    /// Exact moments of all values (default unless asked for).
+    pub total_moments: Moments,
+    /// Bucket counts of all values, for a distribution plot ([`bucket_bounds`] gives each range).
+    pub total_buckets: Vec<u64>,
+}
+
+/// The smallest and largest value of a bucket.
+pub fn bucket_bounds(b: usize) -> (u32, u32) {
+    let b = b as u32;
+    if b < (1 << SUB_BITS) {
+        return (b, b);
+    }
+    let shift = (b >> (SUB_BITS - 1)) - 1;
+    let lower = (b - (shift << (SUB_BITS - 1))) << shift;
+    (lower, lower + ((1u32 << shift) - 1))
 }
 
 struct Target {
@@ -71,36 +92,54 @@ struct Target {
 }
 
 /// Exact nearest-rank percentiles of the groups `first_group .. first_group + n_groups` (samples of
-/// other groups are skipped) and of all of them together, for every quantile in `ppms`.
+/// other groups are skipped) and of all of them together, for every quantile in `ppms`; with
+/// `with_moments`, also each group's exact count, sum, sum of squares, minimum and maximum.
 pub fn percentiles(
     chunks: &[Chunk<'_>],
     first_group: u32,
     n_groups: usize,
     ppms: &[u32],
+    with_moments: bool,
 ) -> Percentiles {
     let in_range = |g: u32| {
         g.checked_sub(first_group)
             .map(|g| g as usize)
             .filter(|g| *g < n_groups)
     };
-    // Pass 1: bucket counts per group, per chunk in parallel, then summed.
-    let counts: Vec<Vec<u32>> = parallel(chunks, |c| {
+    // Pass 1: bucket counts (and moments) per group, per chunk in parallel, then summed.
+    let counts: Vec<(Vec<u32>, Vec<Moments>)> = parallel(chunks, |c| {
         let mut counts = vec![0u32; n_groups * BUCKETS];
+        let mut moments = vec![Moments::new(); if with_moments { n_groups } else { 0 }];
         for (&g, &v) in c.groups.iter().zip(c.values) {
             if let Some(g) = in_range(g) {
                 counts[g * BUCKETS + bucket(v)] += 1;
+                if with_moments {
+                    moments[g].record(v);
+                }
             }
         }
-        counts
+        (counts, moments)
     });
     let mut sum = vec![0u64; (n_groups + 1) * BUCKETS];
-    for c in &counts {
+    let mut moments = vec![Moments::new(); if with_moments { n_groups } else { 0 }];
+    for (c, m) in &counts {
         for (i, &n) in c.iter().enumerate() {
             sum[i] += u64::from(n);
             sum[n_groups * BUCKETS + i % BUCKETS] += u64::from(n);
         }
+        for (all, mine) in moments.iter_mut().zip(m) {
+            all.add(mine);
+        }
     }
     drop(counts);
+    let mut total_moments = Moments::new();
+    for m in &moments {
+        total_moments.add(m);
+    }
+    let group_counts: Vec<u64> = (0..n_groups)
+        .map(|g| sum[g * BUCKETS..(g + 1) * BUCKETS].iter().sum())
+        .collect();
+    let total_buckets = sum[n_groups * BUCKETS..].to_vec();
 
     // The bucket holding each wanted rank, and one collector per distinct (group, bucket).
     let mut slot = vec![u32::MAX; (n_groups + 1) * BUCKETS];
@@ -168,6 +207,10 @@ pub fn percentiles(
     let mut result = Percentiles {
         groups: vec![vec![None; ppms.len()]; n_groups],
         total: vec![None; ppms.len()],
+        counts: group_counts,
+        moments,
+        total_moments,
+        total_buckets,
     };
     for t in targets {
         let values = &mut collected[t.collector];
@@ -221,6 +264,14 @@ mod tests {
     }
 
     #[test]
+    fn bucket_bounds_invert_bucket() {
+        for v in (0..300_000u32).chain([u32::MAX]) {
+            let (lo, hi) = bucket_bounds(bucket(v));
+            assert!(lo <= v && v <= hi, "{v} not in {lo}..={hi}");
+        }
+    }
+
+    #[test]
     fn ranks_are_nearest_rank_in_integers() {
         assert_eq!(rank(10, ppm(0.5)), 5);
         assert_eq!(rank(10, ppm(0.9)), 9);
@@ -259,7 +310,7 @@ mod tests {
                 values: &values[70_000..],
             },
         ];
-        let got = percentiles(&chunks, 1, 3, &ppms);
+        let got = percentiles(&chunks, 1, 3, &ppms, true);
         let exact = |mut v: Vec<u32>| -> Vec<Option<u32>> {
             v.sort_unstable();
             ppms.iter()
@@ -282,7 +333,21 @@ mod tests {
             .map(|(_, v)| *v)
             .collect();
         assert_eq!(got.total, exact(all));
-        let none = percentiles(&chunks, 10, 2, &ppms);
+        for g in 0..3 {
+            let mine: Vec<u32> = groups
+                .iter()
+                .zip(&values)
+                .filter(|(x, _)| **x == g as u32 + 1)
+                .map(|(_, v)| *v)
+                .collect();
+            let m = &got.moments[g];
+            assert_eq!(m.count, mine.len() as u64);
+            assert_eq!(got.counts[g], mine.len() as u64);
+            assert_eq!(m.min, *mine.iter().min().unwrap());
+            assert_eq!(m.max, *mine.iter().max().unwrap());
+            assert_eq!(m.sum, mine.iter().map(|v| u128::from(*v)).sum::<u128>());
+        }
+        let none = percentiles(&chunks, 10, 2, &ppms, false);
         assert_eq!(none.groups, vec![vec![None; ppms.len()]; 2]);
         assert_eq!(none.total, vec![None; ppms.len()]);
     }

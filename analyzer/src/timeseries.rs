@@ -8,7 +8,7 @@ use crate::approx::Aggregates;
 use crate::error::Result;
 use crate::load::LoadedRun;
 use crate::select::{percentiles, ppm};
-use crate::stats::chunk_slices;
+use crate::stats::{chunk_slices, failures_by};
 
 /// Equal-length per-second series. Seconds with no samples have 0 requests and no latency (`None`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,7 +64,7 @@ fn to_f64(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
 /// Computes the per-second series of a run, from `first_s` (the end of the warm-up) on.
 pub fn timeseries(run: &LoadedRun, first_s: u32) -> Result<TimeSeries> {
     let (seconds, requests, failures, p50, p95, p99) = match &run.approx {
-        Some(approx) => approx_seconds(approx),
+        Some(approx) => approx_seconds(approx, &failures_by(run, "t_s")?),
         None => exact_seconds(run)?,
     };
     let health = health(run)?;
@@ -129,65 +129,67 @@ type PerSecond = (
 /// Seconds handled per pass of the percentile selection, bounding its count tables (about 50 MB).
 const SECONDS_PER_PASS: usize = 7200;
 
-/// Per-second counts with polars, and exact per-second percentiles with [`crate::select`].
+/// Per-second counts and exact percentiles with [`crate::select`]; failures per second from the
+/// failures frame, with polars.
 fn exact_seconds(run: &LoadedRun) -> Result<PerSecond> {
-    let per_second = run
-        .samples
-        .clone()
-        .lazy()
-        .group_by([col("t_s")])
-        .agg([
-            len().alias("requests"),
-            col("ok").not().sum().alias("failures"),
-        ])
-        .sort(["t_s"], SortMultipleOptions::default())
-        .collect()?;
-    let seconds: Vec<u32> = per_second
-        .column("t_s")?
-        .u32()?
-        .iter()
-        .map(|t| t.unwrap_or(0))
-        .collect();
-    let (mut p50, mut p95, mut p99) = (Vec::new(), Vec::new(), Vec::new());
-    if let (Some(&first), Some(&last)) = (seconds.first(), seconds.last()) {
-        let chunks = chunk_slices(&run.samples, "t_s", "latency_us")?;
-        let ppms = [ppm(0.5), ppm(0.95), ppm(0.99)];
-        let mut by_second = Vec::new();
-        let mut from = first;
-        while from <= last {
-            let n = SECONDS_PER_PASS.min((last - from) as usize + 1);
-            by_second.extend(percentiles(&chunks, from, n, &ppms).groups);
-            from = from.saturating_add(n as u32);
-            if from == u32::MAX {
-                break;
-            }
-        }
-        for &t in &seconds {
-            let p = &by_second[(t - first) as usize];
-            let f = |v: Option<u32>| v.map(f64::from);
-            p50.push(f(p[0]));
-            p95.push(f(p[1]));
-            p99.push(f(p[2]));
+    let chunks = chunk_slices(&run.samples, "t_s", "latency_us")?;
+    let (Some(first), Some(last)) = (
+        chunks
+            .iter()
+            .filter_map(|c| c.groups.iter().min())
+            .min()
+            .copied(),
+        chunks
+            .iter()
+            .filter_map(|c| c.groups.iter().max())
+            .max()
+            .copied(),
+    ) else {
+        return Ok(Default::default());
+    };
+    let ppms = [ppm(0.5), ppm(0.95), ppm(0.99)];
+    let (mut groups, mut counts) = (Vec::new(), Vec::new());
+    let mut from = first;
+    loop {
+        let n = SECONDS_PER_PASS.min((last - from) as usize + 1);
+        let p = percentiles(&chunks, from, n, &ppms, false);
+        groups.extend(p.groups);
+        counts.extend(p.counts);
+        match from.checked_add(n as u32) {
+            Some(next) if next <= last => from = next,
+            _ => break,
         }
     }
-    Ok((
-        seconds,
-        to_f64(&per_second, "requests")?,
-        to_f64(&per_second, "failures")?,
-        p50,
-        p95,
-        p99,
-    ))
+    let failures = failures_by(run, "t_s")?;
+    let mut out: PerSecond = Default::default();
+    for (i, (p, n)) in groups.iter().zip(counts).enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let t = first + i as u32;
+        out.0.push(t);
+        out.1.push(Some(n as f64));
+        out.2
+            .push(Some(failures.get(&t).copied().unwrap_or(0) as f64));
+        out.3.push(p[0].map(f64::from));
+        out.4.push(p[1].map(f64::from));
+        out.5.push(p[2].map(f64::from));
+    }
+    Ok(out)
 }
 
 /// Per-second counts and percentiles from the per-second histograms of a large run.
-fn approx_seconds(approx: &Aggregates) -> PerSecond {
+fn approx_seconds(
+    approx: &Aggregates,
+    failures: &std::collections::HashMap<u32, u64>,
+) -> PerSecond {
     let mut out: PerSecond = Default::default();
     for (t, s) in approx.seconds.iter().enumerate() {
         let Some(s) = s else { continue };
         out.0.push(t as u32);
         out.1.push(Some(s.corrected.moments.count as f64));
-        out.2.push(Some(s.failures as f64));
+        out.2
+            .push(Some(failures.get(&(t as u32)).copied().unwrap_or(0) as f64));
         out.3.push(Some(s.corrected.percentile(0.5)));
         out.4.push(Some(s.corrected.percentile(0.95)));
         out.5.push(Some(s.corrected.percentile(0.99)));

@@ -142,7 +142,7 @@ fn num(text: impl Into<String>, sort: f64) -> CellView {
     CellView {
         text: text.into(),
         class: "num".into(),
-        sort: format!("{sort}"),
+        sort: format!("{sort:.3}"),
         ..CellView::default()
     }
 }
