@@ -6,16 +6,23 @@
 //! The pipeline, one module per step:
 //!
 //! ```text
-//! load      run dir → compact u32 columns (streamed block by block, cores in parallel) → polars frames
-//! stats     per-name and total summaries: counts, rates and moments (polars, lazy); exact
-//!           nearest-rank percentiles in two passes (select); HdrHistograms past the exact limit (approx)
-//! timeseries, failures   per-second series and the failure breakdown (polars, lazy)
-//! analysis  all of the above for one run: RunAnalysis
-//! view      RunAnalysis(es) → ReportView, a flat tree of strings and numbers; charts → SVG (plotters)
-//! render    ReportView → HTML / Markdown through minijinja templates; RunAnalysis → JSON
+//! load        run dir → compact u32 columns (t_s, name, corrected and uncorrected latency), streamed
+//!             block by block, one thread per core log; failed samples also go to a small failures
+//!             frame; past the exact limit, HdrHistogram aggregates instead (approx)
+//! select      exact nearest-rank percentiles, counts and moments of many groups in two passes
+//! stats       per-name and total summaries (select, or approx; failures per name via polars)
+//! timeseries  per-second series (select, or approx) and generator health from interval records (polars)
+//! failures    the failure breakdown by kind, status, message and second (polars, lazy)
+//! analysis    all of the above for one run: RunAnalysis
+//! view        RunAnalysis(es) → ReportView, a flat tree of strings and numbers; charts → SVG (plotters)
+//! render      ReportView → HTML / Markdown through minijinja templates; RunAnalysis → JSON
+//! report      the `report` command: load, analyze and render each run, write the files; pdf prints
+//!             the HTML with headless Chromium; export streams samples to CSV; synth writes test runs
 //! ```
 //!
-//! The analyzer reads files and writes files; it never touches the network.
+//! Invariants: the analyzer reads files and writes files and never touches the network; it reads
+//! runs only through `formats`; text from a target (names, messages) is data, never markup; every
+//! percentile is exact unless the report says otherwise.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -25,29 +25,59 @@ pub struct LoadOptions {
     /// Samples whose intended start is earlier than this (µs from the run's time zero) are dropped:
     /// the warm-up.
     pub skip_us: u64,
-    /// The most samples kept exactly (16 bytes each, plus polars' working memory). Past it the
-    /// loader switches to HdrHistogram aggregates ([`crate::approx`]); `None` picks a limit from the
-    /// memory available ([`auto_exact_limit`]).
+    /// The most samples kept exactly (16 bytes each). Past it the loader switches to HdrHistogram
+    /// aggregates ([`crate::approx`]); `None` picks a limit from the memory available
+    /// ([`MemoryPlan`]).
     pub exact_limit: Option<u64>,
 }
 
-/// Bytes of memory an exactly kept sample costs at the peak of the analysis: 16 in the columns and
-/// about as much again while polars gathers a group and selects its percentiles (measured with the
-/// 100M-sample benchmark, see docs/performance.md).
-pub const BYTES_PER_EXACT_SAMPLE: u64 = 32;
+/// Bytes of memory an exactly kept sample costs at the peak of the analysis: 16 in the columns plus
+/// headroom for the selection's collections and the failures frame (the 100M-sample benchmark peaks
+/// at about 25 bytes a sample including the log buffers; see docs/performance.md).
+pub const BYTES_PER_EXACT_SAMPLE: u64 = 24;
 
-/// Half of the memory available now (MemAvailable in /proc/meminfo), in samples; 200 million when it
-/// cannot be read.
-pub fn auto_exact_limit() -> u64 {
-    let available = std::fs::read_to_string("/proc/meminfo")
+/// Memory available now (MemAvailable in /proc/meminfo), in bytes; `None` where it cannot be read.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    kib.trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
         .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("MemAvailable:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .map(|kib| kib * 1024)
-        });
-    available.map_or(200_000_000, |bytes| bytes / 2 / BYTES_PER_EXACT_SAMPLE)
+        .map(|kib| kib * 1024)
+}
+
+/// How to read a run's logs within the memory available.
+///
+/// A log is read into memory whole (the `formats` reader decodes from a byte slice), so reading
+/// several large logs at once costs their total size. Logs are read in parallel only while their
+/// files fit in a quarter of the available memory; the exact columns then get half of what the
+/// file buffers leave, and samples beyond that go to histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Logs read at the same time.
+    pub readers: usize,
+    /// Samples kept exactly.
+    pub exact_limit: u64,
+}
+
+impl MemoryPlan {
+    /// The plan for logs of these sizes, with `available` bytes of memory and `cpus` CPUs.
+    pub fn new(log_bytes: &[u64], available: u64, cpus: usize) -> Self {
+        let largest = log_bytes.iter().copied().max().unwrap_or(0);
+        let mut readers = cpus.min(log_bytes.len()).max(1);
+        while readers > 1 && readers as u64 * largest > available / 4 {
+            readers -= 1;
+        }
+        let buffers = readers as u64 * largest;
+        let exact_limit =
+            (available.saturating_sub(buffers) / 2 / BYTES_PER_EXACT_SAMPLE).max(10_000_000);
+        MemoryPlan {
+            readers,
+            exact_limit,
+        }
+    }
 }
 
 /// Facts about a run that do not come from its samples.
@@ -213,9 +243,16 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
         });
     }
 
-    let limit = options.exact_limit.unwrap_or_else(auto_exact_limit);
+    let sizes: Vec<u64> = run
+        .logs
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = MemoryPlan::new(&sizes, available_memory().unwrap_or(8 << 30), cpus);
+    let limit = options.exact_limit.unwrap_or(plan.exact_limit);
     let clock = crate::timing::Clock::start();
-    let cores = read_cores(&run.logs, options.skip_us, limit);
+    let cores = read_cores(&run.logs, options.skip_us, limit, plan.readers);
     clock.lap("read logs");
     let readable = cores.iter().filter(|c| c.header.is_some()).count();
     for c in &cores {
@@ -284,12 +321,14 @@ fn run_info(
 }
 
 /// Reads every log, in parallel, each into its own columns.
-fn read_cores(logs: &[(u32, PathBuf)], skip_us: u64, limit: u64) -> Vec<CoreColumns> {
+fn read_cores(
+    logs: &[(u32, PathBuf)],
+    skip_us: u64,
+    limit: u64,
+    readers: usize,
+) -> Vec<CoreColumns> {
     let kept = AtomicU64::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(logs.len())
-        .max(1);
+    let workers = readers.min(logs.len()).max(1);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<CoreColumns>> = Mutex::new(Vec::with_capacity(logs.len()));
     std::thread::scope(|scope| {
@@ -685,6 +724,20 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_plan_reads_big_logs_one_at_a_time() {
+        const GIB: u64 = 1 << 30;
+        // 100M samples on 2 cores: two 600 MB logs fit side by side, every sample stays exact.
+        let plan = MemoryPlan::new(&[600 << 20, 600 << 20], 20 * GIB, 2);
+        assert_eq!(plan.readers, 2);
+        assert!(plan.exact_limit > 100_000_000, "{plan:?}");
+        // 1B samples: two 6 GB logs are read one after the other and most samples go to histograms.
+        let plan = MemoryPlan::new(&[6 * GIB, 6 * GIB], 20 * GIB, 2);
+        assert_eq!(plan.readers, 1);
+        assert!(plan.exact_limit < 400_000_000, "{plan:?}");
+        assert!(MemoryPlan::new(&[], 0, 8).exact_limit >= 10_000_000);
+    }
 
     #[test]
     fn durations_parse_with_units() {
