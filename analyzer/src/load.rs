@@ -435,6 +435,7 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
     out.latency_uncorrected.reserve(guess);
     let mut block = SampleColumns::default();
     let mut counts_by_name: Vec<(u64, u64)> = Vec::new();
+    let mut used_names: Vec<bool> = Vec::new();
     while let Some(n) = reader.next_samples(&mut block) {
         if out.approx.is_none() {
             if kept.load(Ordering::Relaxed) + n as u64 > limit {
@@ -474,7 +475,9 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
             let n = name as usize;
             if n >= counts_by_name.len() {
                 counts_by_name.resize(n + 1, (0, 0));
+                used_names.resize(n + 1, false);
             }
+            used_names[n] = true;
             counts_by_name[n].0 += u64::from(block.bytes_sent[i]);
             counts_by_name[n].1 += u64::from(block.bytes_received[i]);
             if !ok {
@@ -488,6 +491,19 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
         block.clear();
     }
     out.bytes = counts_by_name;
+    let undefined: Vec<String> = (0..used_names.len() as u32)
+        .filter(|&id| used_names[id as usize] && reader.names().get(id).is_none())
+        .map(|id| format!("#{id}"))
+        .collect();
+    if !undefined.is_empty() {
+        warn(
+            &mut out,
+            format!(
+                "samples use request names that no table block defines (it was damaged); they are shown as {}",
+                undefined.join(", ")
+            ),
+        );
+    }
     out.intervals = reader.intervals().to_vec();
     let bound = |t: &formats::Table| t.id_bound();
     out.names = (0..bound(reader.names()) as u32)

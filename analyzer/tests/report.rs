@@ -629,3 +629,28 @@ fn runs_past_the_exact_limit_use_histograms_within_the_stated_error() {
         "hdr_histogram_3_digits"
     );
 }
+
+#[test]
+fn damaged_name_table_shows_ids_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = synth_run(tmp.path(), 5_000, 1, 18);
+    // The first block after the 60-byte header is the request-name table.
+    let path = dir.join("core-0.log");
+    let mut data = std::fs::read(&path).unwrap();
+    data[70] ^= 0xff;
+    std::fs::write(&path, data).unwrap();
+    let a = analyze_one(&dir);
+    assert_eq!(a.total.requests, 5_000, "the samples themselves are intact");
+    assert!(
+        a.endpoints.iter().all(|e| e.name.starts_with('#')),
+        "{:?}",
+        a.endpoints.iter().map(|e| &e.name).collect::<Vec<_>>()
+    );
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.message.contains("no table block defines")),
+        "{:?}",
+        a.notes
+    );
+}
