@@ -255,9 +255,6 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     let cores = read_cores(&run.logs, options.skip_us, limit, plan.readers);
     clock.lap("read logs");
     let readable = cores.iter().filter(|c| c.header.is_some()).count();
-    for c in &cores {
-        notes.extend(c.notes.iter().cloned());
-    }
     if readable == 0 {
         return Err(Error::NothingReadable {
             paths: vec![dir.display().to_string()],

@@ -396,6 +396,11 @@ fn corrupt_block_is_skipped_and_reported() {
         quality.contains("missing from every figure"),
         "the note says samples were lost"
     );
+    assert_eq!(
+        quality.matches("missing from every figure").count(),
+        1,
+        "each problem is listed once"
+    );
 }
 
 #[test]
