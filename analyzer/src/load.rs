@@ -665,7 +665,7 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
     )?;
     let failures = frame(failure_cols, ["t_s", "name", "kind", "status", "message"])?;
     bytes.resize(names.len(), (0, 0));
-    let window_us = (first != u64::MAX).then_some((first, last.max(first + 1)));
+    let window_us = (first != u64::MAX).then(|| (first, last.max(first + 1)));
     Ok(LoadedRun {
         info,
         names,

@@ -659,3 +659,15 @@ fn damaged_name_table_shows_ids_and_says_so() {
         a.notes
     );
 }
+
+#[test]
+fn run_without_samples_still_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = handmade_run(tmp.path(), &[], RunState::Completed);
+    let outcome = report(&all_formats(vec![dir.clone()], None)).unwrap();
+    assert!(outcome.html.is_some());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["runs"][0]["requests"], 0);
+    assert_eq!(json["runs"][0]["endpoints"], serde_json::json!([]));
+}
