@@ -56,6 +56,16 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
     let failures = failures(run, &timeseries.t_s)?;
     clock.lap("failures");
     let mut notes = run.notes.clone();
+    if let Some(t) = timeseries.cut_at_s {
+        notes.push(QualityNote {
+            severity: Severity::Warning,
+            file: "(all logs)".into(),
+            message: format!(
+                "some samples start more than a week after the first; the time series stop at second {t} \
+                 (the tables include every sample)"
+            ),
+        });
+    }
     if run.approx.is_some() {
         notes.push(QualityNote {
             severity: Severity::Info,

@@ -193,7 +193,9 @@ impl Aggregates {
         let agg = &mut self.names[n];
         agg.corrected.record(corrected);
         agg.uncorrected.record(uncorrected);
-        let t = t_s as usize;
+        // A start more than a week in is a clock fault; it shares the last slot rather than growing
+        // the per-second table without bound (the time series stop there and say so).
+        let t = t_s.min(crate::timeseries::MAX_SECONDS) as usize;
         if self.seconds.len() <= t {
             self.seconds.resize(t + 1, None);
         }

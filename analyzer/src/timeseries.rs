@@ -37,7 +37,13 @@ pub struct TimeSeries {
     pub cpu_max_pct: Vec<Option<f64>>,
     /// Iterations the schedule called for but no free user could start, summed over cores.
     pub dropped: Vec<Option<u64>>,
+    /// Set when data reached past [`MAX_SECONDS`] after the first second: the series stop there.
+    pub cut_at_s: Option<u32>,
 }
+
+/// The longest span the series cover (one week). A start time far beyond it can only be a clock
+/// fault, and would otherwise make the series arbitrarily long.
+pub const MAX_SECONDS: u32 = 7 * 24 * 3600;
 
 impl TimeSeries {
     /// How many seconds the series cover.
@@ -68,15 +74,31 @@ pub fn timeseries(run: &LoadedRun, first_s: u32) -> Result<TimeSeries> {
         None => exact_seconds(run)?,
     };
     let health = health(run)?;
+    // The latest second any sample starts in, to tell when the series had to be cut.
+    let data_last = match &run.approx {
+        Some(approx) => approx.seconds.len().checked_sub(1).map(|t| t as u32),
+        None => chunk_slices(&run.samples, "t_s", "latency_us")?
+            .iter()
+            .filter_map(|c| c.groups.iter().max())
+            .max()
+            .copied(),
+    };
     let last = seconds
         .iter()
         .copied()
         .chain(health.iter().map(|h| h.0))
         .max();
-    let Some(last) = last else {
+    let Some(mut last) = last else {
         return Ok(TimeSeries::default());
     };
     let first = first_s.min(last);
+    let mut cut_at_s = None;
+    if last - first >= MAX_SECONDS
+        || data_last.is_some_and(|d| d.saturating_sub(first) >= MAX_SECONDS)
+    {
+        last = last.min(first + MAX_SECONDS - 1);
+        cut_at_s = Some(first + MAX_SECONDS - 1);
+    }
     let n = (last - first + 1) as usize;
     let mut ts = TimeSeries {
         t_s: (first..=last).collect(),
@@ -91,10 +113,11 @@ pub fn timeseries(run: &LoadedRun, first_s: u32) -> Result<TimeSeries> {
         cpu_mean_pct: vec![None; n],
         cpu_max_pct: vec![None; n],
         dropped: vec![None; n],
+        cut_at_s,
     };
     let ms = |v: Option<f64>| v.map(|us| us / 1000.0);
     for (row, &t) in seconds.iter().enumerate() {
-        let Some(i) = t.checked_sub(first).map(|i| i as usize) else {
+        let Some(i) = t.checked_sub(first).map(|i| i as usize).filter(|i| *i < n) else {
             continue;
         };
         ts.requests[i] = requests[row].unwrap_or(0.0) as u64;
@@ -104,7 +127,7 @@ pub fn timeseries(run: &LoadedRun, first_s: u32) -> Result<TimeSeries> {
         ts.p99_ms[i] = ms(p99[row]);
     }
     for (t, h) in health {
-        let Some(i) = t.checked_sub(first).map(|i| i as usize) else {
+        let Some(i) = t.checked_sub(first).map(|i| i as usize).filter(|i| *i < n) else {
             continue;
         };
         ts.users[i] = Some(h.users);
@@ -147,14 +170,34 @@ fn exact_seconds(run: &LoadedRun) -> Result<PerSecond> {
     ) else {
         return Ok(Default::default());
     };
+    let last = last.min(first.saturating_add(MAX_SECONDS - 1));
+    // Which seconds have samples, so that the selection runs only over stretches that do.
+    let span = (last - first) as usize + 1;
+    let mut present = vec![false; span];
+    for c in &chunks {
+        for &t in c.groups {
+            if let Some(slot) = t
+                .checked_sub(first)
+                .and_then(|i| present.get_mut(i as usize))
+            {
+                *slot = true;
+            }
+        }
+    }
     let ppms = [ppm(0.5), ppm(0.95), ppm(0.99)];
     let (mut groups, mut counts) = (Vec::new(), Vec::new());
     let mut from = first;
     loop {
         let n = SECONDS_PER_PASS.min((last - from) as usize + 1);
-        let p = percentiles(&chunks, from, n, &ppms, false);
-        groups.extend(p.groups);
-        counts.extend(p.counts);
+        let offset = (from - first) as usize;
+        if present[offset..offset + n].iter().any(|p| *p) {
+            let p = percentiles(&chunks, from, n, &ppms, false);
+            groups.extend(p.groups);
+            counts.extend(p.counts);
+        } else {
+            groups.extend(std::iter::repeat_n(vec![None; ppms.len()], n));
+            counts.extend(std::iter::repeat_n(0, n));
+        }
         match from.checked_add(n as u32) {
             Some(next) if next <= last => from = next,
             _ => break,

@@ -671,3 +671,38 @@ fn run_without_samples_still_reports() {
     assert_eq!(json["runs"][0]["requests"], 0);
     assert_eq!(json["runs"][0]["endpoints"], serde_json::json!([]));
 }
+
+#[test]
+fn a_start_far_in_the_future_cuts_the_series_instead_of_exhausting_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("2026-03-02T09-00-00Z-clock-fault");
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = formats::LogHeader::new(formats::RunId([9; 16]), 0, 0, 1_772_442_000_000_000_000);
+    let mut log = formats::LogWriter::new(&header, Vec::new()).unwrap();
+    let name = log.intern_name("GET /");
+    for intended_us in [0, 1_000_000, u64::from(u32::MAX) * 1_000_000] {
+        let s = formats::Sample {
+            name,
+            intended_us,
+            actual_us: intended_us,
+            latency_us: 500,
+            ..Default::default()
+        };
+        log.push(s).unwrap();
+    }
+    std::fs::write(dir.join("core-0.log"), log.finish().unwrap()).unwrap();
+    for limit in [None, Some(1)] {
+        let (runs, _) =
+            analyze_runs(std::slice::from_ref(&dir), std::time::Duration::ZERO, limit).unwrap();
+        let a = &runs[0];
+        assert_eq!(a.total.requests, 3);
+        assert!(a.timeseries.len() <= analyzer::timeseries::MAX_SECONDS as usize);
+        assert!(
+            a.notes
+                .iter()
+                .any(|n| n.message.contains("more than a week")),
+            "{:?}",
+            a.notes
+        );
+    }
+}
