@@ -82,6 +82,9 @@ struct Args {
     buffers: u16,
     buf_size: u32,
     verify: bool,
+    /// Diagnostic only: count requests without logging samples or recording histograms (to measure
+    /// what recording costs; does not meet the every-request-recorded requirement).
+    no_record: bool,
     /// Serve from the engine's embedded target (on CPU 1) instead of `--url`, and check that it
     /// served exactly the requests logged as answered.
     embedded: Option<String>,
@@ -102,6 +105,7 @@ fn parse_args() -> Result<Args, String> {
         buffers: 256,
         buf_size: 4096,
         verify: false,
+        no_record: false,
         embedded: None,
     };
     let mut it = std::env::args().skip(1);
@@ -143,6 +147,7 @@ fn parse_args() -> Result<Args, String> {
             "--buffers" => a.buffers = val()?.parse().map_err(|e| format!("{e}"))?,
             "--buf-size" => a.buf_size = val()?.parse().map_err(|e| format!("{e}"))?,
             "--verify" => a.verify = true,
+            "--no-record" => a.no_record = true,
             "--embedded" => a.embedded = Some(val()?),
             "--quiet" => {}
             other => return Err(format!("unknown flag {other}")),
@@ -183,6 +188,9 @@ impl Args {
         if self.skip_send_cqe {
             v += ", send CQE skipped";
         }
+        if self.no_record {
+            v += ", NOT RECORDING";
+        }
         v
     }
 }
@@ -215,6 +223,7 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
 
 #[derive(Debug)]
 struct Recorder {
+    no_record: bool,
     writer: LogWriter<BlockQueue>,
     name: NameId,
     latency: Histogram<u64>,
@@ -232,8 +241,11 @@ struct Recorder {
 
 impl Recorder {
     fn record(&mut self, s: Sample) {
-        let _ = self.writer.push(s);
         self.samples += 1;
+        if self.no_record {
+            return;
+        }
+        let _ = self.writer.push(s);
         let corrected = s.corrected_latency_us();
         self.latency.saturating_record(corrected);
         if s.outcome == Outcome::Ok {
@@ -933,6 +945,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         req_len,
         expect: template.expect.clone(),
         rec: Recorder {
+            no_record: args.no_record,
             writer,
             name,
             latency: histogram(3),
@@ -1057,6 +1070,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cancelled = cl.rec.cancelled;
     let (ok, failed) = (cl.rec.ok, cl.rec.failed);
     let enters = cl.enters;
+    let timeouts = cl.ring.timeouts;
     let cqe_count = cl.cqes;
     let variant = cl.args.variant();
     let verify = cl.args.verify;
@@ -1073,7 +1087,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         file.sync_data()?;
     }
     eprintln!(
-        "{ok} ok, {failed} failed; {enters} io_uring_enter calls ({:.1} requests each), {cqe_count} completions ({:.2} per request)",
+        "{ok} ok, {failed} failed; {enters} io_uring_enter calls ({:.1} requests each, {timeouts} timed out), {cqe_count} completions ({:.2} per request)",
         samples as f64 / enters.max(1) as f64,
         cqe_count as f64 / samples.max(1) as f64
     );

@@ -189,6 +189,8 @@ pub struct Ring {
     untracked: bool,
     fixed_files: bool,
     timeout: Timespec,
+    /// Waits that ended by their timeout rather than by enough completions.
+    pub timeouts: u64,
 }
 
 impl std::fmt::Debug for Ring {
@@ -236,6 +238,7 @@ impl Ring {
             untracked: false,
             fixed_files: files > 0,
             timeout: Timespec::new(),
+            timeouts: 0,
         };
         r.bufs_mut().publish();
         Ok(r)
@@ -423,9 +426,11 @@ impl Ring {
         let args = SubmitArgs::new().timespec(&self.timeout);
         match self.ring.submitter().submit_with_args(want, &args) {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ETIME | nix::libc::EINTR)) => {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETIME) => {
+                self.timeouts += 1;
                 Ok(())
             }
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => Ok(()),
             Err(e) => Err(e),
         }
     }
