@@ -141,7 +141,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-fixed" => a.fixed = false,
             "--wait" => a.wait = val()?.parse().map_err(|e| format!("{e}"))?,
             "--wait-timeout-us" => {
-                a.wait_timeout_us = val()?.parse().map_err(|e| format!("{e}"))?
+                a.wait_timeout_us = val()?.parse().map_err(|e| format!("{e}"))?;
             }
             "--skip-send-cqe" => a.skip_send_cqe = true,
             "--buffers" => a.buffers = val()?.parse().map_err(|e| format!("{e}"))?,
