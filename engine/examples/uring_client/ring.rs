@@ -89,14 +89,14 @@ struct BufRing {
 
 impl BufRing {
     fn new(entries: u16, buf_size: u32) -> io::Result<BufRing> {
-        assert!(entries.is_power_of_two() && entries <= 32768);
+        assert!(entries.is_power_of_two() && entries <= 32768 && buf_size > 0);
         let ring_layout =
             Layout::from_size_align(usize::from(entries) * size_of::<BufRingEntry>(), 4096)
                 .map_err(io::Error::other)?;
         let bufs_layout = Layout::from_size_align(usize::from(entries) * buf_size as usize, 4096)
             .map_err(io::Error::other)?;
-        // SAFETY: both layouts have a non-zero size (entries >= 1, buf_size >= 1 checked by callers'
-        // constants). Null results are checked below.
+        // SAFETY: both layouts have a non-zero size (entries >= 1 and buf_size >= 1, asserted above).
+        // Null results are checked below.
         let (ring, bufs) = unsafe {
             (
                 alloc_zeroed(ring_layout).cast::<BufRingEntry>(),
