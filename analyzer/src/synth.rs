@@ -19,6 +19,7 @@ use formats::{
 };
 
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
 /// What to generate. Later options (latency scale, error rate) are fields here, so callers build the
 /// struct with `..SynthParams::default()` and keep compiling when fields are added.
@@ -151,43 +152,6 @@ const USERS_PER_CORE: f64 = 64.0;
 const STARTED_UNIX_NS: i64 = 1_772_442_000_000_000_000;
 /// An arbitrary CLOCK_MONOTONIC reading for the run's time zero.
 const MONOTONIC_BASE_NS: u64 = 86_400_000_000_000;
-
-/// SplitMix64: small, fast, and good enough for synthetic data; reproducible everywhere.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64, stream: u64) -> Self {
-        let mut r = Rng(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F));
-        r.next_u64();
-        r
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Standard normal (Box–Muller; one of the pair is thrown away for simplicity).
-    fn normal(&mut self) -> f64 {
-        let u1 = self.unit().max(1e-300);
-        let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    /// Exponential with the given mean.
-    fn exponential(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.unit()).ln()
-    }
-}
 
 /// The load profile: a ramp from 10 % to 100 % of the full rate over the first quarter, then flat.
 #[derive(Debug, Clone, Copy)]
