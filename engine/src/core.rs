@@ -622,10 +622,6 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             break false;
         }
     };
-    ctx.stopping.set(true);
-    ctx.wake_all();
-
-    // Let requests on the wire finish, within a grace period.
     let grace = if interrupted {
         GRACE_INTERRUPTED
     } else {
@@ -634,6 +630,20 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     let give_up = clock.now_us() + grace.as_micros() as u64;
     // A Ctrl-C during the grace period of a completed run cuts the grace short.
     let cut_short = || !interrupted && setup.stop.load(Ordering::Relaxed);
+    // An open schedule is the authority up to its end: arrivals due before the end that the scheduler
+    // has not handed out yet (it fell behind, or they wait in the queue) still start, late, within the
+    // grace period; whatever is left then is counted as dropped.
+    if let Some(pool) = &ctx.pool
+        && !interrupted
+    {
+        while !pool.done.get() && clock.now_us() < give_up && !cut_short() {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    ctx.stopping.set(true);
+    ctx.wake_all();
+
+    // Let requests on the wire finish, within the grace period.
     while ctx.rec.borrow().in_flight_count > 0 && clock.now_us() < give_up && !cut_short() {
         monoio::time::sleep(Duration::from_millis(2)).await;
         ctx.expire_overdue(clock.now_us());

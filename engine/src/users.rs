@@ -86,6 +86,10 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
             let last_end_us = end.end_us;
             ready_us = match kind.wait {
                 // On the grid from the span's start, however long the iteration took.
+                // A late user starts its next iteration at once, and the lateness is lag.
+                Wait::Pacing(pace) if end.pause.is_zero() => {
+                    schedule::paced(start, pace, in_span).as_micros()
+                }
                 Wait::Pacing(pace) => schedule::paced(start, pace, in_span)
                     .as_micros()
                     .max(last_end_us + micros(end.pause)),
