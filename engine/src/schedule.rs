@@ -506,7 +506,8 @@ mod tests {
         let flat = |rate: f64, d: u64| RateCurve::constant(rate, secs(d));
         let ramp = |start: f64, stages: &[(f64, Duration)]| RateCurve::ramps(start, stages);
         #[rustfmt::skip]
-        let rows: Vec<(RateCurve, u32, u32, Option<u64>, u64, Option<Nanos>)> = vec![
+        type Row = (RateCurve, u32, u32, Option<u64>, u64, Option<Nanos>);
+        let rows: Vec<Row> = vec![
             // 1000/s on one core: arrival n at exactly n ms, the first at time zero.
             (flat(1000.0, 1), 1, 0, None, 0, Some(ms(0))),
             (flat(1000.0, 1), 1, 0, None, 3, Some(ms(3))),
@@ -529,10 +530,24 @@ mod tests {
             (flat(10.0, 1), 3, 1, None, 2, Some(ms(700))),
             (flat(10.0, 1), 3, 1, None, 3, None),
             // Very low rate: one arrival every 1000 s; a 1 h run has 4 (0, 1000, 2000, 3000 s).
-            (flat(0.001, 3600), 1, 0, None, 3, Some(Nanos(3_000_000_000_000))),
+            (
+                flat(0.001, 3600),
+                1,
+                0,
+                None,
+                3,
+                Some(Nanos(3_000_000_000_000)),
+            ),
             (flat(0.001, 3600), 1, 0, None, 4, None),
             // Very high rate: 1e9/s is one arrival per nanosecond.
-            (flat(1e9, 1), 1, 0, None, 123_456_789, Some(Nanos(123_456_789))),
+            (
+                flat(1e9, 1),
+                1,
+                0,
+                None,
+                123_456_789,
+                Some(Nanos(123_456_789)),
+            ),
             // A rate so low that nothing but arrival 0 fits, and overflow-sized seq numbers.
             (flat(1e-300, 1), 1, 0, None, 0, Some(ms(0))),
             (flat(1e-300, 1), 1, 0, None, 1, None),
@@ -543,20 +558,70 @@ mod tests {
             (flat(1000.0, 1), 2, 1, Some(5), 2, None),
             // A ramp from 0 to 200/s over 1 s makes 100 arrivals; arrival n is at sqrt(n / 100) s.
             (ramp(0.0, &[(200.0, secs(1))]), 1, 0, None, 0, Some(ms(0))),
-            (ramp(0.0, &[(200.0, secs(1))]), 1, 0, None, 25, Some(ms(500))),
-            (ramp(0.0, &[(200.0, secs(1))]), 1, 0, None, 99, Some(Nanos(994_987_437))),
+            (
+                ramp(0.0, &[(200.0, secs(1))]),
+                1,
+                0,
+                None,
+                25,
+                Some(ms(500)),
+            ),
+            (
+                ramp(0.0, &[(200.0, secs(1))]),
+                1,
+                0,
+                None,
+                99,
+                Some(Nanos(994_987_437)),
+            ),
             (ramp(0.0, &[(200.0, secs(1))]), 1, 0, None, 100, None),
             // Stage edge: ramp 0 -> 100/s over 2 s (100 arrivals), then hold 100/s: arrival 100 is the
             // first of the second stage, exactly at its start.
-            (ramp(0.0, &[(100.0, secs(2)), (100.0, secs(1))]), 1, 0, None, 100, Some(ms(2000))),
-            (ramp(0.0, &[(100.0, secs(2)), (100.0, secs(1))]), 1, 0, None, 150, Some(ms(2500))),
+            (
+                ramp(0.0, &[(100.0, secs(2)), (100.0, secs(1))]),
+                1,
+                0,
+                None,
+                100,
+                Some(ms(2000)),
+            ),
+            (
+                ramp(0.0, &[(100.0, secs(2)), (100.0, secs(1))]),
+                1,
+                0,
+                None,
+                150,
+                Some(ms(2500)),
+            ),
             // A ramp down to zero: 100/s -> 0 over 2 s makes 100 arrivals, the last ones sparse.
-            (ramp(100.0, &[(0.0, secs(2))]), 1, 0, None, 75, Some(ms(1000))),
+            (
+                ramp(100.0, &[(0.0, secs(2))]),
+                1,
+                0,
+                None,
+                75,
+                Some(ms(1000)),
+            ),
             (ramp(100.0, &[(0.0, secs(2))]), 1, 0, None, 100, None),
             // A zero-rate pause between two stages: 10/s for 1 s, nothing for 1 s, then a jump (a stage
             // of length zero) back to 10/s: arrival 10 waits for the jump at 2 s.
-            (ramp(10.0, &[(10.0, secs(1)), (0.0, Duration::ZERO), (0.0, secs(1)), (10.0, Duration::ZERO), (10.0, secs(1))]),
-                1, 0, None, 10, Some(ms(2000))),
+            (
+                ramp(
+                    10.0,
+                    &[
+                        (10.0, secs(1)),
+                        (0.0, Duration::ZERO),
+                        (0.0, secs(1)),
+                        (10.0, Duration::ZERO),
+                        (10.0, secs(1)),
+                    ],
+                ),
+                1,
+                0,
+                None,
+                10,
+                Some(ms(2000)),
+            ),
         ];
         for (i, (curve, cores, core, limit, seq, want)) in rows.into_iter().enumerate() {
             let a = CoreArrivals {
@@ -620,29 +685,65 @@ mod tests {
         };
         let up_hold_down = st(&[(10, 10), (10, 10), (0, 10)]);
         #[rustfmt::skip]
-        let rows: Vec<(UserStages, u32, Nanos, Option<(Nanos, Nanos)>)> = vec![
+        type Row = (UserStages, u32, Nanos, Option<(Nanos, Nanos)>);
+        let rows: Vec<Row> = vec![
             // Ramp 0 -> 10 over 10 s: user k starts when the target reaches k (k s), as Spawn would at
             // 1 user/s; the ramp down stops the newest first: user 9 when the target falls to 9 (21 s).
             (up_hold_down.clone(), 0, Nanos(0), Some((ms(0), ms(30_000)))),
-            (up_hold_down.clone(), 9, Nanos(0), Some((ms(9_000), ms(21_000)))),
-            (up_hold_down.clone(), 5, Nanos(0), Some((ms(5_000), ms(25_000)))),
+            (
+                up_hold_down.clone(),
+                9,
+                Nanos(0),
+                Some((ms(9_000), ms(21_000))),
+            ),
+            (
+                up_hold_down.clone(),
+                5,
+                Nanos(0),
+                Some((ms(5_000), ms(25_000))),
+            ),
             // Asked from the middle of the span: clipped to start then.
-            (up_hold_down.clone(), 5, ms(12_000), Some((ms(12_000), ms(25_000)))),
+            (
+                up_hold_down.clone(),
+                5,
+                ms(12_000),
+                Some((ms(12_000), ms(25_000))),
+            ),
             // After its span: never again.
             (up_hold_down.clone(), 5, ms(25_000), None),
             // Beyond the peak: never wanted.
             (up_hold_down.clone(), 10, Nanos(0), None),
             // A jump (length-zero stage) to 3 users, hold 5 s, then down to 1 instantly, hold, then up
             // to 3 again: user 2 runs twice.
-            (st(&[(3, 0), (3, 5), (1, 0), (1, 5), (3, 0), (3, 5)]), 2, Nanos(0), Some((ms(0), ms(5_000)))),
-            (st(&[(3, 0), (3, 5), (1, 0), (1, 5), (3, 0), (3, 5)]), 2, ms(5_000), Some((ms(10_000), ms(15_000)))),
-            (st(&[(3, 0), (3, 5), (1, 0), (1, 5), (3, 0), (3, 5)]), 0, ms(1_000), Some((ms(1_000), ms(15_000)))),
+            (
+                st(&[(3, 0), (3, 5), (1, 0), (1, 5), (3, 0), (3, 5)]),
+                2,
+                Nanos(0),
+                Some((ms(0), ms(5_000))),
+            ),
+            (
+                st(&[(3, 0), (3, 5), (1, 0), (1, 5), (3, 0), (3, 5)]),
+                2,
+                ms(5_000),
+                Some((ms(10_000), ms(15_000))),
+            ),
+            (
+                st(&[(3, 0), (3, 5), (1, 0), (1, 5), (3, 0), (3, 5)]),
+                0,
+                ms(1_000),
+                Some((ms(1_000), ms(15_000))),
+            ),
             // No stages, or zero users throughout: nobody.
             (st(&[]), 0, Nanos(0), None),
             (st(&[(0, 10)]), 0, Nanos(0), None),
             // Stage edge: a hold at exactly k users does not want user k.
             (st(&[(2, 2), (2, 2)]), 2, Nanos(0), None),
-            (st(&[(2, 2), (2, 2)]), 1, Nanos(0), Some((ms(1_000), ms(4_000)))),
+            (
+                st(&[(2, 2), (2, 2)]),
+                1,
+                Nanos(0),
+                Some((ms(1_000), ms(4_000))),
+            ),
         ];
         for (i, (stages, user, after, want)) in rows.into_iter().enumerate() {
             assert_eq!(stages.next_span(user, after), want, "row {i}");

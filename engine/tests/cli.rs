@@ -61,6 +61,8 @@ fn bad_flags_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/demo.ron");
     let demo = demo.to_str().unwrap();
+    let stages = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/stages.ron");
+    let stages = stages.to_str().unwrap().to_owned();
     let cases: &[(&[&str], &str)] = &[
         (&[demo, "--users", "0"], "--users"),
         (&[demo, "--duration", "5x"], "not a duration"),
@@ -70,6 +72,11 @@ fn bad_flags_exit_2() {
         (&["--url", "ftp://x/"], "unsupported scheme"),
         (&["--url", "http://host.invalid./"], "cannot resolve"),
         (&[], "PROFILE"),
+        (&[demo, "--rate", "0"], "--rate"),
+        (&[demo, "--rate", "10", "--spawn-rate", "5"], "--spawn-rate"),
+        (&[demo, "--iterations", "0"], "--iterations"),
+        (&[&stages, "--duration", "5s"], "stages set the duration"),
+        (&[&stages, "--users", "5"], "stages set the users"),
     ];
     for (args, fragment) in cases {
         let out = run(tmp.path(), args);

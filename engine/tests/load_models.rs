@@ -321,7 +321,7 @@ fn example_profiles_run_against_the_embedded_target() {
     let _serial = one_at_a_time();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
     let tmp = tempfile::tempdir().unwrap();
-    let mut args = |name: &str| {
+    let args = |name: &str| {
         let out = run(tmp.path(), &[dir.join(name).to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
         read_run(&run_dir(&out))
@@ -442,7 +442,9 @@ fn paced_users_keep_their_grid_and_count_overruns_as_lag() {
     intended.sort_unstable();
     // On the grid: every intended start is a multiple of 20 ms from the first.
     assert!(
-        intended.iter().all(|&us| (us - intended[0]) % 20_000 == 0),
+        intended
+            .iter()
+            .all(|&us| (us - intended[0]).is_multiple_of(20_000)),
         "{intended:?}"
     );
     // A closed user cannot send while stuck, so some iterations start late, never early.
