@@ -505,8 +505,8 @@ mod tests {
     fn intended_start_table() {
         let flat = |rate: f64, d: u64| RateCurve::constant(rate, secs(d));
         let ramp = |start: f64, stages: &[(f64, Duration)]| RateCurve::ramps(start, stages);
-        #[rustfmt::skip]
         type Row = (RateCurve, u32, u32, Option<u64>, u64, Option<Nanos>);
+        #[rustfmt::skip]
         let rows: Vec<Row> = vec![
             // 1000/s on one core: arrival n at exactly n ms, the first at time zero.
             (flat(1000.0, 1), 1, 0, None, 0, Some(ms(0))),
@@ -684,8 +684,8 @@ mod tests {
             stages: stages.iter().map(|&(u, s)| (u, secs(s))).collect(),
         };
         let up_hold_down = st(&[(10, 10), (10, 10), (0, 10)]);
-        #[rustfmt::skip]
         type Row = (UserStages, u32, Nanos, Option<(Nanos, Nanos)>);
+        #[rustfmt::skip]
         let rows: Vec<Row> = vec![
             // Ramp 0 -> 10 over 10 s: user k starts when the target reaches k (k s), as Spawn would at
             // 1 user/s; the ramp down stops the newest first: user 9 when the target falls to 9 (21 s).
