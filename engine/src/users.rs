@@ -21,6 +21,7 @@ use crate::core::{CoreCtx, InFlight, UserSlot};
 use crate::http::{Connection, Exchange, Failure, RequestRef};
 use crate::plan::{UserKind, UserPlan, Wait};
 use crate::schedule::{self, Nanos};
+use crate::timer::PreciseTimer;
 
 /// After a failed connect a user pauses this long before its next attempt, so that a refused port
 /// cannot spin a core at 100 % (a refused loopback connect can fail without ever yielding).
@@ -68,6 +69,8 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
         let mut conn = Connection::default();
         let mut ready_us = start_us;
         let mut in_span = 0u64;
+        // Paced users wait on a timer of their own (created on first use).
+        let mut precise: Option<PreciseTimer> = None;
         loop {
             if ctx.stopping.get() || ready_us >= stop_us {
                 break;
@@ -102,23 +105,40 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
                     // The span ends before this user would wake: it is done for now.
                     break;
                 }
-                // The connect-failure pause is a floor that timer slack must not eat into.
-                let wake = ready_us
-                    .saturating_sub(TIMER_SLACK.as_micros() as u64)
-                    .max(last_end_us + micros(end.pause));
-                monoio::time::sleep_until(ctx.clock.at_us(wake).into()).await;
-                if matches!(kind.wait, Wait::Pacing(_)) {
-                    // A paced iteration's intended start is its slot on the grid, exactly: spend the
-                    // last stretch of the timer slack yielding rather than start early.
-                    while ctx.clock.now_us() < ready_us && !ctx.stopping.get() {
-                        crate::timer::yield_now().await;
-                    }
+                if let Wait::Pacing(pace) = kind.wait {
+                    // A paced iteration's intended start is its slot on the grid, exactly: wait for it
+                    // on a precise timer rather than start early by the timer slack.
+                    let due = schedule::paced(start, pace, in_span).0.max(ready_us * 1000);
+                    sleep_precisely(&ctx, &mut precise, due).await;
+                } else {
+                    // The connect-failure pause is a floor that timer slack must not eat into.
+                    let wake = ready_us
+                        .saturating_sub(TIMER_SLACK.as_micros() as u64)
+                        .max(last_end_us + micros(end.pause));
+                    monoio::time::sleep_until(ctx.clock.at_us(wake).into()).await;
                 }
             }
         }
         ctx.rec.borrow_mut().user_stopped(conn.is_open());
     }
     ctx.user_finished();
+}
+
+/// Waits until the run's clock reaches `due_ns`, on `timer` (created on first use), never returning
+/// early; falls back to the runtime's timers if no timer descriptor can be had.
+async fn sleep_precisely(ctx: &CoreCtx, timer: &mut Option<PreciseTimer>, due_ns: u64) {
+    while ctx.clock.now_ns() < due_ns && !ctx.stopping.get() {
+        if timer.is_none() {
+            *timer = PreciseTimer::new().ok();
+        }
+        let slept = match timer {
+            Some(t) => t.sleep_until(ctx.clock.monotonic_at(due_ns)).await.is_ok(),
+            None => false,
+        };
+        if !slept {
+            monoio::time::sleep_until(ctx.clock.at(Duration::from_nanos(due_ns)).into()).await;
+        }
+    }
 }
 
 /// Runs one user of an open model's pool: waits for the scheduler to hand it an arrival, runs one
