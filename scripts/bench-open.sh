@@ -153,17 +153,22 @@ fi
 # The same rate with peers, pinned like the engine.
 if [ "$best" -gt 0 ] && command -v "$OHA" >/dev/null; then
     for correction in "" --latency-correction; do
-        "${PRIO[@]}" taskset -c 0 "$OHA" -q "$best" -z "$DURATION" -c "$OHA_CONNECTIONS" --no-tui \
-            --output-format json $correction "$URL" > "$WORK/oha.json" 2>/dev/null || true
-        python3 - "$WORK/oha.json" "$best" "${correction:-(uncorrected)}" <<'PY'
-import json, sys
+        # shellcheck disable=SC2086
+        python3 - "$WORK/oha.json" "$best" "${correction:-(uncorrected)}" "$SECS" \
+            "${PRIO[@]}" taskset -c 0 "$OHA" -q "$best" -z "$DURATION" -c "$OHA_CONNECTIONS" --no-tui \
+            --output-format json $correction "$URL" <<'PY'
+import json, resource, subprocess, sys
+path, rate, label, secs, cmd = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:]
+out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (ru.ru_utime + ru.ru_stime) * 100 / secs
 try:
-    d = json.load(open(sys.argv[1]))
+    d = json.loads(out.stdout)
 except ValueError:
-    sys.exit(print("oha: no JSON output"))
+    sys.exit(print(f"oha -q {rate} {label}: no JSON output"))
 p99 = d["latencyPercentiles"]["p99"] * 1e6
 rps = d["summary"]["requestsPerSec"]
-print(f"oha -q {sys.argv[2]} {sys.argv[3]}: {rps:.0f} requests/s, p99 {p99:.0f} µs")
+print(f"oha -q {rate} {label}: {rps:.0f} requests/s, p99 {p99:.0f} µs, client CPU {cpu:.0f}%")
 PY
     done
 else

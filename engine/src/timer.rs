@@ -58,12 +58,14 @@ impl PreciseTimer {
             Expiration::OneShot(at),
             TimerSetTimeFlags::TFD_TIMER_ABSTIME,
         )?;
+        // Wait for readiness first: a read before it would almost always fail with EAGAIN, a wasted
+        // system call per wait.
         let mut count = [0u8; 8];
         loop {
+            self.readiness.readable(false).await?;
             match nix::unistd::read(self.fd.as_fd(), &mut count) {
                 Ok(_) => return Ok(()),
-                Err(Errno::EAGAIN) => self.readiness.readable(false).await?,
-                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
         }
