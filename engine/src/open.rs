@@ -27,6 +27,14 @@ use crate::timer::{PreciseTimer, yield_now};
 /// longer delays every response on the core (60 µs starved a 20 000/s run completely).
 const SPIN: Duration = Duration::from_micros(20);
 
+/// Arrivals closer together than this are released on a grid of this step instead of one by one:
+/// every sleep and wake-up of the core costs about 20 µs of CPU (measured: one context switch per
+/// arrival made 20 000 arrivals a second cost 80 % of a core), so at high rates the scheduler wakes at
+/// most once per step and releases every arrival that fell due, each up to one step late. That
+/// lateness is recorded as schedule lag, like any other; it stays far below the 1 ms health limit.
+/// Sparser arrivals are released at their exact time.
+const GRID: Duration = Duration::from_micros(100);
+
 /// After this many arrivals in a row without waiting (a burst, or a scheduler catching up), the
 /// scheduler yields so that users can start what it handed out.
 const BURST: u32 = 64;
@@ -145,13 +153,20 @@ pub(crate) async fn scheduler(ctx: Rc<CoreCtx>, open: OpenCore) {
     let total_weight: u32 = weights.iter().sum();
     let mut seq = 0u64;
     let mut burst = 0u32;
+    let grid = GRID.as_nanos() as u64;
+    let mut previous = Nanos(0);
     'arrivals: while let Some(due) = open.arrivals.intended_start(seq) {
         if ctx.stopping.get() {
             break;
         }
         if ctx.clock.now_ns() < due.0 {
             burst = 0;
-            wait_until(&ctx, timer.as_ref(), due).await;
+            let wake = if due.0 - previous.0 < grid {
+                Nanos(due.0.div_ceil(grid).saturating_mul(grid))
+            } else {
+                due
+            };
+            wait_until(&ctx, timer.as_ref(), wake).await;
             if ctx.stopping.get() {
                 break;
             }
@@ -162,6 +177,7 @@ pub(crate) async fn scheduler(ctx: Rc<CoreCtx>, open: OpenCore) {
                 yield_now().await;
             }
         }
+        previous = due;
         let kind = {
             let r = ctx.rng.borrow_mut().below(total_weight);
             schedule::pick_weighted(weights.iter().copied(), r)
