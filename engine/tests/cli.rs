@@ -132,6 +132,53 @@ fn serve_prints_its_address_and_answers() {
     assert!(child.wait().unwrap().success());
 }
 
+/// `engine serve --latency-mix 1:150ms` delays every response by 150 ms, measured from the request;
+/// a bad stall (hold not shorter than the period) is refused.
+#[test]
+fn serve_latency_mix_and_stall_flags() {
+    let mut child = engine()
+        .args(["serve", "--addr", "127.0.0.1:0", "--latency-mix", "1:150ms"])
+        .args(["--stall-every", "10s", "--stall-for", "1ms"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line.trim().parse().expect("an address on the first line");
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    let sent = std::time::Instant::now();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    let took = sent.elapsed();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(
+        took >= std::time::Duration::from_millis(150),
+        "answered after {took:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let out = engine()
+        .args(["serve", "--stall-every", "1s", "--stall-for", "1s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--stall-for must be shorter"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn demo_profile_runs_against_the_embedded_target() {
     let _serial = one_at_a_time();
