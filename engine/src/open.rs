@@ -194,11 +194,11 @@ pub(crate) async fn scheduler(ctx: Rc<CoreCtx>, open: OpenCore) {
                 }
                 Handed::Busy => {}
             }
-            // Every user of this kind is busy. Wait for one while the arrivals that fell due behind
-            // this one fit in the queue; the oldest waiting arrival is the one dropped.
+            // Every user of this kind is busy. Wait for one while the arrivals that fell due (this one
+            // included) fit in the queue: arrival `seq + queue` falling due would make one too many,
+            // and the oldest waiting arrival is the one dropped.
             let overflow_at = seq
                 .checked_add(u64::from(open.queue))
-                .and_then(|s| s.checked_add(1))
                 .and_then(|s| open.arrivals.intended_start(s));
             let overflowed = match overflow_at {
                 _ if open.queue == 0 => true,

@@ -152,17 +152,15 @@ fn open_run_with_enough_users_sees_stalls_at_the_socket_too() {
     // A free user takes every arrival on time, so each request stuck in a stall is on the wire.
     assert!(percentile(&uncorrected(&r), 0.99) >= hold_us / 2);
     assert!(percentile(&corrected(&r), 0.99) >= hold_us / 2);
-    // About 50 users were busy at the end of a stall (250/s × 200 ms).
+    // The pool grew to hold a stall's arrivals: about 50 (250/s × 200 ms), more when the target is
+    // slow to catch up afterwards on a busy machine.
     let most_users = r.logs[0]
         .intervals
         .iter()
         .map(|i| i.active_users)
         .max()
         .unwrap();
-    assert!(
-        (20..=200).contains(&most_users),
-        "{most_users} users in the pool"
-    );
+    assert!(most_users >= 20, "{most_users} users in the pool");
 }
 
 #[test]
