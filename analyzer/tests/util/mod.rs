@@ -95,6 +95,7 @@ pub fn handmade_run(
         engine_version: "test".into(),
         host: HostInfo::default(),
         io_driver: "epoll".into(),
+        io_setup: None,
         started_at: formats::run::format_utc(1_772_442_000_000_000_000),
         started_unix_ns: 1_772_442_000_000_000_000,
         monotonic_base_ns: 1_000,
