@@ -4,6 +4,7 @@ use hdrhistogram::Histogram;
 
 use crate::error::Result;
 use crate::failures::{Failures, failures};
+use crate::health::{Health, assess};
 use crate::load::{LoadedRun, QualityNote, RunInfo, Severity};
 use crate::stats::{Summary, summaries, window_s};
 use crate::timeseries::{TimeSeries, timeseries};
@@ -25,6 +26,8 @@ pub struct RunAnalysis {
     pub endpoints: Vec<Summary>,
     /// Per-second series.
     pub timeseries: TimeSeries,
+    /// The generator's health and the verdict on the run.
+    pub health: Health,
     /// The failure breakdown.
     pub failures: Failures,
     /// The corrected latency distribution as (quantile, ms) points for the plot, within about 1%
@@ -55,6 +58,7 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
     clock.lap("time series");
     let failures = failures(run, &timeseries.t_s)?;
     clock.lap("failures");
+    let health = assess(&run.intervals, &timeseries);
     let mut notes = run.notes.clone();
     if let Some(t) = timeseries.cut_at_s {
         notes.push(QualityNote {
@@ -85,6 +89,7 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
         total: summaries.total,
         endpoints: summaries.endpoints,
         failures,
+        health,
         distribution: summaries.distribution,
         distribution_uncorrected: summaries.distribution_uncorrected,
         timeseries,

@@ -13,6 +13,7 @@
 //! stats       per-name and total summaries (select, or approx; failures per name via polars)
 //! timeseries  per-second series (select, or approx) and generator health from interval records (polars)
 //! failures    the failure breakdown by kind, status, message and second (polars, lazy)
+//! health      the generator's health over the window and the verdict: OK, SUSPECT, INVALID, UNKNOWN
 //! analysis    all of the above for one run: RunAnalysis
 //! view        RunAnalysis(es) → ReportView, a flat tree of strings and numbers; charts → SVG (plotters)
 //! render      ReportView → HTML / Markdown through minijinja templates; RunAnalysis → JSON
@@ -35,6 +36,7 @@ pub mod error;
 pub mod export;
 pub mod failures;
 pub mod format;
+pub mod health;
 pub mod load;
 pub mod pdf;
 pub mod render;

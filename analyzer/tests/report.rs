@@ -224,6 +224,21 @@ fn json_report_follows_schema_1() {
     for key in ["name", "kind", "message", "count"] {
         assert!(!m[key].is_null(), "failure_messages[].{key}");
     }
+    // The synthetic run's generator stalls for half a percent of it: lag far past 1 ms in that
+    // second, so the run is suspect (not invalid: one second of 60, nothing dropped), and says why.
+    let health = &run["health"];
+    assert_eq!(health["verdict"], "SUSPECT", "{health}");
+    assert!(health["lagging_seconds"].as_u64().unwrap() >= 1);
+    assert!(health["worst_lag_p99_ms"].as_f64().unwrap() > 1.0);
+    assert_eq!(health["iterations_dropped"], 0);
+    let reasons = health["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("schedule lag P99 passed 1 ms")),
+        "{reasons:?}"
+    );
+    assert_eq!(ts["dropped"].as_array().unwrap().len(), len);
     // 10,000 samples cannot support P99.9 (10 above it needs 10,000 ≥ 10 — exactly enough) but each
     // endpoint has fewer, so its P99.9 is marked.
     assert_eq!(run["latency_ms"]["unsupported"], serde_json::json!([]));

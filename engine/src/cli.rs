@@ -11,7 +11,9 @@ Examples:
   engine run profiles/demo.ron                        # demo against the embedded target
   engine run profiles/shop.ron --env staging --users 200 --duration 2m
   engine run --url http://127.0.0.1:8080/ --users 50 --duration 10s
+  engine run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s   # open model: 2000 iterations/s
   engine serve --addr 127.0.0.1:0                     # the embedded target on its own
+  engine serve --stall-every 2s --stall-for 200ms --latency-mix 90:1ms,10:20ms
 
 The pipeline:
   engine run profiles/demo.ron   ->   runs/<id>/   ->   analyzer report runs/<id>";
@@ -54,9 +56,16 @@ pub struct RunArgs {
     /// Override the target base URL (`http://host:port`, or `embedded`).
     #[arg(long, value_name = "URL")]
     pub host: Option<String>,
-    /// Override the number of virtual users (total across cores).
+    /// Override the number of virtual users (total across cores); in an open model, the most users
+    /// busy at once (k6's maxVUs).
     #[arg(long, short = 'u', value_name = "N")]
     pub users: Option<u32>,
+    /// Switch to an open model: start R iterations per second in total, whatever the server does.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Stop after N iterations in total (closed models) or N arrivals (open models).
+    #[arg(long, short = 'i', value_name = "N")]
+    pub iterations: Option<u64>,
     /// Override the spawn rate, users per second (total across cores).
     #[arg(long, short = 'r', value_name = "R")]
     pub spawn_rate: Option<f64>,
@@ -92,7 +101,20 @@ pub struct ServeArgs {
     /// The I/O driver.
     #[arg(long, value_enum, default_value_t = IoChoice::Auto)]
     pub io: IoChoice,
+    /// Stall mode: every this long (on the monotonic clock), hold all responses for --stall-for.
+    #[arg(long, value_name = "D", value_parser = parse_duration_arg, requires = "stall_for")]
+    pub stall_every: Option<Duration>,
+    /// How long each stall holds responses, e.g. `200ms`.
+    #[arg(long, value_name = "D", value_parser = parse_duration_arg, requires = "stall_every")]
+    pub stall_for: Option<Duration>,
+    /// Delay responses in fixed proportions: `WEIGHT:DELAY,...`, e.g. `90:1ms,9:10ms,1:100ms`.
+    #[arg(long, value_name = "MIX", value_parser = parse_latency_mix)]
+    pub latency_mix: Option<LatencyMix>,
 }
+
+/// `--latency-mix`: (weight, delay) pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyMix(pub Vec<(u32, Duration)>);
 
 /// Which I/O driver to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -108,6 +130,26 @@ pub enum IoChoice {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     crate::profile::parse_duration(s)
+}
+
+fn parse_latency_mix(s: &str) -> Result<LatencyMix, String> {
+    let parts = s
+        .split(',')
+        .map(|part| {
+            let (w, d) = part
+                .split_once(':')
+                .ok_or_else(|| format!("expected WEIGHT:DELAY, got {part:?}"))?;
+            let w: u32 = w
+                .trim()
+                .parse()
+                .map_err(|_| format!("{w:?} is not a whole-number weight"))?;
+            Ok((w, crate::profile::parse_duration(d)?))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if parts.iter().all(|(w, _)| *w == 0) {
+        return Err("every weight is 0".into());
+    }
+    Ok(LatencyMix(parts))
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

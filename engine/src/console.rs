@@ -11,14 +11,31 @@ use hdrhistogram::Histogram;
 
 use crate::core::{CoreDone, SecondReport};
 
+/// Schedule lag at P99 above this means the generator, not the target, set the pace: the console
+/// warns and the summary says how often it happened.
+pub(crate) const LAG_P99_LIMIT_US: u64 = 1000;
+
 #[derive(Debug)]
 struct Second {
     reported: u32,
     active_users: u32,
     requests: u64,
     failures: u64,
+    dropped: u64,
     latency: Option<Histogram<u64>>,
+    lag: Option<Histogram<u64>>,
     worst_lag: (u32, u32),
+}
+
+/// What the live lines saw of the generator's health, for the summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Health {
+    /// Seconds shown.
+    pub seconds: u32,
+    /// Seconds whose schedule lag P99 (all cores together) passed [`LAG_P99_LIMIT_US`].
+    pub lagging_seconds: u32,
+    /// The worst per-second lag P99, µs.
+    pub worst_lag_p99_us: u64,
 }
 
 /// Aggregates core reports into one line a second.
@@ -31,6 +48,7 @@ pub(crate) struct Console {
     seconds: BTreeMap<u64, Second>,
     failures_total: u64,
     drawn: bool,
+    health: Health,
 }
 
 impl Console {
@@ -43,6 +61,7 @@ impl Console {
             seconds: BTreeMap::new(),
             failures_total: 0,
             drawn: false,
+            health: Health::default(),
         }
     }
 
@@ -52,13 +71,22 @@ impl Console {
             active_users: 0,
             requests: 0,
             failures: 0,
+            dropped: 0,
             latency: None,
+            lag: None,
             worst_lag: (0, 0),
         });
         entry.reported += 1;
         entry.active_users += r.active_users;
         entry.requests += u64::from(r.requests);
         entry.failures += u64::from(r.failures);
+        entry.dropped += u64::from(r.iterations_dropped);
+        match &mut entry.lag {
+            Some(h) => {
+                let _ = h.add(&r.lag);
+            }
+            None => entry.lag = Some(r.lag),
+        }
         if r.lag_max_us >= entry.worst_lag.0 {
             entry.worst_lag = (r.lag_max_us, r.core);
         }
@@ -83,7 +111,19 @@ impl Console {
         // The trailing partial interval after the planned end is usually empty; it would overwrite
         // the last real second on a terminal.
         let after_end = Duration::from_secs(sec) > self.planned;
-        if self.quiet || (after_end && s.requests == 0) {
+        if after_end && s.requests == 0 {
+            return;
+        }
+        let lag_p99 = s
+            .lag
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map_or(0, |h| h.value_at_quantile(0.99));
+        let lagging = lag_p99 > LAG_P99_LIMIT_US;
+        self.health.seconds += 1;
+        self.health.lagging_seconds += u32::from(lagging);
+        self.health.worst_lag_p99_us = self.health.worst_lag_p99_us.max(lag_p99);
+        if self.quiet {
             return;
         }
         let (p50, p99) = s.latency.as_ref().map_or((0, 0), |h| {
@@ -95,8 +135,8 @@ impl Console {
         } else {
             format!("{sec}s")
         };
-        let line = format!(
-            "{:>5}/{}  users {:>6}  req/s {:>8}  p50 {:>8}  p99 {:>8}  failures {:>6} (total {})  worst lag {} (core {})",
+        let mut line = format!(
+            "{:>5}/{}  users {:>6}  req/s {:>8}  p50 {:>8}  p99 {:>8}  failures {:>6} (total {})  lag p99 {} worst {} (core {})",
             label,
             crate::profile::spec::HumanDuration(self.planned),
             s.active_users,
@@ -105,9 +145,18 @@ impl Console {
             micros(p99),
             s.failures,
             self.failures_total,
+            micros(lag_p99),
             micros(u64::from(s.worst_lag.0)),
             s.worst_lag.1,
         );
+        if s.dropped > 0 {
+            let _ = write!(line, "  dropped {}", s.dropped);
+        }
+        if lagging {
+            line.push_str(
+                "  WARNING lag p99 > 1ms: the generator is the bottleneck: results are suspect",
+            );
+        }
         let mut err = std::io::stderr().lock();
         if self.tty {
             let _ = write!(err, "\r\x1b[2K{line}");
@@ -118,17 +167,20 @@ impl Console {
         let _ = err.flush();
     }
 
-    /// Ends the in-place line so later output starts on a fresh line.
-    pub fn finish(&mut self) {
+    /// Ends the in-place line so later output starts on a fresh line; returns what the lines saw of
+    /// the generator's health.
+    pub fn finish(&mut self) -> Health {
         if self.drawn {
             eprintln!();
             self.drawn = false;
         }
+        self.health.clone()
     }
 }
 
-/// The summary table: one row per request name, from histograms merged across cores.
-pub(crate) fn summary(done: &[CoreDone], elapsed: Duration) -> String {
+/// The summary table: one row per request name, from histograms merged across cores, then the
+/// generator's health.
+pub(crate) fn summary(done: &[CoreDone], elapsed: Duration, health: &Health) -> String {
     let mut merged: BTreeMap<&str, (Histogram<u64>, u64, u64)> = BTreeMap::new();
     for core in done {
         for (name, hist, ok, failed) in &core.names {
@@ -205,6 +257,42 @@ pub(crate) fn summary(done: &[CoreDone], elapsed: Duration) -> String {
             micros(l.value_at_quantile(0.5)),
             micros(l.value_at_quantile(0.99)),
             micros(l.max())
+        );
+    }
+    let started: u64 = done.iter().map(|d| d.iterations_started).sum();
+    let dropped: u64 = done.iter().map(|d| d.iterations_dropped).sum();
+    let _ = writeln!(
+        out,
+        "iterations: {started} started ({:.1}/s), {dropped} dropped",
+        started as f64 / secs
+    );
+    out.push_str(&health_verdict(health, started, dropped));
+    out
+}
+
+/// The console's verdict on the generator: facts and what they mean; the analyzer makes the
+/// formal SUSPECT / INVALID call from the interval stats.
+pub(crate) fn health_verdict(health: &Health, started: u64, dropped: u64) -> String {
+    let mut out = String::new();
+    if health.lagging_seconds > 0 {
+        let _ = writeln!(
+            out,
+            "WARNING: schedule lag p99 passed 1ms in {} of {} seconds (worst {}): the generator is the bottleneck: results are suspect",
+            health.lagging_seconds,
+            health.seconds,
+            micros(health.worst_lag_p99_us)
+        );
+    }
+    if dropped > 0 {
+        let share = dropped as f64 * 100.0 / (started + dropped).max(1) as f64;
+        let _ = writeln!(
+            out,
+            "WARNING: {dropped} iterations ({share:.2}%) were dropped because no user was free: raise max_users (or queue) or lower the rate; results are suspect"
+        );
+    }
+    if out.is_empty() {
+        out.push_str(
+            "generator health: ok (lag p99 under 1ms every second, no dropped iterations)\n",
         );
     }
     out

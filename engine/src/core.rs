@@ -20,9 +20,11 @@ use crate::clock::Clock;
 use crate::driver::IoDriver;
 use crate::http::{Exchange, Limits};
 use crate::logsink::{LogFile, QueueSink};
-use crate::plan::{RequestTemplate, StatusSet, UserKind, UserPlan};
+use crate::open::Pool;
+use crate::plan::{LoadPlan, OpenCore, RequestTemplate, StatusSet, UserKind, UserPlan};
 use crate::profile::spec::Method;
 use crate::rng::Rng;
+use crate::schedule::Population;
 
 /// How often a core looks at the global stop flag and the clock.
 const TICK: Duration = Duration::from_millis(50);
@@ -41,6 +43,7 @@ pub(crate) struct SharedPlan {
     pub limits: Limits,
     pub addrs: Vec<SocketAddr>,
     pub duration: Duration,
+    pub load: LoadPlan,
 }
 
 /// Everything a core thread is started with.
@@ -49,6 +52,10 @@ pub(crate) struct CoreSetup {
     pub index: u32,
     pub cpu: Option<u32>,
     pub users: Vec<UserPlan>,
+    /// This core's share of a closed model's iteration limit.
+    pub iterations: Option<u64>,
+    /// This core's arrivals and pool, in an open model.
+    pub open: Option<OpenCore>,
     pub plan: Arc<SharedPlan>,
     pub driver: IoDriver,
     pub clock: Clock,
@@ -77,7 +84,10 @@ pub(crate) struct SecondReport {
     pub failures: u32,
     /// Corrected latency (from the intended start) of the requests completed this second, µs.
     pub latency: Histogram<u64>,
+    /// Schedule lag (actual minus intended start) of the requests completed this second, µs.
+    pub lag: Histogram<u64>,
     pub lag_max_us: u32,
+    pub iterations_dropped: u32,
 }
 
 #[derive(Debug)]
@@ -88,6 +98,8 @@ pub(crate) struct CoreDone {
     pub samples: u64,
     /// Schedule lag (actual minus intended start) of every request, µs.
     pub lag: Option<Histogram<u64>>,
+    pub iterations_started: u64,
+    pub iterations_dropped: u64,
     pub pinned: bool,
     /// Set when the core could not write its log.
     pub error: Option<String>,
@@ -133,10 +145,23 @@ impl UserSlot {
 
     fn time_out(&self) {
         self.timed_out.set(true);
+        self.wake();
+    }
+
+    /// Wakes the user's task (a new arrival for a pooled user, or the end of the run).
+    pub fn wake(&self) {
         if let Some(w) = &*self.waker.borrow() {
             w.wake_by_ref();
         }
     }
+}
+
+/// A closed model as one core runs it.
+#[derive(Debug)]
+pub(crate) struct ClosedLoad {
+    pub population: Population,
+    /// Each user stops after this many iterations.
+    pub per_user: Option<u64>,
 }
 
 /// What the users of one core share. Single-threaded: `Cell`/`RefCell`, never locks.
@@ -152,6 +177,14 @@ pub(crate) struct CoreCtx {
     pub rec: RefCell<Recorder>,
     /// One per user of this core, by local index.
     pub slots: Vec<UserSlot>,
+    /// The closed model's population, or `None` in an open model.
+    pub closed: Option<ClosedLoad>,
+    /// The open model's users, or `None` in a closed model.
+    pub pool: Option<Pool>,
+    /// Iterations this core may still start (closed models with a limit).
+    budget: Cell<Option<u64>>,
+    /// Closed-model users that have not finished for good.
+    users_left: Cell<u32>,
     addrs: Vec<SocketAddr>,
     next_addr: Cell<usize>,
 }
@@ -167,6 +200,42 @@ impl CoreCtx {
             if req.is_some_and(|r| r.deadline_us <= now_us) {
                 self.slots[local].time_out();
             }
+        }
+    }
+
+    /// Takes one iteration from this core's limit; `false` when it is used up.
+    pub fn take_iteration(&self) -> bool {
+        match self.budget.get() {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                self.budget.set(Some(n - 1));
+                true
+            }
+        }
+    }
+
+    /// A closed-model user will run no more iterations.
+    pub fn user_finished(&self) {
+        self.users_left.set(self.users_left.get().saturating_sub(1));
+    }
+
+    /// Whether this core's load is over before its planned end: every closed user has finished, or
+    /// the open schedule is exhausted (by an iteration limit) and every user is idle.
+    fn finished_early(&self) -> bool {
+        match &self.pool {
+            Some(pool) => pool.done.get() && pool.all_idle(),
+            None => self.users_left.get() == 0,
+        }
+    }
+
+    /// Wakes every task that waits for something other than a timer, so it sees `stopping`.
+    fn wake_all(&self) {
+        for slot in &self.slots {
+            slot.wake();
+        }
+        if let Some(pool) = &self.pool {
+            pool.wake_scheduler();
         }
     }
 
@@ -198,6 +267,8 @@ pub(crate) struct Recorder {
     /// Interned "unexpected status N" messages, so a failing endpoint does not format per request.
     status_messages: Vec<Option<MessageId>>,
     cpu_at_interval_start: (Duration, Duration),
+    started_total: u64,
+    dropped_total: u64,
 }
 
 #[derive(Debug)]
@@ -227,6 +298,13 @@ impl Recorder {
 
     pub fn iteration_started(&mut self) {
         self.interval.iterations_started = self.interval.iterations_started.saturating_add(1);
+        self.started_total += 1;
+    }
+
+    /// An arrival found no free user and no room to wait: counted, never skipped silently.
+    pub fn iteration_dropped(&mut self) {
+        self.interval.iterations_dropped = self.interval.iterations_dropped.saturating_add(1);
+        self.dropped_total += 1;
     }
 
     pub fn begin(&mut self, local: usize, request: InFlight) {
@@ -363,7 +441,9 @@ impl Recorder {
             requests: stats.requests,
             failures: stats.failures,
             latency: self.second.clone(),
+            lag: self.lag.clone(),
             lag_max_us: stats.lag_max_us,
+            iterations_dropped: stats.iterations_dropped,
         };
         if let Some(w) = self.writer.as_mut() {
             w.push_interval(stats);
@@ -389,6 +469,8 @@ pub(crate) fn run_core(setup: CoreSetup) {
             names: Vec::new(),
             samples: 0,
             lag: None,
+            iterations_started: 0,
+            iterations_dropped: 0,
             pinned,
             error: Some(format!(
                 "core {core}: could not start the {} runtime: {e}",
@@ -406,6 +488,8 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         names: Vec::new(),
         samples: 0,
         lag: None,
+        iterations_started: 0,
+        iterations_dropped: 0,
         pinned,
         error: Some(error),
     };
@@ -444,6 +528,18 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     let _ = writer.flush();
 
     let users = setup.users;
+    let pool = setup.open.as_ref().map(|open| Pool::new(&open.pool));
+    let user_slots = pool.as_ref().map_or(users.len(), Pool::capacity);
+    let closed = match &setup.plan.load {
+        LoadPlan::Closed {
+            population,
+            iterations_per_user,
+        } => Some(ClosedLoad {
+            population: population.clone(),
+            per_user: *iterations_per_user,
+        }),
+        LoadPlan::Open { .. } => None,
+    };
     let ctx = Rc::new(CoreCtx {
         clock: setup.clock,
         kinds: setup.plan.kinds.clone(),
@@ -466,12 +562,18 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             interval: IntervalStats::default(),
             active_users: 0,
             open_connections: 0,
-            in_flight: vec![None; users.len()],
+            in_flight: vec![None; user_slots],
             in_flight_count: 0,
             status_messages: vec![None; 600],
             cpu_at_interval_start: crate::sys::thread_cpu_time(),
+            started_total: 0,
+            dropped_total: 0,
         }),
-        slots: (0..users.len()).map(|_| UserSlot::default()).collect(),
+        slots: (0..user_slots).map(|_| UserSlot::default()).collect(),
+        closed,
+        pool,
+        budget: Cell::new(setup.iterations),
+        users_left: Cell::new(users.len() as u32),
         addrs: setup.plan.addrs.clone(),
         next_addr: Cell::new(core as usize % setup.plan.addrs.len().max(1)),
     });
@@ -483,7 +585,14 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         Rc::clone(&file),
         Rc::clone(&write_error),
     ));
-    monoio::spawn(spawner(Rc::clone(&ctx), users));
+    match setup.open {
+        Some(open) => {
+            monoio::spawn(crate::open::scheduler(Rc::clone(&ctx), open));
+        }
+        None => {
+            monoio::spawn(spawner(Rc::clone(&ctx), users));
+        }
+    }
 
     // The control loop: checks the stop flag and the clock every tick and reports every second.
     let clock = ctx.clock;
@@ -509,13 +618,10 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         if setup.stop.load(Ordering::Relaxed) {
             break true;
         }
-        if now >= ctx.end_us {
+        if now >= ctx.end_us || ctx.finished_early() {
             break false;
         }
     };
-    ctx.stopping.set(true);
-
-    // Let requests on the wire finish, within a grace period.
     let grace = if interrupted {
         GRACE_INTERRUPTED
     } else {
@@ -524,12 +630,26 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     let give_up = clock.now_us() + grace.as_micros() as u64;
     // A Ctrl-C during the grace period of a completed run cuts the grace short.
     let cut_short = || !interrupted && setup.stop.load(Ordering::Relaxed);
+    // An open schedule is the authority up to its end: arrivals due before the end that the scheduler
+    // has not handed out yet (it fell behind, or they wait in the queue) still start, late, within the
+    // grace period; whatever is left then is counted as dropped.
+    if let Some(pool) = &ctx.pool
+        && !interrupted
+    {
+        while !pool.done.get() && clock.now_us() < give_up && !cut_short() {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    ctx.stopping.set(true);
+    ctx.wake_all();
+
+    // Let requests on the wire finish, within the grace period.
     while ctx.rec.borrow().in_flight_count > 0 && clock.now_us() < give_up && !cut_short() {
         monoio::time::sleep(Duration::from_millis(2)).await;
         ctx.expire_overdue(clock.now_us());
     }
     let now = clock.now_us();
-    let (names, samples, lag) = {
+    let (names, samples, lag, iterations_started, iterations_dropped) = {
         let mut rec = ctx.rec.borrow_mut();
         rec.cancel_in_flight(now);
         // The last, partial interval is labelled with the second it falls in.
@@ -543,7 +663,13 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             .iter()
             .map(|n| (n.name.clone(), n.latency.clone(), n.ok, n.failed))
             .collect();
-        (names, samples, rec.lag_total.clone())
+        (
+            names,
+            samples,
+            rec.lag_total.clone(),
+            rec.started_total,
+            rec.dropped_total,
+        )
     };
     let mut error = write_error.borrow_mut().take();
     // The file-writer task holds the file only while a write is in progress; wait for it to give it back.
@@ -571,13 +697,17 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         names,
         samples,
         lag: Some(lag),
+        iterations_started,
+        iterations_dropped,
         pinned,
         error,
     }
 }
 
-/// Starts each user at its spawn time, until the run stops.
+/// Starts each user at its spawn time, until the run stops. Users it never starts count as finished.
 async fn spawner(ctx: Rc<CoreCtx>, users: Vec<UserPlan>) {
+    let total = users.len();
+    let mut spawned = 0;
     for (local, user) in users.into_iter().enumerate() {
         let at = crate::clock::micros(user.spawn_at);
         if at >= ctx.end_us {
@@ -593,6 +723,10 @@ async fn spawner(ctx: Rc<CoreCtx>, users: Vec<UserPlan>) {
             break;
         }
         monoio::spawn(crate::users::run_user(Rc::clone(&ctx), local, user));
+        spawned += 1;
+    }
+    for _ in spawned..total {
+        ctx.user_finished();
     }
 }
 

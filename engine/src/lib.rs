@@ -12,7 +12,8 @@
 //! Module map, in the order a run touches them: [`cli`] (flags), [`profile`] (the file as written, with
 //! located errors), [`plan`] (the resolved, typed plan), [`schedule`] (pure timing functions),
 //! `runner` (orchestration, run directory, manifest), `core` (one engine thread), [`http`] (request
-//! rendering, response parsing, connections), `users` (virtual users), `console` (live lines and the
+//! rendering, response parsing, connections), `users` (virtual users), `open` (the open model's arrival scheduler and user pool), `timer`
+//! (waiting until an exact nanosecond), `console` (live lines and the
 //! summary), `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the
 //! embedded target).
 
@@ -24,6 +25,7 @@ mod driver;
 mod error;
 pub mod http;
 mod logsink;
+mod open;
 pub mod plan;
 pub mod profile;
 mod rng;
@@ -31,6 +33,7 @@ mod runner;
 pub mod schedule;
 pub mod serve;
 mod sys;
+mod timer;
 mod users;
 
 pub use driver::IoDriver;

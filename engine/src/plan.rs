@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{IoChoice, RunArgs};
-use crate::profile::spec::{BodySpec, HttpSpec, LoadSpec, Method, ProfileSpec, WaitSpec};
+use crate::profile::spec::{
+    BodySpec, DurationSpec, EmbeddedSpec, HttpSpec, LoadSpec, Method, ProfileSpec, WaitSpec,
+};
 use crate::profile::{self, suggest};
-use crate::schedule;
+use crate::schedule::{self, CoreArrivals, Nanos, Population, RateCurve, Spawn, UserStages};
 
 /// Flags or profile values that do not make a runnable plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +42,10 @@ pub struct PlanEnv {
 /// The most users a run may have: each holds a socket and a few KiB, and the plan lists them all.
 pub const MAX_USERS: u32 = 10_000_000;
 
+/// An open model's pool limit when the profile sets none (k6 asks for one; 1000 keeps a stalled
+/// target from costing the generator more sockets than a default file limit allows).
+pub const DEFAULT_MAX_USERS: u32 = 1000;
+
 /// Everything a run needs, typed.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -49,12 +55,18 @@ pub struct Plan {
     pub environment: Option<String>,
     /// Where requests go.
     pub target: Target,
-    /// Total users.
+    /// Total users: the closed population at its largest, or the open model's pool limit.
     pub users: u32,
     /// Users started per second in total; `None` starts all at once.
     pub spawn_rate: Option<f64>,
     /// Planned length, spawning included.
     pub duration: Duration,
+    /// The load model.
+    pub load: LoadPlan,
+    /// Stop after this many iterations in total (closed) or arrivals (open).
+    pub iterations: Option<u64>,
+    /// The embedded target's stall mode and latency mix.
+    pub embedded: EmbeddedSpec,
     /// One entry per engine thread.
     pub cores: Vec<CorePlan>,
     /// The kinds of user.
@@ -156,6 +168,27 @@ impl Target {
     }
 }
 
+/// The resolved load model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadPlan {
+    /// Users that loop: `Closed` or `Stages`.
+    Closed {
+        /// When each user runs.
+        population: Population,
+        /// Each user stops after this many iterations.
+        iterations_per_user: Option<u64>,
+    },
+    /// Iterations that arrive on a schedule: `Open`, `RampingRate` or `--rate`.
+    Open {
+        /// Run-wide arrivals per second over time.
+        curve: RateCurve,
+        /// The most users busy at once, in total.
+        max_users: u32,
+        /// Arrivals that may wait for a free user, in total.
+        queue: u32,
+    },
+}
+
 /// One engine thread's share.
 #[derive(Debug, Clone)]
 pub struct CorePlan {
@@ -163,8 +196,25 @@ pub struct CorePlan {
     pub index: u32,
     /// The CPU to pin to.
     pub cpu: Option<u32>,
-    /// This core's users, in spawn order.
+    /// This core's users, in spawn order (closed models).
     pub users: Vec<UserPlan>,
+    /// This core's share of the iteration limit (closed models; open ones count arrivals run-wide).
+    pub iterations: Option<u64>,
+    /// This core's arrivals and pool (open models).
+    pub open: Option<OpenCore>,
+}
+
+/// One core's part of an open model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenCore {
+    /// When this core's arrivals are due.
+    pub arrivals: CoreArrivals,
+    /// The most users of each kind (by index in [`Plan::kinds`]) this core may have.
+    pub pool: Vec<u32>,
+    /// Each kind's weight: an arrival picks its kind by weight.
+    pub weights: Vec<u32>,
+    /// Arrivals that may wait for a free user on this core.
+    pub queue: u32,
 }
 
 /// One virtual user.
@@ -176,6 +226,12 @@ pub struct UserPlan {
     pub kind: usize,
     /// When it starts, from the run's time zero.
     pub spawn_at: Duration,
+}
+
+/// `n` dealt over `parts`: part `i` gets `n / parts`, plus one for the first `n % parts` parts.
+pub fn share(n: u64, parts: u32, i: u32) -> u64 {
+    let parts = u64::from(parts.max(1));
+    n / parts + u64::from(u64::from(i) < n % parts)
 }
 
 /// A kind of user.
@@ -200,6 +256,8 @@ pub enum Wait {
     Constant(Duration),
     /// Uniform between the two.
     Between(Duration, Duration),
+    /// Each iteration due this long after the previous one was due.
+    Pacing(Duration),
 }
 
 /// A task.
@@ -305,41 +363,13 @@ impl Plan {
             Target::Embedded => String::new(),
         };
 
-        let LoadSpec::Closed {
-            users,
-            spawn_rate,
-            duration,
-        } = &mut spec.load;
-        if let Some(u) = args.users {
-            if u == 0 {
-                return Err(err("--users", "must be at least 1"));
-            }
-            *users = u;
-        }
-        if let Some(r) = args.spawn_rate {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(err(
-                    "--spawn-rate",
-                    format!("must be a positive number of users per second, got {r}"),
-                ));
-            }
-            *spawn_rate = Some(r);
-        }
-        if let Some(d) = args.duration {
-            if d.is_zero() {
-                return Err(err("--duration", "must be longer than zero"));
-            }
-            duration.0 = d;
-        }
-        let (users, spawn_rate, duration) = (*users, *spawn_rate, duration.0);
+        let resolved = resolve_load(&mut spec.load, args)?;
+        let duration = resolved.duration;
+        let users = resolved.load_users();
+        let spawn_rate = resolved.spawn_rate;
         if users > MAX_USERS {
-            let field = if args.users.is_some() {
-                "--users"
-            } else {
-                "load.users"
-            };
             return Err(err(
-                field,
+                resolved.users_field,
                 format!(
                     "{users} users is more than this engine supports ({MAX_USERS}); every user holds a connection"
                 ),
@@ -421,6 +451,7 @@ impl Plan {
                 WaitSpec::None => Wait::None,
                 WaitSpec::Constant(d) => Wait::Constant(d.0),
                 WaitSpec::Between(a, b) => Wait::Between(a.0, b.0),
+                WaitSpec::Pacing(d) => Wait::Pacing(d.0),
             };
             let total_task_weight = tasks.iter().map(|t| t.weight).sum();
             let name = user.name.clone().unwrap_or_else(|| format!("user{u}"));
@@ -433,25 +464,71 @@ impl Plan {
         }
 
         let weights: Vec<u32> = spec.users.iter().map(|u| u.weight).collect();
-        let assignment = schedule::assign_kinds(&weights, users);
-        let spawn = schedule::Spawn {
-            users,
-            rate: spawn_rate,
-        };
         let mut cores: Vec<CorePlan> = (0..core_count)
             .map(|i| CorePlan {
                 index: i,
                 cpu: (!env.cpus.is_empty()).then(|| env.cpus[i as usize % env.cpus.len()]),
                 users: Vec::new(),
+                iterations: None,
+                open: None,
             })
             .collect();
-        for g in 0..users {
-            let spawn_at = spawn.spawn_at(g).expect("g < users");
-            cores[(g % core_count) as usize].users.push(UserPlan {
-                global: g,
-                kind: assignment[g as usize],
-                spawn_at,
-            });
+        match &resolved.load {
+            LoadPlan::Closed { population, .. } => {
+                let assignment = schedule::assign_kinds(&weights, users);
+                let end = Nanos::from_duration(duration);
+                for g in 0..users {
+                    // Users the schedule never wants (a spawn time past the end) are not planned.
+                    let Some((start, _)) = population.next_span(g, Nanos(0), end) else {
+                        continue;
+                    };
+                    cores[(g % core_count) as usize].users.push(UserPlan {
+                        global: g,
+                        kind: assignment[g as usize],
+                        spawn_at: Duration::from_nanos(start.0),
+                    });
+                }
+                // The iteration limit is shared by the cores that have users.
+                if let Some(total) = resolved.iterations {
+                    let busy: Vec<usize> = (0..cores.len())
+                        .filter(|&c| !cores[c].users.is_empty())
+                        .collect();
+                    for (i, &c) in busy.iter().enumerate() {
+                        cores[c].iterations = Some(share(total, busy.len() as u32, i as u32));
+                    }
+                }
+            }
+            LoadPlan::Open {
+                curve,
+                max_users,
+                queue,
+            } => {
+                for core in &mut cores {
+                    // Every core gets at least one user, or its share of arrivals could never start.
+                    let mine = share(u64::from(*max_users), core_count, core.index).max(1) as u32;
+                    let mut pool = vec![0u32; weights.len()];
+                    for kind in schedule::assign_kinds(&weights, mine) {
+                        pool[kind] += 1;
+                    }
+                    // A kind with weight gets at least one user, so its arrivals are never all dropped.
+                    for (kind, &w) in weights.iter().enumerate() {
+                        if w > 0 && pool[kind] == 0 {
+                            pool[kind] = 1;
+                        }
+                    }
+                    core.open = Some(OpenCore {
+                        arrivals: CoreArrivals {
+                            curve: curve.clone(),
+                            cores: core_count,
+                            core: core.index,
+                            limit: resolved.iterations,
+                        },
+                        pool,
+                        weights: weights.clone(),
+                        queue: share(u64::from(*queue), core_count, core.index) as u32,
+                    });
+                }
+            }
         }
 
         let HttpSpec {
@@ -505,6 +582,9 @@ impl Plan {
             users,
             spawn_rate,
             duration,
+            load: resolved.load,
+            iterations: resolved.iterations,
+            embedded: spec.embedded.clone().unwrap_or_default(),
             cores,
             kinds,
             requests,
@@ -515,6 +595,266 @@ impl Plan {
             profile_ron,
         })
     }
+}
+
+/// The load model after flags, with the field to blame for a user count that is too large.
+struct ResolvedLoad {
+    load: LoadPlan,
+    duration: Duration,
+    spawn_rate: Option<f64>,
+    iterations: Option<u64>,
+    users_field: &'static str,
+}
+
+impl ResolvedLoad {
+    fn load_users(&self) -> u32 {
+        match &self.load {
+            LoadPlan::Closed { population, .. } => population.users(),
+            LoadPlan::Open { max_users, .. } => *max_users,
+        }
+    }
+}
+
+/// Applies `--rate`, `--users`, `--spawn-rate`, `--duration` and `--iterations` to the profile's load
+/// model (rewriting `load` so the manifest shows what ran), checks it, and types it.
+fn resolve_load(load: &mut LoadSpec, args: &RunArgs) -> Result<ResolvedLoad, PlanError> {
+    if let Some(d) = args.duration
+        && d.is_zero()
+    {
+        return Err(err("--duration", "must be longer than zero"));
+    }
+    if args.users == Some(0) {
+        return Err(err("--users", "must be at least 1"));
+    }
+    if args.iterations == Some(0) {
+        return Err(err("--iterations", "must be at least 1"));
+    }
+    if let Some(r) = args.spawn_rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        return Err(err(
+            "--spawn-rate",
+            format!("must be a positive number of users per second, got {r}"),
+        ));
+    }
+    let model_duration = |load: &LoadSpec| match load {
+        LoadSpec::Closed { duration, .. } | LoadSpec::Open { duration, .. } => duration.0,
+        LoadSpec::Stages { stages, .. } => stages.iter().map(|s| s.over.0).sum(),
+        LoadSpec::RampingRate { stages, .. } => stages.iter().map(|s| s.over.0).sum(),
+    };
+    let is_open =
+        |load: &LoadSpec| matches!(load, LoadSpec::Open { .. } | LoadSpec::RampingRate { .. });
+    if let Some(rate) = args.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(err(
+                "--rate",
+                format!("must be a positive number of iterations per second, got {rate}"),
+            ));
+        }
+        if args.spawn_rate.is_some() {
+            return Err(err(
+                "--spawn-rate",
+                "an open model (--rate) starts users as arrivals need them; drop --spawn-rate",
+            ));
+        }
+        // --rate switches any model to a constant open one, keeping its pool settings if it had any.
+        let (max_users, queue, iterations) = match load {
+            LoadSpec::Open {
+                max_users,
+                queue,
+                iterations,
+                ..
+            }
+            | LoadSpec::RampingRate {
+                max_users,
+                queue,
+                iterations,
+                ..
+            } => (*max_users, *queue, *iterations),
+            LoadSpec::Closed { iterations, .. } | LoadSpec::Stages { iterations, .. } => {
+                (None, None, *iterations)
+            }
+        };
+        *load = LoadSpec::Open {
+            rate,
+            duration: DurationSpec(args.duration.unwrap_or_else(|| model_duration(load))),
+            max_users: args.users.or(max_users),
+            queue,
+            iterations: args.iterations.or(iterations),
+        };
+    } else {
+        let fixed_by_stages = |flag: &str, what: &str| {
+            err(
+                flag,
+                format!(
+                    "the profile's stages set the {what}; edit them, or use --rate for a constant open model"
+                ),
+            )
+        };
+        match load {
+            LoadSpec::Closed {
+                users,
+                spawn_rate,
+                duration,
+                iterations,
+                ..
+            } => {
+                if let Some(u) = args.users {
+                    *users = u;
+                }
+                if let Some(r) = args.spawn_rate {
+                    *spawn_rate = Some(r);
+                }
+                if let Some(d) = args.duration {
+                    duration.0 = d;
+                }
+                if let Some(n) = args.iterations {
+                    *iterations = Some(n);
+                }
+            }
+            LoadSpec::Stages { iterations, .. } => {
+                if args.users.is_some() {
+                    return Err(fixed_by_stages("--users", "users"));
+                }
+                if args.duration.is_some() {
+                    return Err(fixed_by_stages("--duration", "duration"));
+                }
+                if args.spawn_rate.is_some() {
+                    return Err(fixed_by_stages("--spawn-rate", "ramp"));
+                }
+                if let Some(n) = args.iterations {
+                    *iterations = Some(n);
+                }
+            }
+            LoadSpec::Open {
+                duration,
+                max_users,
+                iterations,
+                ..
+            } => {
+                if args.spawn_rate.is_some() {
+                    return Err(err(
+                        "--spawn-rate",
+                        "an open model starts users as arrivals need them; drop --spawn-rate",
+                    ));
+                }
+                if let Some(d) = args.duration {
+                    duration.0 = d;
+                }
+                if let Some(u) = args.users {
+                    *max_users = Some(u);
+                }
+                if let Some(n) = args.iterations {
+                    *iterations = Some(n);
+                }
+            }
+            LoadSpec::RampingRate {
+                max_users,
+                iterations,
+                ..
+            } => {
+                if args.duration.is_some() {
+                    return Err(fixed_by_stages("--duration", "duration"));
+                }
+                if args.spawn_rate.is_some() {
+                    return Err(err(
+                        "--spawn-rate",
+                        "an open model starts users as arrivals need them; drop --spawn-rate",
+                    ));
+                }
+                if let Some(u) = args.users {
+                    *max_users = Some(u);
+                }
+                if let Some(n) = args.iterations {
+                    *iterations = Some(n);
+                }
+            }
+        }
+    }
+    profile::check_load(load).map_err(|(field, message)| err(field, message))?;
+    let users_field = if args.users.is_some() {
+        "--users"
+    } else if is_open(load) {
+        "load.max_users"
+    } else {
+        "load.users"
+    };
+    let duration = model_duration(load);
+    let resolved = match load {
+        LoadSpec::Closed {
+            users,
+            spawn_rate,
+            iterations,
+            iterations_per_user,
+            ..
+        } => ResolvedLoad {
+            load: LoadPlan::Closed {
+                population: Population::Spawn(Spawn {
+                    users: *users,
+                    rate: *spawn_rate,
+                }),
+                iterations_per_user: *iterations_per_user,
+            },
+            duration,
+            spawn_rate: *spawn_rate,
+            iterations: *iterations,
+            users_field,
+        },
+        LoadSpec::Stages {
+            stages,
+            iterations,
+            iterations_per_user,
+        } => ResolvedLoad {
+            load: LoadPlan::Closed {
+                population: Population::Stages(UserStages {
+                    stages: stages.iter().map(|s| (s.users, s.over.0)).collect(),
+                }),
+                iterations_per_user: *iterations_per_user,
+            },
+            duration,
+            spawn_rate: None,
+            iterations: *iterations,
+            users_field,
+        },
+        LoadSpec::Open {
+            rate,
+            max_users,
+            queue,
+            iterations,
+            ..
+        } => ResolvedLoad {
+            load: LoadPlan::Open {
+                curve: RateCurve::constant(*rate, duration),
+                max_users: max_users.unwrap_or(DEFAULT_MAX_USERS),
+                queue: queue.unwrap_or(0),
+            },
+            duration,
+            spawn_rate: None,
+            iterations: *iterations,
+            users_field,
+        },
+        LoadSpec::RampingRate {
+            start_rate,
+            stages,
+            max_users,
+            queue,
+            iterations,
+        } => ResolvedLoad {
+            load: LoadPlan::Open {
+                curve: RateCurve::ramps(
+                    *start_rate,
+                    &stages.iter().map(|s| (s.to, s.over.0)).collect::<Vec<_>>(),
+                ),
+                max_users: max_users.unwrap_or(DEFAULT_MAX_USERS),
+                queue: queue.unwrap_or(0),
+            },
+            duration,
+            spawn_rate: None,
+            iterations: *iterations,
+            users_field,
+        },
+    };
+    Ok(resolved)
 }
 
 /// The spec behind `engine run --url URL`: one GET in a loop, no think time, every user at once.

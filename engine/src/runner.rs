@@ -78,6 +78,39 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, Error> {
     execute(plan, server_cpu)
 }
 
+/// The load model in a few words, for the console's first line.
+fn describe_load(plan: &Plan) -> String {
+    let limit = plan
+        .iterations
+        .map(|n| format!(", at most {n} iterations"))
+        .unwrap_or_default();
+    match &plan.load {
+        plan::LoadPlan::Closed { population, .. } => match population {
+            crate::schedule::Population::Spawn(_) => {
+                format!("{} users (closed){limit}", plan.users)
+            }
+            crate::schedule::Population::Stages(s) => {
+                format!(
+                    "up to {} users in {} stages (closed){limit}",
+                    plan.users,
+                    s.stages.len()
+                )
+            }
+        },
+        plan::LoadPlan::Open {
+            curve, max_users, ..
+        } => {
+            let arrivals = plan
+                .iterations
+                .map_or(curve.arrivals(), |n| n.min(curve.arrivals()));
+            format!(
+                "{arrivals} arrivals, {:.1}/s on average (open, at most {max_users} users busy)",
+                arrivals as f64 / plan.duration.as_secs_f64().max(1e-9)
+            )
+        }
+    }
+}
+
 fn spec_uses_embedded(spec: &profile::ProfileSpec, args: &RunArgs) -> bool {
     let env_host = args
         .env
@@ -103,12 +136,13 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     let mut server = None;
     let (addrs, host_header, target_url) = match &plan.target {
         Target::Embedded => {
-            let s = Server::start("127.0.0.1:0", 1, plan.io, server_cpu).map_err(|source| {
-                Error::System {
+            let behaviour = crate::serve::Behaviour::from_spec(&plan.embedded);
+            let s = Server::start_with("127.0.0.1:0", 1, plan.io, server_cpu, behaviour).map_err(
+                |source| Error::System {
                     context: "starting the embedded target",
                     source,
-                }
-            })?;
+                },
+            )?;
             let addr = s.addr();
             server = Some(s);
             (vec![addr], addr.to_string(), format!("http://{addr}"))
@@ -151,6 +185,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         },
         addrs,
         duration: plan.duration,
+        load: plan.load.clone(),
     });
 
     // Ctrl-C / SIGTERM: the first asks every core to stop (they look every 50 ms); the second exits at once.
@@ -230,8 +265,8 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
 
     if !plan.quiet {
         eprintln!(
-            "stampede: {} users on {} core(s), {} I/O ({}), {} against {}",
-            plan.users,
+            "stampede: {} on {} core(s), {} I/O ({}), {} against {}",
+            describe_load(&plan),
             plan.cores.len(),
             driver.manifest_name(),
             driver.setup_name(),
@@ -248,6 +283,8 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
             index: core.index,
             cpu: core.cpu,
             users: core.users.clone(),
+            iterations: core.iterations,
+            open: core.open.clone(),
             plan: Arc::clone(&shared),
             driver,
             clock,
@@ -268,6 +305,8 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
                     names: Vec::new(),
                     samples: 0,
                     lag: None,
+                    iterations_started: 0,
+                    iterations_dropped: 0,
                     pinned: false,
                     error: Some(format!("cannot start core {}: {source}", core.index)),
                 }));
@@ -290,7 +329,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     for t in threads {
         let _ = t.join();
     }
-    console.finish();
+    let health = console.finish();
     let elapsed = started.elapsed();
     if let Some(s) = server.take() {
         s.stop();
@@ -320,7 +359,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     signal_handle.close();
 
     done.sort_by_key(|d| d.core);
-    print!("{}", console::summary(&done, elapsed));
+    print!("{}", console::summary(&done, elapsed, &health));
     let samples: u64 = done.iter().map(|d| d.samples).sum();
     println!(
         "{} samples, {} ({})",

@@ -3,10 +3,341 @@
 //!
 //! Latency is measured from the intended start these functions give (see `users`): a user that
 //! should have started at `t` but ran late still has its latency counted from `t`.
+//!
+//! | model | function | what it answers |
+//! |---|---|---|
+//! | closed, `Closed(users, spawn_rate)` | [`Spawn::spawn_at`] | when user `n` starts |
+//! | closed, `Stages([...])` | [`UserStages::next_span`] | when user `n` is wanted, from when to when |
+//! | closed, `wait: Pacing(d)` | [`paced`] | when a paced user's `k`-th iteration is due |
+//! | open, `Open` / `RampingRate` | [`RateCurve::arrival`], [`CoreArrivals::intended_start`] | when the `n`-th arrival (run-wide, or of one core) is due |
+//!
+//! Arrivals are dealt to cores round-robin by their run-wide index (core `c` of `C` takes arrivals
+//! `c, c + C, c + 2C, ...`), so the union of every core's arrivals is exactly the run's schedule,
+//! whatever the rate and however it divides by the core count; the same rule deals closed users.
 
 use std::time::Duration;
 
 use crate::plan::Wait;
+
+/// Nanoseconds since the run's time zero: the unit of every intended start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Nanos(pub u64);
+
+impl Nanos {
+    /// `d` in nanoseconds, saturating at `u64::MAX` (about 584 years).
+    pub fn from_duration(d: Duration) -> Nanos {
+        Nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// Whole microseconds, rounded down (the sample log's unit). Rounding both the intended and the
+    /// actual start down keeps `intended <= actual` whenever it holds in nanoseconds.
+    pub fn as_micros(self) -> u64 {
+        self.0 / 1000
+    }
+
+    /// Seconds (with a fraction), converted from `f64` seconds: rounded to the nearest nanosecond and
+    /// saturated, so that `0.003 s` is exactly 3 ms rather than 2 999 999 ns.
+    fn from_secs_f64(secs: f64) -> Nanos {
+        let ns = (secs * 1e9).round();
+        if ns.is_nan() || ns <= 0.0 {
+            Nanos(0)
+        } else if ns >= u64::MAX as f64 {
+            Nanos(u64::MAX)
+        } else {
+            Nanos(ns as u64)
+        }
+    }
+
+    fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+}
+
+/// An arrival rate over time (iterations per second, run-wide), piecewise linear: the open model's
+/// `Open(rate, duration)` is one flat stage, `RampingRate(start, stages)` one linear stage per entry.
+///
+/// Arrival `n` (from 0) is due when the expected number of arrivals so far, the integral of the rate,
+/// reaches `n`; so arrival 0 is at time zero when the rate starts above zero, and a constant rate `r`
+/// puts arrival `n` at exactly `n / r`, as vegeta's pacer and wrk2 do. A run of length `D` has
+/// `ceil(integral over [0, D))` arrivals: 10/s for 1 s is arrivals 0..=9, the last at 900 ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateCurve {
+    segments: Vec<RateSegment>,
+    duration: Nanos,
+    /// Expected arrivals over the whole curve.
+    total: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RateSegment {
+    /// Start, seconds since time zero.
+    t0: f64,
+    /// Length, seconds.
+    len: f64,
+    /// Rate at the start and at the end, per second.
+    r0: f64,
+    r1: f64,
+    /// Expected arrivals before `t0`.
+    n0: f64,
+    /// Expected arrivals within the segment.
+    count: f64,
+}
+
+impl RateCurve {
+    /// `rate` per second for `duration`.
+    pub fn constant(rate: f64, duration: Duration) -> RateCurve {
+        RateCurve::ramps(rate, &[(rate, duration)])
+    }
+
+    /// Starts at `start` per second; each stage moves linearly to its rate over its duration. A stage of
+    /// length zero jumps. Negative or non-finite rates (which a valid plan never has) count as zero.
+    pub fn ramps(start: f64, stages: &[(f64, Duration)]) -> RateCurve {
+        let clean = |r: f64| if r.is_finite() && r > 0.0 { r } else { 0.0 };
+        let mut segments = Vec::with_capacity(stages.len());
+        let (mut t, mut n, mut r) = (0.0, 0.0, clean(start));
+        let mut duration = Nanos(0);
+        for &(to, over) in stages {
+            let to = clean(to);
+            let len = over.as_secs_f64();
+            let count = (r + to) / 2.0 * len;
+            segments.push(RateSegment {
+                t0: t,
+                len,
+                r0: r,
+                r1: to,
+                n0: n,
+                count,
+            });
+            t += len;
+            n += count;
+            r = to;
+            duration = Nanos(duration.0.saturating_add(Nanos::from_duration(over).0));
+        }
+        RateCurve {
+            segments,
+            duration,
+            total: n,
+        }
+    }
+
+    /// The curve's length.
+    pub fn duration(&self) -> Duration {
+        Duration::from_nanos(self.duration.0)
+    }
+
+    /// How many arrivals the whole curve makes: `ceil(integral)`, saturating.
+    pub fn arrivals(&self) -> u64 {
+        let c = self.total.ceil();
+        if c >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            c as u64
+        }
+    }
+
+    /// When run-wide arrival `n` is due; `None` if the curve ends first.
+    pub fn arrival(&self, n: u64) -> Option<Nanos> {
+        let target = n as f64;
+        if target >= self.total {
+            return None;
+        }
+        // The last segment whose start comes at or before the target count and that makes arrivals
+        // (flat zero-rate stretches contain no arrival; their neighbours own the boundary).
+        let i = self
+            .segments
+            .partition_point(|s| s.n0 <= target)
+            .checked_sub(1)?;
+        let seg = self.segments[..=i]
+            .iter()
+            .rev()
+            .find(|s| s.count > 0.0)
+            .copied()?;
+        let m = (target - seg.n0).max(0.0);
+        // Solve r0·τ + (r1 - r0)·τ²/(2·len) = m for τ in [0, len]. Written as 2m / (b + sqrt(b² + 4am)),
+        // which has no cancellation when the ramp is nearly flat and is exactly m / r0 when it is flat.
+        let a = if seg.len > 0.0 {
+            (seg.r1 - seg.r0) / (2.0 * seg.len)
+        } else {
+            0.0
+        };
+        let b = seg.r0;
+        let disc = (b * b + 4.0 * a * m).max(0.0);
+        let denominator = b + disc.sqrt();
+        let tau = if m == 0.0 {
+            0.0
+        } else if denominator > 0.0 {
+            (2.0 * m / denominator).min(seg.len)
+        } else {
+            seg.len
+        };
+        let at = Nanos::from_secs_f64(seg.t0 + tau);
+        // Rounding must not push an arrival past the end of the run.
+        (at < self.duration).then_some(at)
+    }
+
+    /// The rate at time `t`, per second (for console and docs; the schedule never needs it).
+    pub fn rate_at(&self, t: Duration) -> f64 {
+        let t = t.as_secs_f64();
+        self.segments
+            .iter()
+            .rev()
+            .find(|s| s.t0 <= t)
+            .map_or(0.0, |s| {
+                if s.len > 0.0 {
+                    s.r0 + (s.r1 - s.r0) * ((t - s.t0) / s.len).min(1.0)
+                } else {
+                    s.r1
+                }
+            })
+    }
+}
+
+/// One core's share of an open model's arrivals: run-wide arrivals `core, core + cores, ...`, cut
+/// off after `limit` run-wide arrivals when the profile limits iterations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreArrivals {
+    /// The run-wide schedule.
+    pub curve: RateCurve,
+    /// Engine threads sharing it.
+    pub cores: u32,
+    /// This core's index, `< cores`.
+    pub core: u32,
+    /// The run's iteration limit, counted over every core's arrivals.
+    pub limit: Option<u64>,
+}
+
+impl CoreArrivals {
+    /// When this core's `seq`-th arrival is due (`seq` from 0); `None` once its share is exhausted.
+    pub fn intended_start(&self, seq: u64) -> Option<Nanos> {
+        let n = seq
+            .checked_mul(u64::from(self.cores.max(1)))?
+            .checked_add(u64::from(self.core))?;
+        if self.limit.is_some_and(|limit| n >= limit) {
+            return None;
+        }
+        self.curve.arrival(n)
+    }
+}
+
+/// A closed model's target population over time (`Stages([(users: 100, over: "30s"), ...])`, like
+/// Locust's LoadTestShape or k6's ramping-vus): starting from zero, each stage moves the target
+/// linearly to its user count over its duration; a stage of length zero jumps.
+///
+/// User `k` (counted across cores, from 0) is wanted while the target is above `k`. So users start in
+/// index order as the target rises (user `k` when it reaches `k`, as [`Spawn`] starts them) and stop
+/// newest first as it falls; a user stopped on the way down starts again if the target rises again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserStages {
+    /// `(target users, over)` in order.
+    pub stages: Vec<(u32, Duration)>,
+}
+
+impl UserStages {
+    /// The sum of the stages.
+    pub fn duration(&self) -> Duration {
+        self.stages
+            .iter()
+            .fold(Duration::ZERO, |d, &(_, over)| d.saturating_add(over))
+    }
+
+    /// The largest target: how many distinct users the run needs.
+    pub fn max_users(&self) -> u32 {
+        self.stages.iter().map(|&(u, _)| u).max().unwrap_or(0)
+    }
+
+    /// The first span `[start, stop)` with `stop > after` during which user `user` is wanted, clipped to
+    /// start no earlier than `after`; `None` if the user is not wanted again. A span still open when the
+    /// stages end stops at their end.
+    pub fn next_span(&self, user: u32, after: Nanos) -> Option<(Nanos, Nanos)> {
+        let k = f64::from(user);
+        let after_s = after.as_secs_f64();
+        let mut start: Option<f64> = None;
+        let (mut t0, mut u0) = (0.0f64, 0.0f64);
+        for &(users, over) in &self.stages {
+            let len = over.as_secs_f64();
+            let (t1, u1) = (t0 + len, f64::from(users));
+            // Whether the user is wanted just after t0 and just before t1, and when the target crosses k.
+            let (begins, ends) = (u0 > k || (u0 == k && u1 > k), u1 > k);
+            let crossing = if u1 == u0 || len == 0.0 {
+                t0
+            } else {
+                t0 + (k - u0) / (u1 - u0) * len
+            };
+            if !begins && let Some(s) = start.take() {
+                // Not wanted at the start of this stage: an open span ended at its start.
+                if let Some(found) = clipped(s, t0, after_s) {
+                    return Some(found);
+                }
+            }
+            match (begins, ends) {
+                (true, true) => start = start.or(Some(t0)),
+                (false, true) => start = Some(crossing),
+                (true, false) => {
+                    // Wanted until the crossing.
+                    if let Some(found) = clipped(start.take().unwrap_or(t0), crossing, after_s) {
+                        return Some(found);
+                    }
+                }
+                (false, false) => {}
+            }
+            (t0, u0) = (t1, u1);
+        }
+        start.and_then(|s| clipped(s, t0, after_s))
+    }
+}
+
+/// The span `[start, stop)` cut to begin no earlier than `after`, if anything of it is left.
+fn clipped(start: f64, stop: f64, after: f64) -> Option<(Nanos, Nanos)> {
+    if stop <= after {
+        return None;
+    }
+    span(start.max(after), stop)
+}
+
+/// A non-empty span in nanoseconds.
+fn span(start: f64, stop: f64) -> Option<(Nanos, Nanos)> {
+    let (a, b) = (Nanos::from_secs_f64(start), Nanos::from_secs_f64(stop));
+    (b > a).then_some((a, b))
+}
+
+/// A closed model's users over time: each user is wanted during spans, and runs iterations in them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Population {
+    /// `Closed(users, spawn_rate)`: user `n` from [`Spawn::spawn_at`] until the end.
+    Spawn(Spawn),
+    /// `Stages([...])`.
+    Stages(UserStages),
+}
+
+impl Population {
+    /// The most users wanted at once: how many distinct users the run needs.
+    pub fn users(&self) -> u32 {
+        match self {
+            Population::Spawn(s) => s.users,
+            Population::Stages(s) => s.max_users(),
+        }
+    }
+
+    /// The first span of `user` that ends after `after`, clipped to start no earlier; a span that
+    /// never stops on its own stops at `end`.
+    pub fn next_span(&self, user: u32, after: Nanos, end: Nanos) -> Option<(Nanos, Nanos)> {
+        let (start, stop) = match self {
+            Population::Spawn(s) => (Nanos::from_duration(s.spawn_at(user)?), end),
+            Population::Stages(s) => s.next_span(user, after)?,
+        };
+        let (start, stop) = (start.max(after), stop.min(end));
+        (start < stop).then_some((start, stop))
+    }
+}
+
+/// The intended start of a paced user's `k`-th iteration (from 0): on a fixed grid from its first
+/// start, whatever the iterations took (Gatling's `pace`, LoadRunner's pacing). A user that overran
+/// starts the next iteration at once, and its lateness is schedule lag that counts in corrected
+/// latency, as wrk2 counts a late request.
+pub fn paced(first: Nanos, pace: Duration, k: u64) -> Nanos {
+    let step = Nanos::from_duration(pace).0;
+    Nanos(first.0.saturating_add(step.saturating_mul(k)))
+}
 
 /// The closed model's spawn schedule: user `n` (counted across all cores) starts at `n / rate`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,6 +369,8 @@ pub fn think(wait: Wait, unit: f64) -> Duration {
     match wait {
         Wait::None => Duration::ZERO,
         Wait::Constant(d) => d,
+        // Paced users compute their next start with `paced`; between iterations they do not think.
+        Wait::Pacing(_) => Duration::ZERO,
         Wait::Between(min, max) => {
             let span = max.saturating_sub(min);
             min + span.mul_f64(unit.clamp(0.0, 1.0))
@@ -155,6 +488,283 @@ mod tests {
         ];
         for (i, (spawn, n, want)) in rows.iter().enumerate() {
             assert_eq!(spawn.spawn_at(*n), *want, "row {i}");
+        }
+    }
+
+    fn ms(n: u64) -> Nanos {
+        Nanos(n * 1_000_000)
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// The intended start of the n-th arrival of one core, for open models. Each row is
+    /// (rate curve, cores, core, limit, seq, expected).
+    #[test]
+    fn intended_start_table() {
+        let flat = |rate: f64, d: u64| RateCurve::constant(rate, secs(d));
+        let ramp = |start: f64, stages: &[(f64, Duration)]| RateCurve::ramps(start, stages);
+        type Row = (RateCurve, u32, u32, Option<u64>, u64, Option<Nanos>);
+        #[rustfmt::skip]
+        let rows: Vec<Row> = vec![
+            // 1000/s on one core: arrival n at exactly n ms, the first at time zero.
+            (flat(1000.0, 1), 1, 0, None, 0, Some(ms(0))),
+            (flat(1000.0, 1), 1, 0, None, 3, Some(ms(3))),
+            // 1000/s for 1 s is 1000 arrivals: the last at 999 ms, none at the end itself.
+            (flat(1000.0, 1), 1, 0, None, 999, Some(ms(999))),
+            (flat(1000.0, 1), 1, 0, None, 1000, None),
+            // Zero rate: no arrival at all, not one at time zero.
+            (flat(0.0, 10), 1, 0, None, 0, None),
+            // A rate that does not divide a second: 3/s puts arrival 1 at 333 333 333 ns (rounded), and
+            // makes 3 arrivals in 1 s.
+            (flat(3.0, 1), 1, 0, None, 1, Some(Nanos(333_333_333))),
+            (flat(3.0, 1), 1, 0, None, 2, Some(Nanos(666_666_667))),
+            (flat(3.0, 1), 1, 0, None, 3, None),
+            // Two cores share 1000/s: core 1's arrival k is run-wide arrival 2k + 1.
+            (flat(1000.0, 1), 2, 1, None, 0, Some(ms(1))),
+            (flat(1000.0, 1), 2, 1, None, 499, Some(ms(999))),
+            (flat(1000.0, 1), 2, 1, None, 500, None),
+            // Three cores and 10/s for 1 s: 10 arrivals, so cores 0, 1, 2 get 4, 3 and 3.
+            (flat(10.0, 1), 3, 0, None, 3, Some(ms(900))),
+            (flat(10.0, 1), 3, 1, None, 2, Some(ms(700))),
+            (flat(10.0, 1), 3, 1, None, 3, None),
+            // Very low rate: one arrival every 1000 s; a 1 h run has 4 (0, 1000, 2000, 3000 s).
+            (
+                flat(0.001, 3600),
+                1,
+                0,
+                None,
+                3,
+                Some(Nanos(3_000_000_000_000)),
+            ),
+            (flat(0.001, 3600), 1, 0, None, 4, None),
+            // Very high rate: 1e9/s is one arrival per nanosecond.
+            (
+                flat(1e9, 1),
+                1,
+                0,
+                None,
+                123_456_789,
+                Some(Nanos(123_456_789)),
+            ),
+            // A rate so low that nothing but arrival 0 fits, and overflow-sized seq numbers.
+            (flat(1e-300, 1), 1, 0, None, 0, Some(ms(0))),
+            (flat(1e-300, 1), 1, 0, None, 1, None),
+            (flat(1000.0, 1), 4, 3, None, u64::MAX / 2, None),
+            // The iteration limit counts run-wide arrivals: 5 in total over 2 cores is 3 + 2.
+            (flat(1000.0, 1), 2, 0, Some(5), 2, Some(ms(4))),
+            (flat(1000.0, 1), 2, 1, Some(5), 1, Some(ms(3))),
+            (flat(1000.0, 1), 2, 1, Some(5), 2, None),
+            // A ramp from 0 to 200/s over 1 s makes 100 arrivals; arrival n is at sqrt(n / 100) s.
+            (ramp(0.0, &[(200.0, secs(1))]), 1, 0, None, 0, Some(ms(0))),
+            (
+                ramp(0.0, &[(200.0, secs(1))]),
+                1,
+                0,
+                None,
+                25,
+                Some(ms(500)),
+            ),
+            (
+                ramp(0.0, &[(200.0, secs(1))]),
+                1,
+                0,
+                None,
+                99,
+                Some(Nanos(994_987_437)),
+            ),
+            (ramp(0.0, &[(200.0, secs(1))]), 1, 0, None, 100, None),
+            // Stage edge: ramp 0 -> 100/s over 2 s (100 arrivals), then hold 100/s: arrival 100 is the
+            // first of the second stage, exactly at its start.
+            (
+                ramp(0.0, &[(100.0, secs(2)), (100.0, secs(1))]),
+                1,
+                0,
+                None,
+                100,
+                Some(ms(2000)),
+            ),
+            (
+                ramp(0.0, &[(100.0, secs(2)), (100.0, secs(1))]),
+                1,
+                0,
+                None,
+                150,
+                Some(ms(2500)),
+            ),
+            // A ramp down to zero: 100/s -> 0 over 2 s makes 100 arrivals, the last ones sparse.
+            (
+                ramp(100.0, &[(0.0, secs(2))]),
+                1,
+                0,
+                None,
+                75,
+                Some(ms(1000)),
+            ),
+            (ramp(100.0, &[(0.0, secs(2))]), 1, 0, None, 100, None),
+            // A zero-rate pause between two stages: 10/s for 1 s, nothing for 1 s, then a jump (a stage
+            // of length zero) back to 10/s: arrival 10 waits for the jump at 2 s.
+            (
+                ramp(
+                    10.0,
+                    &[
+                        (10.0, secs(1)),
+                        (0.0, Duration::ZERO),
+                        (0.0, secs(1)),
+                        (10.0, Duration::ZERO),
+                        (10.0, secs(1)),
+                    ],
+                ),
+                1,
+                0,
+                None,
+                10,
+                Some(ms(2000)),
+            ),
+        ];
+        for (i, (curve, cores, core, limit, seq, want)) in rows.into_iter().enumerate() {
+            let a = CoreArrivals {
+                curve,
+                cores,
+                core,
+                limit,
+            };
+            assert_eq!(a.intended_start(seq), want, "row {i}");
+        }
+    }
+
+    /// Rounding across cores: for awkward rates and core counts, the union of every core's arrivals is
+    /// exactly the run-wide schedule (same count, same instants), and every core's own arrivals are in
+    /// order.
+    #[test]
+    fn cores_together_make_the_run_wide_schedule() {
+        let curves = [
+            RateCurve::constant(7.0, secs(3)),
+            RateCurve::constant(999.9, secs(1)),
+            RateCurve::ramps(1.0, &[(333.0, Duration::from_millis(1700)), (0.5, secs(1))]),
+        ];
+        for curve in curves {
+            let global: Vec<Nanos> = (0..).map_while(|n| curve.arrival(n)).collect();
+            assert_eq!(global.len() as u64, curve.arrivals(), "{curve:?}");
+            assert!(global.windows(2).all(|w| w[0] <= w[1]), "{curve:?}");
+            for cores in [1u32, 2, 3, 7] {
+                let mut union = Vec::new();
+                for core in 0..cores {
+                    let a = CoreArrivals {
+                        curve: curve.clone(),
+                        cores,
+                        core,
+                        limit: None,
+                    };
+                    let mine: Vec<Nanos> = (0..).map_while(|k| a.intended_start(k)).collect();
+                    assert!(mine.windows(2).all(|w| w[0] <= w[1]));
+                    union.extend(mine);
+                }
+                union.sort();
+                assert_eq!(union, global, "{cores} cores, {curve:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rate_curve_counts_and_rates() {
+        let c = RateCurve::ramps(0.0, &[(1000.0, secs(60)), (5000.0, secs(300))]);
+        assert_eq!(c.duration(), secs(360));
+        // 30 000 in the first minute, 900 000 in the next five.
+        assert_eq!(c.arrivals(), 930_000);
+        assert!((c.rate_at(secs(30)) - 500.0).abs() < 1e-9);
+        assert!((c.rate_at(secs(210)) - 3000.0).abs() < 1e-9);
+    }
+
+    /// When closed-model user k is wanted under Stages. Rows: (stages, user, after, expected span).
+    #[test]
+    fn user_stages_table() {
+        let st = |stages: &[(u32, u64)]| UserStages {
+            stages: stages.iter().map(|&(u, s)| (u, secs(s))).collect(),
+        };
+        let up_hold_down = st(&[(10, 10), (10, 10), (0, 10)]);
+        type Row = (UserStages, u32, Nanos, Option<(Nanos, Nanos)>);
+        #[rustfmt::skip]
+        let rows: Vec<Row> = vec![
+            // Ramp 0 -> 10 over 10 s: user k starts when the target reaches k (k s), as Spawn would at
+            // 1 user/s; the ramp down stops the newest first: user 9 when the target falls to 9 (21 s).
+            (up_hold_down.clone(), 0, Nanos(0), Some((ms(0), ms(30_000)))),
+            (
+                up_hold_down.clone(),
+                9,
+                Nanos(0),
+                Some((ms(9_000), ms(21_000))),
+            ),
+            (
+                up_hold_down.clone(),
+                5,
+                Nanos(0),
+                Some((ms(5_000), ms(25_000))),
+            ),
+            // Asked from the middle of the span: clipped to start then.
+            (
+                up_hold_down.clone(),
+                5,
+                ms(12_000),
+                Some((ms(12_000), ms(25_000))),
+            ),
+            // After its span: never again.
+            (up_hold_down.clone(), 5, ms(25_000), None),
+            // Beyond the peak: never wanted.
+            (up_hold_down.clone(), 10, Nanos(0), None),
+            // A jump (length-zero stage) to 3 users, hold 5 s, then down to 1 instantly, hold, then up
+            // to 3 again: user 2 runs twice.
+            (
+                st(&[(3, 0), (3, 5), (1, 0), (1, 5), (3, 0), (3, 5)]),
+                2,
+                Nanos(0),
+                Some((ms(0), ms(5_000))),
+            ),
+            (
+                st(&[(3, 0), (3, 5), (1, 0), (1, 5), (3, 0), (3, 5)]),
+                2,
+                ms(5_000),
+                Some((ms(10_000), ms(15_000))),
+            ),
+            (
+                st(&[(3, 0), (3, 5), (1, 0), (1, 5), (3, 0), (3, 5)]),
+                0,
+                ms(1_000),
+                Some((ms(1_000), ms(15_000))),
+            ),
+            // No stages, or zero users throughout: nobody.
+            (st(&[]), 0, Nanos(0), None),
+            (st(&[(0, 10)]), 0, Nanos(0), None),
+            // Stage edge: a hold at exactly k users does not want user k.
+            (st(&[(2, 2), (2, 2)]), 2, Nanos(0), None),
+            (
+                st(&[(2, 2), (2, 2)]),
+                1,
+                Nanos(0),
+                Some((ms(1_000), ms(4_000))),
+            ),
+        ];
+        for (i, (stages, user, after, want)) in rows.into_iter().enumerate() {
+            assert_eq!(stages.next_span(user, after), want, "row {i}");
+        }
+        assert_eq!(up_hold_down.max_users(), 10);
+        assert_eq!(up_hold_down.duration(), secs(30));
+    }
+
+    #[test]
+    fn paced_table() {
+        let rows: &[(Nanos, Duration, u64, Nanos)] = &[
+            // The first iteration at the user's start, then one every pace.
+            (ms(100), Duration::from_millis(250), 0, ms(100)),
+            (ms(100), Duration::from_millis(250), 4, ms(1100)),
+            // A pace of zero degenerates to "as fast as possible": every iteration is due at once.
+            (ms(5), Duration::ZERO, 1000, ms(5)),
+            // Overflow saturates instead of wrapping to the past.
+            (ms(1), Duration::from_secs(u64::MAX / 2), 3, Nanos(u64::MAX)),
+        ];
+        for (i, &(first, pace, k, want)) in rows.iter().enumerate() {
+            assert_eq!(paced(first, pace, k), want, "row {i}");
         }
     }
 

@@ -11,6 +11,17 @@
 //! | `/status/{code}` | that status (100-599)                                           |
 //! | `/bytes/{n}`     | `n` bytes (at most 16 MiB)                                      |
 //! | `/echo`          | the request body, with its content type                         |
+//!
+//! Two behaviours make it a test bench for measurement ([`Behaviour`], `engine serve --stall-every 2s
+//! --stall-for 200ms --latency-mix 90:1ms,10:20ms`, or `embedded: (...)` in a profile):
+//!
+//! - **Stall mode**: every `every`, all responses are held for `hold`, like a stop-the-world garbage
+//!   collection. Windows are aligned to `CLOCK_MONOTONIC` (a window starts whenever the clock is a
+//!   multiple of `every`), so a test can tell from a sample's absolute time whether it met a stall.
+//! - **Latency mix**: responses are delayed by fixed proportions, dealt by smooth weighted round-robin
+//!   so that every 100 responses of a `90:1ms,10:20ms` mix have exactly 90 of 1 ms and 10 of 20 ms.
+//!   Delays count from the moment the request was read, and are waited out on a precise timer, so the
+//!   true latency distribution is known to well under a millisecond.
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,6 +36,8 @@ use monoio::net::{TcpListener, TcpStream};
 
 use crate::cli::{IoChoice, ServeArgs};
 use crate::driver::IoDriver;
+use crate::profile::spec::EmbeddedSpec;
+use crate::timer::{PreciseTimer, monotonic_now_ns};
 
 const MAX_REQUEST_HEAD: usize = 64 << 10;
 const MAX_REQUEST_BODY: usize = 1 << 20;
@@ -39,9 +52,104 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// How the embedded target delays its responses on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    /// `(every, hold)`: hold every response that falls in the first `hold` of each `every`.
+    pub stall: Option<(Duration, Duration)>,
+    /// `(weight, delay)`: delay responses in these proportions.
+    pub latency_mix: Vec<(u32, Duration)>,
+}
+
+impl Behaviour {
+    /// From a profile's `embedded` settings.
+    pub fn from_spec(spec: &EmbeddedSpec) -> Behaviour {
+        Behaviour {
+            stall: spec.stall.map(|s| (s.every.0, s.hold.0)),
+            latency_mix: spec.latency_mix.iter().map(|&(w, d)| (w, d.0)).collect(),
+        }
+    }
+
+    fn is_plain(&self) -> bool {
+        self.stall.is_none() && self.latency_mix.iter().all(|&(_, d)| d.is_zero())
+    }
+
+    /// When a response that is ready at `ready_ns` (`CLOCK_MONOTONIC`) may go out: at once, or at the
+    /// end of the stall window it falls in.
+    pub fn release_at(&self, ready_ns: u64) -> u64 {
+        match self.stall {
+            Some((every, hold)) if !every.is_zero() => {
+                let every = every.as_nanos() as u64;
+                let hold = (hold.as_nanos() as u64).min(every);
+                let phase = ready_ns % every;
+                if phase < hold {
+                    ready_ns - phase + hold
+                } else {
+                    ready_ns
+                }
+            }
+            _ => ready_ns,
+        }
+    }
+
+    /// The stall windows `[start, end)` in `CLOCK_MONOTONIC` nanoseconds that overlap `[from, to)`.
+    pub fn stalls_between(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        let Some((every, hold)) = self.stall else {
+            return Vec::new();
+        };
+        let (every, hold) = (every.as_nanos() as u64, hold.as_nanos() as u64);
+        if every == 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut start = from - from % every;
+        while start < to {
+            if start + hold > from {
+                out.push((start, start + hold));
+            }
+            start += every;
+        }
+        out
+    }
+}
+
+/// Deals the latency mix's delays in exact proportions (smooth weighted round-robin).
+#[derive(Debug)]
+struct MixCursor {
+    current: Vec<i64>,
+}
+
+impl MixCursor {
+    fn next(&mut self, mix: &[(u32, Duration)]) -> Duration {
+        let total: i64 = mix.iter().map(|&(w, _)| i64::from(w)).sum();
+        if total == 0 {
+            return Duration::ZERO;
+        }
+        for (c, &(w, _)) in self.current.iter_mut().zip(mix) {
+            *c += i64::from(w);
+        }
+        let best = (0..mix.len())
+            .max_by_key(|&i| (self.current[i], std::cmp::Reverse(i)))
+            .unwrap_or(0);
+        self.current[best] -= total;
+        mix[best].1
+    }
+}
+
 impl Server {
     /// Binds `addr` (port 0 picks a free port) and serves on `threads` threads, pinned to `cpu` if given.
     pub fn start(addr: &str, threads: u32, io: IoChoice, cpu: Option<u32>) -> io::Result<Server> {
+        Server::start_with(addr, threads, io, cpu, Behaviour::default())
+    }
+
+    /// [`Server::start`], with a stall mode or latency mix.
+    pub fn start_with(
+        addr: &str,
+        threads: u32,
+        io: IoChoice,
+        cpu: Option<u32>,
+        behaviour: Behaviour,
+    ) -> io::Result<Server> {
         let listener = std::net::TcpListener::bind(addr)?;
         // monoio's epoll driver expects a non-blocking socket; a blocking accept would stall the thread.
         listener.set_nonblocking(true)?;
@@ -54,6 +162,7 @@ impl Server {
         for i in 0..threads.max(1) {
             let listener = listener.try_clone()?;
             let (served, stop) = (Arc::clone(&served), Arc::clone(&stop));
+            let behaviour = behaviour.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("stampede-serve-{i}"))
                 .spawn(move || {
@@ -65,7 +174,15 @@ impl Server {
                             Ok(l) => l,
                             Err(e) => return eprintln!("embedded server: {e}"),
                         };
-                        let state = std::rc::Rc::new(State { served, secret });
+                        let mix = std::cell::RefCell::new(MixCursor {
+                            current: vec![0; behaviour.latency_mix.len()],
+                        });
+                        let state = std::rc::Rc::new(State {
+                            served,
+                            secret,
+                            behaviour,
+                            mix,
+                        });
                         monoio::select! {
                             () = accept_loop(listener, state) => {},
                             () = wait_for(stop) => {},
@@ -121,7 +238,23 @@ pub fn serve_command(args: &ServeArgs) -> io::Result<()> {
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])?;
-    let server = Server::start(&args.addr, args.threads, args.io, None)?;
+    let behaviour = Behaviour {
+        stall: args.stall_every.zip(args.stall_for),
+        latency_mix: args
+            .latency_mix
+            .as_ref()
+            .map(|m| m.0.clone())
+            .unwrap_or_default(),
+    };
+    if let Some((every, hold)) = behaviour.stall
+        && (every.is_zero() || hold >= every)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--stall-for must be shorter than --stall-every",
+        ));
+    }
+    let server = Server::start_with(&args.addr, args.threads, args.io, None, behaviour)?;
     println!("{}", server.addr());
     let _ = signals.forever().next();
     eprintln!("served {} requests", server.served());
@@ -132,6 +265,8 @@ pub fn serve_command(args: &ServeArgs) -> io::Result<()> {
 struct State {
     served: Arc<AtomicU64>,
     secret: u64,
+    behaviour: Behaviour,
+    mix: std::cell::RefCell<MixCursor>,
 }
 
 async fn wait_for(stop: Arc<AtomicBool>) {
@@ -213,6 +348,8 @@ fn parse_request(buf: &[u8]) -> Parse {
 async fn serve_connection(mut stream: TcpStream, state: std::rc::Rc<State>) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
+    // Created on the first delayed response; falls back to the runtime's timers if it cannot be.
+    let mut timer: Option<PreciseTimer> = None;
     loop {
         // Read until a whole request (head and body) is buffered.
         let req = loop {
@@ -239,6 +376,7 @@ async fn serve_connection(mut stream: TcpStream, state: std::rc::Rc<State>) {
                 Ok(_) => {}
             }
         };
+        let read_at_ns = monotonic_now_ns();
         out.clear();
         let close = match req {
             Ok(req) => {
@@ -252,6 +390,25 @@ async fn serve_connection(mut stream: TcpStream, state: std::rc::Rc<State>) {
                 true
             }
         };
+        if !state.behaviour.is_plain() {
+            let delay = state.mix.borrow_mut().next(&state.behaviour.latency_mix);
+            let release = state
+                .behaviour
+                .release_at(read_at_ns + delay.as_nanos() as u64);
+            if release > monotonic_now_ns() {
+                if timer.is_none() {
+                    timer = PreciseTimer::new().ok();
+                }
+                let precise = match &timer {
+                    Some(t) => t.sleep_until(release).await.is_ok(),
+                    None => false,
+                };
+                if !precise {
+                    let left = release.saturating_sub(monotonic_now_ns());
+                    monoio::time::sleep(Duration::from_nanos(left)).await;
+                }
+            }
+        }
         let (res, o) = stream.write_all(out).await;
         out = o;
         if res.is_err() {
@@ -412,6 +569,51 @@ fn write_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stall_windows() {
+        let ms = |n: u64| n * 1_000_000;
+        let b = Behaviour {
+            stall: Some((Duration::from_secs(2), Duration::from_millis(200))),
+            latency_mix: Vec::new(),
+        };
+        // Inside a window: held until its end. Outside, or exactly at its end: at once.
+        assert_eq!(b.release_at(ms(4_050)), ms(4_200));
+        assert_eq!(b.release_at(ms(4_000)), ms(4_200));
+        assert_eq!(b.release_at(ms(4_200)), ms(4_200));
+        assert_eq!(b.release_at(ms(5_999)), ms(5_999));
+        assert_eq!(
+            b.stalls_between(ms(100), ms(4_100)),
+            [(0, ms(200)), (ms(2_000), ms(2_200)), (ms(4_000), ms(4_200))]
+        );
+        assert_eq!(Behaviour::default().release_at(7), 7);
+    }
+
+    #[test]
+    fn latency_mix_is_dealt_in_exact_proportions() {
+        let mix = [
+            (90, Duration::from_millis(1)),
+            (9, Duration::from_millis(10)),
+            (1, Duration::from_millis(100)),
+        ];
+        let mut cursor = MixCursor {
+            current: vec![0; 3],
+        };
+        let dealt: Vec<Duration> = (0..100).map(|_| cursor.next(&mix)).collect();
+        for (w, d) in mix {
+            assert_eq!(
+                dealt.iter().filter(|&&x| x == d).count(),
+                w as usize,
+                "{d:?}"
+            );
+        }
+        // Interleaved, not in runs: the slow ones are spread out.
+        let first_slow = dealt
+            .iter()
+            .position(|&d| d == Duration::from_millis(10))
+            .unwrap();
+        assert!(first_slow < 15, "{first_slow}");
+    }
 
     #[test]
     fn tokens_verify_and_forgeries_do_not() {

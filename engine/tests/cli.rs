@@ -61,6 +61,8 @@ fn bad_flags_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/demo.ron");
     let demo = demo.to_str().unwrap();
+    let stages = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/stages.ron");
+    let stages = stages.to_str().unwrap().to_owned();
     let cases: &[(&[&str], &str)] = &[
         (&[demo, "--users", "0"], "--users"),
         (&[demo, "--duration", "5x"], "not a duration"),
@@ -70,6 +72,11 @@ fn bad_flags_exit_2() {
         (&["--url", "ftp://x/"], "unsupported scheme"),
         (&["--url", "http://host.invalid./"], "cannot resolve"),
         (&[], "PROFILE"),
+        (&[demo, "--rate", "0"], "--rate"),
+        (&[demo, "--rate", "10", "--spawn-rate", "5"], "--spawn-rate"),
+        (&[demo, "--iterations", "0"], "--iterations"),
+        (&[&stages, "--duration", "5s"], "stages set the duration"),
+        (&[&stages, "--users", "5"], "stages set the users"),
     ];
     for (args, fragment) in cases {
         let out = run(tmp.path(), args);
@@ -123,6 +130,53 @@ fn serve_prints_its_address_and_answers() {
     )
     .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// `engine serve --latency-mix 1:150ms` delays every response by 150 ms, measured from the request;
+/// a bad stall (hold not shorter than the period) is refused.
+#[test]
+fn serve_latency_mix_and_stall_flags() {
+    let mut child = engine()
+        .args(["serve", "--addr", "127.0.0.1:0", "--latency-mix", "1:150ms"])
+        .args(["--stall-every", "10s", "--stall-for", "1ms"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line.trim().parse().expect("an address on the first line");
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    let sent = std::time::Instant::now();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    let took = sent.elapsed();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(
+        took >= std::time::Duration::from_millis(150),
+        "answered after {took:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let out = engine()
+        .args(["serve", "--stall-every", "1s", "--stall-for", "1s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--stall-for must be shorter"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

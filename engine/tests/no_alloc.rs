@@ -64,11 +64,19 @@ fn quiet_server() -> std::net::SocketAddr {
     addr
 }
 
-/// Runs the engine in-process; returns (allocations during the run, samples logged).
-fn run(url: &str, seconds: u64, io: IoChoice, out: &std::path::Path) -> (u64, u64) {
+/// Runs the engine in-process, closed (4 users) or open (`rate` per second); returns (allocations
+/// during the run, samples logged).
+fn run(
+    url: &str,
+    seconds: u64,
+    io: IoChoice,
+    rate: Option<f64>,
+    out: &std::path::Path,
+) -> (u64, u64) {
     let args = RunArgs {
         url: Some(url.to_owned()),
         users: Some(4),
+        rate,
         cores: Some(1),
         duration: Some(std::time::Duration::from_secs(seconds)),
         io,
@@ -83,16 +91,16 @@ fn run(url: &str, seconds: u64, io: IoChoice, out: &std::path::Path) -> (u64, u6
     (allocations, samples)
 }
 
-fn request_path_allocates_nothing(io: IoChoice) {
+fn request_path_allocates_nothing(io: IoChoice, rate: Option<f64>) {
     let _serial = util::one_at_a_time();
     let url = format!("http://{}/", quiet_server());
     let tmp = tempfile::tempdir().unwrap();
-    let (short_allocs, short_samples) = run(&url, 1, io, tmp.path());
+    let (short_allocs, short_samples) = run(&url, 1, io, rate, tmp.path());
     // A loaded CI machine running a debug build may make few requests in a few seconds; run longer
     // (up to 12 s) until the difference is large enough to tell a per-request allocation from noise.
     let mut longer = (0, 0);
     for seconds in [3, 6, 12] {
-        longer = run(&url, seconds, io, tmp.path());
+        longer = run(&url, seconds, io, rate, tmp.path());
         if longer.1.saturating_sub(short_samples) > 2_000 {
             break;
         }
@@ -112,10 +120,22 @@ fn request_path_allocates_nothing(io: IoChoice) {
 
 #[test]
 fn uring() {
-    request_path_allocates_nothing(IoChoice::Uring);
+    request_path_allocates_nothing(IoChoice::Uring, None);
 }
 
 #[test]
 fn epoll() {
-    request_path_allocates_nothing(IoChoice::Epoll);
+    request_path_allocates_nothing(IoChoice::Epoll, None);
+}
+
+/// The open model adds an arrival scheduler, a user pool and a timer wait per arrival: none of them
+/// may allocate once the pool has grown (4 users at most, so it grows in the first second).
+#[test]
+fn open_model_uring() {
+    request_path_allocates_nothing(IoChoice::Uring, Some(2000.0));
+}
+
+#[test]
+fn open_model_epoll() {
+    request_path_allocates_nothing(IoChoice::Epoll, Some(2000.0));
 }

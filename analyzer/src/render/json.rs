@@ -82,6 +82,8 @@ pub struct RunJson {
     pub failure_messages: Vec<MessageCount>,
     /// Per-second series.
     pub timeseries: TimeSeriesJson,
+    /// The load generator's health and the verdict on the run.
+    pub health: crate::health::Health,
     /// Data-quality notes.
     pub data_quality: Vec<QualityNote>,
 }
@@ -230,6 +232,12 @@ pub struct TimeSeriesJson {
     pub lag_p99_ms: Vec<Option<f64>>,
     /// Mean CPU of the engine's threads, % of one core.
     pub cpu_pct: Vec<Option<f64>>,
+    /// Worst core's largest schedule lag, ms.
+    pub lag_max_ms: Vec<Option<f64>>,
+    /// The busiest engine thread's CPU, % of one core.
+    pub cpu_max_pct: Vec<Option<f64>>,
+    /// Iterations dropped (no free user), summed over cores.
+    pub dropped: Vec<Option<u64>>,
 }
 
 /// Builds the JSON document.
@@ -320,7 +328,11 @@ fn run(r: &RunAnalysis) -> RunJson {
             users: ts.users.clone(),
             lag_p99_ms: ts.lag_p99_ms.clone(),
             cpu_pct: ts.cpu_mean_pct.clone(),
+            lag_max_ms: ts.lag_max_ms.clone(),
+            cpu_max_pct: ts.cpu_max_pct.clone(),
+            dropped: ts.dropped.clone(),
         },
+        health: r.health.clone(),
         data_quality: r.notes.clone(),
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::analysis::RunAnalysis;
 use crate::error::Result;
 use crate::format;
+use crate::health::{self, Verdict};
 use crate::load::Severity;
 use crate::stats::{MIN_TAIL_SAMPLES, supports};
 
@@ -46,8 +47,27 @@ pub struct ReportView {
     pub any_failures: bool,
     /// Data-quality notes.
     pub notes: Vec<NoteView>,
+    /// The verdict on each run's load generator.
+    pub health: Vec<HealthView>,
+    /// The generator's health figures: one row per run.
+    pub health_table: TableView,
     /// How the numbers were computed, one paragraph per entry.
     pub method: Vec<String>,
+}
+
+/// The verdict on one run's load generator.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthView {
+    /// The run's label.
+    pub run: String,
+    /// `OK`, `SUSPECT`, `INVALID` or `UNKNOWN`.
+    pub verdict: String,
+    /// `ok`, `suspect`, `invalid` or `unknown`, for styling.
+    pub class: String,
+    /// What the verdict means, in one sentence.
+    pub summary: String,
+    /// Why, one sentence per finding.
+    pub reasons: Vec<String>,
 }
 
 /// One headline figure.
@@ -217,6 +237,8 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
         failure_tables: Vec::new(),
         any_failures: runs.iter().any(|r| r.total.failures > 0),
         notes: notes(runs),
+        health: runs.iter().map(health_view).collect(),
+        health_table: health_table(runs),
         method: method(runs),
     };
     if comparison {
@@ -231,6 +253,85 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
         view.failure_tables = single::failure_tables(first);
     }
     Ok(view)
+}
+
+fn health_view(r: &RunAnalysis) -> HealthView {
+    let v = r.health.verdict;
+    let summary = match v {
+        Verdict::Ok => format!(
+            "the generator kept its schedule: lag P99 at most {} ms in every second, no iteration dropped, no core \
+             above {} % CPU",
+            health::LAG_LIMIT_MS,
+            health::CPU_LIMIT_PCT
+        ),
+        Verdict::Suspect => "the generator struggled at times: read the numbers below with care".into(),
+        Verdict::Invalid => {
+            "the generator did not apply the load the profile asks for: these numbers describe a different test".into()
+        }
+        Verdict::Unknown => "the generator's health cannot be judged".into(),
+    };
+    HealthView {
+        run: r.info.label.clone(),
+        verdict: v.as_str().into(),
+        class: v.as_str().to_ascii_lowercase(),
+        summary,
+        reasons: r.health.reasons.clone(),
+    }
+}
+
+fn health_table(runs: &[RunAnalysis]) -> TableView {
+    let rows = runs
+        .iter()
+        .map(|r| {
+            let h = &r.health;
+            vec![
+                cell(r.info.label.clone()),
+                CellView {
+                    text: h.verdict.as_str().into(),
+                    class: format!("verdict-{}", h.verdict.as_str().to_ascii_lowercase()),
+                    ..CellView::default()
+                },
+                num(
+                    format::latency_us(h.worst_lag_p99_ms * 1000.0),
+                    h.worst_lag_p99_ms,
+                ),
+                num(
+                    format!("{} of {}", h.lagging_seconds, h.seconds),
+                    f64::from(h.lagging_seconds),
+                ),
+                num(
+                    format::int(h.iterations_started),
+                    h.iterations_started as f64,
+                ),
+                num(
+                    format::int(h.iterations_dropped),
+                    h.iterations_dropped as f64,
+                ),
+                num(format!("{:.0} %", h.cpu_max_pct), h.cpu_max_pct),
+            ]
+        })
+        .collect();
+    TableView {
+        id: "health-figures".into(),
+        title: "Health figures".into(),
+        caption: format!(
+            "From the engine's per-second records: schedule lag is actual minus intended start (worst core each \
+             second); a second counts as lagging above {} ms at P99. CPU is the busiest engine core's, in its \
+             busiest second.",
+            health::LAG_LIMIT_MS
+        ),
+        headers: vec![
+            header("Run", false),
+            header("Verdict", false),
+            header("Worst lag P99", true),
+            header("Seconds lagging", true),
+            header("Iterations", true),
+            header("Dropped", true),
+            header("Peak CPU", true),
+        ],
+        rows,
+        ..TableView::default()
+    }
 }
 
 fn facts(runs: &[RunAnalysis]) -> TableView {

@@ -331,6 +331,26 @@ pub(super) fn charts(r: &RunAnalysis) -> Result<Vec<ChartView>> {
             ],
         ),
     )?);
+    if ts.dropped.iter().flatten().any(|&d| d > 0) {
+        out.push(chart(
+            "chart-dropped",
+            "Generator health: dropped iterations",
+            "Iterations the schedule called for that no free user could start, per second. Any drop means the \
+             target saw less load than the profile asks for.",
+            &time_chart(
+                "dropped",
+                "dropped/s",
+                Scale::Linear,
+                Unit::Count,
+                vec![seconds_line(
+                    r,
+                    "dropped",
+                    2,
+                    ts.dropped.iter().map(|d| d.map(|v| v as f64)),
+                )],
+            ),
+        )?);
+    }
     out.push(chart(
         "chart-cpu",
         "Generator health: CPU",

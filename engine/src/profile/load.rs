@@ -51,9 +51,25 @@ fn parse(text: &str, file: &Path) -> Result<ProfileSpec, ProfileError> {
         Err(e) => {
             let field = tidy_path(&e.path().to_string());
             let inner = e.into_inner();
-            Err(located(de.span_error(inner), field))
+            let mut error = located(de.span_error(inner), field);
+            if let Some(form) = load_form(&error.field) {
+                error.message = format!("{}; the form is `{form}`", error.message);
+            }
+            Err(error)
         }
     }
+}
+
+/// How a load model is written, for errors at the level of the model itself (such as
+/// `Stages([...])` without the `stages:` field name).
+fn load_form(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "load.Closed" => r#"Closed(users: 10, spawn_rate: 5.0, duration: "1m")"#,
+        "load.Stages" => r#"Stages(stages: [(users: 10, over: "30s"), (users: 10, over: "1m")])"#,
+        "load.Open" => r#"Open(rate: 100.0, duration: "1m", max_users: 1000)"#,
+        "load.RampingRate" => r#"RampingRate(start_rate: 0, stages: [(to: 100.0, over: "1m")])"#,
+        _ => return None,
+    })
 }
 
 /// serde_path_to_error writes `?` for positions it cannot name and `.` at the root; neither helps.

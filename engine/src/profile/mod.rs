@@ -14,6 +14,7 @@ use std::time::Duration;
 
 pub use load::{load_file, load_str};
 pub use spec::ProfileSpec;
+pub(crate) use validate::check_load;
 
 /// A profile that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

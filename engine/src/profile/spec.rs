@@ -34,6 +34,9 @@ pub struct ProfileSpec {
     pub default_environment: Option<String>,
     /// The load model.
     pub load: LoadSpec,
+    /// Stall mode and latency mix of the embedded target, when `host` is `"embedded"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<EmbeddedSpec>,
     /// HTTP client settings.
     #[serde(default)]
     pub http: HttpSpec,
@@ -56,8 +59,8 @@ pub struct EnvironmentSpec {
     pub variables: BTreeMap<String, String>,
 }
 
-/// How load is applied. Only the closed model exists so far; open models (arrival rates) slot in as
-/// further variants.
+/// How load is applied: closed models (a population of users that loop) or open models (iterations
+/// that arrive at a rate, whatever the server does). docs/load-models.md explains when to use which.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename = "Load")]
 pub enum LoadSpec {
@@ -70,7 +73,106 @@ pub enum LoadSpec {
         spawn_rate: Option<f64>,
         /// How long the run lasts, spawning included.
         duration: DurationSpec,
+        /// Stop after this many iterations in total (the run may end earlier, at its duration).
+        #[serde(default)]
+        iterations: Option<u64>,
+        /// Each user stops after this many iterations.
+        #[serde(default)]
+        iterations_per_user: Option<u64>,
     },
+    /// A closed population that follows a target over time (Locust's LoadTestShape, k6's
+    /// ramping-vus): from zero, each stage moves the target linearly to `users` over `over`.
+    Stages {
+        /// The stages, in order; the run lasts their total.
+        stages: Vec<UserStageSpec>,
+        /// Stop after this many iterations in total.
+        #[serde(default)]
+        iterations: Option<u64>,
+        /// Each user stops after this many iterations.
+        #[serde(default)]
+        iterations_per_user: Option<u64>,
+    },
+    /// Iterations start at a fixed rate, whatever the server does (k6's constant-arrival-rate,
+    /// Gatling's constantUsersPerSec, wrk2 and vegeta).
+    Open {
+        /// Iterations started per second, in total across cores.
+        rate: f64,
+        /// How long arrivals go on.
+        duration: DurationSpec,
+        /// The most users busy at once, in total (k6's maxVUs); default 1000. An arrival that finds
+        /// none free (and no room in `queue`) is dropped and counted.
+        #[serde(default)]
+        max_users: Option<u32>,
+        /// Arrivals that may wait for a free user, in total; default 0 (drop at once, as k6 does).
+        /// A waiting arrival keeps its intended start, so its wait counts in corrected latency.
+        #[serde(default)]
+        queue: Option<u32>,
+        /// Stop after this many arrivals in total.
+        #[serde(default)]
+        iterations: Option<u64>,
+    },
+    /// Like `Open`, with the rate changing linearly stage by stage (k6's ramping-arrival-rate).
+    RampingRate {
+        /// The rate at time zero, per second; default 0.
+        #[serde(default)]
+        start_rate: f64,
+        /// The stages, in order; the run lasts their total.
+        stages: Vec<RateStageSpec>,
+        /// As for `Open`.
+        #[serde(default)]
+        max_users: Option<u32>,
+        /// As for `Open`.
+        #[serde(default)]
+        queue: Option<u32>,
+        /// Stop after this many arrivals in total.
+        #[serde(default)]
+        iterations: Option<u64>,
+    },
+}
+
+/// One stage of `Stages`: move the target population to `users` over `over`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename = "Stage")]
+pub struct UserStageSpec {
+    /// The target at the end of the stage, in total across cores.
+    pub users: u32,
+    /// How long the stage lasts; `"0s"` jumps.
+    pub over: DurationSpec,
+}
+
+/// One stage of `RampingRate`: move the arrival rate to `to` per second over `over`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename = "RateStage")]
+pub struct RateStageSpec {
+    /// The rate at the end of the stage, iterations per second in total.
+    pub to: f64,
+    /// How long the stage lasts; `"0s"` jumps.
+    pub over: DurationSpec,
+}
+
+/// Behaviour of the embedded target (`host: "embedded"`), for demonstrations and tests of
+/// measurement: `engine serve` has the same settings as flags.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename = "Embedded")]
+pub struct EmbeddedSpec {
+    /// Hold every response for a while at a regular interval, like a garbage-collection pause.
+    #[serde(default)]
+    pub stall: Option<StallSpec>,
+    /// Delay responses by fixed proportions: `[(90, "1ms"), (10, "20ms")]` makes 90 in every 100
+    /// responses take 1 ms and 10 take 20 ms, interleaved evenly.
+    #[serde(default)]
+    pub latency_mix: Vec<(u32, DurationSpec)>,
+}
+
+/// Every `every` (on the monotonic clock, so windows are the same for every process on the machine),
+/// hold all responses for `hold`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename = "Stall")]
+pub struct StallSpec {
+    /// The period.
+    pub every: DurationSpec,
+    /// How long responses are held at the start of each period.
+    pub hold: DurationSpec,
 }
 
 /// HTTP client settings.
@@ -123,6 +225,9 @@ pub enum WaitSpec {
     Constant(DurationSpec),
     /// Uniformly distributed between the two.
     Between(DurationSpec, DurationSpec),
+    /// No think time: each iteration starts this long after the previous one was due (Gatling's
+    /// `pace`), so a slow response delays the user but not its schedule; lateness counts as lag.
+    Pacing(DurationSpec),
 }
 
 /// A task: a sequence of requests made one after another.

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# The highest open-model rate one engine core sustains with schedule lag P99 under 1 ms, against nginx,
+# then oha (and vegeta, when installed) at that same rate with their reported P99.
+#
+#   scripts/bench-open.sh                    # search from 5000/s, 5 s per trial
+#
+# nginx (Debian's nginx-light, `return 200 "ok"`, keep-alive) runs pinned to CPU 1; every client is
+# pinned to CPU 0. The engine runs `engine run --url ... --cores 1 --rate R` (every sample logged). A
+# rate passes when the run-wide schedule lag P99 is under 1 ms, no iteration was dropped and the
+# iterations started are within 0.5 % of R x duration. The search doubles the rate until a trial fails,
+# then bisects between the last pass and the first failure.
+#
+# Timing on a shared machine: when other processes compete for the CPUs, the kernel alone wakes a
+# sleeping thread 3 ms late at P99 (measured: a Python loop of 500 µs sleeps at nice -10 on the loaded
+# 2-core machine), so no client can keep lag under 1 ms. By default nginx and every client therefore
+# run under SCHED_FIFO priority 10 (`chrt -f 10`), equally; RT=0 runs them at NICE instead. The
+# kernel's real-time throttling (95 % of each second by default) keeps the machine usable.
+#
+# Prints one line per trial, the oha and vegeta lines, and last: max_open_rate_per_core=<n>.
+# Environment: DURATION (5s), START (5000), STEPS (5 bisection steps), ENGINE (target/release/engine),
+# ENGINE_ARGS (e.g. "--io epoll"), RT (1), NICE (-10), OHA (oha), OHA_CONNECTIONS (50).
+# Only loopback is used; nginx binds a free port on 127.0.0.1 and is stopped on exit.
+set -euo pipefail
+
+DURATION=${DURATION:-5s}
+START=${START:-5000}
+STEPS=${STEPS:-5}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ENGINE=${ENGINE:-$ROOT/target/release/engine}
+ENGINE_ARGS=${ENGINE_ARGS:-}
+RT=${RT:-1}
+NICE=${NICE:--10}
+OHA=${OHA:-oha}
+OHA_CONNECTIONS=${OHA_CONNECTIONS:-50}
+PRIO=()
+if [ "$RT" = 1 ] && chrt -f 10 true 2>/dev/null; then
+    PRIO=(chrt -f 10)
+elif [ "$NICE" != 0 ] && nice -n "$NICE" true 2>/dev/null; then
+    PRIO=(nice -n "$NICE")
+fi
+
+for tool in nginx taskset python3; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light util-linux python3)" >&2; exit 2; }
+done
+[ -x "$ENGINE" ] || { echo "build the engine first: cargo build --release -p engine" >&2; exit 2; }
+
+WORK=$(mktemp -d)
+NGINX_PID=
+cleanup() {
+    [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/nginx/logs"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+error_log $WORK/nginx/logs/error.log warn;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 30000; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    server {
+        listen 127.0.0.1:$PORT backlog=16384;
+        location / { return 200 "ok"; }
+    }
+}
+CONF
+ulimit -n 65536 2>/dev/null || true
+"${PRIO[@]}" taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+NGINX_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    sleep 0.05
+done
+URL="http://127.0.0.1:$PORT/"
+SECS=$(python3 -c "
+import re, sys
+m = re.fullmatch(r'(\d+(?:\.\d+)?)(ms|s|m)', '$DURATION') or sys.exit('DURATION must look like 5s')
+print(float(m[1]) * {'ms': 0.001, 's': 1, 'm': 60}[m[2]])")
+
+# trial RATE: runs the engine; prints "<pass|fail> <lag p99 µs> <p99 µs> <started> <dropped> <cpu %>".
+trial() {
+    local out="$WORK/engine.out"
+    # shellcheck disable=SC2086
+    python3 - "$out" "${PRIO[@]}" taskset -c 0 "$ENGINE" run --url "$URL" --cores 1 --rate "$1" \
+        --duration "$DURATION" --quiet --out "$WORK/runs" $ENGINE_ARGS <<'PY'
+import resource, subprocess, sys
+out = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+open(sys.argv[1], "wb").write(out.stdout)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{ru.ru_utime + ru.ru_stime:.3f}")
+PY
+}
+parse() {
+    python3 - "$WORK/engine.out" "$1" "$2" "$SECS" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+rate, cpu, secs = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+def us(v):
+    n, unit = re.fullmatch(r"([\d.]+)(µs|ms|s)", v).groups()
+    return float(n) * {"µs": 1, "ms": 1e3, "s": 1e6}[unit]
+lag = us(re.search(r"schedule lag .*?p99 (\S+?),", text)[1])
+p99 = us(text.splitlines()[1].split()[-2])
+started, dropped = map(int, re.search(r"iterations: (\d+) started .*?, (\d+) dropped", text).groups())
+target = rate * secs
+ok = lag < 1000 and dropped == 0 and abs(started - target) <= 0.005 * target
+print("pass" if ok else "fail", round(lag), round(p99), started, dropped, round(cpu * 100 / secs))
+PY
+}
+
+echo "engine: $("$ENGINE" --version), ${PRIO[*]:-default priority}, $DURATION per trial, nginx on CPU 1, clients on CPU 0"
+best=0
+fail=0
+rate=$START
+run_trial() {
+    rm -rf "$WORK/runs"
+    local cpu
+    cpu=$(trial "$1")
+    read -r verdict lag p99 started dropped cpu_pct < <(parse "$1" "$cpu")
+    printf 'rate %7d/s: %s  lag p99 %6d µs  p99 %6d µs  started %d  dropped %d  engine CPU %d%%\n' \
+        "$1" "$verdict" "$lag" "$p99" "$started" "$dropped" "$cpu_pct"
+    [ "$verdict" = pass ]
+}
+# Double until a trial fails, then bisect.
+while run_trial "$rate"; do
+    best=$rate
+    rate=$((rate * 2))
+    [ "$rate" -gt 2000000 ] && break
+done
+fail=$rate
+for _ in $(seq "$STEPS"); do
+    [ "$best" -eq 0 ] && break
+    mid=$(( (best + fail) / 2 ))
+    [ $((fail - best)) -le $((best / 50)) ] && break
+    if run_trial "$mid"; then best=$mid; else fail=$mid; fi
+done
+if [ "$best" -eq 0 ]; then
+    echo "no rate passed, not even $START/s; try START=500" >&2
+fi
+
+# The same rate with peers, pinned like the engine.
+if [ "$best" -gt 0 ] && command -v "$OHA" >/dev/null; then
+    for correction in "" --latency-correction; do
+        # shellcheck disable=SC2086
+        python3 - "$WORK/oha.json" "$best" "${correction:-(uncorrected)}" "$SECS" \
+            "${PRIO[@]}" taskset -c 0 "$OHA" -q "$best" -z "$DURATION" -c "$OHA_CONNECTIONS" --no-tui \
+            --output-format json $correction "$URL" <<'PY'
+import json, resource, subprocess, sys
+path, rate, label, secs, cmd = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:]
+out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (ru.ru_utime + ru.ru_stime) * 100 / secs
+try:
+    d = json.loads(out.stdout)
+except ValueError:
+    sys.exit(print(f"oha -q {rate} {label}: no JSON output"))
+p99 = d["latencyPercentiles"]["p99"] * 1e6
+rps = d["summary"]["requestsPerSec"]
+print(f"oha -q {rate} {label}: {rps:.0f} requests/s, p99 {p99:.0f} µs, client CPU {cpu:.0f}%")
+PY
+    done
+else
+    echo "oha: not installed (cargo install oha); skipped"
+fi
+if [ "$best" -gt 0 ] && command -v vegeta >/dev/null; then
+    echo "GET $URL" | "${PRIO[@]}" taskset -c 0 vegeta attack -rate "$best" -duration "$DURATION" \
+        | vegeta report -type json > "$WORK/vegeta.json"
+    python3 -c "
+import json; d = json.load(open('$WORK/vegeta.json'))
+print(f\"vegeta -rate $best: {d['throughput']:.0f} requests/s, p99 {d['latencies']['99th'] / 1e3:.0f} µs\")"
+else
+    echo "vegeta: not installed (Debian does not package it); skipped"
+fi
+echo "max_open_rate_per_core=$best"
