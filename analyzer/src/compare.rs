@@ -3,13 +3,13 @@
 //! noise, or not resolvable at this run length. The statistics are in [`crate::significance`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::load::{LoadOptions, LoadedRun, RunInfo, load_run};
+use crate::load::{LoadOptions, LoadedRun, load_run};
 use crate::significance::{self, Metric, Series, SeriesBuilder, Settings, Verdict};
 
 /// A metric `compare` can judge.
@@ -100,6 +100,11 @@ impl MetricKey {
         }
     }
 
+    /// Whether the change is a difference of rates (percentage points) rather than a ratio.
+    pub fn is_error_rate(self) -> bool {
+        self == MetricKey::ErrorRate
+    }
+
     /// The tolerance used for the verdict when no limit is given: 10 % for latency and throughput,
     /// 0.5 percentage points for the error rate.
     pub fn default_tolerance(self) -> f64 {
@@ -185,10 +190,15 @@ pub struct CompareOptions {
     pub candidate: PathBuf,
     /// Metrics and limits.
     pub limits: Limits,
-    /// Warm-up dropped from both runs, µs.
-    pub skip_us: u64,
+    /// Warm-up dropped from both runs.
+    pub skip: std::time::Duration,
     /// Bootstrap settings (the family size is set from the number of comparisons).
     pub settings: Settings,
+    /// Where to write `compare.html`, `compare.md` and `compare.json`; the candidate's directory when
+    /// `None`.
+    pub out: Option<PathBuf>,
+    /// Which of them to write.
+    pub formats: Vec<crate::report::Format>,
 }
 
 /// One metric of one row.
@@ -216,12 +226,6 @@ pub struct Row {
 /// Everything `compare` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareResult {
-    /// The baseline run.
-    #[serde(skip)]
-    pub baseline: RunInfo,
-    /// The candidate run.
-    #[serde(skip)]
-    pub candidate: RunInfo,
     /// "All requests" first, then every name present in both runs, by name.
     pub rows: Vec<Row>,
     /// Names only the baseline has.
@@ -242,7 +246,7 @@ impl CompareResult {
         self.rows.iter().flat_map(|r| r.cells.iter().filter(|c| c.result.breaks_limit).map(move |c| (r, c)))
     }
 
-    /// How many cells have each verdict.
+    /// How many cells have a verdict.
     pub fn tally(&self, verdict: Verdict) -> usize {
         self.rows.iter().flat_map(|r| &r.cells).filter(|c| c.result.verdict == verdict).count()
     }
@@ -251,14 +255,127 @@ impl CompareResult {
 /// The name of the total row.
 pub const ALL_REQUESTS: &str = "All requests";
 
-/// Compares two runs.
-pub fn compare(options: &CompareOptions) -> Result<CompareResult> {
-    let load = |dir: &Path| {
-        load_run(dir, LoadOptions { skip_us: options.skip_us, exact_limit: None })
+/// What `analyzer compare` did.
+#[derive(Debug)]
+pub struct CompareOutcome {
+    /// The comparison.
+    pub result: CompareResult,
+    /// Files written; the HTML last.
+    pub written: Vec<PathBuf>,
+    /// Problems worth printing (damaged logs).
+    pub warnings: Vec<String>,
+    /// The two runs' labels (baseline, candidate).
+    pub labels: (String, String),
+}
+
+/// Runs `analyzer compare`: loads both runs, refuses a run whose load generator was INVALID, compares,
+/// and writes the reports.
+pub fn run_compare(options: &CompareOptions) -> Result<CompareOutcome> {
+    let skip_us = u64::try_from(options.skip.as_micros()).unwrap_or(u64::MAX);
+    let mut warnings = Vec::new();
+    let mut loaded = Vec::new();
+    let mut analyses = Vec::new();
+    for dir in [&options.baseline, &options.candidate] {
+        let run = load_run(dir, LoadOptions { skip_us, exact_limit: None })?;
+        warnings.extend(
+            run.notes
+                .iter()
+                .filter(|n| n.severity == crate::load::Severity::Warning)
+                .map(|n| format!("{}: {}: {}", dir.display(), n.file, n.message)),
+        );
+        let analysis = crate::analysis::analyze(&run, options.skip.as_secs_f64())?;
+        if analysis.health.verdict == crate::health::Verdict::Invalid {
+            return Err(Error::Usage(format!(
+                "{}: the load generator's health is INVALID ({}), so its numbers describe another test; \
+                 rerun it with fewer users or a lower rate per core, or on a bigger load generator",
+                dir.display(),
+                analysis.health.reasons.join("; ")
+            )));
+        }
+        loaded.push(run);
+        analyses.push(analysis);
+    }
+    let result = compare_loaded(&loaded[0], &loaded[1], &options.limits, &options.settings)?;
+    drop(loaded);
+
+    let out_dir = options.out.clone().unwrap_or_else(|| analyses[1].info.dir.clone());
+    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    let view = crate::view::verdict::build(&analyses, &result)?;
+    let mut written = Vec::new();
+    let mut html = None;
+    let mut formats = options.formats.clone();
+    formats.sort();
+    formats.dedup();
+    use crate::report::Format;
+    for format in formats {
+        let (name, text) = match format {
+            Format::Html => ("compare.html", crate::render::html::render(&view)?),
+            Format::Markdown => ("compare.md", crate::render::markdown::render(&view)?),
+            Format::Json => ("compare.json", json(&analyses, &result)),
+            Format::Pdf => {
+                let path = out_dir.join("compare.pdf");
+                crate::pdf::print(&crate::render::html::render(&view)?, &path)?;
+                written.push(path);
+                continue;
+            }
+        };
+        let path = out_dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        if format == Format::Html {
+            html = Some(path);
+        } else {
+            written.push(path);
+        }
+    }
+    written.extend(html);
+    Ok(CompareOutcome {
+        result,
+        written,
+        warnings,
+        labels: (analyses[0].info.label.clone(), analyses[1].info.label.clone()),
+    })
+}
+
+/// `compare.json`: `{"schema": 1, "baseline": …, "candidate": …, "comparisons": …}` (see
+/// docs/ci.md).
+fn json(runs: &[crate::analysis::RunAnalysis], result: &CompareResult) -> String {
+    #[derive(Serialize)]
+    struct RunRef<'a> {
+        id: &'a str,
+        label: &'a str,
+        dir: String,
+        health: &'a crate::health::Health,
+    }
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        schema: u32,
+        baseline: RunRef<'a>,
+        candidate: RunRef<'a>,
+        passed: bool,
+        #[serde(flatten)]
+        result: &'a CompareResult,
+    }
+    fn run(r: &crate::analysis::RunAnalysis) -> RunRef<'_> {
+        RunRef {
+            id: &r.info.id,
+            label: &r.info.label,
+            dir: r.info.dir.display().to_string(),
+            health: &r.health,
+        }
+    }
+    let doc = Doc {
+        schema: 1,
+        baseline: run(&runs[0]),
+        candidate: run(&runs[1]),
+        passed: result.broken().next().is_none(),
+        result,
     };
-    let base = load(&options.baseline)?;
-    let cand = load(&options.candidate)?;
-    for run in [&base, &cand] {
+    serde_json::to_string_pretty(&doc).expect("the comparison serializes")
+}
+
+/// Compares two loaded runs.
+pub fn compare_loaded(base: &LoadedRun, cand: &LoadedRun, limits: &Limits, settings: &Settings) -> Result<CompareResult> {
+    for run in [base, cand] {
         if run.approx.is_some() {
             return Err(Error::Usage(format!(
                 "{}: {} samples are more than fit in memory for the per-second windows `compare` resamples; \
@@ -268,49 +385,39 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult> {
             )));
         }
     }
-    let base_series = series_by_name(&base)?;
-    let cand_series = series_by_name(&cand)?;
+    let base_series = series_by_name(base)?;
+    let cand_series = series_by_name(cand)?;
 
     let mut names: Vec<&String> = base_series.keys().filter(|n| cand_series.contains_key(*n)).collect();
     names.sort();
     let only_in_baseline = base_series.keys().filter(|n| !cand_series.contains_key(*n)).cloned().collect();
     let only_in_candidate = cand_series.keys().filter(|n| !base_series.contains_key(*n)).cloned().collect();
 
-    let mut pairs: Vec<(String, &Series, &Series)> = Vec::new();
     let (base_total, cand_total) = (total(&base_series), total(&cand_series));
-    pairs.push((ALL_REQUESTS.to_owned(), &base_total, &cand_total));
+    let mut pairs: Vec<(String, &Series, &Series)> = vec![(ALL_REQUESTS.to_owned(), &base_total, &cand_total)];
     for name in names {
         pairs.push((name.clone(), &base_series[name], &cand_series[name]));
     }
 
-    let comparisons = pairs.len() * options.limits.metrics.len();
-    let settings = Settings { family: comparisons, ..options.settings.clone() };
+    let comparisons = pairs.len() * limits.metrics.len();
+    let settings = Settings { family: comparisons, ..settings.clone() };
     let rows = pairs
         .iter()
         .map(|(name, b, c)| Row {
             name: name.clone(),
             requests: (requests(b), requests(c)),
-            cells: options
-                .limits
+            cells: limits
                 .metrics
                 .iter()
                 .map(|&(metric, limit)| Cell {
                     metric,
                     limit,
-                    result: significance::compare(
-                        b,
-                        c,
-                        metric.metric(),
-                        limit.unwrap_or(metric.default_tolerance()),
-                        &settings,
-                    ),
+                    result: significance::compare(b, c, metric.metric(), limit.unwrap_or(metric.default_tolerance()), &settings),
                 })
                 .collect(),
         })
         .collect();
     Ok(CompareResult {
-        baseline: base.info,
-        candidate: cand.info,
         rows,
         only_in_baseline,
         only_in_candidate,

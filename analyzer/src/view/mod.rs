@@ -7,6 +7,7 @@
 mod chart;
 mod compare;
 mod single;
+pub mod verdict;
 
 use serde::Serialize;
 
