@@ -37,6 +37,8 @@ impl Spawn {
 pub fn think(wait: Wait, unit: f64) -> Duration {
     match wait {
         Wait::None => Duration::ZERO,
+        // Pacing counts from the iteration's start, not its end: `scenario::exec::next_ready`.
+        Wait::Pacing(_) => Duration::ZERO,
         Wait::Constant(d) => d,
         Wait::Between(min, max) => {
             let span = max.saturating_sub(min);

@@ -41,6 +41,18 @@ impl fmt::Display for ProfileError {
     }
 }
 
+/// The 1-based line and column where `needle` first occurs in `text`.
+pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+    if needle.is_empty() {
+        return None;
+    }
+    let at = text.find(needle)?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, col))
+}
+
 /// Parses a duration: `30s`, `2m`, `1h30m`, `250ms`, `1.5s`, `100us`. A bare number is refused, since
 /// its unit would be a guess.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -164,7 +176,10 @@ mod tests {
                 m[i] = b;
                 // What parses must also resolve (or fail) without panicking.
                 if let Ok(Ok(spec)) = std::str::from_utf8(&m).map(|s| load_str(s, file)) {
-                    let env = crate::plan::PlanEnv { cpus: vec![0, 1] };
+                    let env = crate::plan::PlanEnv {
+                        cpus: vec![0, 1],
+                        ..crate::plan::PlanEnv::default()
+                    };
                     let _ = crate::plan::Plan::resolve(spec, &crate::cli::RunArgs::default(), &env);
                 }
             }
