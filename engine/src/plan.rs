@@ -533,11 +533,16 @@ fn located(
 ) -> PlanError {
     let mut e = err(field, message);
     if let Some(snippet) = snippet {
-        for (file, text) in &spec.sources {
-            if let Some(position) = profile::locate(text, snippet) {
-                e.file = Some(file.clone());
-                e.position = Some(position);
-                break;
+        // As written in RON, a string's backslashes and quotes are escaped.
+        let escaped = format!("{snippet:?}");
+        let escaped = &escaped[1..escaped.len() - 1];
+        'files: for (file, text) in &spec.sources {
+            for needle in [snippet, escaped] {
+                if let Some(position) = profile::locate(text, needle) {
+                    e.file = Some(file.clone());
+                    e.position = Some(position);
+                    break 'files;
+                }
             }
         }
     }

@@ -96,7 +96,8 @@ fn outside_templates(text: &str) -> String {
 
 fn check_request(req: &RequestSpec, at: &str) -> Result<(), Problem> {
     let at = |f: &str| format!("{at}.{f}");
-    if !req.path.starts_with('/') {
+    // A path may also be a template that yields one (a Location header extracted earlier).
+    if !(req.path.starts_with('/') || req.path.starts_with("{{")) {
         return Err((
             at("path"),
             format!(
@@ -126,7 +127,7 @@ fn check_request(req: &RequestSpec, at: &str) -> Result<(), Problem> {
             format!("{bad} is not an HTTP status code (100-599)"),
         ));
     }
-    for (name, _) in &req.extract {
+    for name in req.extract.keys() {
         if !is_identifier(name) {
             return Err((
                 format!("{}.{name}", at("extract")),
@@ -199,15 +200,15 @@ fn check_auth(auth: &AuthSpec, at: &str) -> Result<(), Problem> {
                 ));
             }
         }
-        AuthSpec::OAuth2 { token_url, .. } => {
-            if !(token_url.starts_with('/') || token_url.starts_with("http://")) {
-                return Err((
-                    format!("{at}.token_url"),
-                    format!(
-                        "{token_url:?}: give a path on the target (\"/oauth/token\") or an http:// URL"
-                    ),
-                ));
-            }
+        AuthSpec::OAuth2 { token_url, .. }
+            if !(token_url.starts_with('/') || token_url.starts_with("http://")) =>
+        {
+            return Err((
+                format!("{at}.token_url"),
+                format!(
+                    "{token_url:?}: give a path on the target (\"/oauth/token\") or an http:// URL"
+                ),
+            ));
         }
         _ => {}
     }

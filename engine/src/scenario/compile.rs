@@ -217,7 +217,7 @@ impl Scope for KindScope<'_> {
             .chain(self.vars.values.keys())
             .map(String::as_str);
         let hint = suggest(name, known)
-            .map(|s| format!("; did you mean `{s}`?"))
+            .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
         Err(format!(
             "unknown variable `{name}`{hint}: define it in `variables` (profile or user kind), extract it from a response, or read a feeder column as `row.column`"
@@ -503,7 +503,7 @@ impl Compiler<'_> {
                         out.push_lit(b"\"");
                     }
                     (1, [Seg::Dyn(Expr::Raw(inner), _)]) => {
-                        out.push_expr((**inner).clone(), Escape::None)
+                        out.push_expr((**inner).clone(), Escape::None);
                     }
                     _ => {
                         return Err(error(
@@ -600,12 +600,14 @@ impl Compiler<'_> {
 
     fn regex(&mut self, pattern: &str, field: &str) -> Result<regex::bytes::Regex, CompileError> {
         let re = regex::bytes::Regex::new(pattern).map_err(|e| {
+            let why = e.to_string();
+            let why = why.lines().last().unwrap_or("syntax error");
             error(
                 field,
                 Some(pattern),
                 format!(
-                    "invalid regex: {}",
-                    e.to_string().lines().last().unwrap_or("syntax error")
+                    "invalid regex {pattern:?}: {}",
+                    why.strip_prefix("error: ").unwrap_or(why)
                 ),
             )
         })?;
@@ -635,6 +637,27 @@ impl Compiler<'_> {
             CheckSpec::BodyMatches(re) => CheckKind::BodyMatches(self.regex(re, field)?),
             CheckSpec::JsonEquals(sel, value) => {
                 let want = match value {
+                    // `{{raw(x)}}`: compare with x's text read as JSON (a number, true, false, null),
+                    // for values extracted earlier, which are kept as text.
+                    ron::Value::String(s)
+                        if s.trim_start().starts_with("{{") && s.contains("raw(") =>
+                    {
+                        let t = self.tpl(kind, s, Escape::Json, field)?;
+                        match t.segments() {
+                            [Seg::Dyn(Expr::Raw(inner), _)] => {
+                                let mut inner_t = Template::default();
+                                inner_t.push_expr((**inner).clone(), Escape::None);
+                                Want::Json(inner_t)
+                            }
+                            _ => {
+                                return Err(error(
+                                    field,
+                                    Some(s),
+                                    "raw(...) must be the whole expected value, e.g. JsonEquals(\"/id\", \"{{raw(id)}}\")",
+                                ));
+                            }
+                        }
+                    }
                     ron::Value::String(s) => {
                         Want::String(self.tpl(kind, s, Escape::None, field)?)
                     }
@@ -813,7 +836,10 @@ impl Compiler<'_> {
                 )?);
                 let json = |p: &str| Selector::parse(p).expect("a valid pointer");
                 self.out.requests.push(RequestPlan {
-                    name: format!("POST {path} (OAuth2 token)"),
+                    name: format!(
+                        "POST {} (OAuth2 token)",
+                        path.split('?').next().unwrap_or_default()
+                    ),
                     method: Method::POST,
                     path: full_path,
                     headers: vec![("Accept".into(), Template::literal("application/json"))],

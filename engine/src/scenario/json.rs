@@ -182,12 +182,19 @@ fn parse_path(text: &str) -> Result<Selector, String> {
     Ok(Selector { steps })
 }
 
+/// What `Scanner::members` calls for each member: (scanner, raw key, value start).
+type MemberFn<'f, 's, T> =
+    dyn FnMut(&mut Scanner<'s>, &[u8], usize) -> Result<Option<T>, JsonError> + 'f;
+/// What `Scanner::elements` calls for each element: (scanner, index, value start).
+type ElementFn<'f, 's, T> =
+    dyn FnMut(&mut Scanner<'s>, usize, usize) -> Result<Option<T>, JsonError> + 'f;
+
 struct Scanner<'a> {
     b: &'a [u8],
     depth: usize,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
     fn ws(&self, mut i: usize) -> usize {
         while i < self.b.len() && matches!(self.b[i], b' ' | b'\t' | b'\n' | b'\r') {
             i += 1;
@@ -304,7 +311,7 @@ impl Scanner<'_> {
     fn members<T>(
         &mut self,
         i: usize,
-        f: &mut dyn FnMut(&mut Self, &[u8], usize) -> Result<Option<T>, JsonError>,
+        f: &mut MemberFn<'_, 'a, T>,
     ) -> Result<Option<T>, JsonError> {
         self.enter()?;
         let mut j = self.ws(i + 1);
@@ -341,7 +348,7 @@ impl Scanner<'_> {
     fn elements<T>(
         &mut self,
         i: usize,
-        f: &mut dyn FnMut(&mut Self, usize, usize) -> Result<Option<T>, JsonError>,
+        f: &mut ElementFn<'_, 'a, T>,
     ) -> Result<Option<T>, JsonError> {
         self.enter()?;
         let mut j = self.ws(i + 1);
@@ -519,7 +526,7 @@ fn for_each_unescaped(raw: &[u8], f: &mut dyn FnMut(&[u8])) {
 pub(crate) fn value_text(doc: &[u8], kind: Kind, start: usize, end: usize, out: &mut Vec<u8>) {
     if kind == Kind::String && end >= start + 2 {
         for_each_unescaped(&doc[start + 1..end - 1], &mut |chunk| {
-            out.extend_from_slice(chunk)
+            out.extend_from_slice(chunk);
         });
     } else {
         out.extend_from_slice(&doc[start..end]);

@@ -140,6 +140,9 @@ pub(crate) enum CheckKind {
 pub(crate) enum Want {
     /// A string, possibly a template.
     String(Template),
+    /// `{{raw(x)}}`: x's text read as a JSON value (a number, `true`, `false`, `null`), or as a
+    /// string when it is none of those.
+    Json(Template),
     /// A number, boolean or null.
     Other(Expected),
 }
@@ -193,6 +196,20 @@ impl Check {
                         kind == Kind::String
                             && Expected::String(want.as_slice().into())
                                 .matches(resp.body, kind, a, b)
+                    }
+                    Want::Json(t) => {
+                        render(t, env);
+                        let text = std::str::from_utf8(want).unwrap_or("").trim();
+                        let expected = match text {
+                            "true" => Expected::Bool(true),
+                            "false" => Expected::Bool(false),
+                            "null" => Expected::Null,
+                            _ => match text.parse::<f64>() {
+                                Ok(n) => Expected::Number(n),
+                                Err(_) => Expected::String(want.as_slice().into()),
+                            },
+                        };
+                        expected.matches(resp.body, kind, a, b)
                     }
                 },
                 _ => false,
@@ -361,6 +378,18 @@ mod tests {
                 false,
             ),
             (
+                CheckKind::JsonEquals(sel("/n"), Want::Json(t("{{id}}"))),
+                true,
+            ),
+            (
+                CheckKind::JsonEquals(sel("/ok"), Want::Json(t("true"))),
+                true,
+            ),
+            (
+                CheckKind::JsonEquals(sel("/user"), Want::Json(t("{{token}}"))),
+                true,
+            ),
+            (
                 CheckKind::JsonEquals(sel("/ok"), Want::Other(Expected::Bool(true))),
                 true,
             ),
@@ -378,7 +407,7 @@ mod tests {
             (CheckKind::LatencyUnder(1000), true),
             (CheckKind::LatencyUnder(10), false),
         ];
-        let vars = vec![b"tok en".to_vec(), Vec::new()];
+        let vars = vec![b"tok en".to_vec(), b"3".to_vec()];
         // The render helper builds an Env over these variables.
         assert_eq!(render_with(&t("{{token}}"), &vars, 1), "tok en");
         for (kind, want) in table {

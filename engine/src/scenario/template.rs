@@ -305,10 +305,8 @@ impl Template {
 impl Expr {
     fn feeders(&self, out: &mut Vec<u16>) {
         match self {
-            Expr::Row { feeder, .. } => {
-                if !out.contains(feeder) {
-                    out.push(*feeder);
-                }
+            Expr::Row { feeder, .. } if !out.contains(feeder) => {
+                out.push(*feeder);
             }
             Expr::Base64 { args, .. } | Expr::UrlEncode(args) => {
                 for a in args {

@@ -6,13 +6,14 @@
 //! |-------------------------------|------------------------------------------------------------------|
 //! | `POST /login`                 | `{"token","user"}` for `{"user": ...}` (any password but `wrong`), and a `session` cookie |
 //! | `/private`                    | `{"secret","user"}` for a valid bearer token (login, OAuth2 or JWT), else 401 |
+//! | `POST /logout`                | `{"user"}` for a valid bearer token, else 401                     |
 //! | `POST /oauth/token[?ttl=s]`   | client credentials (`client_secret` must be `stampede-secret`): `{"access_token","token_type","expires_in"}` |
 //! | `/session`                    | `{"user"}` for a valid `session` cookie, else 401                 |
 //! | `/cookies/set?k=v[&path=/p]`  | sets cookies; `/cookies/delete?k` expires one; `/cookies` echoes them as JSON |
 //! | `/api/items` (bearer)         | POST creates `{"id", ...}` (201, Location); GET lists the user's ids |
 //! | `/api/items/{id}` (bearer)    | GET, PUT, DELETE the user's own item (404 for anyone else's)      |
 //! | `/search?q=`                  | `{"query", "results": [{"id"}, ...]}`                             |
-//! | `/anything...`                | the request as JSON: method, path, query, headers, body          |
+//! | `.../anything/...`            | the request as JSON: method, path, query, headers, body          |
 //!
 //! JWTs are accepted when signed HS256 with [`JWT_SECRET`] or RS256 with the demo key in
 //! `profiles/keys/` (their `sub` is the user), with `exp` checked when present.
@@ -99,6 +100,10 @@ impl Api {
                 Some(user) => Answer::json(200, &json!({"secret": "42", "user": user})),
                 None => Answer::text(401, "missing or invalid bearer token; POST /login first"),
             },
+            ("POST", ["logout"]) => match self.bearer_user(call) {
+                Some(user) => Answer::json(200, &json!({"user": user})),
+                None => Answer::text(401, "missing or invalid bearer token"),
+            },
             ("POST", ["oauth", "token"]) => self.oauth_token(call),
             (_, ["session"]) => {
                 match cookie(call.head, "session").and_then(|t| self.verify(&t, call.now_ms)) {
@@ -145,7 +150,8 @@ impl Api {
                     .collect();
                 Answer::json(200, &json!({"query": q, "results": results}))
             }
-            (_, ["anything", ..]) => Answer::json(200, &echo(call)),
+            // Under any prefix, so that a host's base path (`http://host/staging`) can be tested.
+            (_, s) if s.contains(&"anything") => Answer::json(200, &echo(call)),
             _ => return None,
         };
         Some(answer)
