@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use regex::bytes::{CaptureLocations, Regex};
 
-use super::json::{Expected, JsonError, Kind, Selector, value_text};
+use super::json::{Expected, JsonError, Selector, string_equals, value_text};
 use super::response::Response;
 use super::template::{Env, Template};
 use crate::http::Keep;
@@ -193,23 +193,21 @@ impl Check {
                     Want::Other(e) => e.matches(resp.body, kind, a, b),
                     Want::String(t) => {
                         render(t, env);
-                        kind == Kind::String
-                            && Expected::String(want.as_slice().into())
-                                .matches(resp.body, kind, a, b)
+                        string_equals(resp.body, kind, a, b, want)
                     }
                     Want::Json(t) => {
                         render(t, env);
                         let text = std::str::from_utf8(want).unwrap_or("").trim();
                         let expected = match text {
-                            "true" => Expected::Bool(true),
-                            "false" => Expected::Bool(false),
-                            "null" => Expected::Null,
-                            _ => match text.parse::<f64>() {
-                                Ok(n) => Expected::Number(n),
-                                Err(_) => Expected::String(want.as_slice().into()),
-                            },
+                            "true" => Some(Expected::Bool(true)),
+                            "false" => Some(Expected::Bool(false)),
+                            "null" => Some(Expected::Null),
+                            _ => text.parse::<f64>().ok().map(Expected::Number),
                         };
-                        expected.matches(resp.body, kind, a, b)
+                        match expected {
+                            Some(e) => e.matches(resp.body, kind, a, b),
+                            None => string_equals(resp.body, kind, a, b, want),
+                        }
                     }
                 },
                 _ => false,
