@@ -163,15 +163,20 @@ mod tests {
     /// profile (and then a plan or an error): never a panic.
     #[test]
     fn mangled_profiles_never_panic() {
-        let text = include_str!("../../../profiles/api.ron");
+        mangle(include_str!("../../../profiles/api.ron"), 3);
+        // Templates, extraction, checks and auth helpers: every mangling compiles or errs.
+        mangle(include_str!("../../../profiles/rest-api.ron"), 7);
+    }
+
+    fn mangle(text: &str, step: usize) {
         let file = std::path::Path::new("api.ron");
         assert!(load_str(text, file).is_ok());
         for (i, _) in text.char_indices() {
             let _ = load_str(&text[..i], file);
         }
         let bytes = text.as_bytes();
-        for i in (0..bytes.len()).step_by(3) {
-            for b in [b'(', b')', b'"', b'0', b'x', b'\\', b',', b':'] {
+        for i in (0..bytes.len()).step_by(step) {
+            for b in [b'(', b')', b'"', b'0', b'x', b'\\', b',', b':', b'{', b'}'] {
                 let mut m = bytes.to_vec();
                 m[i] = b;
                 // What parses must also resolve (or fail) without panicking.

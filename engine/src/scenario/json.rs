@@ -681,6 +681,29 @@ mod tests {
         assert!(check(Expected::Null, "/z"));
     }
 
+    /// Mangled documents are errors or answers, never panics or endless loops.
+    #[test]
+    fn mangled_documents_never_panic() {
+        let doc = DOC.as_bytes();
+        let selectors: Vec<Selector> = ["/items/1/id", "$..code", "$.items[-1].id", "$.*", "/name"]
+            .iter()
+            .map(|s| Selector::parse(s).unwrap())
+            .collect();
+        for i in 0..doc.len() {
+            for b in [b'"', b'{', b'}', b'[', b']', b',', b':', b'\\', b'x', b'1'] {
+                let mut m = doc.to_vec();
+                m[i] = b;
+                for s in &selectors {
+                    for part in [&m[..], &m[..i]] {
+                        if let Ok(Some((k, a, b))) = s.find(part) {
+                            value_text(part, k, a, b, &mut Vec::new());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Agrees with serde_json's pointer on generated documents.
     #[test]
     fn agrees_with_serde_json() {

@@ -1069,6 +1069,57 @@ pub(crate) mod tests {
         assert!(ms > 1_700_000_000_000);
     }
 
+    /// Arbitrary text made of the grammar's pieces compiles or errs, and what compiles renders,
+    /// without panicking.
+    #[test]
+    fn arbitrary_templates_never_panic() {
+        const PIECES: &[&str] = &[
+            "{{",
+            "}}",
+            "(",
+            ")",
+            ",",
+            "'",
+            "\"",
+            "\\",
+            "${",
+            "}",
+            "$$",
+            "token",
+            "id",
+            "item",
+            ".",
+            "-1",
+            "3",
+            "1e999",
+            "random_int",
+            "random_string",
+            "base64",
+            "urlencode",
+            "raw",
+            "uuid",
+            " ",
+            "é",
+            "random_choice",
+            "random_float",
+            "row.x",
+            "0.5",
+            "\u{0}",
+        ];
+        let mut rng = Rng::new(11);
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..rng.below(12) {
+                text.push_str(PIECES[rng.below(PIECES.len() as u32) as usize]);
+            }
+            for escape in [Escape::None, Escape::Path, Escape::Json] {
+                if let Ok(t) = Template::compile(&text, escape, &mut TestScope) {
+                    render_with(&t, &[b"v".to_vec(), b"\"x".to_vec()], 3);
+                }
+            }
+        }
+    }
+
     #[test]
     fn errors_explain_the_fix() {
         let table: &[(&str, &str)] = &[
