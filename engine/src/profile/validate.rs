@@ -59,6 +59,12 @@ fn check_task(task: &TaskSpec, at: &str, depth: usize) -> Result<(), Problem> {
         return Err((format!("{at}.repeat"), "repeat must be at least 1".into()));
     }
     if let Some(w) = &task.wait {
+        if matches!(w, WaitSpec::Pacing(_)) {
+            return Err((
+                format!("{at}.wait"),
+                "Pacing spaces a user's iterations; inside a task use Constant or Between".into(),
+            ));
+        }
         check_wait(w, &format!("{at}.wait"))?;
     }
     for (r, req) in task.requests.iter().enumerate() {

@@ -778,6 +778,23 @@ impl Compiler<'_> {
                         (jsonwebtoken::Algorithm::RS256, key)
                     }
                 };
+                // Sign once now, so that a key the algorithm cannot use is a load-time error.
+                jsonwebtoken::encode(
+                    &jsonwebtoken::Header::new(alg),
+                    &serde_json::json!({"probe": true}),
+                    &key,
+                )
+                .map_err(|e| {
+                    let (f, snippet) = match algorithm {
+                        JwtAlgorithm::HS256 => ("secret", secret.as_deref()),
+                        JwtAlgorithm::RS256 => ("key_file", key_file.as_deref()),
+                    };
+                    error(
+                        format!("{field}.{f}"),
+                        snippet,
+                        format!("cannot sign a JWT with this key: {e}"),
+                    )
+                })?;
                 let mut t = Template::default();
                 self.json(kind, claims, &mut t, &format!("{field}.claims"))?;
                 self.out.auths.push(AuthPlan::Jwt {
