@@ -212,6 +212,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         engine_version: env!("CARGO_PKG_VERSION").to_owned(),
         host: sys::host_info(),
         io_driver: driver.manifest_name().to_owned(),
+        io_setup: Some(driver.setup_name().to_owned()),
         started_at: formats::run::format_utc(clock.wall_ns),
         started_unix_ns: clock.wall_ns,
         monotonic_base_ns: clock.monotonic_ns,
@@ -229,13 +230,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
                 file: formats::run::log_file_name(c.index),
             })
             .collect(),
-        // Not in the formats schema (yet): which io_uring setup ran, since it changes the numbers.
-        extra: [(
-            "io_setup".to_owned(),
-            serde_json::Value::from(driver.setup_name()),
-        )]
-        .into_iter()
-        .collect(),
+        extra: Default::default(),
     };
     manifest.write_to(&dir).map_err(|source| Error::Write {
         path: dir.join("manifest.json"),

@@ -67,9 +67,19 @@ pub(crate) fn host_info() -> formats::HostInfo {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|(_, m)| m.trim().to_owned())
+            })
+        });
     formats::HostInfo {
         name,
         kernel,
         cpu_count,
+        cpu_model,
     }
 }

@@ -54,6 +54,9 @@ pub struct HostInfo {
     pub kernel: String,
     /// The CPU count the OS reports.
     pub cpu_count: u32,
+    /// The CPU model (`model name` in /proc/cpuinfo), so benchmark runs can be compared.
+    #[serde(default)]
+    pub cpu_model: Option<String>,
 }
 
 /// One sample log of the run.
@@ -90,6 +93,9 @@ pub struct Manifest {
     pub host: HostInfo,
     /// The I/O driver that ran ("io_uring" or "epoll").
     pub io_driver: String,
+    /// The driver's setup, e.g. "SINGLE_ISSUER|DEFER_TASKRUN" for io_uring, since it changes the numbers.
+    #[serde(default)]
+    pub io_setup: Option<String>,
     /// Wall-clock time at the run's time zero, RFC 3339 in UTC with nanoseconds.
     pub started_at: String,
     /// The same instant in ns since the Unix epoch.

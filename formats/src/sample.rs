@@ -131,7 +131,8 @@ pub struct Sample {
     pub bytes_sent: u32,
     /// Bytes read from the connection for this response (headers and body), saturating at `u32::MAX`.
     pub bytes_received: u32,
-    /// The virtual user that made the request, unique within its core.
+    /// The virtual user that made the request. Unique within its core at least; the engine numbers users
+    /// across the whole run, so ids are unique run-wide too.
     pub user: u32,
 }
 

@@ -1,0 +1,124 @@
+//! One run's complete analysis: what every output format renders.
+
+use hdrhistogram::Histogram;
+
+use crate::error::Result;
+use crate::failures::{Failures, failures};
+use crate::load::{LoadedRun, QualityNote, RunInfo, Severity};
+use crate::stats::{Summary, summaries, window_s};
+use crate::timeseries::{TimeSeries, timeseries};
+
+/// How the percentiles of a run were computed, when all samples fit in memory.
+pub const METHOD_EXACT: &str = "exact (nearest rank)";
+/// The same, for runs aggregated into histograms.
+pub const METHOD_APPROX: &str = "approximate (nearest rank over HdrHistograms with 3 significant digits: each \
+     within 0.1% of the exact value; per-second percentiles within 1%)";
+
+/// Everything a report shows about one run.
+#[derive(Debug, Clone)]
+pub struct RunAnalysis {
+    /// Manifest facts.
+    pub info: RunInfo,
+    /// All requests together.
+    pub total: Summary,
+    /// One summary per request name, sorted by name.
+    pub endpoints: Vec<Summary>,
+    /// Per-second series.
+    pub timeseries: TimeSeries,
+    /// The failure breakdown.
+    pub failures: Failures,
+    /// The corrected latency distribution as (quantile, ms) points for the plot, within about 1%
+    /// (bucket midpoints; the tables are exact).
+    pub distribution: Vec<(f64, f64)>,
+    /// The same for uncorrected latency.
+    pub distribution_uncorrected: Vec<(f64, f64)>,
+    /// Data-quality notes.
+    pub notes: Vec<QualityNote>,
+    /// The measured window, s.
+    pub window_s: f64,
+    /// The warm-up dropped by `--skip`, s.
+    pub skip_s: f64,
+    /// Samples dropped as warm-up.
+    pub skipped: u64,
+    /// How percentiles were computed ([`METHOD_EXACT`]).
+    pub method: String,
+}
+
+/// Analyzes a loaded run.
+pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
+    let clock = crate::timing::Clock::start();
+    let summaries = summaries(run)?;
+    clock.lap("summaries");
+    let first_s =
+        (skip_s.floor() as u32).max(run.window_us.map_or(0, |w| (w.0 / 1_000_000) as u32));
+    let timeseries = timeseries(run, first_s)?;
+    clock.lap("time series");
+    let failures = failures(run, &timeseries.t_s)?;
+    clock.lap("failures");
+    let mut notes = run.notes.clone();
+    if let Some(t) = timeseries.cut_at_s {
+        notes.push(QualityNote {
+            severity: Severity::Warning,
+            file: "(all logs)".into(),
+            message: format!(
+                "some samples start more than a week after the first; the time series stop at second {t} \
+                 (the tables include every sample)"
+            ),
+        });
+    }
+    if run.approx.is_some() {
+        notes.push(QualityNote {
+            severity: Severity::Info,
+            file: "(all logs)".into(),
+            message: format!(
+                "{} samples are more than the {} that fit in memory for exact percentiles, so percentiles \
+                 come from HdrHistograms with three significant digits (each within 0.1% of the exact \
+                 value; per-second percentiles within 1%). Counts, rates, failures, min, max, mean and \
+                 standard deviation are exact.",
+                crate::format::int(run.rows),
+                crate::format::int(run.exact_limit)
+            ),
+        });
+    }
+    Ok(RunAnalysis {
+        info: run.info.clone(),
+        total: summaries.total,
+        endpoints: summaries.endpoints,
+        failures,
+        distribution: summaries.distribution,
+        distribution_uncorrected: summaries.distribution_uncorrected,
+        timeseries,
+        notes,
+        window_s: window_s(run),
+        skip_s,
+        skipped: run.skipped,
+        method: if run.approx.is_some() {
+            METHOD_APPROX.into()
+        } else {
+            METHOD_EXACT.into()
+        },
+    })
+}
+
+/// Points for an HdrHistogram-style percentile plot: quantiles 1 − 10^(−k/20), as far as the sample
+/// count reaches, then the maximum.
+pub fn distribution(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let n = h.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    let top = 1.0 - 1.0 / n as f64;
+    for k in 0.. {
+        let q = 1.0 - 10f64.powf(-f64::from(k) / 20.0);
+        if q > top || k > 200 {
+            break;
+        }
+        points.push((q, h.value_at_quantile(q) as f64 / 1000.0));
+    }
+    points.push((
+        top.max(points.last().map_or(0.0, |p| p.0)),
+        h.max() as f64 / 1000.0,
+    ));
+    points
+}

@@ -1,0 +1,80 @@
+//! The library's typed errors. Each variant names the file or option at fault and, where there is one,
+//! what to do about it. The binary adds context with `anyhow` and prints the chain.
+
+use std::path::PathBuf;
+
+/// Why the analyzer could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No run directory given on the command line could be read at all.
+    #[error("nothing readable in {}: {}", .paths.join(", "), .reasons.join("; "))]
+    NothingReadable {
+        /// The directories given.
+        paths: Vec<String>,
+        /// Why each one failed.
+        reasons: Vec<String>,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The dataframe engine failed; this is a bug in the analyzer, please report it with the command.
+    #[error("polars: {0}")]
+    Polars(#[from] polars::error::PolarsError),
+    /// A report template failed to render; this is a bug in the analyzer.
+    #[error("template {name}: {source:#}")]
+    Template {
+        /// The template's name.
+        name: &'static str,
+        /// What minijinja said.
+        #[source]
+        source: minijinja::Error,
+    },
+    /// A chart could not be drawn; this is a bug in the analyzer.
+    #[error("chart {name}: {message}")]
+    Chart {
+        /// The chart's name.
+        name: &'static str,
+        /// What plotters said.
+        message: String,
+    },
+    /// `--format pdf` needs a Chromium binary and none was found.
+    #[error(
+        "--format pdf prints the HTML report with headless Chromium, and none was found on the PATH \
+         (looked for {looked_for}); install the Debian package `chromium` (apt-get install chromium) \
+         or use --format html and your browser's \"Save as PDF\""
+    )]
+    ChromiumMissing {
+        /// The program names tried.
+        looked_for: String,
+    },
+    /// Chromium ran but produced no PDF.
+    #[error("headless Chromium did not print {}: {message}", .path.display())]
+    PdfFailed {
+        /// The PDF that should have been written.
+        path: PathBuf,
+        /// Chromium's exit status and the end of its error output.
+        message: String,
+    },
+    /// A command-line value is not valid.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The analyzer's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,555 @@
+//! `analyzer synth`: a realistic synthetic run written through the `formats` writer.
+//!
+//! Tests, benchmarks and people trying the analyzer need runs without a load generator and a target.
+//! The run is a small shop under an open-model load: six request names with log-normal latencies and
+//! a slow tail, a load ramp over the first quarter, a generator stall (the schedule falls behind for
+//! half a percent of the run, so corrected and uncorrected latency differ), a degraded period with
+//! slower responses and more 503s, and a handful of failure kinds with their messages.
+//!
+//! Everything is a pure function of [`SynthParams`]: the same parameters give byte-identical logs.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use formats::manifest::MANIFEST_SCHEMA;
+use formats::{
+    HostInfo, IntervalStats, IoSink, LogFile, LogHeader, LogWriter, Manifest, MessageId, NameId,
+    Outcome, RunId, RunState, Sample,
+};
+
+use crate::error::{Error, Result};
+
+/// What to generate. Later options (latency scale, error rate) are fields here, so callers build the
+/// struct with `..SynthParams::default()` and keep compiling when fields are added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthParams {
+    /// Samples over all cores.
+    pub samples: u64,
+    /// Sample logs (engine cores) to write.
+    pub cores: u32,
+    /// The random seed; the same seed gives the same run.
+    pub seed: u64,
+    /// The run's length in seconds.
+    pub duration_s: u32,
+    /// Multiplies every latency (1.0 = the built-in shop).
+    pub latency_scale: f64,
+    /// The baseline fraction of requests that fail, before the degraded period adds more.
+    pub error_rate: f64,
+}
+
+impl Default for SynthParams {
+    fn default() -> Self {
+        SynthParams {
+            samples: 100_000,
+            cores: 2,
+            seed: 1,
+            duration_s: 120,
+            latency_scale: 1.0,
+            error_rate: 0.01,
+        }
+    }
+}
+
+/// One request name of the synthetic shop.
+struct Endpoint {
+    name: &'static str,
+    weight: f64,
+    median_ms: f64,
+    sigma: f64,
+    bytes_sent: u32,
+    bytes_received: u32,
+    failure_factor: f64,
+}
+
+const ENDPOINTS: [Endpoint; 6] = [
+    Endpoint {
+        name: "GET /",
+        weight: 0.30,
+        median_ms: 12.0,
+        sigma: 0.35,
+        bytes_sent: 180,
+        bytes_received: 14_200,
+        failure_factor: 0.5,
+    },
+    Endpoint {
+        name: "GET /api/products",
+        weight: 0.25,
+        median_ms: 35.0,
+        sigma: 0.45,
+        bytes_sent: 210,
+        bytes_received: 48_000,
+        failure_factor: 1.0,
+    },
+    Endpoint {
+        name: "GET /api/products/{id}",
+        weight: 0.20,
+        median_ms: 18.0,
+        sigma: 0.40,
+        bytes_sent: 215,
+        bytes_received: 3_900,
+        failure_factor: 1.0,
+    },
+    Endpoint {
+        name: "POST /api/cart",
+        weight: 0.12,
+        median_ms: 45.0,
+        sigma: 0.50,
+        bytes_sent: 820,
+        bytes_received: 1_100,
+        failure_factor: 1.5,
+    },
+    Endpoint {
+        name: "POST /api/checkout",
+        weight: 0.05,
+        median_ms: 120.0,
+        sigma: 0.60,
+        bytes_sent: 1_450,
+        bytes_received: 2_300,
+        failure_factor: 3.0,
+    },
+    Endpoint {
+        name: "GET /static/app.js",
+        weight: 0.08,
+        median_ms: 3.0,
+        sigma: 0.30,
+        bytes_sent: 190,
+        bytes_received: 310_000,
+        failure_factor: 0.2,
+    },
+];
+
+/// Failure kinds: (outcome, status, message, share of failures).
+const FAILURES: [(Outcome, u16, &str, f64); 5] = [
+    (Outcome::Status, 503, "503 Service Unavailable", 0.40),
+    (Outcome::Timeout, 0, "request timed out after 5 s", 0.04),
+    (
+        Outcome::ConnectError,
+        0,
+        "connect: connection refused (os error 111)",
+        0.24,
+    ),
+    (
+        Outcome::Check,
+        200,
+        "check failed: $.id missing in response body",
+        0.20,
+    ),
+    (
+        Outcome::Reset,
+        0,
+        "connection reset by peer (os error 104)",
+        0.12,
+    ),
+];
+
+/// The request timeout: a response slower than this is a timeout failure.
+const TIMEOUT_US: u32 = 5_000_000;
+/// Virtual users per core at full load.
+const USERS_PER_CORE: f64 = 64.0;
+/// The synthetic run starts at 2026-03-02T09:00:00Z.
+const STARTED_UNIX_NS: i64 = 1_772_442_000_000_000_000;
+/// An arbitrary CLOCK_MONOTONIC reading for the run's time zero.
+const MONOTONIC_BASE_NS: u64 = 86_400_000_000_000;
+
+/// SplitMix64: small, fast, and good enough for synthetic data; reproducible everywhere.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, stream: u64) -> Self {
+        let mut r = Rng(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F));
+        r.next_u64();
+        r
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Standard normal (Box–Muller; one of the pair is thrown away for simplicity).
+    fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(1e-300);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// Exponential with the given mean.
+    fn exponential(&mut self, mean: f64) -> f64 {
+        -mean * (1.0 - self.unit()).ln()
+    }
+}
+
+/// The load profile: a ramp from 10 % to 100 % of the full rate over the first quarter, then flat.
+#[derive(Debug, Clone, Copy)]
+struct LoadShape {
+    duration_s: f64,
+}
+
+impl LoadShape {
+    const FLOOR: f64 = 0.1;
+
+    fn ramp_s(self) -> f64 {
+        self.duration_s * 0.25
+    }
+
+    /// The rate at `t` as a fraction of the full rate.
+    fn level(self, t: f64) -> f64 {
+        if t < self.ramp_s() {
+            Self::FLOOR + (1.0 - Self::FLOOR) * t / self.ramp_s()
+        } else {
+            1.0
+        }
+    }
+
+    /// The time by which a fraction `f` of all requests has been scheduled (the inverse of the
+    /// cumulative rate).
+    fn time_at(self, f: f64) -> f64 {
+        let (a, tr) = (Self::FLOOR, self.ramp_s());
+        let ramp_area = tr * (1.0 + a) / 2.0;
+        let total = ramp_area + self.duration_s - tr;
+        let c = f * total;
+        if c < ramp_area {
+            let k = (1.0 - a) / tr;
+            (-a + (a * a + 2.0 * k * c).sqrt()) / k
+        } else {
+            tr + (c - ramp_area)
+        }
+    }
+}
+
+/// Writes a synthetic run into `dir` (created if missing) and returns the directory.
+pub fn synth(params: &SynthParams, dir: &Path) -> Result<PathBuf> {
+    if params.cores == 0 {
+        return Err(Error::Usage("--cores must be at least 1".into()));
+    }
+    if params.duration_s == 0 {
+        return Err(Error::Usage(
+            "the synthetic run needs a duration of at least 1 s".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&params.error_rate) {
+        return Err(Error::Usage(format!(
+            "--error-rate must be between 0 and 1, got {}",
+            params.error_rate
+        )));
+    }
+    if !(params.latency_scale > 0.0 && params.latency_scale.is_finite()) {
+        return Err(Error::Usage(format!(
+            "--latency-scale must be positive, got {}",
+            params.latency_scale
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let run_id = RunId(
+        Rng::new(params.seed, u64::MAX)
+            .next_u64()
+            .to_le_bytes()
+            .repeat(2)
+            .try_into()
+            .expect("16"),
+    );
+    let per_core = |core: u32| {
+        params.samples / u64::from(params.cores)
+            + u64::from(u64::from(core) < params.samples % u64::from(params.cores))
+    };
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..params.cores)
+            .map(|core| {
+                let path = dir.join(formats::run::log_file_name(core));
+                scope.spawn(move || write_core(params, run_id, core, per_core(core), &path))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a synth thread panicked"))
+            .collect()
+    });
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    manifest(params, run_id)
+        .write_to(dir)
+        .map_err(|e| Error::io(dir.join(formats::manifest::MANIFEST_FILE), e))?;
+    Ok(dir.to_owned())
+}
+
+fn manifest(params: &SynthParams, run_id: RunId) -> Manifest {
+    let ended = STARTED_UNIX_NS + i64::from(params.duration_s) * 1_000_000_000;
+    Manifest {
+        schema: MANIFEST_SCHEMA,
+        log_format: format!("{}.{}", formats::FORMAT_MAJOR, formats::FORMAT_MINOR),
+        run_id,
+        profile_name: "synthetic-shop".into(),
+        profile: format!(
+            "(name: \"synthetic-shop\", synth: (samples: {}, cores: {}, seed: {}, duration_s: {}, latency_scale: {}, error_rate: {}))",
+            params.samples,
+            params.cores,
+            params.seed,
+            params.duration_s,
+            params.latency_scale,
+            params.error_rate
+        ),
+        environment: Some("synthetic".into()),
+        target: Some("http://shop.invalid".into()),
+        engine_version: format!("analyzer synth {}", env!("CARGO_PKG_VERSION")),
+        host: HostInfo {
+            name: "synth-host".into(),
+            kernel: "synthetic".into(),
+            cpu_count: params.cores,
+            cpu_model: None,
+        },
+        io_driver: "synthetic".into(),
+        io_setup: None,
+        started_at: formats::run::format_utc(STARTED_UNIX_NS),
+        started_unix_ns: STARTED_UNIX_NS,
+        monotonic_base_ns: MONOTONIC_BASE_NS,
+        planned_duration_s: Some(f64::from(params.duration_s)),
+        ended_at: Some(formats::run::format_utc(ended)),
+        ended_unix_ns: Some(ended),
+        state: RunState::Completed,
+        error: None,
+        logs: (0..params.cores)
+            .map(|core| LogFile {
+                core,
+                cpu: Some(core),
+                file: formats::run::log_file_name(core),
+            })
+            .collect(),
+        extra: Default::default(),
+    }
+}
+
+/// Per-second counters for the interval blocks, accumulated while samples are generated.
+#[derive(Debug, Default)]
+struct SecondCounters {
+    requests: u32,
+    failures: u32,
+    /// Schedule lag in log2 buckets of µs, enough for approximate p50/p99.
+    lag_buckets: [u32; 32],
+    lag_max_us: u32,
+}
+
+impl SecondCounters {
+    fn lag_quantile(&self, q: f64) -> u32 {
+        let total: u32 = self.lag_buckets.iter().sum();
+        let rank = ((f64::from(total) * q).ceil() as u32).max(1);
+        let mut seen = 0;
+        for (i, n) in self.lag_buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return ((1u64 << i) - 1).min(u64::from(self.lag_max_us)) as u32;
+            }
+        }
+        self.lag_max_us
+    }
+}
+
+fn write_core(
+    params: &SynthParams,
+    run_id: RunId,
+    core: u32,
+    samples: u64,
+    path: &Path,
+) -> Result<()> {
+    let io = |e| Error::io(path, e);
+    let file = File::create(path).map_err(io)?;
+    let header = LogHeader::new(run_id, core, MONOTONIC_BASE_NS, STARTED_UNIX_NS);
+    let mut log =
+        LogWriter::new(&header, IoSink(BufWriter::with_capacity(1 << 20, file))).map_err(io)?;
+    let names: Vec<NameId> = ENDPOINTS.iter().map(|e| log.intern_name(e.name)).collect();
+    let messages: Vec<MessageId> = FAILURES.iter().map(|f| log.intern_message(f.2)).collect();
+    let mut rng = Rng::new(params.seed, u64::from(core) + 1);
+    let d = f64::from(params.duration_s);
+    let shape = LoadShape { duration_s: d };
+    let (stall_from, stall_to) = (d * 0.55, d * 0.555);
+    let (degraded_from, degraded_to) = (d * 0.75, d * 0.80);
+    let cumulative: Vec<f64> = ENDPOINTS
+        .iter()
+        .scan(0.0, |acc, e| {
+            *acc += e.weight;
+            Some(*acc)
+        })
+        .collect();
+    let mut second = 0u32;
+    let mut counters = SecondCounters::default();
+    for i in 0..samples {
+        let f = (i as f64 + 0.5) / samples as f64;
+        let t = shape.time_at(f);
+        let intended_us = (t * 1e6) as u64;
+        while intended_us >= (u64::from(second) + 1) * 1_000_000 {
+            log.push_interval(interval(&shape, core, second, &counters, &mut rng));
+            log.flush().map_err(io)?;
+            counters = SecondCounters::default();
+            second += 1;
+        }
+        // Outside the stall the generator keeps up within tens of µs; inside it, every request waits
+        // until the stall ends, which is what latency correction is for.
+        let mut lag_us = rng.exponential(25.0) as u64;
+        if (stall_from..stall_to).contains(&t) {
+            lag_us += ((stall_to - t) * 1e6) as u64;
+        }
+        let actual_us = intended_us + lag_us;
+        let pick = rng.unit() * cumulative[cumulative.len() - 1];
+        let e = cumulative
+            .iter()
+            .position(|&c| pick < c)
+            .unwrap_or(ENDPOINTS.len() - 1);
+        let ep = &ENDPOINTS[e];
+        let degraded = (degraded_from..degraded_to).contains(&t);
+        let mut latency_ms = ep.median_ms * (ep.sigma * rng.normal()).exp();
+        if rng.unit() < 0.004 {
+            // The slow tail: a few requests hit a cold cache, a lock or a GC pause.
+            latency_ms *= 3.0 * 10f64.powf(rng.unit());
+        }
+        if degraded {
+            latency_ms *= 2.2;
+        }
+        latency_ms *= params.latency_scale;
+        let mut sample = Sample {
+            name: names[e],
+            intended_us,
+            actual_us,
+            latency_us: (latency_ms * 1000.0).clamp(1.0, f64::from(TIMEOUT_US)) as u32,
+            connect_us: if rng.unit() < 0.02 {
+                250 + rng.exponential(150.0) as u32
+            } else {
+                0
+            },
+            ttfb_us: 0,
+            status: 200,
+            outcome: Outcome::Ok,
+            message: None,
+            bytes_sent: ep.bytes_sent + (rng.unit() * 40.0) as u32,
+            bytes_received: ep.bytes_received
+                + (rng.unit() * f64::from(ep.bytes_received) * 0.1) as u32,
+            user: (rng.unit() * USERS_PER_CORE * shape.level(t)) as u32,
+        };
+        let failure_rate = params.error_rate * ep.failure_factor * if degraded { 6.0 } else { 1.0 };
+        if sample.latency_us >= TIMEOUT_US {
+            sample.outcome = Outcome::Timeout;
+            sample.status = 0;
+            sample.message = Some(messages[1]);
+            sample.bytes_received = 0;
+        } else if rng.unit() < failure_rate.min(1.0) {
+            let mut pick = rng.unit();
+            let k = FAILURES.iter().position(|f| {
+                pick -= f.3;
+                pick < 0.0
+            });
+            let k = if degraded && rng.unit() < 0.6 {
+                0
+            } else {
+                k.unwrap_or(0)
+            };
+            let (outcome, status, _, _) = FAILURES[k];
+            sample.outcome = outcome;
+            sample.status = status;
+            sample.message = Some(messages[k]);
+            match outcome {
+                Outcome::Timeout => {
+                    sample.latency_us = TIMEOUT_US;
+                    sample.bytes_received = 0;
+                }
+                Outcome::ConnectError => {
+                    sample.latency_us = 80 + rng.exponential(150.0) as u32;
+                    sample.bytes_sent = 0;
+                    sample.bytes_received = 0;
+                }
+                Outcome::Reset => {
+                    sample.latency_us =
+                        (f64::from(sample.latency_us) * rng.unit()).max(50.0) as u32;
+                    sample.bytes_received = 0;
+                }
+                Outcome::Status => sample.bytes_received = 180,
+                _ => {}
+            }
+        }
+        sample.ttfb_us = (f64::from(sample.latency_us) * 0.85) as u32;
+        counters.requests += 1;
+        counters.failures += u32::from(sample.outcome != Outcome::Ok);
+        let lag = u32::try_from(lag_us).unwrap_or(u32::MAX);
+        counters.lag_buckets[(32 - lag.leading_zeros()).min(31) as usize] += 1;
+        counters.lag_max_us = counters.lag_max_us.max(lag);
+        log.push(sample).map_err(io)?;
+    }
+    while second < params.duration_s {
+        log.push_interval(interval(&shape, core, second, &counters, &mut rng));
+        counters = SecondCounters::default();
+        second += 1;
+    }
+    let mut sink = log.finish().map_err(io)?;
+    std::io::Write::flush(&mut sink.0).map_err(io)?;
+    Ok(())
+}
+
+fn interval(
+    shape: &LoadShape,
+    core: u32,
+    second: u32,
+    c: &SecondCounters,
+    rng: &mut Rng,
+) -> IntervalStats {
+    let level = shape.level(f64::from(second) + 0.5);
+    // About 70 µs of CPU a request plus a little housekeeping: a generator comfortably below saturation.
+    let busy = (f64::from(c.requests) * 70.0 + 30_000.0 * level + rng.unit() * 20_000.0).min(1e6);
+    let _ = core;
+    IntervalStats {
+        start_us: u64::from(second) * 1_000_000,
+        duration_us: 1_000_000,
+        active_users: (USERS_PER_CORE * level).round() as u32,
+        iterations_started: c.requests,
+        iterations_dropped: 0,
+        requests: c.requests,
+        failures: c.failures,
+        lag_p50_us: c.lag_quantile(0.5),
+        lag_p99_us: c.lag_quantile(0.99),
+        lag_max_us: c.lag_max_us,
+        cpu_user_us: (busy * 0.6) as u32,
+        cpu_system_us: (busy * 0.4) as u32,
+        connections_opened: c.requests / 50,
+        open_connections: (USERS_PER_CORE * level).round() as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_shape_inverts_its_cumulative_rate() {
+        let shape = LoadShape { duration_s: 100.0 };
+        assert!(shape.time_at(0.0).abs() < 1e-9);
+        assert!((shape.time_at(1.0) - 100.0).abs() < 1e-9);
+        // The ramp holds (0.1 + 1) / 2 * 25 = 13.75 of the 88.75 rate-seconds.
+        assert!((shape.time_at(13.75 / 88.75) - 25.0).abs() < 1e-9);
+        let mut last = 0.0;
+        for i in 1..=100 {
+            let t = shape.time_at(f64::from(i) / 100.0);
+            assert!(t > last, "time_at must increase");
+            last = t;
+        }
+    }
+
+    #[test]
+    fn rng_is_reproducible_and_uniform_enough() {
+        let mut a = Rng::new(7, 1);
+        let mut b = Rng::new(7, 1);
+        let xs: Vec<f64> = (0..10_000).map(|_| a.unit()).collect();
+        assert!(
+            xs.iter()
+                .zip((0..10_000).map(|_| b.unit()))
+                .all(|(x, y)| *x == y)
+        );
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
+        assert_ne!(Rng::new(7, 2).next_u64(), Rng::new(7, 1).next_u64());
+    }
+}
