@@ -85,6 +85,7 @@ struct Kept {
     buf: Vec<u8>,
     head_len: usize,
     chunked: bool,
+    set_cookie: bool,
     valid: bool,
 }
 
@@ -97,6 +98,8 @@ pub(crate) struct KeptResponse<'a> {
     pub body: &'a [u8],
     /// Whether `body` is in chunked transfer coding.
     pub chunked: bool,
+    /// Whether the head has a Set-Cookie header.
+    pub set_cookie: bool,
 }
 
 /// A kept response larger than this is not held on to between requests.
@@ -200,6 +203,7 @@ impl Connection {
             head: &k.buf[..k.head_len],
             body: &k.buf[k.head_len..],
             chunked: k.chunked,
+            set_cookie: k.set_cookie,
         })
     }
 
@@ -441,6 +445,7 @@ async fn receive(
             .extend_from_slice(&rbuf[..if keep_body { rbuf.len() } else { head.len }]);
         kept.head_len = head.len;
         kept.chunked = head.body == BodyKind::Chunked;
+        kept.set_cookie = head.set_cookie;
         kept.valid = true;
     }
     // Called after each body read, when `rbuf` holds just the bytes read.

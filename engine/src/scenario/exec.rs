@@ -692,7 +692,7 @@ async fn exchange(
         }
         None => {
             let resp = Response::new(ex.status, conn.kept(), decoded);
-            if rp.cookies {
+            if rp.cookies && resp.sets_cookies {
                 let path = request_path(bytes);
                 for (name, value) in resp.headers() {
                     if name.eq_ignore_ascii_case(b"set-cookie") {

@@ -7,6 +7,8 @@ use crate::http::KeptResponse;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Response<'a> {
     pub status: u16,
+    /// Whether a Set-Cookie header is among the headers.
+    pub sets_cookies: bool,
     /// Status line and headers.
     head: &'a [u8],
     /// The decoded body (empty when the body was not kept).
@@ -19,6 +21,7 @@ impl<'a> Response<'a> {
         let Some(k) = kept else {
             return Response {
                 status,
+                sets_cookies: false,
                 head: &[],
                 body: &[],
             };
@@ -32,6 +35,7 @@ impl<'a> Response<'a> {
         };
         Response {
             status,
+            sets_cookies: k.set_cookie,
             head: k.head,
             body,
         }
@@ -101,6 +105,7 @@ mod tests {
             head,
             body,
             chunked: true,
+            set_cookie: true,
         };
         let mut scratch = Vec::new();
         let r = Response::new(200, Some(kept), &mut scratch);

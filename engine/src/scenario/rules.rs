@@ -271,6 +271,7 @@ mod tests {
                 head,
                 body,
                 chunked: false,
+                set_cookie: true,
             }),
             s,
         )
