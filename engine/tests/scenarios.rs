@@ -572,6 +572,42 @@ fn json_lines_and_circular_feeders_recycle_rows() {
     }
 }
 
+#[test]
+fn a_random_feeder_draws_any_row_in_any_order() {
+    let _serial = one_at_a_time();
+    let server = recording_server();
+    let csv = accounts_csv(5);
+    let (r, _) = run_with(
+        &server,
+        r#"(name: "random", host: "http://{addr}",
+            feeders: {"accounts": (file: "accounts.csv", order: Random)},
+            load: Closed(users: 1, duration: "1s"),
+            users: [(tasks: [(requests: [(path: "/anything", query: {"email": "{{row.email}}"})])])])"#,
+        &[("accounts.csv", &csv)],
+        &["--cores", "1"],
+        &[],
+    );
+    assert_no_failures(&r);
+    let emails: Vec<String> = server
+        .recorded()
+        .iter()
+        .map(|rec| rec.query("email").unwrap())
+        .collect();
+    assert!(emails.len() > 50);
+    let distinct: BTreeSet<&String> = emails.iter().collect();
+    assert_eq!(distinct.len(), 5, "every row comes up");
+    assert!(distinct.iter().all(|e| csv.contains(e.as_str())));
+    let in_order = emails
+        .iter()
+        .enumerate()
+        .all(|(i, e)| *e == format!("user{}@example.com", i % 5));
+    assert!(!in_order, "rows are drawn at random, not in file order");
+    assert!(
+        emails.windows(2).any(|w| w[0] == w[1]),
+        "the same row may come twice in a row"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Correlation and checks
 
@@ -651,8 +687,10 @@ fn optional_regex_header_cookie_and_status_extractions() {
             users: [(tasks: [(requests: [
                 (method: POST, path: "/login", body: Json({"user": "ann"}),
                  extract: {"user": Regex("\"user\":\"([a-z]+)\""), "session": Cookie("session"),
-                           "type": Header("content-type"), "code": Status, "gone": Optional(Json("/nope"))}),
-                (path: "/anything/{{user}}/{{code}}", headers: {"X-Type": "{{type}}", "X-Session": "{{session}}", "X-Gone": "[{{gone}}]"}),
+                           "type": Header("content-type"), "code": Status, "gone": Optional(Json("/nope")),
+                           "via_path": Json("$..user")}),
+                (path: "/anything/{{user}}/{{code}}", headers: {"X-Type": "{{type}}", "X-Session": "{{session}}", "X-Gone": "[{{gone}}]",
+                                                              "X-Via-Path": "{{via_path}}"}),
             ])])])"#,
         &["--cores", "1"],
     );
@@ -672,6 +710,7 @@ fn optional_regex_header_cookie_and_status_extractions() {
             "[]",
             "a missed optional extraction leaves the variable"
         );
+        assert_eq!(header_of(rec, "X-Via-Path"), "ann", "JSONPath `..user`");
     }
 }
 

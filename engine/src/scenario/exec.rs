@@ -486,7 +486,9 @@ async fn ensure_auth(
             let fetch =
                 async |user: &mut UserState, ready_us: &mut u64| -> Result<Credential, Flow> {
                     user.vars[usize::from(*expires_var)].clear();
-                    let flow = exchange(ctx, local, plan, user, *request, ready_us).await;
+                    // Boxed: a token fetch is rare, and a second exchange held inline would make every
+                    // user's future (its memory while idle) that much larger.
+                    let flow = Box::pin(exchange(ctx, local, plan, user, *request, ready_us)).await;
                     if flow != Flow::Continue {
                         return Err(flow);
                     }
