@@ -331,19 +331,33 @@ impl Plan {
             host = Some(h.clone());
             host_field = "--host".to_owned();
         }
+        let var_field = |name: &str, layer: Layer| match layer {
+            Layer::Flag => "--var".to_owned(),
+            Layer::ProcessEnv => format!("{ENV_VAR_PREFIX}{name}"),
+            Layer::Environment => format!(
+                "environments.{}.variables.{name}",
+                env_name.as_deref().unwrap_or_default()
+            ),
+            Layer::Profile => format!("variables.{name}"),
+        };
+        if let Some((name, r)) = raw.iter().find(|(_, r)| r.value.contains("{{")) {
+            return Err(located(
+                &spec,
+                var_field(name, r.layer),
+                Some(&r.value),
+                format!(
+                    "profile variables are fixed when the profile loads, and `{{{{...}}}}` is computed per request: declare `{name}` under a user kind's `variables` to give each user its own value, or write the template where it is used"
+                ),
+            ));
+        }
         let mut vars = Vars::resolve(&raw, &process_env).map_err(|e| {
             let r = &raw[&e.variable];
-            let field = match r.layer {
-                Layer::Flag => "--var".to_owned(),
-                Layer::ProcessEnv => format!("{ENV_VAR_PREFIX}{}", e.variable),
-                Layer::Environment => format!(
-                    "environments.{}.variables.{}",
-                    env_name.as_deref().unwrap_or_default(),
-                    e.variable
-                ),
-                Layer::Profile => format!("variables.{}", e.variable),
-            };
-            located(&spec, field, Some(&r.value), e.message)
+            located(
+                &spec,
+                var_field(&e.variable, r.layer),
+                Some(&r.value),
+                e.message,
+            )
         })?;
         let host = host.ok_or_else(|| {
             err("host", "the profile sets no host: add `host: \"http://...\"` (or \"embedded\"), or pass --host")
