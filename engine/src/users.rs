@@ -81,7 +81,11 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
                 false,
             )
             .await;
-            started = flow == Flow::Continue;
+            if flow == Flow::Continue {
+                // The first task follows on_start at once, as in Locust: think time comes after tasks.
+                started = true;
+                continue;
+            }
             flow
         };
         let pause = match flow {

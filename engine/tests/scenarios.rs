@@ -249,6 +249,33 @@ fn on_start_runs_once_per_user_and_on_stop_at_the_planned_end() {
     assert!(r.named("GET /").len() > 40);
 }
 
+/// Regression: think time was applied after on_start, so with a long wait the first task never ran.
+#[test]
+fn the_first_task_follows_on_start_without_think_time() {
+    let _serial = one_at_a_time();
+    let server = server();
+    let r = run_profile(
+        &server,
+        r#"(name: "first-task", host: "http://{addr}", load: Closed(users: 3, duration: "1s"),
+            users: [(wait: Constant("1h"),
+                on_start: [(method: POST, path: "/login")],
+                tasks: [(requests: [(path: "/", name: "task")])])])"#,
+        &["--cores", "1"],
+    );
+    assert_no_failures(&r);
+    let logins = r.named("POST /login");
+    let tasks = r.named("task");
+    assert_eq!(tasks.len(), 3, "one task per user, right after its login");
+    for t in &tasks {
+        let login = logins.iter().find(|l| l.user == t.user).unwrap();
+        let login_end = login.actual_us + u64::from(login.latency_us);
+        assert!(
+            t.intended_us.abs_diff(login_end) <= 1,
+            "due when the login ended"
+        );
+    }
+}
+
 #[test]
 fn an_iteration_limit_stops_the_user_after_its_on_stop() {
     let _serial = one_at_a_time();
