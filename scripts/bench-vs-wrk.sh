@@ -12,6 +12,11 @@
 # Environment: DURATION (default 10s), ROUNDS (3), IDLE_USERS (10000), ENGINE (target/release/engine),
 # SKIP_MEMORY=1 to skip the idle-users test, ENGINE_ARGS for extra engine flags (e.g. "--io epoll"),
 # NICE (-10; the priority for nginx and both clients when running as root, 0 to leave it).
+#
+# SCENARIO=1 adds alternating rounds of the cost of scenarios: the engine's static request against a
+# JSON location (`--url .../json/1`) versus a profile whose every request renders templates (path,
+# query, a UUID header), extracts a JSON value and checks another; it prints
+# scenario_vs_static=<ratio> (requests per client CPU-second, scenario over static) before the last line.
 # Only loopback is used; nginx binds a free port on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 
@@ -63,6 +68,7 @@ http {
     server {
         listen 127.0.0.1:$PORT backlog=16384;
         location / { return 200 "ok"; }
+        location /json { default_type application/json; return 200 '{"id":42,"name":"stampede","tags":["load","test"]}'; }
     }
 }
 CONF
@@ -116,6 +122,42 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 wrk_med=$(median "${wrk_rates[@]}")
 engine_med=$(median "${engine_rates[@]}")
 echo "median: wrk $wrk_med, engine $engine_med requests per client CPU-second"
+
+if [ "${SCENARIO:-0}" = 1 ]; then
+    cat > "$WORK/scenario.ron" <<RON
+(name: "bench-scenario", host: "http://127.0.0.1:$PORT", load: Closed(users: 50, duration: "$DURATION"),
+ users: [(tasks: [(requests: [(
+    path: "/json/{{random_int(1, 100000)}}", query: {"user": "{{user_id()}}"}, name: "GET /json/{id}",
+    headers: {"X-Request-Id": "{{uuid()}}"},
+    extract: {"id": Json("/id")},
+    checks: [JsonEquals("/name", "stampede")],
+ )])])])
+RON
+    static_rates=()
+    scenario_rates=()
+    for round in $(seq "$ROUNDS"); do
+        # shellcheck disable=SC2086
+        read -r cpu _ < <(measure "${PRIO[@]}" taskset -c 0 "$ENGINE" run --url "${URL}json/1" --cores 1 --users 50 \
+            --duration "$DURATION" --quiet --out "$WORK/runs" $ENGINE_ARGS)
+        n=$(awk '/ samples, / {print $1}' "$BENCH_OUT")
+        rate=$(python3 -c "print(round($n / $cpu))")
+        static_rates+=("$rate")
+        echo "round $round: static   $n requests, ${cpu}s CPU, $rate requests per CPU-second"
+        # shellcheck disable=SC2086
+        read -r cpu _ < <(measure "${PRIO[@]}" taskset -c 0 "$ENGINE" run "$WORK/scenario.ron" --cores 1 --quiet \
+            --out "$WORK/runs" $ENGINE_ARGS)
+        n=$(awk '/ samples, / {print $1}' "$BENCH_OUT")
+        failed=$(awk '$1 == "GET" && $2 == "/json/{id}" {print $4}' "$BENCH_OUT")
+        rate=$(python3 -c "print(round($n / $cpu))")
+        scenario_rates+=("$rate")
+        echo "round $round: scenario $n requests ($failed failed), ${cpu}s CPU, $rate requests per CPU-second"
+        rm -rf "$WORK/runs"
+    done
+    static_med=$(median "${static_rates[@]}")
+    scenario_med=$(median "${scenario_rates[@]}")
+    echo "median: static $static_med, scenario $scenario_med requests per client CPU-second"
+    echo "scenario_vs_static=$(python3 -c "print(f'{$scenario_med / $static_med:.3f}')")"
+fi
 
 if [ "${SKIP_MEMORY:-0}" != 1 ]; then
     # Idle users: each makes one request, then thinks for an hour. Resident memory beyond a one-user run,

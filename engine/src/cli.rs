@@ -35,8 +35,10 @@ pub enum Command {
     Run(RunArgs),
     /// Run the embedded HTTP target (for demos and tests) until interrupted.
     #[command(
-        after_help = "Routes: / , /items/{id}, POST /login, /private (Bearer token from /login), \
-                            /delay/{ms}, /status/{code}, /bytes/{n}, /echo"
+        after_help = "Routes: / , /items/{id}, POST /login, /private (Bearer token from /login, OAuth2 \
+                            or JWT), POST /logout, POST /oauth/token, /session, /cookies, /api/items, \
+                            /search, .../anything/..., /delay/{ms}, /status/{code}, /bytes/<n>, /echo \
+                            (docs/scenarios.md#the-embedded-target)"
     )]
     Serve(ServeArgs),
 }
@@ -50,10 +52,11 @@ pub struct RunArgs {
     /// Ad-hoc mode: GET this URL in a loop with no think time (like wrk or oha).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
-    /// The profile environment to use (its host, headers and variables).
+    /// The profile environment to use (its host, headers and variables); else $STAMPEDE_ENV, else
+    /// the profile's default_environment.
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
-    /// Override the target base URL (`http://host:port`, or `embedded`).
+    /// Override the target base URL (`http://host:port`, or `embedded`); beats $STAMPEDE_HOST.
     #[arg(long, value_name = "URL")]
     pub host: Option<String>,
     /// Override the number of virtual users (total across cores); in an open model, the most users
@@ -81,7 +84,7 @@ pub struct RunArgs {
     /// The I/O driver: `auto` picks the fastest available (see docs/io-drivers.md).
     #[arg(long, value_enum, default_value_t = IoChoice::Auto)]
     pub io: IoChoice,
-    /// Set a profile variable (repeatable); overrides the environment's value.
+    /// Set a profile variable (repeatable); beats $STAMPEDE_VAR_<KEY>, the environment and the profile.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// No live console lines, only the summary and the run directory.

@@ -21,9 +21,11 @@ use crate::driver::IoDriver;
 use crate::http::{Exchange, Limits};
 use crate::logsink::{LogFile, QueueSink};
 use crate::open::Pool;
-use crate::plan::{LoadPlan, OpenCore, RequestTemplate, StatusSet, UserKind, UserPlan};
-use crate::profile::spec::Method;
+use crate::plan::{LoadPlan, OpenCore, UserPlan};
 use crate::rng::Rng;
+use crate::scenario::Scenario;
+use crate::scenario::exec::{CoreScenario, Interner};
+use crate::scenario::wire::Wire;
 use crate::schedule::Population;
 
 /// How often a core looks at the global stop flag and the clock.
@@ -38,8 +40,11 @@ const GRACE_INTERRUPTED: Duration = Duration::from_millis(300);
 /// The read-only part of the plan every core copies at start.
 #[derive(Debug)]
 pub(crate) struct SharedPlan {
-    pub kinds: Vec<UserKind>,
-    pub requests: Vec<(RequestTemplate, Vec<u8>)>,
+    pub scenario: Scenario,
+    /// Each request's wire template, for the target's Host header.
+    pub wires: Vec<Wire>,
+    /// Engine threads in the run.
+    pub cores: u32,
     pub limits: Limits,
     pub addrs: Vec<SocketAddr>,
     pub duration: Duration,
@@ -105,13 +110,15 @@ pub(crate) struct CoreDone {
     pub error: Option<String>,
 }
 
-/// A request rendered for this core.
-#[derive(Debug)]
-pub(crate) struct Rendered {
-    pub bytes: Vec<u8>,
-    pub name: NameId,
-    pub head: bool,
-    pub expect: StatusSet,
+/// A sample's failure message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Message<'a> {
+    /// None for success; for a status failure, the interned "unexpected status N".
+    Default,
+    /// Interned on the spot (transport failures with details).
+    Text(&'a str),
+    /// Interned when the core started (extraction and check failures).
+    Id(MessageId),
 }
 
 /// A request on the wire, remembered so that the watchdog can time it out and the end of the run can
@@ -168,11 +175,13 @@ pub(crate) struct ClosedLoad {
 #[derive(Debug)]
 pub(crate) struct CoreCtx {
     pub clock: Clock,
-    pub kinds: Vec<UserKind>,
-    pub requests: Vec<Rendered>,
+    /// Users, requests, feeder cursors, shared tokens.
+    pub scenario: CoreScenario,
     pub limits: Limits,
     pub end_us: u64,
     pub stopping: Cell<bool>,
+    /// Users running on_stop requests; the end of the run waits for them (within its grace period).
+    pub lingering: Cell<u32>,
     pub rng: RefCell<Rng>,
     pub rec: RefCell<Recorder>,
     /// One per user of this core, by local index.
@@ -320,7 +329,7 @@ impl Recorder {
         local: usize,
         ex: &Exchange,
         outcome: Outcome,
-        message: Option<&str>,
+        message: Message<'_>,
         end_us: u64,
         was_open: bool,
         now_open: bool,
@@ -336,9 +345,10 @@ impl Recorder {
             (self.open_connections + u32::from(now_open)).saturating_sub(u32::from(was_open));
         let message = match (outcome, message) {
             (Outcome::Ok, _) => None,
-            (_, Some(text)) => self.writer.as_mut().map(|w| w.intern_message(text)),
-            (Outcome::Status, None) => self.status_message(ex.status),
-            (_, None) => None,
+            (_, Message::Id(id)) => Some(id),
+            (_, Message::Text(text)) => self.writer.as_mut().map(|w| w.intern_message(text)),
+            (Outcome::Status, Message::Default) => self.status_message(ex.status),
+            (_, Message::Default) => None,
         };
         let sample = Sample {
             name: req.name,
@@ -501,30 +511,23 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     let mut writer =
         LogWriter::new(&setup.header, sink.clone()).unwrap_or_else(|never| match never {});
 
-    // Names are interned once, here, in request order: the request path only copies ids.
+    // Names and failure messages are interned once, here, in request order: the request path only
+    // copies ids.
     let mut by_name: Vec<NameStats> = Vec::new();
-    let requests: Vec<Rendered> = setup
-        .plan
-        .requests
-        .iter()
-        .map(|(template, bytes)| {
-            let name = writer.intern_name(&template.name);
-            if name.0 as usize >= by_name.len() {
-                by_name.push(NameStats {
-                    name: template.name.clone(),
-                    latency: histogram(3),
-                    ok: 0,
-                    failed: 0,
-                });
-            }
-            Rendered {
-                bytes: bytes.clone(),
-                name,
-                head: template.method == Method::HEAD,
-                expect: template.expect.clone(),
-            }
-        })
-        .collect();
+    let scenario = {
+        let mut interner = CoreInterner {
+            writer: &mut writer,
+            by_name: &mut by_name,
+        };
+        CoreScenario::new(
+            &setup.plan.scenario,
+            &setup.plan.wires,
+            core,
+            setup.plan.cores,
+            u64::try_from(setup.clock.wall_ns / 1_000_000_000).unwrap_or(0),
+            &mut interner,
+        )
+    };
     let _ = writer.flush();
 
     let users = setup.users;
@@ -542,11 +545,11 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     };
     let ctx = Rc::new(CoreCtx {
         clock: setup.clock,
-        kinds: setup.plan.kinds.clone(),
-        requests,
+        scenario,
         limits: setup.plan.limits,
         end_us: crate::clock::micros(setup.plan.duration),
         stopping: Cell::new(false),
+        lingering: Cell::new(0),
         rng: RefCell::new(Rng::new(
             u64::from_le_bytes(setup.header.run_id.0[..8].try_into().expect("8 bytes"))
                 ^ (u64::from(core) << 56 | 0x5eed),
@@ -644,7 +647,8 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     ctx.wake_all();
 
     // Let requests on the wire finish, within the grace period.
-    while ctx.rec.borrow().in_flight_count > 0 && clock.now_us() < give_up && !cut_short() {
+    let busy = || ctx.rec.borrow().in_flight_count > 0 || ctx.lingering.get() > 0;
+    while busy() && clock.now_us() < give_up && !cut_short() {
         monoio::time::sleep(Duration::from_millis(2)).await;
         ctx.expire_overdue(clock.now_us());
     }
@@ -701,6 +705,31 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         iterations_dropped,
         pinned,
         error,
+    }
+}
+
+/// Interns into the core's log writer, keeping a statistics slot per request name.
+struct CoreInterner<'a> {
+    writer: &'a mut LogWriter<QueueSink>,
+    by_name: &'a mut Vec<NameStats>,
+}
+
+impl Interner for CoreInterner<'_> {
+    fn name(&mut self, name: &str) -> NameId {
+        let id = self.writer.intern_name(name);
+        if id.0 as usize >= self.by_name.len() {
+            self.by_name.push(NameStats {
+                name: name.to_owned(),
+                latency: histogram(3),
+                ok: 0,
+                failed: 0,
+            });
+        }
+        id
+    }
+
+    fn message(&mut self, message: &str) -> MessageId {
+        self.writer.intern_message(message)
     }
 }
 

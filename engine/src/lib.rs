@@ -10,12 +10,13 @@
 //! ```
 //!
 //! Module map, in the order a run touches them: [`cli`] (flags), [`profile`] (the file as written, with
-//! located errors), [`plan`] (the resolved, typed plan), [`schedule`] (pure timing functions),
+//! located errors), [`plan`] (the resolved, typed plan), `scenario` (templates, feeders, extraction,
+//! checks, cookies, auth: compiled once, executed per request), [`schedule`] (pure timing functions),
 //! `runner` (orchestration, run directory, manifest), `core` (one engine thread), [`http`] (request
-//! rendering, response parsing, connections), `users` (virtual users), `open` (the open model's arrival scheduler and user pool), `timer`
-//! (waiting until an exact nanosecond), `console` (live lines and the
-//! summary), `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the
-//! embedded target).
+//! rendering, response parsing, connections), `users` (virtual users), `open` (the open model's
+//! arrival scheduler and user pool), `timer` (waiting until an exact nanosecond), `console` (live
+//! lines and the summary), `logsink` (moves finished log blocks to the file off the request path),
+//! [`serve`] (the embedded target).
 
 pub mod cli;
 mod clock;
@@ -30,6 +31,7 @@ pub mod plan;
 pub mod profile;
 mod rng;
 mod runner;
+mod scenario;
 pub mod schedule;
 pub mod serve;
 mod sys;

@@ -1,42 +1,84 @@
-//! The resolved plan: the profile after `--env`, `--var` and flag overrides, with typed durations and
-//! users split across cores. Nothing after [`Plan::resolve`] looks at the profile spec.
+//! The resolved plan: the profile after `--env`, `--var`, environment-variable and flag overrides,
+//! with typed durations, users split across cores, and the scenario compiled. Nothing after
+//! [`Plan::resolve`] looks at the profile spec.
+//!
+//! Precedence, highest first: command-line flags > process environment variables (`STAMPEDE_ENV`,
+//! `STAMPEDE_HOST`, `STAMPEDE_VAR_<name>`) > the selected environment > the profile's top level.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{IoChoice, RunArgs};
-use crate::profile::spec::{
-    BodySpec, DurationSpec, EmbeddedSpec, HttpSpec, LoadSpec, Method, ProfileSpec, WaitSpec,
-};
+use crate::profile::spec::{AuthSpec, DurationSpec, EmbeddedSpec, HttpSpec, LoadSpec, ProfileSpec};
 use crate::profile::{self, suggest};
+use crate::scenario::Scenario;
+use crate::scenario::compile::{self, CompileError};
+use crate::scenario::vars::{self, ENV_VAR_PREFIX, Layer, Raw, Vars};
 use crate::schedule::{self, CoreArrivals, Nanos, Population, RateCurve, Spawn, UserStages};
+
+/// The process environment variable that selects the profile environment (like `--env`).
+pub const ENV_SELECT: &str = "STAMPEDE_ENV";
+/// The process environment variable that sets the target (like `--host`).
+pub const ENV_HOST: &str = "STAMPEDE_HOST";
+/// What secrets are shown as.
+pub const REDACTED: &str = "***";
 
 /// Flags or profile values that do not make a runnable plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {message}", match file { Some(f) => format!("{}: in `{field}`", f.display()), None => field.clone() })]
 pub struct PlanError {
-    /// The profile, when the fault is in a profile field rather than a flag.
+    /// The profile (or fragment), when the fault is in a profile field rather than a flag.
     pub file: Option<PathBuf>,
+    /// Where in the file (1-based line and column), when known.
+    pub position: Option<(usize, usize)>,
     /// The flag (`--users`) or profile field (`environments.staging.host`) at fault.
     pub field: String,
     /// What is wrong and how to fix it.
     pub message: String,
 }
 
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => {
+                write!(f, "{}", file.display())?;
+                if let Some((line, col)) = self.position {
+                    write!(f, ":{line}:{col}")?;
+                }
+                write!(f, ": in `{}`: {}", self.field, self.message)
+            }
+            None => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
 fn err(field: impl Into<String>, message: impl Into<String>) -> PlanError {
     PlanError {
         file: None,
+        position: None,
         field: field.into(),
         message: message.into(),
     }
 }
 
 /// What the machine offers, passed in so that resolving is a pure function.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PlanEnv {
     /// CPUs this process may run on, in order.
     pub cpus: Vec<u32>,
+    /// The process environment (for `STAMPEDE_*` overrides and `${NAME}` in profiles).
+    pub vars: BTreeMap<String, String>,
+}
+
+impl PlanEnv {
+    /// This process's CPUs and environment.
+    pub fn from_process(cpus: Vec<u32>) -> PlanEnv {
+        PlanEnv {
+            cpus,
+            vars: std::env::vars().collect(),
+        }
+    }
 }
 
 /// The most users a run may have: each holds a socket and a few KiB, and the plan lists them all.
@@ -69,10 +111,8 @@ pub struct Plan {
     pub embedded: EmbeddedSpec,
     /// One entry per engine thread.
     pub cores: Vec<CorePlan>,
-    /// The kinds of user.
-    pub kinds: Vec<UserKind>,
-    /// Every request of every task, referred to by index.
-    pub requests: Vec<RequestTemplate>,
+    /// What users do: kinds, tasks, requests, feeders, auth.
+    pub scenario: Scenario,
     /// Client settings.
     pub http: HttpSettings,
     /// Which I/O driver to try.
@@ -234,19 +274,6 @@ pub fn share(n: u64, parts: u32, i: u32) -> u64 {
     n / parts + u64::from(u64::from(i) < n % parts)
 }
 
-/// A kind of user.
-#[derive(Debug, Clone)]
-pub struct UserKind {
-    /// Shown in reports.
-    pub name: String,
-    /// Think time after each task.
-    pub wait: Wait,
-    /// Tasks with their weights.
-    pub tasks: Vec<Task>,
-    /// Sum of task weights.
-    pub total_task_weight: u32,
-}
-
 /// Think time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Wait {
@@ -256,34 +283,9 @@ pub enum Wait {
     Constant(Duration),
     /// Uniform between the two.
     Between(Duration, Duration),
-    /// Each iteration due this long after the previous one was due.
+    /// No think time: each iteration is due this long after the previous one was due (a grid from
+    /// the user's start, Gatling's `pace`, Locust's `constant_pacing`); lateness counts as lag.
     Pacing(Duration),
-}
-
-/// A task.
-#[derive(Debug, Clone)]
-pub struct Task {
-    /// Relative weight.
-    pub weight: u32,
-    /// Indexes into [`Plan::requests`].
-    pub requests: Vec<usize>,
-}
-
-/// A request with every variable substituted; rendered to bytes once the target is known.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RequestTemplate {
-    /// The name samples are grouped under.
-    pub name: String,
-    /// The method.
-    pub method: Method,
-    /// Path and query (base path included).
-    pub path: String,
-    /// Headers, profile-wide ones first.
-    pub headers: Vec<(String, String)>,
-    /// The body and its content type.
-    pub body: Option<(String, Vec<u8>)>,
-    /// Status codes counted as success.
-    pub expect: StatusSet,
 }
 
 /// Which statuses count as success.
@@ -324,39 +326,100 @@ impl Plan {
         args: &RunArgs,
         env: &PlanEnv,
     ) -> Result<Plan, PlanError> {
-        let env_name = args
-            .env
-            .clone()
-            .or_else(|| spec.default_environment.clone());
-        let mut host = spec.host.clone();
+        let process_env = |k: &str| env.vars.get(k).cloned();
+        let (env_name, env_field) = match (&args.env, env.vars.get(ENV_SELECT)) {
+            (Some(e), _) => (Some(e.clone()), "--env".to_owned()),
+            (None, Some(e)) if !e.is_empty() => (Some(e.clone()), ENV_SELECT.to_owned()),
+            _ => (
+                spec.default_environment.clone(),
+                "default_environment".to_owned(),
+            ),
+        };
         let mut headers = spec.headers.clone();
-        let mut vars = spec.variables.clone();
+        let mut raw: BTreeMap<String, Raw> = BTreeMap::new();
+        let mut layer =
+            |vars: &BTreeMap<String, String>, secrets: &BTreeMap<String, String>, l: Layer| {
+                for (k, v, secret) in vars
+                    .iter()
+                    .map(|(k, v)| (k, v, false))
+                    .chain(secrets.iter().map(|(k, v)| (k, v, true)))
+                {
+                    let was_secret = raw.get(k).is_some_and(|r| r.secret);
+                    raw.insert(
+                        k.clone(),
+                        Raw {
+                            value: v.clone(),
+                            layer: l,
+                            secret: secret || was_secret,
+                        },
+                    );
+                }
+            };
+        layer(&spec.variables, &spec.secrets, Layer::Profile);
+        let mut host = spec.host.clone();
+        let mut host_field = "host".to_owned();
         if let Some(name) = &env_name {
             let Some(e) = spec.environments.get(name) else {
-                return Err(err("--env", profile_unknown_env(name, &spec)));
+                return Err(err(env_field, profile_unknown_env(name, &spec)));
             };
             if e.host.is_some() {
                 host.clone_from(&e.host);
+                host_field = format!("environments.{name}.host");
             }
             headers.extend(e.headers.clone());
-            vars.extend(e.variables.clone());
+            layer(&e.variables, &e.secrets, Layer::Environment);
         }
-        for (k, v) in &args.vars {
-            vars.insert(k.clone(), v.clone());
+        let from_process: BTreeMap<String, String> = env
+            .vars
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(ENV_VAR_PREFIX)?.to_owned(), v.clone())))
+            .filter(|(k, _)| !k.is_empty())
+            .collect();
+        layer(&from_process, &BTreeMap::new(), Layer::ProcessEnv);
+        let flags: BTreeMap<String, String> = args.vars.iter().cloned().collect();
+        layer(&flags, &BTreeMap::new(), Layer::Flag);
+        if let Some(h) = env.vars.get(ENV_HOST).filter(|h| !h.is_empty()) {
+            host = Some(h.clone());
+            host_field = ENV_HOST.to_owned();
         }
-        let host_field = match (&args.host, &env_name) {
-            (Some(_), _) => "--host".to_owned(),
-            (None, Some(e)) if spec.environments[e].host.is_some() => {
-                format!("environments.{e}.host")
-            }
-            _ => "host".to_owned(),
-        };
         if let Some(h) = &args.host {
             host = Some(h.clone());
+            host_field = "--host".to_owned();
         }
+        let var_field = |name: &str, layer: Layer| match layer {
+            Layer::Flag => "--var".to_owned(),
+            Layer::ProcessEnv => format!("{ENV_VAR_PREFIX}{name}"),
+            Layer::Environment => format!(
+                "environments.{}.variables.{name}",
+                env_name.as_deref().unwrap_or_default()
+            ),
+            Layer::Profile => format!("variables.{name}"),
+        };
+        if let Some((name, r)) = raw.iter().find(|(_, r)| r.value.contains("{{")) {
+            return Err(located(
+                &spec,
+                var_field(name, r.layer),
+                Some(&r.value),
+                format!(
+                    "profile variables are fixed when the profile loads, and `{{{{...}}}}` is computed per request: declare `{name}` under a user kind's `variables` to give each user its own value, or write the template where it is used"
+                ),
+            ));
+        }
+        let mut vars = Vars::resolve(&raw, &process_env).map_err(|e| {
+            let r = &raw[&e.variable];
+            located(
+                &spec,
+                var_field(&e.variable, r.layer),
+                Some(&r.value),
+                e.message,
+            )
+        })?;
         let host = host.ok_or_else(|| {
             err("host", "the profile sets no host: add `host: \"http://...\"` (or \"embedded\"), or pass --host")
         })?;
+        let host = vars
+            .substitute(&host, &process_env)
+            .map_err(|m| located(&spec, host_field.clone(), Some(&host), m))?;
         let target = Target::parse(&host, &host_field)?;
         let base_path = match &target {
             Target::Http { base_path, .. } => base_path.clone(),
@@ -388,80 +451,21 @@ impl Plan {
             ));
         }
 
-        let mut requests = Vec::new();
-        let mut kinds = Vec::new();
-        for (u, user) in spec.users.iter().enumerate() {
-            let mut tasks = Vec::new();
-            for (t, task) in user.tasks.iter().enumerate() {
-                let mut ids = Vec::new();
-                for (r, req) in task.requests.iter().enumerate() {
-                    let at = format!("users[{u}].tasks[{t}].requests[{r}]");
-                    let path = format!(
-                        "{base_path}{}",
-                        substitute(&req.path, &vars, &format!("{at}.path"))?
-                    );
-                    let mut hs: BTreeMap<String, String> = headers.clone();
-                    hs.extend(req.headers.clone());
-                    let hs = hs
-                        .into_iter()
-                        .map(|(k, v)| {
-                            Ok((
-                                k.clone(),
-                                substitute(&v, &vars, &format!("{at}.headers.{k}"))?,
-                            ))
-                        })
-                        .collect::<Result<Vec<_>, PlanError>>()?;
-                    let body = match &req.body {
-                        None => None,
-                        Some(BodySpec::Text(t)) => Some((
-                            "text/plain".to_owned(),
-                            substitute(t, &vars, &format!("{at}.body"))?.into_bytes(),
-                        )),
-                        Some(BodySpec::Json(v)) => {
-                            let mut json = String::new();
-                            write_json(v, &mut json);
-                            let json = substitute(&json, &vars, &format!("{at}.body"))?;
-                            Some(("application/json".to_owned(), json.into_bytes()))
-                        }
-                    };
-                    let name = req
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| format!("{} {}", req.method.as_str(), req.path));
-                    let expect = req
-                        .expect_status
-                        .clone()
-                        .map_or(StatusSet::Success, StatusSet::Only);
-                    ids.push(requests.len());
-                    requests.push(RequestTemplate {
-                        name,
-                        method: req.method,
-                        path,
-                        headers: hs,
-                        body,
-                        expect,
-                    });
-                }
-                tasks.push(Task {
-                    weight: task.weight,
-                    requests: ids,
-                });
-            }
-            let wait = match user.wait {
-                WaitSpec::None => Wait::None,
-                WaitSpec::Constant(d) => Wait::Constant(d.0),
-                WaitSpec::Between(a, b) => Wait::Between(a.0, b.0),
-                WaitSpec::Pacing(d) => Wait::Pacing(d.0),
-            };
-            let total_task_weight = tasks.iter().map(|t| t.weight).sum();
-            let name = user.name.clone().unwrap_or_else(|| format!("user{u}"));
-            kinds.push(UserKind {
-                name,
-                wait,
-                tasks,
-                total_task_weight,
-            });
-        }
+        let base_dir = args
+            .profile
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new(""))
+            .to_owned();
+        let scenario = compile::compile(compile::Inputs {
+            spec: &spec,
+            vars: &mut vars,
+            process_env: &process_env,
+            headers: &headers,
+            base_path: &base_path,
+            base_dir: &base_dir,
+        })
+        .map_err(|e: CompileError| located(&spec, e.field, e.snippet.as_deref(), e.message))?;
 
         let weights: Vec<u32> = spec.users.iter().map(|u| u.weight).collect();
         let mut cores: Vec<CorePlan> = (0..core_count)
@@ -542,38 +546,7 @@ impl Plan {
             max_body: max_body.0,
         };
 
-        // The manifest keeps the profile as it was resolved, minus anything that looks like a secret.
-        let mut shown = spec.clone();
-        shown.host = Some(host.clone());
-        shown.default_environment = env_name.clone();
-        shown.headers = redact(&headers);
-        shown.variables = vars
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if looks_secret(k) {
-                        "<redacted>".into()
-                    } else {
-                        v.clone()
-                    },
-                )
-            })
-            .collect();
-        shown.environments.clear();
-        for user in &mut shown.users {
-            for task in &mut user.tasks {
-                for req in &mut task.requests {
-                    req.headers = redact(&req.headers);
-                }
-            }
-        }
-        let profile_ron = ron::ser::to_string_pretty(
-            &shown,
-            ron::ser::PrettyConfig::default()
-                .extensions(ron::extensions::Extensions::IMPLICIT_SOME),
-        )
-        .unwrap_or_else(|e| format!("(could not render the profile: {e})"));
+        let profile_ron = manifest_profile(&spec, &host, env_name.as_deref(), &headers, &vars);
 
         Ok(Plan {
             name: spec.name.clone(),
@@ -586,8 +559,7 @@ impl Plan {
             iterations: resolved.iterations,
             embedded: spec.embedded.clone().unwrap_or_default(),
             cores,
-            kinds,
-            requests,
+            scenario,
             http,
             io: args.io,
             out_dir: args.out.clone(),
@@ -879,7 +851,7 @@ pub fn adhoc_spec(url: &str) -> Result<ProfileSpec, PlanError> {
         r#"(name: {name:?}, host: {host:?}, load: Closed(users: 10, duration: "10s"),
             users: [(name: "adhoc", tasks: [(requests: [(path: {path:?}, name: {path:?})])])])"#
     );
-    profile::load_str(&text, std::path::Path::new("--url")).map_err(|e| {
+    profile::load_str(&text, Path::new("--url")).map_err(|e| {
         err(
             "--url",
             format!("{url:?} does not make a request: {}", e.message),
@@ -901,30 +873,176 @@ fn profile_unknown_env(name: &str, spec: &ProfileSpec) -> String {
     )
 }
 
-fn looks_secret(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "authorization",
-        "cookie",
-        "token",
-        "secret",
-        "password",
-        "api-key",
-        "apikey",
-        "api_key",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
+/// A profile-field error, with the file and line of `snippet` when it can be found in the profile
+/// or one of its fragments.
+fn located(
+    spec: &ProfileSpec,
+    field: impl Into<String>,
+    snippet: Option<&str>,
+    message: impl Into<String>,
+) -> PlanError {
+    let mut e = err(field, message);
+    if let Some(snippet) = snippet {
+        // As written in RON, a string's backslashes and quotes are escaped.
+        let escaped = format!("{snippet:?}");
+        let escaped = &escaped[1..escaped.len() - 1];
+        'files: for (file, text) in &spec.sources {
+            for needle in [snippet, escaped] {
+                if let Some(position) = profile::locate(text, needle) {
+                    e.file = Some(file.clone());
+                    e.position = Some(position);
+                    break 'files;
+                }
+            }
+        }
+    }
+    if e.file.is_none() {
+        e.file = spec.sources.first().map(|(f, _)| f.clone());
+    }
+    e
 }
 
-fn redact(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+/// The resolved profile as RON for the manifest, with every secret shown as `***`: secret variables
+/// (declared, secret-looking, or read from the process environment), headers whose names look
+/// secret, and the passwords, keys and client secrets of auth helpers.
+fn manifest_profile(
+    spec: &ProfileSpec,
+    host: &str,
+    env_name: Option<&str>,
+    headers: &BTreeMap<String, String>,
+    vars: &Vars,
+) -> String {
+    let mut shown = spec.clone();
+    shown.host = Some(
+        if vars.mentions_secret(spec.host.as_deref().unwrap_or_default()) {
+            REDACTED.to_owned()
+        } else {
+            host.to_owned()
+        },
+    );
+    shown.default_environment = env_name.map(str::to_owned);
+    shown.headers = redact_headers(headers);
+    shown.variables = vars
+        .values
+        .iter()
+        .filter(|(k, _)| !spec.secrets.contains_key(*k))
+        .map(|(k, v)| {
+            let v = if vars.secret.contains(k) {
+                REDACTED.to_owned()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    shown.secrets = spec
+        .secrets
+        .keys()
+        .map(|k| (k.clone(), REDACTED.to_owned()))
+        .collect();
+    shown.environments.clear();
+    shown.include.clear();
+    if let Some(a) = &mut shown.auth {
+        redact_auth(a);
+    }
+    for user in &mut shown.users {
+        user.headers = redact_headers(&user.headers);
+        user.variables = user
+            .variables
+            .iter()
+            .map(|(k, v)| {
+                let v = if vars::looks_secret(k) {
+                    REDACTED.to_owned()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        if let Some(a) = &mut user.auth {
+            redact_auth(a);
+        }
+        for req in user.on_start.iter_mut().chain(user.on_stop.iter_mut()) {
+            redact_request(req);
+        }
+        for task in &mut user.tasks {
+            redact_task(task);
+        }
+    }
+    ron::ser::to_string_pretty(
+        &shown,
+        ron::ser::PrettyConfig::default().extensions(ron::extensions::Extensions::IMPLICIT_SOME),
+    )
+    .unwrap_or_else(|e| format!("(could not render the profile: {e})"))
+}
+
+fn redact_task(task: &mut profile::spec::TaskSpec) {
+    for req in &mut task.requests {
+        redact_request(req);
+    }
+    for child in task.sequence.iter_mut().chain(task.tasks.iter_mut()) {
+        redact_task(child);
+    }
+}
+
+fn redact_request(req: &mut profile::spec::RequestSpec) {
+    req.headers = redact_headers(&req.headers);
+    if let Some(a) = &mut req.auth {
+        redact_auth(a);
+    }
+}
+
+/// Hides credentials written into an auth helper; references (`${NAME}`, `{{token}}`) stay, since
+/// they show where the value comes from without showing it.
+fn redact_auth(auth: &mut AuthSpec) {
+    let hide = |text: &mut String| {
+        if !is_reference(text) {
+            *text = REDACTED.to_owned();
+        }
+    };
+    match auth {
+        AuthSpec::Basic { password, .. } => hide(password),
+        AuthSpec::Jwt { secret, .. } => {
+            if let Some(s) = secret {
+                hide(s);
+            }
+        }
+        AuthSpec::OAuth2 { client_secret, .. } => hide(client_secret),
+        AuthSpec::Bearer(token) => hide(token),
+        AuthSpec::Off => {}
+    }
+}
+
+/// Whether `text` is nothing but `${...}` and `{{...}}` references.
+fn is_reference(text: &str) -> bool {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let close = if rest.starts_with("${") {
+            "}"
+        } else if rest.starts_with("{{") {
+            "}}"
+        } else {
+            return false;
+        };
+        match rest.find(close) {
+            Some(i) => rest = rest[i + close.len()..].trim_start(),
+            None => return false,
+        }
+    }
+    true
+}
+
+fn redact_headers(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     headers
         .iter()
         .map(|(k, v)| {
             (
                 k.clone(),
-                if looks_secret(k) {
-                    "<redacted>".into()
+                if vars::looks_secret(k) {
+                    REDACTED.to_owned()
                 } else {
                     v.clone()
                 },
@@ -933,136 +1051,62 @@ fn redact(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Replaces `${name}` with the variable's value. `$$` writes a literal `$`.
-pub fn substitute(
-    text: &str,
-    vars: &BTreeMap<String, String>,
-    field: &str,
-) -> Result<String, PlanError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('{') {
-            let end = inner
-                .find('}')
-                .ok_or_else(|| err(field, format!("unclosed `${{` in {text:?}")))?;
-            let key = &inner[..end];
-            let value = vars.get(key).ok_or_else(|| {
-                let hint = suggest(key, vars.keys().map(String::as_str))
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                err(field, format!("unknown variable `{key}`{hint}: define it in `variables` or pass --var {key}=VALUE"))
-            })?;
-            out.push_str(value);
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Writes a RON value as JSON. Maps with non-string keys use the key's JSON text as the key.
-fn write_json(v: &ron::Value, out: &mut String) {
-    use ron::Value as V;
-    use std::fmt::Write;
-    match v {
-        V::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        V::Char(c) => write_json_str(&c.to_string(), out),
-        V::String(s) => write_json_str(s, out),
-        V::Bytes(b) => write_json_str(&String::from_utf8_lossy(b), out),
-        V::Number(n) => {
-            let f = n.into_f64();
-            if f.fract() == 0.0 && f.abs() < 9e15 {
-                let _ = write!(out, "{}", f as i64);
-            } else if f.is_finite() {
-                let _ = write!(out, "{f}");
-            } else {
-                out.push_str("null");
-            }
-        }
-        V::Option(None) | V::Unit => out.push_str("null"),
-        V::Option(Some(inner)) => write_json(inner, out),
-        V::Seq(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json(item, out);
-            }
-            out.push(']');
-        }
-        V::Map(map) => {
-            out.push('{');
-            for (i, (k, val)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                match k {
-                    V::String(s) => write_json_str(s, out),
-                    other => {
-                        let mut key = String::new();
-                        write_json(other, &mut key);
-                        write_json_str(&key, out);
-                    }
-                }
-                out.push(':');
-                write_json(val, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn write_json_str(s: &str, out: &mut String) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn env() -> PlanEnv {
-        PlanEnv { cpus: vec![0, 1] }
+        PlanEnv {
+            cpus: vec![0, 1],
+            ..PlanEnv::default()
+        }
+    }
+
+    fn env_with(vars: &[(&str, &str)]) -> PlanEnv {
+        PlanEnv {
+            cpus: vec![0, 1],
+            vars: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
     }
 
     const PROFILE: &str = r#"(
         name: "t",
         host: "http://127.0.0.1:9/api/",
-        variables: {"id": "7"},
-        environments: {"stage": (host: "http://stage.invalid:8080", variables: {"id": "8"})},
+        variables: {"id": "7", "who": "profile"},
+        secrets: {"api_key": "k-123"},
+        environments: {"stage": (host: "http://stage.invalid:8080", variables: {"id": "8", "who": "environment"})},
         load: Closed(users: 5, spawn_rate: 10.0, duration: "3s"),
         users: [(weight: 1, wait: Between("1s", "2s"), tasks: [(requests: [
-            (path: "/items/${id}", name: "item"),
+            (path: "/items/${id}", name: "item", headers: {"X-Who": "{{who}}", "X-Key": "${api_key}"}),
             (method: POST, path: "/login", body: Json({"user": "a", "n": 1})),
         ])])],
     )"#;
 
     fn spec() -> ProfileSpec {
-        profile::load_str(PROFILE, std::path::Path::new("t.ron")).unwrap()
+        profile::load_str(PROFILE, Path::new("t.ron")).unwrap()
+    }
+
+    fn path(plan: &Plan, r: usize) -> String {
+        String::from_utf8(
+            plan.scenario.requests[r]
+                .path
+                .static_bytes()
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap()
+    }
+
+    fn header(plan: &Plan, r: usize, name: &str) -> String {
+        let (_, t) = plan.scenario.requests[r]
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .unwrap();
+        String::from_utf8(t.static_bytes().unwrap().to_vec()).unwrap()
     }
 
     #[test]
@@ -1072,56 +1116,158 @@ mod tests {
         let core0: Vec<u32> = plan.cores[0].users.iter().map(|u| u.global).collect();
         assert_eq!(core0, [0, 2, 4]);
         assert_eq!(plan.cores[1].users[0].spawn_at, Duration::from_millis(100));
-        assert_eq!(plan.requests[0].path, "/api/items/7");
+        assert_eq!(path(&plan, 0), "/api/items/7");
         assert_eq!(
-            plan.requests[1].body.as_ref().unwrap().1,
-            br#"{"user":"a","n":1}"#
+            plan.scenario.requests[1]
+                .body
+                .as_ref()
+                .unwrap()
+                .1
+                .static_bytes(),
+            Some(&br#"{"user":"a","n":1}"#[..])
         );
-        assert_eq!(plan.requests[1].name, "POST /login");
+        assert_eq!(plan.scenario.requests[1].name, "POST /login");
     }
 
+    /// The documented precedence: flags > process environment > selected environment > profile.
     #[test]
-    fn flags_override_environment_which_overrides_profile() {
-        let args = RunArgs {
+    fn precedence_flags_then_process_environment_then_environment_then_profile() {
+        let resolve = |args: &RunArgs, env: &PlanEnv| {
+            let plan = Plan::resolve(spec(), args, env).unwrap();
+            (path(&plan, 0), header(&plan, 0, "X-Who"), plan.target)
+        };
+        let stage = Target::Http {
+            host: "stage.invalid".into(),
+            port: 8080,
+            base_path: String::new(),
+        };
+        // Profile defaults.
+        let (p, who, target) = resolve(&RunArgs::default(), &env());
+        assert_eq!((p.as_str(), who.as_str()), ("/api/items/7", "profile"));
+        assert!(matches!(target, Target::Http { port: 9, .. }));
+        // The selected environment over the profile.
+        let staging = RunArgs {
             env: Some("stage".into()),
-            users: Some(1),
-            cores: Some(1),
-            vars: vec![("id".into(), "9".into())],
             ..RunArgs::default()
         };
-        let plan = Plan::resolve(spec(), &args, &env()).unwrap();
-        assert_eq!(plan.users, 1);
+        let (p, who, target) = resolve(&staging, &env());
         assert_eq!(
-            plan.target,
-            Target::Http {
-                host: "stage.invalid".into(),
-                port: 8080,
-                base_path: String::new()
-            }
+            (p.as_str(), who.as_str(), &target),
+            ("/items/8", "environment", &stage)
         );
-        assert_eq!(plan.requests[0].path, "/items/9");
+        // STAMPEDE_ENV selects it too; STAMPEDE_VAR_* and STAMPEDE_HOST beat the environment.
+        let process = env_with(&[
+            ("STAMPEDE_ENV", "stage"),
+            ("STAMPEDE_VAR_who", "process"),
+            ("STAMPEDE_HOST", "http://127.0.0.3:81"),
+        ]);
+        let (p, who, target) = resolve(&RunArgs::default(), &process);
+        assert_eq!((p.as_str(), who.as_str()), ("/items/8", "process"));
+        assert!(matches!(target, Target::Http { port: 81, .. }));
+        // Flags beat everything.
+        let flags = RunArgs {
+            env: Some("stage".into()),
+            host: Some("http://127.0.0.2:82".into()),
+            vars: vec![("who".into(), "flag".into()), ("id".into(), "9".into())],
+            ..RunArgs::default()
+        };
+        let (p, who, target) = resolve(&flags, &process);
+        assert_eq!((p.as_str(), who.as_str()), ("/items/9", "flag"));
+        assert!(matches!(target, Target::Http { port: 82, .. }));
+        // --env beats STAMPEDE_ENV.
+        let e = Plan::resolve(
+            spec(),
+            &RunArgs {
+                env: Some("nope".into()),
+                ..RunArgs::default()
+            },
+            &process,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "--env");
     }
 
     #[test]
-    fn unknown_environment_and_variable_are_explained() {
+    fn process_environment_variables_fill_in_references() {
+        let text = PROFILE.replace(r#""k-123""#, r#""${SHOP_KEY:-none}""#);
+        let spec = profile::load_str(&text, Path::new("t.ron")).unwrap();
+        let plan = Plan::resolve(
+            spec.clone(),
+            &RunArgs::default(),
+            &env_with(&[("SHOP_KEY", "from-env")]),
+        )
+        .unwrap();
+        assert_eq!(header(&plan, 0, "X-Key"), "from-env");
+        let plan = Plan::resolve(spec, &RunArgs::default(), &env()).unwrap();
+        assert_eq!(header(&plan, 0, "X-Key"), "none");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_the_manifest_profile() {
+        let text = PROFILE.replace(
+            r#"variables: {"id": "7", "who": "profile"},"#,
+            r#"variables: {"id": "7", "who": "profile", "password": "pw-1", "from_env": "${SHOP_TOKEN}"},
+               auth: Basic(user: "u", password: "literal-pw"),"#,
+        );
+        let spec = profile::load_str(&text, Path::new("t.ron")).unwrap();
+        let args = RunArgs {
+            vars: vec![("api_key".into(), "flag-key".into())],
+            ..RunArgs::default()
+        };
+        let plan = Plan::resolve(spec, &args, &env_with(&[("SHOP_TOKEN", "tok-9")])).unwrap();
+        let ron = &plan.profile_ron;
+        for secret in ["k-123", "flag-key", "pw-1", "tok-9", "literal-pw"] {
+            assert!(!ron.contains(secret), "{secret} leaked into {ron}");
+        }
+        assert!(ron.contains(r#""who": "profile""#), "{ron}");
+        assert!(ron.contains(REDACTED));
+        // The request still sends the real values.
+        assert_eq!(header(&plan, 0, "X-Key"), "flag-key");
+        // And the manifest profile is still a profile.
+        profile::load_str(ron, Path::new("manifest")).unwrap();
+    }
+
+    #[test]
+    fn unknown_environment_and_variable_are_explained_with_their_place() {
         let args = RunArgs {
             env: Some("stag".into()),
             ..RunArgs::default()
         };
         let e = Plan::resolve(spec(), &args, &env()).unwrap_err();
         assert!(e.message.contains("did you mean \"stage\""), "{e}");
-        let vars = BTreeMap::from([("item".to_owned(), "1".to_owned())]);
-        let e = substitute("/x/${iten}", &vars, "path").unwrap_err();
-        assert!(e.message.contains("did you mean `item`"), "{e}");
-        assert_eq!(substitute("$$5 ${item}", &vars, "p").unwrap(), "$5 1");
+        let text = PROFILE.replace("/items/${id}", "/items/${iid}");
+        let e = Plan::resolve(
+            profile::load_str(&text, Path::new("t.ron")).unwrap(),
+            &RunArgs::default(),
+            &env(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("did you mean `id`"), "{e}");
+        assert_eq!(e.field, "users[0].tasks[0].requests[0].path");
+        // Line 9, at the `${` of the bad reference.
+        assert_eq!(e.position, Some((9, 28)), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.ron:9:28: in `users[0].tasks[0].requests[0].path`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn the_manifest_profile_reads_back_as_a_profile() {
         let plan = Plan::resolve(spec(), &RunArgs::default(), &env()).unwrap();
-        let again = profile::load_str(&plan.profile_ron, std::path::Path::new("manifest")).unwrap();
+        let again = profile::load_str(&plan.profile_ron, Path::new("manifest")).unwrap();
         assert_eq!(again.name, "t");
         assert!(!plan.profile_ron.contains("Some("), "{}", plan.profile_ron);
+    }
+
+    #[test]
+    fn references_are_not_redacted_but_values_are() {
+        assert!(is_reference("${CLIENT_SECRET}"));
+        assert!(is_reference("{{token}} ${x}"));
+        assert!(!is_reference("abc${x}"));
+        assert!(!is_reference(""));
+        assert!(!is_reference("${unclosed"));
     }
 
     #[test]

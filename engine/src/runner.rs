@@ -20,8 +20,9 @@ use crate::console::{self, Console};
 use crate::core::{self, CoreDone, CoreSetup, Report, SharedPlan};
 use crate::driver::IoDriver;
 use crate::error::Error;
-use crate::http::{self, Limits};
+use crate::http::Limits;
 use crate::plan::{Plan, PlanEnv, Target};
+use crate::scenario::wire::Wire;
 use crate::serve::Server;
 use crate::{plan, profile, sys};
 
@@ -56,21 +57,24 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, Error> {
             let message = "give a profile file or --url".into();
             return Err(plan::PlanError {
                 file: None,
+                position: None,
                 field: "PROFILE".into(),
                 message,
             }
             .into());
         }
     };
-    let mut cpus = sys::allowed_cpus();
+    let mut plan_env = PlanEnv::from_process(sys::allowed_cpus());
     let mut server_cpu = None;
     // The embedded target gets a CPU of its own when there is one to spare and --cores leaves it free.
-    if spec_uses_embedded(&spec, args) && args.cores.is_none() && cpus.len() > 1 {
-        server_cpu = cpus.pop();
+    if spec_uses_embedded(&spec, args, &plan_env) && args.cores.is_none() && plan_env.cpus.len() > 1
+    {
+        server_cpu = plan_env.cpus.pop();
     }
-    let plan = Plan::resolve(spec, args, &PlanEnv { cpus }).map_err(|mut e| {
-        // Faults in profile fields (not flags) name the file, like the parser's errors do.
-        if !e.field.starts_with("--") {
+    let plan = Plan::resolve(spec, args, &plan_env).map_err(|mut e| {
+        // Faults in profile fields (not flags or environment variables) name the file, like the
+        // parser's errors do.
+        if e.file.is_none() && !e.field.starts_with("--") && !e.field.starts_with("STAMPEDE_") {
             e.file.clone_from(&args.profile);
         }
         e
@@ -111,15 +115,18 @@ fn describe_load(plan: &Plan) -> String {
     }
 }
 
-fn spec_uses_embedded(spec: &profile::ProfileSpec, args: &RunArgs) -> bool {
+fn spec_uses_embedded(spec: &profile::ProfileSpec, args: &RunArgs, env: &PlanEnv) -> bool {
+    let process = |k: &str| env.vars.get(k).filter(|v| !v.is_empty());
     let env_host = args
         .env
         .as_ref()
+        .or(process(plan::ENV_SELECT))
         .or(spec.default_environment.as_ref())
         .and_then(|e| spec.environments.get(e))
         .and_then(|e| e.host.clone());
     args.host
         .clone()
+        .or(process(plan::ENV_HOST).cloned())
         .or(env_host)
         .or_else(|| spec.host.clone())
         .as_deref()
@@ -137,12 +144,18 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     let (addrs, host_header, target_url) = match &plan.target {
         Target::Embedded => {
             let behaviour = crate::serve::Behaviour::from_spec(&plan.embedded);
-            let s = Server::start_with("127.0.0.1:0", 1, plan.io, server_cpu, behaviour).map_err(
-                |source| Error::System {
-                    context: "starting the embedded target",
-                    source,
-                },
-            )?;
+            let s = Server::start_with(&crate::serve::ServerConfig {
+                addr: "127.0.0.1:0".into(),
+                threads: 1,
+                io: plan.io,
+                cpu: server_cpu,
+                record: false,
+                behaviour,
+            })
+            .map_err(|source| Error::System {
+                context: "starting the embedded target",
+                source,
+            })?;
             let addr = s.addr();
             server = Some(s);
             (vec![addr], addr.to_string(), format!("http://{addr}"))
@@ -172,12 +185,14 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     };
 
     let shared = Arc::new(SharedPlan {
-        kinds: plan.kinds.clone(),
-        requests: plan
+        wires: plan
+            .scenario
             .requests
             .iter()
-            .map(|r| (r.clone(), http::render(r, &host_header)))
+            .map(|r| Wire::build(r, &host_header))
             .collect(),
+        scenario: plan.scenario.clone(),
+        cores: plan.cores.len() as u32,
         limits: Limits {
             connect_timeout: plan.http.connect_timeout,
             request_timeout: plan.http.request_timeout,

@@ -369,7 +369,8 @@ pub fn think(wait: Wait, unit: f64) -> Duration {
     match wait {
         Wait::None => Duration::ZERO,
         Wait::Constant(d) => d,
-        // Paced users compute their next start with `paced`; between iterations they do not think.
+        // Paced users compute their next start with `paced` (on a grid from their start); between
+        // iterations they do not think.
         Wait::Pacing(_) => Duration::ZERO,
         Wait::Between(min, max) => {
             let span = max.saturating_sub(min);

@@ -5,8 +5,6 @@
 //! |------------------|-----------------------------------------------------------------|
 //! | `/`              | 200 `ok`                                                        |
 //! | `/items/{id}`    | 200 JSON describing item `id` (digits), else 404                |
-//! | `POST /login`    | 200 `{"token": "..."}`                                          |
-//! | `/private`       | 200 with `Authorization: Bearer <token from /login>`, else 401  |
 //! | `/delay/{ms}`    | 200 after `ms` milliseconds (at most 60 000)                    |
 //! | `/status/{code}` | that status (100-599)                                           |
 //! | `/bytes/{n}`     | `n` bytes (at most 16 MiB)                                      |
@@ -22,10 +20,19 @@
 //!   so that every 100 responses of a `90:1ms,10:20ms` mix have exactly 90 of 1 ms and 10 of 20 ms.
 //!   Delays count from the moment the request was read, and are waited out on a precise timer, so the
 //!   true latency distribution is known to well under a millisecond.
+//!
+//! Log in, tokens (login, OAuth2, JWT), cookies, a CRUD store, search and `/anything` are in
+//! [`api`]'s table. With [`ServerConfig::record`], the server also keeps every request it answered
+//! (method, target, headers, body) for tests to inspect.
+
+mod api;
+
+pub use api::{CLIENT_SECRET, JWT_SECRET};
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -50,6 +57,64 @@ pub struct Server {
     served: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    recorded: Option<Arc<Mutex<Vec<Recorded>>>>,
+}
+
+/// How to run the embedded server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub addr: String,
+    /// Server threads.
+    pub threads: u32,
+    /// The I/O driver.
+    pub io: IoChoice,
+    /// A CPU to pin the threads to.
+    pub cpu: Option<u32>,
+    /// Keep every request answered (for tests; at most [`MAX_RECORDED`]).
+    pub record: bool,
+    /// Stall mode and latency mix.
+    pub behaviour: Behaviour,
+}
+
+/// The most requests a recording server keeps.
+pub const MAX_RECORDED: usize = 1_000_000;
+
+/// A request the server answered, as recorded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The method.
+    pub method: String,
+    /// Path and query, as sent.
+    pub target: String,
+    /// Headers in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// A query parameter, decoded.
+    pub fn query(&self, key: &str) -> Option<String> {
+        let q = self.target.split_once('?')?.1;
+        api::form(q)
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
 }
 
 /// How the embedded target delays its responses on purpose.
@@ -139,18 +204,27 @@ impl MixCursor {
 impl Server {
     /// Binds `addr` (port 0 picks a free port) and serves on `threads` threads, pinned to `cpu` if given.
     pub fn start(addr: &str, threads: u32, io: IoChoice, cpu: Option<u32>) -> io::Result<Server> {
-        Server::start_with(addr, threads, io, cpu, Behaviour::default())
+        Server::start_with(&ServerConfig {
+            addr: addr.to_owned(),
+            threads,
+            io,
+            cpu,
+            record: false,
+            behaviour: Behaviour::default(),
+        })
     }
 
-    /// [`Server::start`], with a stall mode or latency mix.
-    pub fn start_with(
-        addr: &str,
-        threads: u32,
-        io: IoChoice,
-        cpu: Option<u32>,
-        behaviour: Behaviour,
-    ) -> io::Result<Server> {
-        let listener = std::net::TcpListener::bind(addr)?;
+    /// Starts a server as configured.
+    pub fn start_with(config: &ServerConfig) -> io::Result<Server> {
+        let ServerConfig {
+            addr,
+            threads,
+            io,
+            cpu,
+            record,
+            behaviour,
+        } = config.clone();
+        let listener = std::net::TcpListener::bind(&addr)?;
         // monoio's epoll driver expects a non-blocking socket; a blocking accept would stall the thread.
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -158,11 +232,17 @@ impl Server {
         let served = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let secret = u64::from_le_bytes(crate::rng::random_id()[..8].try_into().expect("8 bytes"));
+        let api = Arc::new(api::Api {
+            secret,
+            items: Mutex::default(),
+        });
+        let recorded = record.then(|| Arc::new(Mutex::new(Vec::new())));
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
             let listener = listener.try_clone()?;
             let (served, stop) = (Arc::clone(&served), Arc::clone(&stop));
             let behaviour = behaviour.clone();
+            let (api, recorded) = (Arc::clone(&api), recorded.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("stampede-serve-{i}"))
                 .spawn(move || {
@@ -179,7 +259,8 @@ impl Server {
                         });
                         let state = std::rc::Rc::new(State {
                             served,
-                            secret,
+                            api,
+                            recorded,
                             behaviour,
                             mix,
                         });
@@ -199,7 +280,20 @@ impl Server {
             served,
             stop,
             threads: handles,
+            recorded,
         })
+    }
+
+    /// The requests answered so far, when recording.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.recorded
+            .as_ref()
+            .map(|r| {
+                r.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+            })
+            .unwrap_or_default()
     }
 
     /// The bound address.
@@ -254,7 +348,14 @@ pub fn serve_command(args: &ServeArgs) -> io::Result<()> {
             "--stall-for must be shorter than --stall-every",
         ));
     }
-    let server = Server::start_with(&args.addr, args.threads, args.io, None, behaviour)?;
+    let server = Server::start_with(&ServerConfig {
+        addr: args.addr.clone(),
+        threads: args.threads,
+        io: args.io,
+        cpu: None,
+        record: false,
+        behaviour,
+    })?;
     println!("{}", server.addr());
     let _ = signals.forever().next();
     eprintln!("served {} requests", server.served());
@@ -264,7 +365,8 @@ pub fn serve_command(args: &ServeArgs) -> io::Result<()> {
 
 struct State {
     served: Arc<AtomicU64>,
-    secret: u64,
+    api: Arc<api::Api>,
+    recorded: Option<Arc<Mutex<Vec<Recorded>>>>,
     behaviour: Behaviour,
     mix: std::cell::RefCell<MixCursor>,
 }
@@ -291,12 +393,11 @@ async fn accept_loop(listener: TcpListener, state: std::rc::Rc<State>) {
 /// A parsed request, as much as the routes need.
 struct Request {
     head_len: usize,
-    method_post: bool,
+    method: String,
     method_head: bool,
     path: String,
     content_length: usize,
     content_type: Option<String>,
-    bearer: Option<String>,
     close: bool,
 }
 
@@ -316,12 +417,11 @@ fn parse_request(buf: &[u8]) -> Parse {
     };
     let mut r = Request {
         head_len,
-        method_post: req.method == Some("POST"),
+        method: req.method.unwrap_or("GET").to_owned(),
         method_head: req.method == Some("HEAD"),
         path: req.path.unwrap_or("/").to_owned(),
         content_length: 0,
         content_type: None,
-        bearer: None,
         close: req.version == Some(0),
     };
     for h in req.headers.iter() {
@@ -335,8 +435,6 @@ fn parse_request(buf: &[u8]) -> Parse {
             return Parse::Bad("chunked request bodies are not supported; send Content-Length");
         } else if h.name.eq_ignore_ascii_case("content-type") {
             r.content_type = Some(value.to_owned());
-        } else if h.name.eq_ignore_ascii_case("authorization") {
-            r.bearer = value.strip_prefix("Bearer ").map(str::to_owned);
         } else if h.name.eq_ignore_ascii_case("connection") {
             r.close = value.eq_ignore_ascii_case("close")
                 || (r.close && !value.eq_ignore_ascii_case("keep-alive"));
@@ -380,8 +478,22 @@ async fn serve_connection(mut stream: TcpStream, state: std::rc::Rc<State>) {
         out.clear();
         let close = match req {
             Ok(req) => {
-                let body = buf[req.head_len..req.head_len + req.content_length].to_vec();
-                respond(&req, &body, &state, &mut out).await;
+                let head = &buf[..req.head_len];
+                let body = &buf[req.head_len..req.head_len + req.content_length];
+                if let Some(rec) = &state.recorded {
+                    let mut rec = rec
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if rec.len() < MAX_RECORDED {
+                        rec.push(Recorded {
+                            method: req.method.clone(),
+                            target: req.path.clone(),
+                            headers: api::headers(head),
+                            body: body.to_vec(),
+                        });
+                    }
+                }
+                respond(&req, head, body, &state, &mut out).await;
                 buf.drain(..req.head_len + req.content_length);
                 req.close
             }
@@ -421,8 +533,28 @@ async fn serve_connection(mut stream: TcpStream, state: std::rc::Rc<State>) {
     }
 }
 
-async fn respond(req: &Request, body: &[u8], state: &State, out: &mut Vec<u8>) {
-    let path = req.path.split('?').next().unwrap_or("/");
+async fn respond(req: &Request, head_bytes: &[u8], body: &[u8], state: &State, out: &mut Vec<u8>) {
+    let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    let call = api::Call {
+        method: &req.method,
+        path,
+        query,
+        head: head_bytes,
+        body,
+        now_ms: crate::clock::wall_now_ns() as u64 / 1_000_000,
+    };
+    if let Some(a) = state.api.route(&call) {
+        write_full(
+            out,
+            a.status,
+            a.content_type,
+            &a.body,
+            &a.headers,
+            req.close,
+            req.method_head,
+        );
+        return;
+    }
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let first = segments.next().unwrap_or("");
     let rest = segments.next();
@@ -441,29 +573,6 @@ async fn respond(req: &Request, body: &[u8], state: &State, out: &mut Vec<u8>) {
             );
             write_response(out, 200, "application/json", json.as_bytes(), close, head);
         }
-        ("login", None) if req.method_post => {
-            let n = state.served.load(Ordering::Relaxed);
-            let json = format!(r#"{{"token":"{}"}}"#, token(n, state.secret));
-            write_response(out, 200, "application/json", json.as_bytes(), close, head);
-        }
-        ("private", None) => match &req.bearer {
-            Some(t) if valid_token(t, state.secret) => write_response(
-                out,
-                200,
-                "application/json",
-                br#"{"secret":"42"}"#,
-                close,
-                head,
-            ),
-            _ => write_response(
-                out,
-                401,
-                "text/plain",
-                b"missing or invalid bearer token; POST /login first",
-                close,
-                head,
-            ),
-        },
         ("delay", Some(ms)) => match ms.parse::<u64>() {
             Ok(ms) if ms <= 60_000 => {
                 monoio::time::sleep(Duration::from_millis(ms)).await;
@@ -502,20 +611,6 @@ async fn respond(req: &Request, body: &[u8], state: &State, out: &mut Vec<u8>) {
     }
 }
 
-fn token(n: u64, secret: u64) -> String {
-    format!("{n:016x}{:016x}", mix(n ^ secret))
-}
-
-fn valid_token(t: &str, secret: u64) -> bool {
-    t.len() == 32 && u64::from_str_radix(&t[..16], 16).is_ok_and(|n| token(n, secret) == t)
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
@@ -547,6 +642,18 @@ fn write_response(
     close: bool,
     head: bool,
 ) {
+    write_full(out, code, content_type, body, &[], close, head);
+}
+
+fn write_full(
+    out: &mut Vec<u8>,
+    code: u16,
+    content_type: &str,
+    body: &[u8],
+    extra: &[String],
+    close: bool,
+    head: bool,
+) {
     use std::io::Write;
     let no_body = code == 204 || code == 304;
     let _ = write!(
@@ -556,6 +663,10 @@ fn write_response(
     );
     if !no_body {
         let _ = write!(out, "Content-Length: {}\r\n", body.len());
+    }
+    for line in extra {
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -613,14 +724,5 @@ mod tests {
             .position(|&d| d == Duration::from_millis(10))
             .unwrap();
         assert!(first_slow < 15, "{first_slow}");
-    }
-
-    #[test]
-    fn tokens_verify_and_forgeries_do_not() {
-        let t = token(7, 99);
-        assert!(valid_token(&t, 99));
-        assert!(!valid_token(&t, 98));
-        assert!(!valid_token("0000000000000007ffffffffffffffff", 99));
-        assert!(!valid_token("short", 99));
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use engine::cli::IoChoice;
-use engine::serve::{Behaviour, Server};
+use engine::serve::{Behaviour, Server, ServerConfig};
 use formats::{Outcome, RunState};
 use util::*;
 
@@ -21,16 +21,17 @@ const EVERY: Duration = Duration::from_secs(1);
 const HOLD: Duration = Duration::from_millis(200);
 
 fn stalling_server() -> Server {
-    Server::start_with(
-        "127.0.0.1:0",
-        1,
-        IoChoice::Epoll,
-        None,
-        Behaviour {
+    Server::start_with(&ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        threads: 1,
+        io: IoChoice::Epoll,
+        cpu: None,
+        record: false,
+        behaviour: Behaviour {
             stall: Some((EVERY, HOLD)),
             latency_mix: Vec::new(),
         },
-    )
+    })
     .expect("the embedded server starts")
 }
 
@@ -210,16 +211,17 @@ fn latency_mix_percentiles_are_within_5_percent_of_the_truth() {
     // 75 % at 50 ms, 22 % at 200 ms, 3 % at 500 ms, dealt evenly: P50 is 50 ms, P95 200 ms, P99 500 ms,
     // each well inside its class (P95 is the 91st percentile of the 200 ms class, so a few samples
     // delayed by a busy machine do not move it), and 5 % of each is more than the machine's jitter.
-    let server = Server::start_with(
-        "127.0.0.1:0",
-        1,
-        IoChoice::Epoll,
-        None,
-        Behaviour {
+    let server = Server::start_with(&ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        threads: 1,
+        io: IoChoice::Epoll,
+        cpu: None,
+        record: false,
+        behaviour: Behaviour {
             stall: None,
             latency_mix: vec![(75, ms(50)), (22, ms(200)), (3, ms(500))],
         },
-    )
+    })
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let r = run_profile(

@@ -1,6 +1,8 @@
 //! Architecture invariant: the request path allocates nothing after warm-up. The engine runs in this
 //! process under a counting allocator, twice, for 1 s and for 3 s; the extra two seconds of requests
 //! may add only the once-a-second allocations (console reports, interval records), not one per request.
+//! This holds for a static `--url` run and for a scenario that renders templates, keeps cookies,
+//! extracts a value and checks every response.
 
 // Counting allocations means implementing `GlobalAlloc`, which is an unsafe trait; this file is the
 // only place in the engine that needs `unsafe`, and it only forwards to the system allocator.
@@ -41,6 +43,10 @@ static GLOBAL: Counting = Counting;
 /// A keep-alive server that allocates nothing per request, so that every counted allocation is the
 /// engine's.
 fn quiet_server() -> std::net::SocketAddr {
+    quiet_server_answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+}
+
+fn quiet_server_answering(answer: &'static [u8]) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -50,11 +56,7 @@ fn quiet_server() -> std::net::SocketAddr {
                 use std::io::{Read, Write};
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = conn.read(&mut buf) {
-                    if n == 0
-                        || conn
-                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                            .is_err()
-                    {
+                    if n == 0 || conn.write_all(answer).is_err() {
                         return;
                     }
                 }
@@ -64,17 +66,28 @@ fn quiet_server() -> std::net::SocketAddr {
     addr
 }
 
-/// Runs the engine in-process, closed (4 users) or open (`rate` per second); returns (allocations
-/// during the run, samples logged).
+/// What to run: an ad-hoc URL or a profile file.
+#[derive(Clone, Copy)]
+enum Load<'a> {
+    Url(&'a str),
+    Profile(&'a std::path::Path),
+}
+
+/// Runs the engine in-process, closed (4 users) or open (`rate` per second); returns (allocations during the run, samples logged).
 fn run(
-    url: &str,
+    load: Load<'_>,
     seconds: u64,
     io: IoChoice,
     rate: Option<f64>,
     out: &std::path::Path,
 ) -> (u64, u64) {
+    let (url, profile) = match load {
+        Load::Url(u) => (Some(u.to_owned()), None),
+        Load::Profile(p) => (None, Some(p.to_owned())),
+    };
     let args = RunArgs {
-        url: Some(url.to_owned()),
+        url,
+        profile,
         users: Some(4),
         rate,
         cores: Some(1),
@@ -87,20 +100,57 @@ fn run(
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     let outcome = engine::run(&args).expect("the run completes");
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    let samples = util::read_run(&outcome.dir).samples.len() as u64;
-    (allocations, samples)
+    let r = util::read_run(&outcome.dir);
+    let failed = r.samples.outcome.iter().filter(|&&o| o != 0).count();
+    assert!(
+        failed == 0,
+        "{failed} of {} requests failed: {:?}",
+        r.samples.len(),
+        r.messages()
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    (allocations, r.samples.len() as u64)
 }
 
 fn request_path_allocates_nothing(io: IoChoice, rate: Option<f64>) {
-    let _serial = util::one_at_a_time();
     let url = format!("http://{}/", quiet_server());
+    allocates_nothing_per_request(Load::Url(&url), io, rate);
+}
+
+/// Templates in path, header and JSON body; a cookie set on every response and sent back; a regex
+/// extraction and two checks on every response.
+fn scenario_allocates_nothing(io: IoChoice) {
+    let addr = quiet_server_answering(
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=abc; Path=/\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{\"id\":42,\"name\":\"ok\"}",
+    );
     let tmp = tempfile::tempdir().unwrap();
-    let (short_allocs, short_samples) = run(&url, 1, io, rate, tmp.path());
+    let profile = util::profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "scenario", host: "http://{addr}", load: Closed(users: 4, duration: "1s"),
+                users: [(tasks: [(requests: [(
+                    method: POST,
+                    path: "/items/{{{{random_int(1, 1000)}}}}?u={{{{user_id()}}}}&last={{{{id}}}}",
+                    headers: {{"X-Request-Id": "{{{{uuid()}}}}"}},
+                    body: Json({{"n": "{{{{raw(seq())}}}}", "who": "u{{{{user_id()}}}}"}}),
+                    extract: {{"id": Regex("\"id\":(\\d+)")}},
+                    checks: [JsonEquals("/name", "ok"), Status([200])],
+                )])])])"#
+        ),
+    );
+    allocates_nothing_per_request(Load::Profile(&profile), io, None);
+}
+
+fn allocates_nothing_per_request(load: Load<'_>, io: IoChoice, rate: Option<f64>) {
+    let _serial = util::one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let (short_allocs, short_samples) = run(load, 1, io, rate, tmp.path());
     // A loaded CI machine running a debug build may make few requests in a few seconds; run longer
     // (up to 12 s) until the difference is large enough to tell a per-request allocation from noise.
     let mut longer = (0, 0);
     for seconds in [3, 6, 12] {
-        longer = run(&url, seconds, io, rate, tmp.path());
+        longer = run(load, seconds, io, rate, tmp.path());
         if longer.1.saturating_sub(short_samples) > 2_000 {
             break;
         }
@@ -138,4 +188,14 @@ fn open_model_uring() {
 #[test]
 fn open_model_epoll() {
     request_path_allocates_nothing(IoChoice::Epoll, Some(2000.0));
+}
+
+#[test]
+fn scenario_uring() {
+    scenario_allocates_nothing(IoChoice::Uring);
+}
+
+#[test]
+fn scenario_epoll() {
+    scenario_allocates_nothing(IoChoice::Epoll);
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use engine::cli::IoChoice;
-use engine::serve::Server;
+use engine::serve::{Server, ServerConfig};
 use formats::{LogContents, Manifest, Run, SampleColumns};
 
 /// Runs tests that start an engine one at a time: each engine pins threads to CPUs, and a dozen of them
@@ -24,6 +24,19 @@ pub const DRIVERS: [&str; 2] = ["uring", "epoll"];
 /// Starts the embedded target on one thread on a free loopback port.
 pub fn server() -> Server {
     Server::start("127.0.0.1:0", 1, IoChoice::Epoll, None).expect("the embedded server starts")
+}
+
+/// Starts the embedded target keeping every request it answers (see `Server::recorded`).
+pub fn recording_server() -> Server {
+    Server::start_with(&ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        threads: 1,
+        io: IoChoice::Epoll,
+        cpu: None,
+        record: true,
+        behaviour: Default::default(),
+    })
+    .expect("the embedded server starts")
 }
 
 /// A command for the engine binary.
@@ -82,6 +95,63 @@ impl ReadBack {
             }
         }
         out
+    }
+}
+
+/// One sample with its strings resolved.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub core: usize,
+    pub name: String,
+    pub outcome: u8,
+    pub status: u16,
+    pub message: Option<String>,
+    pub user: u32,
+    pub intended_us: u64,
+    pub actual_us: u64,
+    pub latency_us: u32,
+}
+
+impl ReadBack {
+    /// Every sample of every core, in log order per core.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut out = Vec::new();
+        for (core, log) in self.logs.iter().enumerate() {
+            let s = &log.samples;
+            for i in 0..s.len() {
+                out.push(Row {
+                    core,
+                    name: log.names.get(s.name[i]).expect("a known name").to_owned(),
+                    outcome: s.outcome[i],
+                    status: s.status[i],
+                    message: (s.message[i] != 0).then(|| {
+                        log.messages
+                            .get(s.message[i])
+                            .expect("a known message")
+                            .to_owned()
+                    }),
+                    user: s.user[i],
+                    intended_us: s.intended_us[i],
+                    actual_us: s.actual_us[i],
+                    latency_us: s.latency_us[i],
+                });
+            }
+        }
+        out
+    }
+
+    /// Samples named `name`.
+    pub fn named(&self, name: &str) -> Vec<Row> {
+        self.rows().into_iter().filter(|r| r.name == name).collect()
+    }
+
+    /// Samples that failed, as (name, message) for messages in assertions.
+    pub fn failures(&self) -> Vec<(String, Option<String>)> {
+        self.rows()
+            .into_iter()
+            .filter(|r| r.outcome != 0)
+            .map(|r| (r.name, r.message))
+            .collect()
     }
 }
 

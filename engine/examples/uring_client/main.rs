@@ -34,8 +34,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use engine::http::{BodyKind, Chunked, parse_head};
-use engine::plan::{RequestTemplate, StatusSet};
-use engine::profile::spec::Method;
+use engine::plan::StatusSet;
 use formats::{
     BlockSink, IntervalStats, LogHeader, LogWriter, MessageId, NameId, Outcome, RunId, Sample,
 };
@@ -900,15 +899,12 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .to_socket_addrs()?
         .next()
         .ok_or("the host has no address")?;
-    let template = RequestTemplate {
-        name: path.to_string(),
-        method: Method::GET,
-        path: path.to_string(),
-        headers: Vec::new(),
-        body: None,
-        expect: StatusSet::Success,
-    };
-    let request = engine::http::render(&template, authority);
+    // The same bytes the engine sends for an ad-hoc `GET URL`.
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: stampede/{}\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    )
+    .into_bytes();
 
     std::fs::create_dir_all(&args.out)?;
     let log_path = args.out.join(formats::run::log_file_name(0));
@@ -926,7 +922,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         wall.as_nanos() as i64,
     );
     let mut writer = LogWriter::new(&header, BlockQueue::default()).unwrap_or_else(|n| match n {});
-    let name = writer.intern_name(&template.name);
+    let name = writer.intern_name(path);
     let _ = writer.flush();
 
     let files = if args.fixed { args.conns } else { 0 };
@@ -943,7 +939,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         addr,
         req,
         req_len,
-        expect: template.expect.clone(),
+        expect: StatusSet::Success,
         rec: Recorder {
             no_record: args.no_record,
             writer,

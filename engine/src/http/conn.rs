@@ -7,6 +7,10 @@
 //! buffer stays with the kernel until the cancelled operation completes and the field is left empty;
 //! the next request allocates a fresh one. That is the only allocation after warm-up, and it happens on
 //! the failure path.
+//!
+//! A request may ask for the response to be kept ([`Keep`]): its head (for headers and cookies) and
+//! body (for extraction and checks) are then copied into a per-connection buffer that lives until the
+//! next exchange. Requests that keep nothing pay one branch per read.
 
 use std::borrow::Cow;
 use std::io;
@@ -51,6 +55,8 @@ pub(crate) struct Connection {
     rbuf: Vec<u8>,
     /// The request being sent; lent to each write.
     wbuf: Vec<u8>,
+    /// The last response, as far as the request asked to keep it.
+    kept: Kept,
 }
 
 /// What the client sends and how it treats the answer.
@@ -58,7 +64,46 @@ pub(crate) struct Connection {
 pub(crate) struct RequestRef<'a> {
     pub bytes: &'a [u8],
     pub head: bool,
+    pub keep: Keep,
 }
+
+/// Which parts of the response to keep for the caller after the exchange.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Keep {
+    /// The head (status line and headers).
+    pub head: bool,
+    /// The head and the body.
+    pub body: bool,
+    /// The head, when it sets a cookie.
+    pub cookies: bool,
+}
+
+/// A kept response: raw bytes as received (a chunked body still chunked), valid until the next
+/// exchange on the connection.
+#[derive(Debug, Default)]
+struct Kept {
+    buf: Vec<u8>,
+    head_len: usize,
+    chunked: bool,
+    set_cookie: bool,
+    valid: bool,
+}
+
+/// A view of the kept response.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeptResponse<'a> {
+    /// Status line and headers, final CRLF included.
+    pub head: &'a [u8],
+    /// The body as received (empty unless the body was kept).
+    pub body: &'a [u8],
+    /// Whether `body` is in chunked transfer coding.
+    pub chunked: bool,
+    /// Whether the head has a Set-Cookie header.
+    pub set_cookie: bool,
+}
+
+/// A kept response larger than this is not held on to between requests.
+const KEEP_RETAIN: usize = 64 << 10;
 
 /// Limits that apply to every request.
 #[derive(Debug, Clone, Copy)]
@@ -148,6 +193,18 @@ impl Connection {
     /// be mid-response, so it cannot carry another request.
     pub fn abandon(&mut self) {
         self.link = Link::Closed;
+        self.kept.valid = false;
+    }
+
+    /// The last response as far as its request asked to keep it; `None` if nothing was kept.
+    pub fn kept(&self) -> Option<KeptResponse<'_>> {
+        let k = &self.kept;
+        k.valid.then(|| KeptResponse {
+            head: &k.buf[..k.head_len],
+            body: &k.buf[k.head_len..],
+            chunked: k.chunked,
+            set_cookie: k.set_cookie,
+        })
     }
 
     /// Sends `req` to `addr` (connecting first if needed) and reads the whole response. `start` is the
@@ -164,6 +221,11 @@ impl Connection {
         start: Instant,
     ) -> Exchange {
         let mut ex = Exchange::default();
+        self.kept.valid = false;
+        // One large response must not pin its buffer for the rest of the run.
+        if self.kept.buf.capacity() > KEEP_RETAIN {
+            self.kept.buf = Vec::new();
+        }
         let reused = self.is_open();
         if !reused && let Err(f) = self.connect(addr, limits, start, &mut ex).await {
             ex.failure = Some(f);
@@ -252,7 +314,9 @@ impl Connection {
                 req.head,
                 max_body,
                 start,
-                &mut *ex
+                &mut *ex,
+                req.keep,
+                &mut self.kept,
             ));
             let mut received: Option<Result<bool, Failure>> = None;
             std::future::poll_fn(|cx| {
@@ -324,6 +388,7 @@ async fn read_more(
     Ok(n)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn receive(
     stream: &mut TcpOwnedReadHalf,
     rbuf: &mut Vec<u8>,
@@ -331,6 +396,8 @@ async fn receive(
     max_body: u64,
     start: Instant,
     ex: &mut Exchange,
+    keep: Keep,
+    kept: &mut Kept,
 ) -> Result<bool, Failure> {
     rbuf.clear();
     let head: Head = loop {
@@ -371,6 +438,22 @@ async fn receive(
     ex.status = head.status;
     let mut close = head.close;
     let already = rbuf.len() - head.len;
+    let keep_body = keep.body && head.body != BodyKind::None;
+    if keep.head || keep.body || (keep.cookies && head.set_cookie) {
+        kept.buf.clear();
+        kept.buf
+            .extend_from_slice(&rbuf[..if keep_body { rbuf.len() } else { head.len }]);
+        kept.head_len = head.len;
+        kept.chunked = head.body == BodyKind::Chunked;
+        kept.set_cookie = head.set_cookie;
+        kept.valid = true;
+    }
+    // Called after each body read, when `rbuf` holds just the bytes read.
+    let keep_more = |kept: &mut Kept, rbuf: &[u8]| {
+        if keep_body {
+            kept.buf.extend_from_slice(rbuf);
+        }
+    };
     match head.body {
         BodyKind::None => close |= already > 0,
         BodyKind::Length(n) => {
@@ -394,8 +477,12 @@ async fn receive(
                         "connection closed in the middle of the body",
                     ));
                 }
+                keep_more(kept, rbuf);
                 close |= got as u64 > left;
                 left = left.saturating_sub(got as u64);
+            }
+            if keep_body {
+                kept.buf.truncate(kept.head_len + n as usize);
             }
         }
         BodyKind::Chunked => {
@@ -409,6 +496,7 @@ async fn receive(
                         "connection closed in the middle of a chunked body",
                     ));
                 }
+                keep_more(kept, rbuf);
                 fed = feed(&mut decoder, rbuf)?;
                 if let Some(used) = fed {
                     close |= used < rbuf.len();
@@ -431,6 +519,7 @@ async fn receive(
                 if got == 0 {
                     break;
                 }
+                keep_more(kept, rbuf);
                 total += got as u64;
             }
         }

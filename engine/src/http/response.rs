@@ -27,6 +27,8 @@ pub struct Head {
     pub body: BodyKind,
     /// Whether the connection must be closed after this response.
     pub close: bool,
+    /// Whether the response sets a cookie (so a user with a cookie jar keeps the head).
+    pub set_cookie: bool,
 }
 
 /// Why a response head is unusable.
@@ -63,7 +65,9 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, HeadEr
     let mut close = http10;
     let mut length: Option<u64> = None;
     let mut chunked = false;
+    let mut set_cookie = false;
     for h in resp.headers.iter() {
+        set_cookie |= h.name.eq_ignore_ascii_case("set-cookie");
         if h.name.eq_ignore_ascii_case("content-length") {
             let text = std::str::from_utf8(h.value)
                 .map_err(|_| HeadError::ContentLength)?
@@ -111,6 +115,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, HeadEr
         status,
         body,
         close,
+        set_cookie,
     }))
 }
 
@@ -167,6 +172,18 @@ mod tests {
             let got = head(text).unwrap().map(|h| (h.status, h.body, h.close));
             assert_eq!(got, *want, "{text:?}");
         }
+        assert!(
+            head("HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Length: 0\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .set_cookie
+        );
+        assert!(
+            !head("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .set_cookie
+        );
         assert_eq!(
             parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", true)
                 .unwrap()

@@ -1,11 +1,15 @@
 //! RON text to [`ProfileSpec`], turning every parse error into a located [`ProfileError`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ron::extensions::Extensions;
+use serde::de::DeserializeOwned;
 
-use super::spec::ProfileSpec;
-use super::{ProfileError, suggest, validate};
+use super::spec::{FragmentSpec, ProfileSpec};
+use super::{ProfileError, locate, suggest, validate};
+
+/// How deeply fragments may include fragments.
+const MAX_INCLUDE_DEPTH: usize = 8;
 
 /// Reads and checks a profile file.
 pub fn load_file(path: &Path) -> Result<ProfileSpec, ProfileError> {
@@ -18,9 +22,17 @@ pub fn load_file(path: &Path) -> Result<ProfileSpec, ProfileError> {
     load_str(&text, path)
 }
 
-/// Parses and checks profile text; `file` is only used in error messages.
+/// Parses and checks profile text; `file` names it in error messages, and fragments it includes are
+/// found relative to it.
 pub fn load_str(text: &str, file: &Path) -> Result<ProfileSpec, ProfileError> {
-    let spec = parse(text, file)?;
+    let mut spec: ProfileSpec = parse(text, file)?;
+    spec.sources.push((file.to_owned(), text.to_owned()));
+    let includes = std::mem::take(&mut spec.include);
+    let mut chain = vec![file.to_owned()];
+    for inc in &includes {
+        let fragment = load_fragment(inc, file, text, &mut chain, &mut spec.sources)?;
+        merge(&mut spec, fragment);
+    }
     validate::check(&spec).map_err(|(field, message)| ProfileError {
         file: file.to_owned(),
         position: None,
@@ -30,7 +42,105 @@ pub fn load_str(text: &str, file: &Path) -> Result<ProfileSpec, ProfileError> {
     Ok(spec)
 }
 
-fn parse(text: &str, file: &Path) -> Result<ProfileSpec, ProfileError> {
+/// Reads fragment `name` (relative to `from`), with the fragments it includes merged into it.
+fn load_fragment(
+    name: &str,
+    from: &Path,
+    from_text: &str,
+    chain: &mut Vec<PathBuf>,
+    sources: &mut Vec<(PathBuf, String)>,
+) -> Result<FragmentSpec, ProfileError> {
+    let path = from.parent().unwrap_or(Path::new("")).join(name);
+    let at = |message: String| ProfileError {
+        file: from.to_owned(),
+        position: locate(from_text, &format!("{name:?}")),
+        field: "include".into(),
+        message,
+    };
+    let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+    if chain
+        .iter()
+        .any(|p| p.canonicalize().unwrap_or_else(|_| p.clone()) == key)
+    {
+        return Err(at(format!(
+            "{} includes itself (through {}); remove one of the includes",
+            path.display(),
+            chain
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" -> ")
+        )));
+    }
+    if chain.len() > MAX_INCLUDE_DEPTH {
+        return Err(at(format!(
+            "fragments nest more than {MAX_INCLUDE_DEPTH} deep; flatten them"
+        )));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| at(format!("cannot read the fragment {}: {e}", path.display())))?;
+    let mut fragment: FragmentSpec = parse(&text, &path)?;
+    sources.push((path.clone(), text.clone()));
+    chain.push(path.clone());
+    for inc in std::mem::take(&mut fragment.include) {
+        let inner = load_fragment(&inc, &path, &text, chain, sources)?;
+        merge_fragment(&mut fragment, inner);
+    }
+    chain.pop();
+    Ok(fragment)
+}
+
+/// Adds `fragment` under `spec`: the profile's own entries win; users are appended.
+fn merge(spec: &mut ProfileSpec, fragment: FragmentSpec) {
+    under(&mut spec.headers, fragment.headers);
+    under(&mut spec.variables, fragment.variables);
+    under(&mut spec.secrets, fragment.secrets);
+    under(&mut spec.feeders, fragment.feeders);
+    for (name, env) in fragment.environments {
+        match spec.environments.get_mut(&name) {
+            Some(mine) => {
+                if mine.host.is_none() {
+                    mine.host = env.host;
+                }
+                under(&mut mine.headers, env.headers);
+                under(&mut mine.variables, env.variables);
+                under(&mut mine.secrets, env.secrets);
+            }
+            None => {
+                spec.environments.insert(name, env);
+            }
+        }
+    }
+    if spec.auth.is_none() {
+        spec.auth = fragment.auth;
+    }
+    spec.users.extend(fragment.users);
+}
+
+fn merge_fragment(outer: &mut FragmentSpec, inner: FragmentSpec) {
+    under(&mut outer.headers, inner.headers);
+    under(&mut outer.variables, inner.variables);
+    under(&mut outer.secrets, inner.secrets);
+    under(&mut outer.feeders, inner.feeders);
+    for (name, env) in inner.environments {
+        outer.environments.entry(name).or_insert(env);
+    }
+    if outer.auth.is_none() {
+        outer.auth = inner.auth;
+    }
+    outer.users.extend(inner.users);
+}
+
+fn under<V>(
+    mine: &mut std::collections::BTreeMap<String, V>,
+    theirs: std::collections::BTreeMap<String, V>,
+) {
+    for (k, v) in theirs {
+        mine.entry(k).or_insert(v);
+    }
+}
+
+fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError> {
     // `implicit_some` lets a profile write `spawn_rate: 10.0` rather than `spawn_rate: Some(10.0)`.
     let options = ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME);
     let located = |e: ron::error::SpannedError, field: String| ProfileError {

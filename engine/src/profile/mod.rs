@@ -42,6 +42,18 @@ impl fmt::Display for ProfileError {
     }
 }
 
+/// The 1-based line and column where `needle` first occurs in `text`.
+pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+    if needle.is_empty() {
+        return None;
+    }
+    let at = text.find(needle)?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, col))
+}
+
 /// Parses a duration: `30s`, `2m`, `1h30m`, `250ms`, `1.5s`, `100us`. A bare number is refused, since
 /// its unit would be a guess.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -152,20 +164,28 @@ mod tests {
     /// profile (and then a plan or an error): never a panic.
     #[test]
     fn mangled_profiles_never_panic() {
-        let text = include_str!("../../../profiles/api.ron");
+        mangle(include_str!("../../../profiles/api.ron"), 3);
+        // Templates, extraction, checks and auth helpers: every mangling compiles or errs.
+        mangle(include_str!("../../../profiles/rest-api.ron"), 7);
+    }
+
+    fn mangle(text: &str, step: usize) {
         let file = std::path::Path::new("api.ron");
         assert!(load_str(text, file).is_ok());
         for (i, _) in text.char_indices() {
             let _ = load_str(&text[..i], file);
         }
         let bytes = text.as_bytes();
-        for i in (0..bytes.len()).step_by(3) {
-            for b in [b'(', b')', b'"', b'0', b'x', b'\\', b',', b':'] {
+        for i in (0..bytes.len()).step_by(step) {
+            for b in [b'(', b')', b'"', b'0', b'x', b'\\', b',', b':', b'{', b'}'] {
                 let mut m = bytes.to_vec();
                 m[i] = b;
                 // What parses must also resolve (or fail) without panicking.
                 if let Ok(Ok(spec)) = std::str::from_utf8(&m).map(|s| load_str(s, file)) {
-                    let env = crate::plan::PlanEnv { cpus: vec![0, 1] };
+                    let env = crate::plan::PlanEnv {
+                        cpus: vec![0, 1],
+                        ..crate::plan::PlanEnv::default()
+                    };
                     let _ = crate::plan::Plan::resolve(spec, &crate::cli::RunArgs::default(), &env);
                 }
             }

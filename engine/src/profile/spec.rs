@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize, Serializer};
 pub struct ProfileSpec {
     /// Names the run directory and reports.
     pub name: String,
+    /// Fragment files merged into this profile (paths relative to this file), see [`FragmentSpec`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     /// Target base URL (`http://host:port`) or `"embedded"`; environments may override it.
     #[serde(default)]
     pub host: Option<String>,
@@ -26,6 +29,9 @@ pub struct ProfileSpec {
     /// Values for `${name}` placeholders; environments and `--var` override them.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Variables whose values are secret: used like `variables`, shown as `***` everywhere.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// Named environments, selected with `--env`.
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentSpec>,
@@ -40,7 +46,48 @@ pub struct ProfileSpec {
     /// HTTP client settings.
     #[serde(default)]
     pub http: HttpSpec,
+    /// Data files whose rows templates read as `{{row.column}}` or `{{feeder.column}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub feeders: BTreeMap<String, FeederSpec>,
+    /// Authentication for every request, unless a user kind or request says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
     /// The kinds of virtual user, chosen by weight.
+    pub users: Vec<UserSpec>,
+    /// The text of this file and of its fragments, for locating errors found after parsing.
+    #[serde(skip)]
+    pub sources: Vec<(std::path::PathBuf, String)>,
+}
+
+/// A fragment: the parts of a profile that large suites share (`include: ["common.ron"]`). Its maps
+/// are merged under the including profile's (the profile wins on equal keys); its users are added
+/// after the profile's own; `auth` applies when the profile sets none.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename = "Fragment")]
+pub struct FragmentSpec {
+    /// Further fragments, relative to this file.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Headers for every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Profile variables.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    /// Secret profile variables.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Environments.
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentSpec>,
+    /// Data feeders.
+    #[serde(default)]
+    pub feeders: BTreeMap<String, FeederSpec>,
+    /// Authentication.
+    #[serde(default)]
+    pub auth: Option<AuthSpec>,
+    /// User kinds.
+    #[serde(default)]
     pub users: Vec<UserSpec>,
 }
 
@@ -57,6 +104,9 @@ pub struct EnvironmentSpec {
     /// Variables added to (or replacing) the top-level ones.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Secret variables added to (or replacing) the top-level ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// How load is applied: closed models (a population of users that loop) or open models (iterations
@@ -210,8 +260,33 @@ pub struct UserSpec {
     /// Think time after each task.
     #[serde(default)]
     pub wait: WaitSpec,
+    /// Stop after this many iterations (tasks); absent means until the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u64>,
+    /// The feeder that `{{row.column}}` reads; absent means the only feeder, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feeder: Option<String>,
+    /// Per-user variables and their initial values (templates, evaluated when the user starts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// Headers for this kind's requests (over the profile's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Authentication for this kind (over the profile's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+    /// Keep a cookie jar (Set-Cookie honoured, Cookie sent), as a browser or Locust's client does.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub cookies: bool,
+    /// Requests made once when the user starts (log in), before its first task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_start: Vec<RequestSpec>,
     /// What the user does, chosen by weight each iteration.
     pub tasks: Vec<TaskSpec>,
+    /// Requests made once when the user stops (log out): after its last iteration, or at the
+    /// planned end of the run (not after Ctrl-C).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_stop: Vec<RequestSpec>,
 }
 
 /// Think time between a user's tasks.
@@ -225,23 +300,40 @@ pub enum WaitSpec {
     Constant(DurationSpec),
     /// Uniformly distributed between the two.
     Between(DurationSpec, DurationSpec),
-    /// No think time: each iteration starts this long after the previous one was due (Gatling's
-    /// `pace`), so a slow response delays the user but not its schedule; lateness counts as lag.
+    /// No think time: each iteration is due this long after the previous one was due, on a grid
+    /// from the user's start (Gatling's `pace`, Locust's `constant_pacing`), so a slow response delays
+    /// the user but not its schedule; an iteration that overruns is followed by the next at once, and
+    /// the lateness counts as lag.
     Pacing(DurationSpec),
 }
 
-/// A task: a sequence of requests made one after another.
+/// A task: requests made one after another, or a group of tasks. Exactly one of `requests`,
+/// `sequence` (Locust's SequentialTaskSet: every child in order) and `tasks` (a nested TaskSet: one
+/// child by weight) is given.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename = "Task")]
 pub struct TaskSpec {
     /// Shown in reports.
     #[serde(default)]
     pub name: Option<String>,
-    /// Relative chance that an iteration runs this task.
+    /// Relative chance that an iteration (or the enclosing group) runs this task.
     #[serde(default = "one")]
     pub weight: u32,
     /// The requests, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<RequestSpec>,
+    /// Child tasks run in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sequence: Vec<TaskSpec>,
+    /// Child tasks, one picked by weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskSpec>,
+    /// Run the task this many times in a row (a group picks afresh each time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<u32>,
+    /// Think time between this group's children (between repeats for `tasks` and `requests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitSpec>,
 }
 
 /// One HTTP request.
@@ -251,9 +343,12 @@ pub struct RequestSpec {
     /// The method.
     #[serde(default)]
     pub method: Method,
-    /// Path and query, starting with `/`; may use `${variable}`.
+    /// Path and query, starting with `/`; may use `${variable}` and `{{template}}`.
     pub path: String,
-    /// The name samples are grouped under; defaults to `METHOD path`.
+    /// Query parameters added to the path, URL-encoded (Locust `params=`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    /// The name samples are grouped under; defaults to `METHOD path` (Locust `name=`).
     #[serde(default)]
     pub name: Option<String>,
     /// Headers for this request only.
@@ -262,9 +357,183 @@ pub struct RequestSpec {
     /// The body.
     #[serde(default)]
     pub body: Option<BodySpec>,
-    /// Status codes counted as success; absent means 200–399.
+    /// Status codes counted as success; absent means 200–399 (Locust `catch_response`).
     #[serde(default)]
     pub expect_status: Option<Vec<u16>>,
+    /// Values taken from the response into user variables: `{"token": Json("/token")}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extract: BTreeMap<String, ExtractSpec>,
+    /// Checks on the response; a failed one fails the sample with outcome `check`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSpec>,
+    /// Authentication for this request (`Off` for none), over the user kind's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+}
+
+/// Where an extracted value comes from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename = "Extract")]
+pub enum ExtractSpec {
+    /// A JSON pointer (`/token`) or JSONPath (`$.items[0].id`) into the body.
+    Json(String),
+    /// The first capture group (or the whole match) of a regex over the body.
+    Regex(String),
+    /// A response header.
+    Header(String),
+    /// A cookie the response sets.
+    Cookie(String),
+    /// The status code.
+    Status,
+    /// Not a failure when missing: the variable keeps its value.
+    Optional(Box<ExtractSpec>),
+}
+
+/// A check on a response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename = "Check")]
+pub enum CheckSpec {
+    /// The status is one of these.
+    Status(Vec<u16>),
+    /// The body contains this text (a template).
+    BodyContains(String),
+    /// The body matches this regex.
+    BodyMatches(String),
+    /// The JSON value at this selector equals this value (strings may be templates).
+    JsonEquals(String, ron::Value),
+    /// The JSON selector matches something.
+    JsonExists(String),
+    /// The response has this header.
+    HeaderPresent(String),
+    /// The header equals this value (a template; case-sensitive).
+    HeaderEquals(String, String),
+    /// The header contains this text.
+    HeaderContains(String, String),
+    /// The response took less than this, from the request's actual start.
+    LatencyUnder(DurationSpec),
+    /// The inner check fails.
+    Not(Box<CheckSpec>),
+}
+
+/// How requests authenticate.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename = "Auth")]
+pub enum AuthSpec {
+    /// No authentication (to switch it off for one request or user kind).
+    Off,
+    /// HTTP Basic: `Authorization: Basic base64(user:password)`.
+    Basic {
+        /// The user name (a template).
+        user: String,
+        /// The password (a template).
+        password: String,
+    },
+    /// A bearer token (a template, e.g. `"{{token}}"` after a login).
+    Bearer(String),
+    /// A JWT signed by the engine for each user, sent as a bearer token.
+    Jwt {
+        /// HS256 (shared secret) or RS256 (RSA private key).
+        algorithm: JwtAlgorithm,
+        /// The HS256 secret.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+        /// The RS256 private key, PEM (PKCS#1 or PKCS#8), relative to the profile.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_file: Option<String>,
+        /// The claims (a map; string values are templates, e.g. `"sub": "user-{{user_id()}}"`).
+        claims: ron::Value,
+        /// Lifetime: adds `iat` and `exp`, and the token is minted again before it expires.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<DurationSpec>,
+    },
+    /// OAuth2 client credentials: the token is fetched with a request (logged as a sample), cached,
+    /// and fetched again before it expires.
+    OAuth2 {
+        /// The token endpoint: a path on the target, or an `http://` URL on the same host.
+        token_url: String,
+        /// The client id (a template).
+        client_id: String,
+        /// The client secret (a template).
+        client_secret: String,
+        /// Requested scope.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        /// Share one token among a core's users (`PerCore`, the default) or fetch one per user.
+        #[serde(default)]
+        cache: TokenCache,
+        /// Fetch a new token this long before the old one expires (default 30s).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refresh_before: Option<DurationSpec>,
+    },
+}
+
+/// JWT signing algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[allow(missing_docs, clippy::upper_case_acronyms)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+}
+
+/// Who shares an OAuth2 token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum TokenCache {
+    /// One token per core, shared by its users.
+    #[default]
+    PerCore,
+    /// One token per user.
+    PerUser,
+}
+
+/// A data feeder.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename = "Feeder")]
+pub struct FeederSpec {
+    /// The data file, relative to the profile: `.csv` (with a header row) or `.jsonl` (an object per
+    /// line).
+    pub file: String,
+    /// The format, when the extension does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<FeederFormat>,
+    /// How rows are handed out.
+    #[serde(default)]
+    pub order: FeederOrder,
+    /// What happens when rows run out; default `Stop` for `Unique`, `Recycle` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exhausted: Option<OnExhausted>,
+}
+
+/// Data file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum FeederFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    JsonLines,
+}
+
+/// How a feeder hands out rows (see `scenario::feeder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum FeederOrder {
+    /// In file order, each row once per run (rows are dealt to cores in stripes); a new row for
+    /// every iteration.
+    #[default]
+    Sequential,
+    /// In file order, wrapping around; a new row for every iteration.
+    Circular,
+    /// A random row for every iteration.
+    Random,
+    /// One row per user for its whole life, never shared with another user on any core.
+    Unique,
+}
+
+/// What happens when a feeder runs out of rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum OnExhausted {
+    /// The user stops (one that never got a row does not start).
+    Stop,
+    /// Start again from the first row.
+    Recycle,
 }
 
 /// An HTTP method.
@@ -302,10 +571,20 @@ pub enum BodySpec {
     Text(String),
     /// A RON value sent as JSON (`Content-Type: application/json`).
     Json(ron::Value),
+    /// Form fields, URL-encoded (`Content-Type: application/x-www-form-urlencoded`).
+    Form(BTreeMap<String, String>),
 }
 
 fn one() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// A duration written as text: `30s`, `2m`, `1h30m`, `250ms`, `1.5s`.

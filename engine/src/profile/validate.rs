@@ -1,10 +1,248 @@
 //! Checks that span several fields, run after parsing. Errors name the field path; the parser has no
 //! position for them.
 
-use super::spec::{EmbeddedSpec, LoadSpec, ProfileSpec, WaitSpec};
+use super::spec::{
+    AuthSpec, CheckSpec, EmbeddedSpec, JwtAlgorithm, LoadSpec, ProfileSpec, RequestSpec, TaskSpec,
+    WaitSpec,
+};
 use super::suggest;
 
 type Problem = (String, String);
+
+/// How deeply task groups may nest.
+pub(crate) const MAX_TASK_DEPTH: usize = 16;
+
+fn check_wait(wait: &WaitSpec, field: &str) -> Result<(), Problem> {
+    match wait {
+        WaitSpec::Between(min, max) if min.0 > max.0 => Err((
+            field.into(),
+            format!(
+                "Between(min, max) needs min <= max, got {:?} > {:?}",
+                min.0, max.0
+            ),
+        )),
+        WaitSpec::Pacing(d) if d.0.is_zero() => Err((
+            field.into(),
+            "Pacing needs an interval longer than zero, e.g. Pacing(\"2s\")".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_task(task: &TaskSpec, at: &str, depth: usize) -> Result<(), Problem> {
+    if depth > MAX_TASK_DEPTH {
+        return Err((
+            at.into(),
+            format!("task groups nest more than {MAX_TASK_DEPTH} deep; flatten them"),
+        ));
+    }
+    let given = [
+        !task.requests.is_empty(),
+        !task.sequence.is_empty(),
+        !task.tasks.is_empty(),
+    ];
+    match given.iter().filter(|g| **g).count() {
+        1 => {}
+        0 => {
+            return Err((
+                format!("{at}.requests"),
+                "no requests: add at least one `(path: \"/\")`, or give `sequence: [...]` or `tasks: [...]`".into(),
+            ));
+        }
+        _ => {
+            return Err((
+                at.into(),
+                "give exactly one of `requests`, `sequence` (children in order) and `tasks` (one child by weight); nest tasks to combine them".into(),
+            ));
+        }
+    }
+    if task.repeat == Some(0) {
+        return Err((format!("{at}.repeat"), "repeat must be at least 1".into()));
+    }
+    if let Some(w) = &task.wait {
+        if matches!(w, WaitSpec::Pacing(_)) {
+            return Err((
+                format!("{at}.wait"),
+                "Pacing spaces a user's iterations; inside a task use Constant or Between".into(),
+            ));
+        }
+        check_wait(w, &format!("{at}.wait"))?;
+    }
+    for (r, req) in task.requests.iter().enumerate() {
+        check_request(req, &format!("{at}.requests[{r}]"))?;
+    }
+    for (c, child) in task.sequence.iter().enumerate() {
+        check_task(child, &format!("{at}.sequence[{c}]"), depth + 1)?;
+    }
+    if !task.tasks.is_empty() && task.tasks.iter().all(|t| t.weight == 0) {
+        return Err((
+            format!("{at}.tasks"),
+            "every task has weight 0: give at least one a positive weight".into(),
+        ));
+    }
+    for (c, child) in task.tasks.iter().enumerate() {
+        check_task(child, &format!("{at}.tasks[{c}]"), depth + 1)?;
+    }
+    Ok(())
+}
+
+/// `text` without its `{{ ... }}` expressions (which may contain spaces).
+fn outside_templates(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find("}}") {
+            Some(j) => rest = &rest[i + j + 2..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn check_request(req: &RequestSpec, at: &str) -> Result<(), Problem> {
+    let at = |f: &str| format!("{at}.{f}");
+    // A path may also be a template that yields one (a Location header extracted earlier).
+    if !(req.path.starts_with('/') || req.path.starts_with("{{")) {
+        return Err((
+            at("path"),
+            format!(
+                "a path starts with `/`, got {:?}; the host goes in `host`",
+                req.path
+            ),
+        ));
+    }
+    if outside_templates(&req.path)
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err((
+            at("path"),
+            format!(
+                "{:?} contains spaces or control characters: percent-encode them",
+                req.path
+            ),
+        ));
+    }
+    check_headers(&req.headers, &at("headers"))?;
+    if let Some(codes) = &req.expect_status
+        && let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c))
+    {
+        return Err((
+            at("expect_status"),
+            format!("{bad} is not an HTTP status code (100-599)"),
+        ));
+    }
+    for name in req.extract.keys() {
+        if !is_identifier(name) {
+            return Err((
+                format!("{}.{name}", at("extract")),
+                format!(
+                    "{name:?} cannot name a variable: use letters, digits and `_`, starting with a letter or `_`"
+                ),
+            ));
+        }
+    }
+    for (c, check) in req.checks.iter().enumerate() {
+        check_check(check, &format!("{}[{c}]", at("checks")))?;
+    }
+    if let Some(auth) = &req.auth {
+        check_auth(auth, &at("auth"))?;
+    }
+    Ok(())
+}
+
+fn check_check(check: &CheckSpec, at: &str) -> Result<(), Problem> {
+    match check {
+        CheckSpec::Status(codes) => {
+            if codes.is_empty() {
+                return Err((
+                    at.into(),
+                    "Status([...]) needs at least one status code".into(),
+                ));
+            }
+            if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
+                return Err((
+                    at.into(),
+                    format!("{bad} is not an HTTP status code (100-599)"),
+                ));
+            }
+        }
+        CheckSpec::Not(inner) => check_check(inner, at)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_auth(auth: &AuthSpec, at: &str) -> Result<(), Problem> {
+    match auth {
+        AuthSpec::Jwt {
+            algorithm,
+            secret,
+            key_file,
+            claims,
+            ..
+        } => {
+            match (algorithm, secret, key_file) {
+                (JwtAlgorithm::HS256, None, _) => {
+                    return Err((
+                        format!("{at}.secret"),
+                        "HS256 signs with a shared secret: add `secret: \"${jwt_secret}\"`".into(),
+                    ));
+                }
+                (JwtAlgorithm::RS256, _, None) => {
+                    return Err((
+                        format!("{at}.key_file"),
+                        "RS256 signs with an RSA private key: add `key_file: \"keys/private.pem\"`"
+                            .into(),
+                    ));
+                }
+                _ => {}
+            }
+            if !matches!(claims, ron::Value::Map(_)) {
+                return Err((
+                    format!("{at}.claims"),
+                    "claims are a map, e.g. {\"sub\": \"user-{{user_id()}}\"}".into(),
+                ));
+            }
+        }
+        AuthSpec::OAuth2 { token_url, .. }
+            if !(token_url.starts_with('/') || token_url.starts_with("http://")) =>
+        {
+            return Err((
+                format!("{at}.token_url"),
+                format!(
+                    "{token_url:?}: give a path on the target (\"/oauth/token\") or an http:// URL"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn unknown_feeder(name: &str, spec: &ProfileSpec) -> String {
+    let known: Vec<&str> = spec.feeders.keys().map(String::as_str).collect();
+    if known.is_empty() {
+        return format!("there is no feeder {name:?}: the profile defines none under `feeders`");
+    }
+    let hint = suggest(name, known.iter().copied())
+        .map(|s| format!("; did you mean {s:?}?"))
+        .unwrap_or_default();
+    format!(
+        "there is no feeder {name:?}{hint} (defined: {})",
+        known.join(", ")
+    )
+}
 
 pub(super) fn check(spec: &ProfileSpec) -> Result<(), Problem> {
     if spec.name.trim().is_empty() {
@@ -46,78 +284,62 @@ pub(super) fn check(spec: &ProfileSpec) -> Result<(), Problem> {
         ));
     }
     for (u, user) in spec.users.iter().enumerate() {
-        if let WaitSpec::Between(min, max) = &user.wait
-            && min.0 > max.0
-        {
+        let at = format!("users[{u}]");
+        check_wait(&user.wait, &format!("{at}.wait"))?;
+        if user.iterations == Some(0) {
             return Err((
-                format!("users[{u}].wait"),
-                format!(
-                    "Between(min, max) needs min <= max, got {:?} > {:?}",
-                    min.0, max.0
-                ),
+                format!("{at}.iterations"),
+                "iterations must be at least 1; omit it to run until the end".into(),
             ));
         }
-        if let WaitSpec::Pacing(pace) = &user.wait
-            && pace.0.is_zero()
+        if let Some(f) = &user.feeder
+            && !spec.feeders.contains_key(f)
         {
-            return Err((
-                format!("users[{u}].wait"),
-                "Pacing needs a period longer than zero; use None for no think time".into(),
-            ));
+            return Err((format!("{at}.feeder"), unknown_feeder(f, spec)));
+        }
+        check_headers(&user.headers, &format!("{at}.headers"))?;
+        if let Some(auth) = &user.auth {
+            check_auth(auth, &format!("{at}.auth"))?;
         }
         if user.tasks.is_empty() {
             return Err((
-                format!("users[{u}].tasks"),
+                format!("{at}.tasks"),
                 "no tasks: add at least one `(requests: [...])`".into(),
             ));
         }
         if user.tasks.iter().all(|t| t.weight == 0) {
             return Err((
-                format!("users[{u}].tasks"),
+                format!("{at}.tasks"),
                 "every task has weight 0: give at least one a positive weight".into(),
             ));
         }
+        for (r, req) in user.on_start.iter().enumerate() {
+            check_request(req, &format!("{at}.on_start[{r}]"))?;
+        }
+        for (r, req) in user.on_stop.iter().enumerate() {
+            check_request(req, &format!("{at}.on_stop[{r}]"))?;
+        }
         for (t, task) in user.tasks.iter().enumerate() {
-            if task.requests.is_empty() {
-                return Err((
-                    format!("users[{u}].tasks[{t}].requests"),
-                    "no requests: add at least one `(path: \"/\")`".into(),
-                ));
-            }
-            for (r, req) in task.requests.iter().enumerate() {
-                let at = |f: &str| format!("users[{u}].tasks[{t}].requests[{r}].{f}");
-                if !req.path.starts_with('/') {
-                    return Err((
-                        at("path"),
-                        format!(
-                            "a path starts with `/`, got {:?}; the host goes in `host`",
-                            req.path
-                        ),
-                    ));
-                }
-                if req
-                    .path
-                    .bytes()
-                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-                {
-                    return Err((
-                        at("path"),
-                        format!(
-                            "{:?} contains spaces or control characters: percent-encode them",
-                            req.path
-                        ),
-                    ));
-                }
-                check_headers(&req.headers, &at("headers"))?;
-                if let Some(codes) = &req.expect_status
-                    && let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c))
-                {
-                    return Err((
-                        at("expect_status"),
-                        format!("{bad} is not an HTTP status code (100-599)"),
-                    ));
-                }
-            }
+            check_task(task, &format!("{at}.tasks[{t}]"), 1)?;
+        }
+    }
+    if let Some(auth) = &spec.auth {
+        check_auth(auth, "auth")?;
+    }
+    for (name, f) in &spec.feeders {
+        if f.file.trim().is_empty() {
+            return Err((
+                format!("feeders.{name}.file"),
+                "give the data file, e.g. \"data/users.csv\"".into(),
+            ));
+        }
+        if !is_identifier(name) || name == "row" {
+            return Err((
+                format!("feeders.{name}"),
+                format!(
+                    "{name:?} cannot name a feeder: use letters, digits and `_` (and not `row`, which means the user's feeder)"
+                ),
+            ));
         }
     }
     check_headers(&spec.headers, "headers")?;

@@ -1,0 +1,127 @@
+//! Scenarios: what virtual users do, compiled from the profile once and executed per request without
+//! parsing or allocating.
+//!
+//! ```text
+//! ProfileSpec ──compile──▶ Scenario (kinds, task trees, requests with templates, extraction and
+//!                          │          check rules, feeders, auth)
+//!                          └─ wire::Wire per request, once the target's Host header is known
+//! core: exec::UserState per user ──run_request──▶ render ▶ send ▶ keep response ▶ cookies,
+//!                                                 extract, check ▶ one sample
+//! ```
+//!
+//! Module map: [`template`] (`{{ }}` expressions), [`vars`] (`${ }` profile variables and their
+//! precedence), [`feeder`] (data files), [`json`] (selectors over response bodies), [`response`]
+//! (headers and bodies of a kept response), [`cookies`] (the per-user jar), [`rules`] (extraction and
+//! checks), [`auth`] (Basic, Bearer, JWT, OAuth2), [`wire`] (request bytes), [`compile`] (spec to
+//! scenario), [`exec`] (running a user's requests and task trees).
+
+pub(crate) mod auth;
+pub(crate) mod compile;
+pub(crate) mod cookies;
+pub(crate) mod exec;
+pub(crate) mod feeder;
+pub(crate) mod json;
+pub(crate) mod response;
+pub(crate) mod rules;
+pub(crate) mod template;
+pub mod vars;
+pub(crate) mod wire;
+
+use std::sync::Arc;
+
+use crate::plan::{StatusSet, Wait};
+use crate::profile::spec::Method;
+
+pub(crate) use feeder::Feeder;
+use template::Template;
+
+/// Everything users do, compiled. Built by `Plan::resolve`; every core works on its own clone (regexes
+/// keep per-clone caches, so cores never share one), except the feeders' data, which is shared
+/// read-only.
+#[derive(Debug, Clone, Default)]
+pub struct Scenario {
+    /// The kinds of user.
+    pub(crate) kinds: Vec<UserKind>,
+    /// Every request, referred to by index.
+    pub(crate) requests: Vec<RequestPlan>,
+    /// Task trees, referred to by index.
+    pub(crate) nodes: Vec<Node>,
+    /// Data feeders.
+    pub(crate) feeders: Vec<Arc<Feeder>>,
+    /// User variable names, by slot.
+    pub(crate) variables: Vec<String>,
+    /// Authentication that needs per-user or per-core state (JWT, OAuth2).
+    pub(crate) auths: Vec<auth::AuthPlan>,
+}
+
+impl Scenario {
+    /// The kinds of user.
+    pub fn kind_count(&self) -> usize {
+        self.kinds.len()
+    }
+}
+
+/// A kind of user.
+#[derive(Debug, Clone)]
+pub(crate) struct UserKind {
+    /// Think time after each task (iteration).
+    pub wait: Wait,
+    /// Stop after this many iterations.
+    pub iterations: Option<u64>,
+    /// Top-level tasks and their weights.
+    pub tasks: Vec<Task>,
+    pub total_task_weight: u32,
+    /// Requests made when the user starts and stops.
+    pub on_start: Vec<usize>,
+    pub on_stop: Vec<usize>,
+    /// Initial values of user variables (slot, template), evaluated when the user starts.
+    pub initial: Vec<(u16, Template)>,
+    /// Feeders this kind draws rows from.
+    pub feeders: Vec<u16>,
+    /// Deepest task nesting, for the executor's stack.
+    pub depth: usize,
+}
+
+/// A top-level task.
+#[derive(Debug, Clone)]
+pub(crate) struct Task {
+    pub weight: u32,
+    /// Its tree in [`Scenario::nodes`].
+    pub root: usize,
+}
+
+/// A node of a task tree.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    /// One request, by index.
+    Request(usize),
+    /// Children run in order (`pick` false) or one picked by weight (`pick` true), `repeat` times,
+    /// with `wait` between children (in order) or between repeats (picked).
+    Group {
+        children: Vec<(u32, usize)>,
+        pick: bool,
+        total_weight: u32,
+        repeat: u32,
+        wait: Wait,
+    },
+}
+
+/// A request, host-independent: the wire template is built from it once the target is known.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestPlan {
+    /// The name samples are grouped under.
+    pub name: String,
+    pub method: Method,
+    /// Path and query, base path included.
+    pub path: Template,
+    /// Header lines, `Name: value`.
+    pub headers: Vec<(String, Template)>,
+    /// Content type and body.
+    pub body: Option<(String, Template)>,
+    pub expect: StatusSet,
+    pub extract: Vec<rules::Extraction>,
+    pub checks: Vec<rules::Check>,
+    pub auth: auth::AuthUse,
+    /// Whether the user's cookie jar applies.
+    pub cookies: bool,
+}

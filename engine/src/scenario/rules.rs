@@ -1,0 +1,447 @@
+//! Extraction (response → user variable) and checks (response → pass or fail), compiled at load time.
+//!
+//! Each rule carries the failure message that names it, written once from the rule as the profile
+//! wrote it (so `${secret}` stays unexpanded); cores intern the messages when they start, and a
+//! failing request only copies an id.
+
+use std::cell::RefCell;
+
+use regex::bytes::{CaptureLocations, Regex};
+
+use super::json::{Expected, JsonError, Selector, string_equals, value_text};
+use super::response::Response;
+use super::template::{Env, Template};
+use crate::http::Keep;
+
+/// A value taken from the response into a user variable.
+#[derive(Debug, Clone)]
+pub(crate) struct Extraction {
+    /// The user variable slot.
+    pub var: u16,
+    pub source: Source,
+    /// A missing value leaves the variable as it was instead of failing the request.
+    pub optional: bool,
+    /// Messages for "not found" and "the response is not JSON".
+    pub messages: [String; 2],
+}
+
+/// Where an extracted value comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Json(Selector),
+    /// The regex and its slot in the core's capture-location table.
+    Regex(Regex, u16),
+    Header(Box<[u8]>),
+    Cookie(Box<[u8]>),
+    Status,
+}
+
+/// Why an extraction found nothing; indexes [`Extraction::messages`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    NotFound = 0,
+    NotJson = 1,
+}
+
+impl Extraction {
+    /// What of the response this rule reads.
+    pub fn keep(&self) -> Keep {
+        match self.source {
+            Source::Json(_) | Source::Regex(..) => Keep {
+                body: true,
+                ..Keep::default()
+            },
+            Source::Header(_) | Source::Cookie(_) => Keep {
+                head: true,
+                ..Keep::default()
+            },
+            Source::Status => Keep::default(),
+        }
+    }
+
+    /// Sets the variable from `resp`, reusing its buffer.
+    pub fn apply(
+        &self,
+        resp: &Response<'_>,
+        vars: &mut [Vec<u8>],
+        locs: &[RefCell<CaptureLocations>],
+    ) -> Result<(), Missing> {
+        let Some(var) = vars.get_mut(usize::from(self.var)) else {
+            return Err(Missing::NotFound);
+        };
+        match &self.source {
+            Source::Json(sel) => match sel.find(resp.body) {
+                Ok(Some((kind, a, b))) => {
+                    var.clear();
+                    value_text(resp.body, kind, a, b, var);
+                }
+                Ok(None) => return Err(Missing::NotFound),
+                Err(JsonError::Invalid | JsonError::TooDeep) => return Err(Missing::NotJson),
+            },
+            Source::Regex(re, slot) => {
+                let Some(cell) = locs.get(usize::from(*slot)) else {
+                    return Err(Missing::NotFound);
+                };
+                let mut locs = cell.borrow_mut();
+                re.captures_read(&mut locs, resp.body)
+                    .ok_or(Missing::NotFound)?;
+                let group = if locs.len() > 1 { 1 } else { 0 };
+                let (a, b) = locs.get(group).ok_or(Missing::NotFound)?;
+                var.clear();
+                var.extend_from_slice(&resp.body[a..b]);
+            }
+            Source::Header(name) => {
+                let v = resp.header(name).ok_or(Missing::NotFound)?;
+                var.clear();
+                var.extend_from_slice(v);
+            }
+            Source::Cookie(name) => {
+                let v = resp.set_cookie(name).ok_or(Missing::NotFound)?;
+                var.clear();
+                var.extend_from_slice(v);
+            }
+            Source::Status => {
+                use std::io::Write as _;
+                var.clear();
+                let _ = write!(var, "{}", resp.status);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A check on a response.
+#[derive(Debug, Clone)]
+pub(crate) struct Check {
+    pub kind: CheckKind,
+    /// `Not(...)`: passes when the inner check fails.
+    pub negate: bool,
+    /// The failure message, naming the check.
+    pub message: String,
+}
+
+/// What a check tests.
+#[derive(Debug, Clone)]
+pub(crate) enum CheckKind {
+    Status(Vec<u16>),
+    BodyContains(Template),
+    BodyMatches(Regex),
+    JsonEquals(Selector, Want),
+    JsonExists(Selector),
+    HeaderPresent(Box<[u8]>),
+    HeaderEquals(Box<[u8]>, Template),
+    HeaderContains(Box<[u8]>, Template),
+    /// Microseconds.
+    LatencyUnder(u64),
+}
+
+/// The value `JsonEquals` wants.
+#[derive(Debug, Clone)]
+pub(crate) enum Want {
+    /// A string, possibly a template.
+    String(Template),
+    /// `{{raw(x)}}`: x's text read as a JSON value (a number, `true`, `false`, `null`), or as a
+    /// string when it is none of those.
+    Json(Template),
+    /// A number, boolean or null.
+    Other(Expected),
+}
+
+impl Check {
+    /// What of the response this check reads.
+    pub fn keep(&self) -> Keep {
+        match self.kind {
+            CheckKind::BodyContains(_)
+            | CheckKind::BodyMatches(_)
+            | CheckKind::JsonEquals(..)
+            | CheckKind::JsonExists(_) => Keep {
+                body: true,
+                ..Keep::default()
+            },
+            CheckKind::HeaderPresent(_)
+            | CheckKind::HeaderEquals(..)
+            | CheckKind::HeaderContains(..) => Keep {
+                head: true,
+                ..Keep::default()
+            },
+            CheckKind::Status(_) | CheckKind::LatencyUnder(_) => Keep::default(),
+        }
+    }
+
+    /// Whether the response passes. `want` is a reused buffer for rendered expectations.
+    pub fn passes(
+        &self,
+        resp: &Response<'_>,
+        latency_us: u64,
+        env: &mut Env<'_>,
+        want: &mut Vec<u8>,
+    ) -> bool {
+        let mut render = |t: &Template, env: &mut Env<'_>| -> usize {
+            want.clear();
+            t.render(want, env);
+            want.len()
+        };
+        let ok = match &self.kind {
+            CheckKind::Status(codes) => codes.contains(&resp.status),
+            CheckKind::BodyContains(t) => {
+                render(t, env);
+                contains(resp.body, want)
+            }
+            CheckKind::BodyMatches(re) => re.is_match(resp.body),
+            CheckKind::JsonEquals(sel, expected) => match sel.find(resp.body) {
+                Ok(Some((kind, a, b))) => match expected {
+                    Want::Other(e) => e.matches(resp.body, kind, a, b),
+                    Want::String(t) => {
+                        render(t, env);
+                        string_equals(resp.body, kind, a, b, want)
+                    }
+                    Want::Json(t) => {
+                        render(t, env);
+                        let text = std::str::from_utf8(want).unwrap_or("").trim();
+                        let expected = match text {
+                            "true" => Some(Expected::Bool(true)),
+                            "false" => Some(Expected::Bool(false)),
+                            "null" => Some(Expected::Null),
+                            _ => text.parse::<f64>().ok().map(Expected::Number),
+                        };
+                        match expected {
+                            Some(e) => e.matches(resp.body, kind, a, b),
+                            None => string_equals(resp.body, kind, a, b, want),
+                        }
+                    }
+                },
+                _ => false,
+            },
+            CheckKind::JsonExists(sel) => matches!(sel.find(resp.body), Ok(Some(_))),
+            CheckKind::HeaderPresent(name) => resp.header(name).is_some(),
+            CheckKind::HeaderEquals(name, t) => {
+                render(t, env);
+                resp.header(name).is_some_and(|v| v == want.as_slice())
+            }
+            CheckKind::HeaderContains(name, t) => {
+                render(t, env);
+                resp.header(name).is_some_and(|v| contains(v, want))
+            }
+            CheckKind::LatencyUnder(limit) => latency_us < *limit,
+        };
+        ok != self.negate
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || memchr_find(hay, needle)
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
+    let first = needle[0];
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        match hay[i..=hay.len() - needle.len()]
+            .iter()
+            .position(|&b| b == first)
+        {
+            Some(p) => {
+                i += p;
+                if &hay[i..i + needle.len()] == needle {
+                    return true;
+                }
+                i += 1;
+            }
+            None => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::KeptResponse;
+    use crate::scenario::template::tests::render_with;
+
+    fn response<'a>(
+        status: u16,
+        head: &'a [u8],
+        body: &'a [u8],
+        s: &'a mut Vec<u8>,
+    ) -> Response<'a> {
+        Response::new(
+            status,
+            Some(KeptResponse {
+                head,
+                body,
+                chunked: false,
+                set_cookie: true,
+            }),
+            s,
+        )
+    }
+
+    fn ex(source: Source, optional: bool) -> Extraction {
+        Extraction {
+            var: 0,
+            source,
+            optional,
+            messages: ["not found".into(), "not json".into()],
+        }
+    }
+
+    #[test]
+    fn extraction_sources() {
+        let head =
+            b"HTTP/1.1 201 Created\r\nLocation: /items/9\r\nSet-Cookie: sid=s1; Path=/\r\n\r\n";
+        let body = br#"{"token": "t\"1", "items": [{"id": 4}]}"#;
+        let mut s = Vec::new();
+        let r = response(201, head, body, &mut s);
+        let locs = vec![RefCell::new(
+            Regex::new(r#""id": (\d+)"#).unwrap().capture_locations(),
+        )];
+        let table: Vec<(Source, Result<&str, Missing>)> = vec![
+            (Source::Json(Selector::parse("/token").unwrap()), Ok("t\"1")),
+            (
+                Source::Json(Selector::parse("$.items[0].id").unwrap()),
+                Ok("4"),
+            ),
+            (
+                Source::Json(Selector::parse("/nope").unwrap()),
+                Err(Missing::NotFound),
+            ),
+            (
+                Source::Regex(Regex::new(r#""id": (\d+)"#).unwrap(), 0),
+                Ok("4"),
+            ),
+            (Source::Header((*b"location").into()), Ok("/items/9")),
+            (Source::Header((*b"x-nope").into()), Err(Missing::NotFound)),
+            (Source::Cookie((*b"sid").into()), Ok("s1")),
+            (Source::Status, Ok("201")),
+        ];
+        for (source, want) in table {
+            let mut vars = vec![b"old".to_vec()];
+            let got = ex(source.clone(), false).apply(&r, &mut vars, &locs);
+            match want {
+                Ok(v) => {
+                    assert_eq!(got, Ok(()), "{source:?}");
+                    assert_eq!(vars[0], v.as_bytes(), "{source:?}");
+                }
+                Err(m) => {
+                    assert_eq!(got, Err(m), "{source:?}");
+                    assert_eq!(vars[0], b"old", "a failed extraction leaves the variable");
+                }
+            }
+        }
+        let mut s = Vec::new();
+        let html = response(200, head, b"<html>", &mut s);
+        let mut vars = vec![Vec::new()];
+        assert_eq!(
+            ex(Source::Json(Selector::parse("/token").unwrap()), false)
+                .apply(&html, &mut vars, &locs),
+            Err(Missing::NotJson)
+        );
+    }
+
+    #[test]
+    fn checks_pass_and_fail() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n\r\n";
+        let body = br#"{"user": "tok en", "n": 3, "ok": true}"#;
+        let mut s = Vec::new();
+        let r = response(200, head, body, &mut s);
+        let t = |text: &str| {
+            Template::compile(
+                text,
+                crate::scenario::template::Escape::None,
+                &mut crate::scenario::template::tests::TestScope,
+            )
+            .unwrap()
+        };
+        let sel = |p: &str| Selector::parse(p).unwrap();
+        let table: Vec<(CheckKind, bool)> = vec![
+            (CheckKind::Status(vec![200, 201]), true),
+            (CheckKind::Status(vec![404]), false),
+            (CheckKind::BodyContains(t("\"n\": 3")), true),
+            (CheckKind::BodyContains(t("{{token}}")), true),
+            (CheckKind::BodyContains(t("absent")), false),
+            (
+                CheckKind::BodyMatches(Regex::new(r#""n": \d"#).unwrap()),
+                true,
+            ),
+            (
+                CheckKind::JsonEquals(sel("/user"), Want::String(t("{{token}}"))),
+                true,
+            ),
+            (
+                CheckKind::JsonEquals(sel("/n"), Want::Other(Expected::Number(3.0))),
+                true,
+            ),
+            (
+                CheckKind::JsonEquals(sel("/n"), Want::String(t("3"))),
+                false,
+            ),
+            (
+                CheckKind::JsonEquals(sel("/n"), Want::Json(t("{{id}}"))),
+                true,
+            ),
+            (
+                CheckKind::JsonEquals(sel("/ok"), Want::Json(t("true"))),
+                true,
+            ),
+            (
+                CheckKind::JsonEquals(sel("/user"), Want::Json(t("{{token}}"))),
+                true,
+            ),
+            (
+                CheckKind::JsonEquals(sel("/ok"), Want::Other(Expected::Bool(true))),
+                true,
+            ),
+            (CheckKind::JsonExists(sel("/n")), true),
+            (CheckKind::JsonExists(sel("/zz")), false),
+            (CheckKind::HeaderPresent((*b"content-type").into()), true),
+            (
+                CheckKind::HeaderEquals((*b"Content-Type").into(), t("application/json")),
+                false,
+            ),
+            (
+                CheckKind::HeaderContains((*b"Content-Type").into(), t("json")),
+                true,
+            ),
+            (CheckKind::LatencyUnder(1000), true),
+            (CheckKind::LatencyUnder(10), false),
+        ];
+        let vars = vec![b"tok en".to_vec(), b"3".to_vec()];
+        // The render helper builds an Env over these variables.
+        assert_eq!(render_with(&t("{{token}}"), &vars, 1), "tok en");
+        for (kind, want) in table {
+            for negate in [false, true] {
+                let check = Check {
+                    kind: kind.clone(),
+                    negate,
+                    message: String::new(),
+                };
+                let mut rng = crate::rng::Rng::new(1);
+                let seq = std::cell::Cell::new(0);
+                let clock = crate::clock::Clock::start();
+                let mut scratch = Vec::new();
+                let mut env = Env {
+                    vars: &vars,
+                    feeders: &[],
+                    rows: &[],
+                    rng: &mut rng,
+                    user: 0,
+                    core: 0,
+                    iteration: 0,
+                    seq: &seq,
+                    seq_stride: 1,
+                    clock: &clock,
+                    scratch: &mut scratch,
+                };
+                let mut buf = Vec::new();
+                assert_eq!(
+                    check.passes(&r, 500, &mut env, &mut buf),
+                    want != negate,
+                    "{kind:?} negate {negate}"
+                );
+            }
+        }
+        assert!(contains(b"abcabd", b"abd"));
+        assert!(!contains(b"ab", b"abc"));
+    }
+}
