@@ -141,6 +141,9 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
                 _ => None,
             };
             ready_us = match paced {
+                // Its slot, even if already past (the lateness is lag); after a failed connect,
+                // not before the pause is over.
+                Some(due) if pause.is_zero() => due.as_micros(),
                 Some(due) => due.as_micros().max(floor_us),
                 None => exec::next_ready(
                     kind.wait,

@@ -52,6 +52,11 @@ pub struct ProfileSpec {
     /// Authentication for every request, unless a user kind or request says otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
+    /// Pass/fail criteria that `analyzer check` applies to the run (docs/ci.md): a request name, or
+    /// `"*"` for all requests together, to conditions such as `"p99 < 200ms"` or `"error_rate < 1%"`.
+    /// The engine keeps them in the manifest; the analyzer parses and checks them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub thresholds: BTreeMap<String, Vec<String>>,
     /// The kinds of virtual user, chosen by weight.
     pub users: Vec<UserSpec>,
     /// The text of this file and of its fragments, for locating errors found after parsing.
