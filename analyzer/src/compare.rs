@@ -108,7 +108,11 @@ impl MetricKey {
     /// The tolerance used for the verdict when no limit is given: 10 % for latency and throughput,
     /// 0.5 percentage points for the error rate.
     pub fn default_tolerance(self) -> f64 {
-        if self == MetricKey::ErrorRate { 0.005 } else { 0.10 }
+        if self == MetricKey::ErrorRate {
+            0.005
+        } else {
+            0.10
+        }
     }
 }
 
@@ -147,17 +151,23 @@ impl Limits {
                     MetricKey::ALL.map(MetricKey::key).join(", ")
                 ))
             };
-            let (key, value) = part.split_once('=').ok_or_else(|| bad("expected metric=limit"))?;
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| bad("expected metric=limit"))?;
             let key = MetricKey::parse(key).ok_or_else(|| bad("unknown metric"))?;
             let value = value.trim();
             let limit = if key == MetricKey::ErrorRate {
                 let number = value
                     .strip_suffix("pp")
                     .or_else(|| value.strip_suffix('%'))
-                    .ok_or_else(|| bad("give the error rate's limit in percentage points, e.g. 0.5pp"))?;
+                    .ok_or_else(|| {
+                        bad("give the error rate's limit in percentage points, e.g. 0.5pp")
+                    })?;
                 parse_number(number).ok_or_else(|| bad("not a number"))? / 100.0
             } else {
-                let number = value.strip_suffix('%').ok_or_else(|| bad("give the limit in percent, e.g. 10%"))?;
+                let number = value
+                    .strip_suffix('%')
+                    .ok_or_else(|| bad("give the limit in percent, e.g. 10%"))?;
                 parse_number(number).ok_or_else(|| bad("not a number"))? / 100.0
             };
             if !(limit >= 0.0 && limit.is_finite()) {
@@ -166,14 +176,26 @@ impl Limits {
             limits.insert(key, limit);
         }
         if limits.is_empty() {
-            return Err(Error::Usage("--max-regression: no limit given; write e.g. `p99=10%`".into()));
+            return Err(Error::Usage(
+                "--max-regression: no limit given; write e.g. `p99=10%`".into(),
+            ));
         }
-        let mut shown: Vec<MetricKey> =
-            vec![MetricKey::P50, MetricKey::P90, MetricKey::P99, MetricKey::ErrorRate, MetricKey::Throughput];
+        let mut shown: Vec<MetricKey> = vec![
+            MetricKey::P50,
+            MetricKey::P90,
+            MetricKey::P99,
+            MetricKey::ErrorRate,
+            MetricKey::Throughput,
+        ];
         shown.extend(limits.keys().copied());
         shown.sort();
         shown.dedup();
-        Ok(Limits { metrics: shown.into_iter().map(|k| (k, limits.get(&k).copied())).collect() })
+        Ok(Limits {
+            metrics: shown
+                .into_iter()
+                .map(|k| (k, limits.get(&k).copied()))
+                .collect(),
+        })
     }
 }
 
@@ -243,12 +265,21 @@ pub struct CompareResult {
 impl CompareResult {
     /// The cells whose limit is broken beyond noise.
     pub fn broken(&self) -> impl Iterator<Item = (&Row, &Cell)> {
-        self.rows.iter().flat_map(|r| r.cells.iter().filter(|c| c.result.breaks_limit).map(move |c| (r, c)))
+        self.rows.iter().flat_map(|r| {
+            r.cells
+                .iter()
+                .filter(|c| c.result.breaks_limit)
+                .map(move |c| (r, c))
+        })
     }
 
     /// How many cells have a verdict.
     pub fn tally(&self, verdict: Verdict) -> usize {
-        self.rows.iter().flat_map(|r| &r.cells).filter(|c| c.result.verdict == verdict).count()
+        self.rows
+            .iter()
+            .flat_map(|r| &r.cells)
+            .filter(|c| c.result.verdict == verdict)
+            .count()
     }
 }
 
@@ -276,7 +307,13 @@ pub fn run_compare(options: &CompareOptions) -> Result<CompareOutcome> {
     let mut loaded = Vec::new();
     let mut analyses = Vec::new();
     for dir in [&options.baseline, &options.candidate] {
-        let run = load_run(dir, LoadOptions { skip_us, exact_limit: None })?;
+        let run = load_run(
+            dir,
+            LoadOptions {
+                skip_us,
+                exact_limit: None,
+            },
+        )?;
         warnings.extend(
             run.notes
                 .iter()
@@ -298,7 +335,10 @@ pub fn run_compare(options: &CompareOptions) -> Result<CompareOutcome> {
     let result = compare_loaded(&loaded[0], &loaded[1], &options.limits, &options.settings)?;
     drop(loaded);
 
-    let out_dir = options.out.clone().unwrap_or_else(|| analyses[1].info.dir.clone());
+    let out_dir = options
+        .out
+        .clone()
+        .unwrap_or_else(|| analyses[1].info.dir.clone());
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     let view = crate::view::verdict::build(&analyses, &result)?;
     let mut written = Vec::new();
@@ -332,7 +372,10 @@ pub fn run_compare(options: &CompareOptions) -> Result<CompareOutcome> {
         result,
         written,
         warnings,
-        labels: (analyses[0].info.label.clone(), analyses[1].info.label.clone()),
+        labels: (
+            analyses[0].info.label.clone(),
+            analyses[1].info.label.clone(),
+        ),
     })
 }
 
@@ -374,7 +417,12 @@ fn json(runs: &[crate::analysis::RunAnalysis], result: &CompareResult) -> String
 }
 
 /// Compares two loaded runs.
-pub fn compare_loaded(base: &LoadedRun, cand: &LoadedRun, limits: &Limits, settings: &Settings) -> Result<CompareResult> {
+pub fn compare_loaded(
+    base: &LoadedRun,
+    cand: &LoadedRun,
+    limits: &Limits,
+    settings: &Settings,
+) -> Result<CompareResult> {
     for run in [base, cand] {
         if run.approx.is_some() {
             return Err(Error::Usage(format!(
@@ -388,19 +436,34 @@ pub fn compare_loaded(base: &LoadedRun, cand: &LoadedRun, limits: &Limits, setti
     let base_series = series_by_name(base)?;
     let cand_series = series_by_name(cand)?;
 
-    let mut names: Vec<&String> = base_series.keys().filter(|n| cand_series.contains_key(*n)).collect();
+    let mut names: Vec<&String> = base_series
+        .keys()
+        .filter(|n| cand_series.contains_key(*n))
+        .collect();
     names.sort();
-    let only_in_baseline = base_series.keys().filter(|n| !cand_series.contains_key(*n)).cloned().collect();
-    let only_in_candidate = cand_series.keys().filter(|n| !base_series.contains_key(*n)).cloned().collect();
+    let only_in_baseline = base_series
+        .keys()
+        .filter(|n| !cand_series.contains_key(*n))
+        .cloned()
+        .collect();
+    let only_in_candidate = cand_series
+        .keys()
+        .filter(|n| !base_series.contains_key(*n))
+        .cloned()
+        .collect();
 
     let (base_total, cand_total) = (total(&base_series), total(&cand_series));
-    let mut pairs: Vec<(String, &Series, &Series)> = vec![(ALL_REQUESTS.to_owned(), &base_total, &cand_total)];
+    let mut pairs: Vec<(String, &Series, &Series)> =
+        vec![(ALL_REQUESTS.to_owned(), &base_total, &cand_total)];
     for name in names {
         pairs.push((name.clone(), &base_series[name], &cand_series[name]));
     }
 
     let comparisons = pairs.len() * limits.metrics.len();
-    let settings = Settings { family: comparisons, ..settings.clone() };
+    let settings = Settings {
+        family: comparisons,
+        ..settings.clone()
+    };
     let rows = pairs
         .iter()
         .map(|(name, b, c)| Row {
@@ -412,7 +475,13 @@ pub fn compare_loaded(base: &LoadedRun, cand: &LoadedRun, limits: &Limits, setti
                 .map(|&(metric, limit)| Cell {
                     metric,
                     limit,
-                    result: significance::compare(b, c, metric.metric(), limit.unwrap_or(metric.default_tolerance()), &settings),
+                    result: significance::compare(
+                        b,
+                        c,
+                        metric.metric(),
+                        limit.unwrap_or(metric.default_tolerance()),
+                        &settings,
+                    ),
                 })
                 .collect(),
         })
@@ -439,8 +508,11 @@ fn series_by_name(run: &LoadedRun) -> Result<BTreeMap<String, Series>> {
     };
     let first_s = start_us / 1_000_000;
     let windows = (end_us.div_ceil(1_000_000).saturating_sub(first_s)).max(1) as usize;
-    let mut builders: Vec<SeriesBuilder> =
-        run.names.iter().map(|_| SeriesBuilder::new(first_s * 1_000_000, 1_000_000)).collect();
+    let mut builders: Vec<SeriesBuilder> = run
+        .names
+        .iter()
+        .map(|_| SeriesBuilder::new(first_s * 1_000_000, 1_000_000))
+        .collect();
     let columns = ["t_s", "name", "latency_us"].map(|c| u32_chunks(&run.samples, c));
     let [t, name, latency] = columns;
     let (t, name, latency) = (t?, name?, latency?);
@@ -474,7 +546,9 @@ fn series_by_name(run: &LoadedRun) -> Result<BTreeMap<String, Series>> {
 /// All names' windows added together.
 fn total(series: &BTreeMap<String, Series>) -> Series {
     let len = series.values().map(|s| s.windows.len()).max().unwrap_or(0);
-    let mut out = Series { windows: vec![significance::Window::default(); len] };
+    let mut out = Series {
+        windows: vec![significance::Window::default(); len],
+    };
     for s in series.values() {
         for (o, w) in out.windows.iter_mut().zip(&s.windows) {
             o.add(w);

@@ -63,7 +63,11 @@ pub fn bucket_low(b: u16) -> u32 {
 /// The value reported for a bucket: its midpoint, µs.
 pub fn bucket_value(b: u16) -> f64 {
     let low = f64::from(bucket_low(b));
-    let next = if usize::from(b) + 1 < BUCKETS { f64::from(bucket_low(b + 1)) } else { f64::from(u32::MAX) + 1.0 };
+    let next = if usize::from(b) + 1 < BUCKETS {
+        f64::from(bucket_low(b + 1))
+    } else {
+        f64::from(u32::MAX) + 1.0
+    };
     (low + next - 1.0) / 2.0
 }
 
@@ -94,7 +98,10 @@ impl Window {
         self.failures += other.failures;
         self.seconds = self.seconds.max(other.seconds);
         let mut merged = Vec::with_capacity(self.latency.len() + other.latency.len());
-        let (mut a, mut b) = (self.latency.iter().peekable(), other.latency.iter().peekable());
+        let (mut a, mut b) = (
+            self.latency.iter().peekable(),
+            other.latency.iter().peekable(),
+        );
         loop {
             match (a.peek(), b.peek()) {
                 (Some(&&(x, cx)), Some(&&(y, cy))) if x == y => {
@@ -133,7 +140,11 @@ pub struct SeriesBuilder {
 impl SeriesBuilder {
     /// Windows of `window_us` starting at `start_us` (samples before it are ignored).
     pub fn new(start_us: u64, window_us: u64) -> Self {
-        SeriesBuilder { window_us: window_us.max(1), start_us, windows: Vec::new() }
+        SeriesBuilder {
+            window_us: window_us.max(1),
+            start_us,
+            windows: Vec::new(),
+        }
     }
 
     fn window(&mut self, t_us: u64) -> Option<&mut (u64, u64, Vec<u16>)> {
@@ -175,10 +186,18 @@ impl SeriesBuilder {
                         _ => latency.push((b, 1)),
                     }
                 }
-                Window { requests, failures, seconds, latency }
+                Window {
+                    requests,
+                    failures,
+                    seconds,
+                    latency,
+                }
             })
             .collect();
-        out.resize_with(windows.max(out.len()), || Window { seconds, ..Window::default() });
+        out.resize_with(windows.max(out.len()), || Window {
+            seconds,
+            ..Window::default()
+        });
         Series { windows: out }
     }
 }
@@ -269,7 +288,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { replicates: 400, confidence: 0.99, family: 1, seed: 0x5eed }
+        Settings {
+            replicates: 400,
+            confidence: 0.99,
+            family: 1,
+            seed: 0x5eed,
+        }
     }
 }
 
@@ -291,7 +315,12 @@ struct Totals {
 
 impl Totals {
     fn new() -> Self {
-        Totals { requests: 0, failures: 0, seconds: 0.0, counts: vec![0; BUCKETS] }
+        Totals {
+            requests: 0,
+            failures: 0,
+            seconds: 0.0,
+            counts: vec![0; BUCKETS],
+        }
     }
 
     fn clear(&mut self) {
@@ -330,7 +359,9 @@ impl Totals {
     fn value(&self, metric: Metric) -> Option<f64> {
         match metric {
             Metric::Latency(q) => self.quantile(q),
-            Metric::ErrorRate => (self.requests > 0).then(|| self.failures as f64 / self.requests as f64),
+            Metric::ErrorRate => {
+                (self.requests > 0).then(|| self.failures as f64 / self.requests as f64)
+            }
             Metric::Throughput => (self.seconds > 0.0).then(|| self.requests as f64 / self.seconds),
         }
     }
@@ -357,7 +388,11 @@ fn resample(series: &Series, rng: &mut Rng, into: &mut Totals) {
 /// The change between two values of a metric, on the scale where the bootstrap is done (log ratio for
 /// relative metrics, so that +100 % and −50 % are symmetric).
 fn scaled_change(metric: Metric, base: f64, cand: f64) -> f64 {
-    if metric.is_relative() { (cand.max(1e-9) / base.max(1e-9)).ln() } else { cand - base }
+    if metric.is_relative() {
+        (cand.max(1e-9) / base.max(1e-9)).ln()
+    } else {
+        cand - base
+    }
 }
 
 fn unscale(metric: Metric, v: f64) -> f64 {
@@ -366,7 +401,13 @@ fn unscale(metric: Metric, v: f64) -> f64 {
 
 /// Compares one metric of two series. `tolerance` is relative for latency and throughput (0.1 =
 /// 10 %) and absolute for the error rate (0.005 = 0.5 percentage points).
-pub fn compare(base: &Series, cand: &Series, metric: Metric, tolerance: f64, settings: &Settings) -> Comparison {
+pub fn compare(
+    base: &Series,
+    cand: &Series,
+    metric: Metric,
+    tolerance: f64,
+    settings: &Settings,
+) -> Comparison {
     let mut totals = Totals::new();
     let observed = |s: &Series, t: &mut Totals| {
         t.clear();
@@ -404,12 +445,23 @@ pub fn compare(base: &Series, cand: &Series, metric: Metric, tolerance: f64, set
     }
     let se = std_dev(&replicates);
     let z = settings.z();
-    let (low, high) = (unscale(metric, estimate - z * se), unscale(metric, estimate + z * se));
+    let (low, high) = (
+        unscale(metric, estimate - z * se),
+        unscale(metric, estimate + z * se),
+    );
     let detectable = unscale(metric, (z + normal_quantile(0.8)) * se);
 
     // Orient so that positive is worse: throughput going down is the bad direction.
-    let worse = if metric == Metric::Throughput { -1.0 } else { 1.0 };
-    let (lo, hi) = if worse > 0.0 { (low, high) } else { (-high, -low) };
+    let worse = if metric == Metric::Throughput {
+        -1.0
+    } else {
+        1.0
+    };
+    let (lo, hi) = if worse > 0.0 {
+        (low, high)
+    } else {
+        (-high, -low)
+    };
     let verdict = if lo > 0.0 {
         Verdict::Regressed
     } else if hi < 0.0 {
@@ -466,8 +518,12 @@ pub fn normal_quantile(p: f64) -> f64 {
         4.374_664_141_464_968,
         2.938_163_982_698_783,
     ];
-    const D: [f64; 4] =
-        [7.784_695_709_041_462e-3, 3.224_671_290_700_398e-1, 2.445_134_137_142_996, 3.754_408_661_907_416];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
     if p <= 0.0 {
         return f64::NEG_INFINITY;
     }
@@ -503,7 +559,10 @@ mod tests {
         while v < u32::MAX / 2 {
             let b = bucket(v);
             assert!(bucket_low(b) <= v, "{v}");
-            assert!(usize::from(b) + 1 == BUCKETS || bucket_low(b + 1) > v, "{v}");
+            assert!(
+                usize::from(b) + 1 == BUCKETS || bucket_low(b + 1) > v,
+                "{v}"
+            );
             let err = (bucket_value(b) - f64::from(v)).abs() / f64::from(v);
             assert!(err < 0.008, "{v}: {err}");
             v = v + v / 97 + 1;
@@ -512,7 +571,13 @@ mod tests {
 
     #[test]
     fn normal_quantile_matches_tables() {
-        for (p, z) in [(0.5, 0.0), (0.975, 1.959_964), (0.995, 2.575_829), (0.8, 0.841_621), (0.001, -3.090_232)] {
+        for (p, z) in [
+            (0.5, 0.0),
+            (0.975, 1.959_964),
+            (0.995, 2.575_829),
+            (0.8, 0.841_621),
+            (0.001, -3.090_232),
+        ] {
             assert!((normal_quantile(p) - z).abs() < 1e-5, "{p}");
         }
     }
@@ -542,19 +607,28 @@ mod tests {
     fn a_twenty_percent_slowdown_is_a_regression() {
         let base = run(1, 60, 500, 1.0, 0.01);
         let cand = run(2, 60, 500, 1.2, 0.01);
-        let settings = Settings { family: 5, ..Settings::default() };
+        let settings = Settings {
+            family: 5,
+            ..Settings::default()
+        };
         for q in [0.5, 0.9, 0.99] {
             let c = compare(&base, &cand, Metric::Latency(q), 0.1, &settings);
             assert_eq!(c.verdict, Verdict::Regressed, "P{}: {c:?}", q * 100.0);
             assert!((c.change - 0.2).abs() < 0.08, "P{}: {c:?}", q * 100.0);
         }
         let p50 = compare(&base, &cand, Metric::Latency(0.5), 0.1, &settings);
-        assert!(p50.breaks_limit, "+20% is beyond a 10% limit with this much data: {p50:?}");
+        assert!(
+            p50.breaks_limit,
+            "+20% is beyond a 10% limit with this much data: {p50:?}"
+        );
     }
 
     #[test]
     fn same_distribution_is_within_noise_for_nineteen_of_twenty_seed_pairs() {
-        let settings = Settings { family: 5, ..Settings::default() };
+        let settings = Settings {
+            family: 5,
+            ..Settings::default()
+        };
         let mut noisy = 0;
         for pair in 0..20u64 {
             let base = run(100 + pair, 120, 500, 1.0, 0.01);
@@ -571,14 +645,23 @@ mod tests {
                 eprintln!("pair {pair}: {verdicts:#?}");
             }
         }
-        assert!(noisy <= 1, "{noisy} of 20 same-distribution pairs were not within noise");
+        assert!(
+            noisy <= 1,
+            "{noisy} of 20 same-distribution pairs were not within noise"
+        );
     }
 
     #[test]
     fn a_short_run_is_not_resolvable_and_says_what_it_could_detect() {
         let base = run(1, 3, 20, 1.0, 0.01);
         let cand = run(2, 3, 20, 1.05, 0.01);
-        let c = compare(&base, &cand, Metric::Latency(0.99), 0.1, &Settings::default());
+        let c = compare(
+            &base,
+            &cand,
+            Metric::Latency(0.99),
+            0.1,
+            &Settings::default(),
+        );
         assert_eq!(c.verdict, Verdict::NotResolvable, "{c:?}");
         assert!(c.detectable > 0.1, "{c:?}");
     }
@@ -607,7 +690,13 @@ mod tests {
     #[test]
     fn no_data_is_not_resolvable() {
         let empty = Series::default();
-        let c = compare(&empty, &run(1, 5, 10, 1.0, 0.0), Metric::Latency(0.5), 0.1, &Settings::default());
+        let c = compare(
+            &empty,
+            &run(1, 5, 10, 1.0, 0.0),
+            Metric::Latency(0.5),
+            0.1,
+            &Settings::default(),
+        );
         assert_eq!(c.verdict, Verdict::NotResolvable);
     }
 }

@@ -38,18 +38,29 @@ fn cards(result: &CompareResult, broken: &[String]) -> Vec<CardView> {
     let count = |v| result.tally(v);
     let mut cards = vec![CardView {
         label: "Verdict".into(),
-        value: if broken.is_empty() { "PASS".into() } else { "FAIL".into() },
+        value: if broken.is_empty() {
+            "PASS".into()
+        } else {
+            "FAIL".into()
+        },
         detail: if broken.is_empty() {
             "no limit broken beyond noise".into()
         } else {
             broken.join(" · ")
         },
-        class: if broken.is_empty() { String::new() } else { "bad".into() },
+        class: if broken.is_empty() {
+            String::new()
+        } else {
+            "bad".into()
+        },
     }];
     for (verdict, what) in [
         (Verdict::Regressed, "worse beyond noise"),
         (Verdict::Improved, "better beyond noise"),
-        (Verdict::WithinNoise, "any change smaller than its tolerance"),
+        (
+            Verdict::WithinNoise,
+            "any change smaller than its tolerance",
+        ),
         (Verdict::NotResolvable, "the runs cannot tell"),
     ] {
         cards.push(CardView {
@@ -68,7 +79,11 @@ fn cards(result: &CompareResult, broken: &[String]) -> Vec<CardView> {
 
 /// One table per metric: a row per request name.
 fn metric_tables(result: &CompareResult) -> Vec<TableView> {
-    let metrics: Vec<MetricKey> = result.rows.first().map(|r| r.cells.iter().map(|c| c.metric).collect()).unwrap_or_default();
+    let metrics: Vec<MetricKey> = result
+        .rows
+        .first()
+        .map(|r| r.cells.iter().map(|c| c.metric).collect())
+        .unwrap_or_default();
     metrics
         .iter()
         .enumerate()
@@ -156,8 +171,16 @@ fn signed_text(metric: MetricKey, v: f64, sign: bool) -> String {
     if v.is_nan() || v.is_infinite() {
         return "–".into();
     }
-    let (number, unit) = if metric.is_error_rate() { (v * 100.0, " pp") } else { (v * 100.0, " %") };
-    if sign { format!("{number:+.1}{unit}") } else { format!("{number:.1}{unit}") }
+    let (number, unit) = if metric.is_error_rate() {
+        (v * 100.0, " pp")
+    } else {
+        (v * 100.0, " %")
+    };
+    if sign {
+        format!("{number:+.1}{unit}")
+    } else {
+        format!("{number:.1}{unit}")
+    }
 }
 
 fn change_text(metric: MetricKey, c: &Comparison) -> String {
@@ -168,7 +191,11 @@ fn interval_text(metric: MetricKey, c: &Comparison) -> String {
     if c.low.is_nan() {
         return "–".into();
     }
-    format!("{} … {}", signed_text(metric, c.low, true), signed_text(metric, c.high, true))
+    format!(
+        "{} … {}",
+        signed_text(metric, c.low, true),
+        signed_text(metric, c.high, true)
+    )
 }
 
 fn limit_text(metric: MetricKey, limit: f64) -> String {
