@@ -9,9 +9,12 @@
 //! (one second by default), and a replicate of the run is built from randomly chosen stretches of
 //! consecutive windows, so slow spells stay together.
 //!
-//! For each replicate of the baseline and an independent replicate of the candidate we compute the
-//! change (log ratio of percentiles or throughputs; difference of error rates in percentage points).
-//! The spread of those replicates gives the standard error `se`. The confidence interval is
+//! Blocks are drawn at the same relative positions of both runs (paired in time), because runs of
+//! one profile share their shape in time (a ramp, stages): resampling each run on its own would count
+//! that shape as noise. For each pair of replicates we compute the change (log ratio of percentiles
+//! or throughputs; difference of error rates in percentage points). The spread of those replicates
+//! (their interquartile range / 1.349, robust to a few extreme replicates, with a floor for the
+//! latency buckets' resolution) gives the standard error `se`. The confidence interval is
 //! `estimate ± z·se`, with `z` for a two-sided family-wise confidence (99 % by default) shared by all
 //! the comparisons in the report (Bonferroni), so that comparing twenty rows does not produce a false
 //! alarm one time in three. Latencies go into log-linear buckets with 128 sub-buckets per power of two
