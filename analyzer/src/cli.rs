@@ -10,6 +10,8 @@ The pipeline:
   engine run profiles/demo.ron          # runs/<UTC-time>-demo/ (manifest.json, core-N.log)
   analyzer report runs/<id>             # runs/<id>/report.html, report.md, report.json
   analyzer report runs/2026-03-* --out cmp --baseline runs/<id>   # compare several runs
+  analyzer check runs/<id> --slo slo.ron                 # CI: thresholds pass or fail (exit 0/1)
+  analyzer compare runs/<main> runs/<id>                 # CI: regression beyond noise? (exit 0/1)
 
 Try it without a load generator:
   analyzer synth --samples 1000000 --cores 2 --seed 1 --out /tmp/demo-run
@@ -36,13 +38,59 @@ Examples:
   analyzer report runs/a --format pdf        # needs the Debian package chromium
 
 Exit status: 0 on success (even when some logs were damaged: see the report's data-quality section),
-2 when nothing given could be read, 1 on any other error.")]
+2 when nothing given could be read or an option is invalid, 1 on any other error.")]
     Report(ReportArgs),
     /// Write a realistic synthetic run (for trying the analyzer, tests and benchmarks).
     #[command(after_help = "\
-Example:
-  analyzer synth --samples 1000000 --cores 2 --seed 7 --out /tmp/run && analyzer report /tmp/run")]
+Examples:
+  analyzer synth --samples 1000000 --cores 2 --seed 7 --out /tmp/run && analyzer report /tmp/run
+  analyzer synth --seed 8 --latency-scale 1.2 --out /tmp/slower   # every latency 20 % higher
+  analyzer compare /tmp/run /tmp/slower                           # ... reported as regressed")]
     Synth(SynthArgs),
+    /// Judge a candidate run against a baseline: per request name, the change in P50/P90/P99, error
+    /// rate and throughput with a confidence interval, and a verdict (regressed, improved, within
+    /// noise, or not resolvable at this run length).
+    #[command(after_help = "\
+Examples:
+  analyzer compare runs/main-last runs/2026-03-02T09-00-00Z-checkout
+  analyzer compare base cand --max-regression p99=10%,p50=5%,error_rate=0.5pp,throughput=5%
+  analyzer compare base cand --skip 30s --out reports/pr-123 --format html,md,json
+
+--max-regression names the metrics whose regression fails the comparison and by how much each may
+regress before it counts: latency percentiles (p50, p75, p90, p95, p99, p99.9) and throughput in %,
+the error rate in percentage points (pp). Default: p99=10%,error_rate=0.5pp.
+
+A limit counts as broken only when the whole confidence interval of the change lies beyond it, so
+noise alone does not fail a pipeline. Intervals come from a moving-block bootstrap over one-second
+windows, 99 % family-wise over all rows (Bonferroni); docs/ci.md explains the method.
+
+Runs whose load generator's health is INVALID are refused.
+
+Exit status: 0 when no limit is broken beyond noise, 1 when one is, 2 for bad input (unreadable or
+INVALID runs, a bad option).")]
+    Compare(CompareArgs),
+    /// Check a run against thresholds (from its profile and/or an SLO file): print each threshold, its
+    /// measured value and verdict; optionally write JUnit XML and a GitHub step summary.
+    #[command(after_help = "\
+Examples:
+  analyzer check runs/2026-03-02T09-00-00Z-checkout
+  analyzer check runs/<id> --slo slo.ron --junit junit.xml --summary \"$GITHUB_STEP_SUMMARY\"
+
+An SLO file (RON) maps request names (\"*\" is all requests together) to thresholds:
+  (thresholds: {
+      \"*\": [\"p99 < 200ms\", \"error_rate < 1%\", \"rps > 1000\", \"lag_p99 < 1ms\"],
+      \"GET /items\": [\"p95 < 150ms per 10s\"],
+  })
+Metrics: p50 p75 p90 p95 p99 p99.9 max mean (latency: us, ms, s), error_rate (%), rps (requests/s),
+lag_p99 (the generator's schedule lag, \"*\" only). Operators: < <= > >=. \"per 10s\": every full
+10-second window must pass; the worst window is reported.
+
+The profile's own `thresholds` field (same shape) is used too; for a request name present in both,
+--slo's list replaces the profile's.
+
+Exit status: 0 when every threshold passes, 1 when any fails, 2 for bad input (unreadable run,
+malformed SLO file, unknown metric or request name).")]
+    Check(CheckArgs),
     /// Write every sample of one or more runs to CSV.
     #[command(after_help = "\
 Example:
@@ -94,9 +142,71 @@ pub struct SynthArgs {
     /// The run's length in seconds.
     #[arg(long, default_value_t = 120)]
     pub duration: u32,
+    /// Multiplies every latency: 1.2 makes a run 20 % slower than the built-in shop.
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    pub latency_scale: f64,
+    /// The fraction of requests that fail outside the degraded period (0.01 = 1 %); each request name
+    /// scales it by its own factor, and the degraded period multiplies it by six.
+    #[arg(long, value_name = "P", default_value_t = 0.01)]
+    pub error_rate: f64,
+    /// Leave out the generator stall and the degraded period (a steady run, e.g. for calibration).
+    #[arg(long)]
+    pub no_incidents: bool,
     /// The run directory to write (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// `analyzer compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference run (e.g. the last run on the main branch).
+    #[arg(value_name = "BASELINE")]
+    pub baseline: PathBuf,
+    /// The run under test.
+    #[arg(value_name = "CANDIDATE")]
+    pub candidate: PathBuf,
+    /// Limits whose breach beyond noise fails the comparison, e.g. `p99=10%,error_rate=0.5pp`
+    /// [default: p99=10%,error_rate=0.5pp].
+    #[arg(long, value_name = "SPEC")]
+    pub max_regression: Option<String>,
+    /// Where to write compare.html / .md / .json [default: the candidate's directory].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Formats to write, comma-separated: html, md, json, pdf.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "html,md,json",
+        value_delimiter = ','
+    )]
+    pub format: Vec<String>,
+    /// Leave out a warm-up from both runs (e.g. 10s).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub skip: String,
+    /// Seed of the bootstrap resampling: the same runs and seed give the same intervals.
+    #[arg(long, value_name = "N", default_value_t = 0x5eed)]
+    pub seed: u64,
+}
+
+/// `analyzer check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The run directory to check.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// An SLO file (RON) with thresholds; merged over the profile's (its list wins per request name).
+    #[arg(long, value_name = "FILE")]
+    pub slo: Option<PathBuf>,
+    /// Write JUnit XML here: one test case per threshold.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Append a Markdown summary to this file (give it "$GITHUB_STEP_SUMMARY").
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Leave out a warm-up (e.g. 10s).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub skip: String,
 }
 
 /// `analyzer export`.

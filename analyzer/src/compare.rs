@@ -243,6 +243,10 @@ pub struct Row {
     pub requests: (u64, u64),
     /// One cell per metric, in the order of [`Limits::metrics`].
     pub cells: Vec<Cell>,
+    /// Percentile-plot points (quantile, ms) of the baseline and the candidate, for the overlaid
+    /// distribution charts; not in JSON (the report JSON has the exact percentiles).
+    #[serde(skip)]
+    pub distributions: [Vec<(f64, f64)>; 2],
 }
 
 /// Everything `compare` found.
@@ -263,12 +267,13 @@ pub struct CompareResult {
 }
 
 impl CompareResult {
-    /// The cells whose limit is broken beyond noise.
+    /// The cells whose limit is broken beyond noise. Metrics shown without a limit never count,
+    /// however far they moved: their tolerance only labels the verdict.
     pub fn broken(&self) -> impl Iterator<Item = (&Row, &Cell)> {
         self.rows.iter().flat_map(|r| {
             r.cells
                 .iter()
-                .filter(|c| c.result.breaks_limit)
+                .filter(|c| c.limit.is_some() && c.result.breaks_limit)
                 .map(move |c| (r, c))
         })
     }
@@ -469,6 +474,7 @@ pub fn compare_loaded(
         .map(|(name, b, c)| Row {
             name: name.clone(),
             requests: (requests(b), requests(c)),
+            distributions: [b.distribution(), c.distribution()],
             cells: limits
                 .metrics
                 .iter()
@@ -558,10 +564,119 @@ fn total(series: &BTreeMap<String, Series>) -> Series {
 }
 
 /// The chunks of a `u32` column.
-fn u32_chunks<'a>(frame: &'a DataFrame, column: &str) -> Result<Vec<&'a [u32]>> {
+pub(crate) fn u32_chunks<'a>(frame: &'a DataFrame, column: &str) -> Result<Vec<&'a [u32]>> {
     if frame.height() == 0 {
         return Ok(Vec::new());
     }
     let c = frame.column(column)?.as_materialized_series().u32()?;
     Ok(c.downcast_iter().map(|a| a.values().as_slice()).collect())
+}
+
+impl CompareResult {
+    /// A plain-text table for the terminal: one line per request name and metric (name, metric,
+    /// baseline, candidate, change with its interval, verdict), then the limits broken, if any.
+    pub fn text_table(&self) -> String {
+        use crate::view::verdict::{change_text, interval_text, limit_text, value_text};
+        let mut lines: Vec<[String; 6]> = vec![[
+            "REQUEST".into(),
+            "METRIC".into(),
+            "BASELINE".into(),
+            "CANDIDATE".into(),
+            "CHANGE [INTERVAL]".into(),
+            "VERDICT".into(),
+        ]];
+        for row in &self.rows {
+            for c in &row.cells {
+                let r = &c.result;
+                let mut verdict = r.verdict.as_str().to_owned();
+                if r.verdict == Verdict::NotResolvable && r.detectable.is_finite() {
+                    verdict.push_str(&format!(
+                        " (detectable: {})",
+                        limit_text(c.metric, r.detectable)
+                    ));
+                }
+                if r.breaks_limit && c.limit.is_some() {
+                    verdict.push_str(&format!(
+                        ", LIMIT {} BROKEN",
+                        limit_text(c.metric, r.tolerance)
+                    ));
+                }
+                lines.push([
+                    row.name.clone(),
+                    c.metric.label().to_owned(),
+                    value_text(c.metric, r.baseline),
+                    value_text(c.metric, r.candidate),
+                    format!(
+                        "{} [{}]",
+                        change_text(c.metric, r),
+                        interval_text(c.metric, r)
+                    ),
+                    verdict,
+                ]);
+            }
+        }
+        let widths: Vec<usize> = (0..6)
+            .map(|i| {
+                lines
+                    .iter()
+                    .map(|l| l[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for l in &lines {
+            let mut line = String::new();
+            for (i, text) in l.iter().enumerate() {
+                let pad = widths[i] - text.chars().count();
+                // Numbers are right-aligned, words left-aligned.
+                if (2..=3).contains(&i) {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(text);
+                } else {
+                    line.push_str(text);
+                    if i < 5 {
+                        line.push_str(&" ".repeat(pad));
+                    }
+                }
+                if i < 5 {
+                    line.push_str("  ");
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "\nIntervals: {:.0} % family-wise over {} comparisons (moving-block bootstrap, {} replicates).\n",
+            self.confidence * 100.0,
+            self.comparisons,
+            self.replicates
+        ));
+        for (what, names) in [
+            ("only in the baseline", &self.only_in_baseline),
+            ("only in the candidate", &self.only_in_candidate),
+        ] {
+            if !names.is_empty() {
+                out.push_str(&format!("Request names {what}: {}\n", names.join(", ")));
+            }
+        }
+        let broken: Vec<String> = self
+            .broken()
+            .map(|(row, c)| {
+                format!(
+                    "{} {} {} (limit {})",
+                    row.name,
+                    c.metric.label(),
+                    change_text(c.metric, &c.result),
+                    limit_text(c.metric, c.result.tolerance)
+                )
+            })
+            .collect();
+        if broken.is_empty() {
+            out.push_str("PASS: no limit broken beyond noise\n");
+        } else {
+            out.push_str(&format!("FAIL: {}\n", broken.join("; ")));
+        }
+        out
+    }
 }

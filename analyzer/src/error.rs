@@ -62,12 +62,29 @@ pub enum Error {
         /// Chromium's exit status and the end of its error output.
         message: String,
     },
+    /// An SLO file or a profile's `thresholds` field is malformed: where, what, and how to write it.
+    #[error("{at}: {message}")]
+    Slo {
+        /// `file:line:column`.
+        at: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// A command-line value is not valid.
     #[error("{0}")]
     Usage(String),
 }
 
 impl Error {
+    /// Whether the error is bad input (a bad option, an unreadable or unusable run, a malformed SLO
+    /// file) rather than a failure of the analyzer: commands exit with status 2 for these.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::NothingReadable { .. } | Error::Usage(_) | Error::Slo { .. }
+        )
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -30,6 +30,7 @@
 pub mod analysis;
 pub mod approx;
 pub mod charts;
+pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod error;
@@ -44,6 +45,7 @@ pub mod report;
 pub(crate) mod rng;
 pub mod select;
 pub mod significance;
+pub mod slo;
 pub mod stats;
 pub mod synth;
 pub mod timeseries;

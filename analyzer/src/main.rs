@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use analyzer::cli::{Cli, Command, ExportArgs, ReportArgs, SynthArgs};
+use analyzer::cli::{CheckArgs, Cli, Command, CompareArgs, ExportArgs, ReportArgs, SynthArgs};
 use analyzer::report::{Format, ReportOptions};
 use anyhow::Context;
 use clap::Parser;
@@ -13,9 +13,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            // Exit 2 means "nothing readable", so scripts can tell bad input from a failure.
+            // Exit 2 means bad input (nothing readable, a bad option or SLO file), so scripts can tell
+            // it from a failed check (1) and from a failure of the analyzer itself (also 1).
             match e.downcast_ref::<analyzer::Error>() {
-                Some(analyzer::Error::NothingReadable { .. }) => ExitCode::from(2),
+                Some(e) if e.is_bad_input() => ExitCode::from(2),
                 _ => ExitCode::FAILURE,
             }
         }
@@ -27,6 +28,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report(args),
         Command::Synth(args) => synth(args),
         Command::Export(args) => export(args),
+        Command::Compare(args) => compare(args),
+        Command::Check(args) => check(args),
     }
 }
 
@@ -69,7 +72,9 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
         cores: args.cores,
         seed: args.seed,
         duration_s: args.duration,
-        ..Default::default()
+        latency_scale: args.latency_scale,
+        error_rate: args.error_rate,
+        incidents: !args.no_incidents,
     };
     let dir = analyzer::synth::synth(&params, &args.out).context("analyzer synth")?;
     println!("{}", dir.display());
@@ -84,4 +89,74 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     eprintln!("{} rows", outcome.rows);
     println!("{}", args.csv.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let formats = args
+        .format
+        .iter()
+        .map(|f| f.parse::<Format>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let limits = match &args.max_regression {
+        Some(spec) => analyzer::compare::Limits::parse(spec)?,
+        None => analyzer::compare::Limits::default(),
+    };
+    let skip = analyzer::load::parse_duration(&args.skip).context("--skip")?;
+    let options = analyzer::compare::CompareOptions {
+        baseline: args.baseline,
+        candidate: args.candidate,
+        limits,
+        skip,
+        settings: analyzer::significance::Settings {
+            seed: args.seed,
+            ..Default::default()
+        },
+        out: args.out,
+        formats,
+    };
+    let outcome = analyzer::compare::run_compare(&options)?;
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "{} (candidate) against {} (baseline)\n",
+        outcome.labels.1, outcome.labels.0
+    );
+    println!("{}", outcome.result.text_table());
+    // The HTML comparison's path is the last line, so scripts can open it.
+    for path in &outcome.written {
+        println!("{}", path.display());
+    }
+    Ok(if outcome.result.broken().next().is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let skip = analyzer::load::parse_duration(&args.skip).context("--skip")?;
+    let options = analyzer::check::CheckOptions {
+        run: args.run,
+        slo: args.slo,
+        skip,
+    };
+    let outcome = analyzer::check::check(&options)?;
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    print!("{}", outcome.text());
+    if let Some(path) = &args.junit {
+        analyzer::check::write_junit(&outcome, path)?;
+        println!("{}", path.display());
+    }
+    if let Some(path) = &args.summary {
+        analyzer::check::append_summary(&outcome, path)?;
+        println!("{}", path.display());
+    }
+    Ok(if outcome.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

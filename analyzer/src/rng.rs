@@ -36,9 +36,4 @@ impl Rng {
     pub(crate) fn exponential(&mut self, mean: f64) -> f64 {
         -mean * (1.0 - self.unit()).ln()
     }
-
-    /// Uniform in `0..n` (n > 0); the modulo bias is below 2^-40 for the sizes used here.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
 }

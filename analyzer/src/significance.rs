@@ -9,9 +9,12 @@
 //! (one second by default), and a replicate of the run is built from randomly chosen stretches of
 //! consecutive windows, so slow spells stay together.
 //!
-//! For each replicate of the baseline and an independent replicate of the candidate we compute the
-//! change (log ratio of percentiles or throughputs; difference of error rates in percentage points).
-//! The spread of those replicates gives the standard error `se`. The confidence interval is
+//! Blocks are drawn at the same relative positions of both runs (paired in time), because runs of
+//! one profile share their shape in time (a ramp, stages): resampling each run on its own would count
+//! that shape as noise. For each pair of replicates we compute the change (log ratio of percentiles
+//! or throughputs; difference of error rates in percentage points). The spread of those replicates
+//! (their interquartile range / 1.349, robust to a few extreme replicates, with a floor for the
+//! latency buckets' resolution) gives the standard error `se`. The confidence interval is
 //! `estimate ± z·se`, with `z` for a two-sided family-wise confidence (99 % by default) shared by all
 //! the comparisons in the report (Bonferroni), so that comparing twenty rows does not produce a false
 //! alarm one time in three. Latencies go into log-linear buckets with 128 sub-buckets per power of two
@@ -202,6 +205,35 @@ impl SeriesBuilder {
     }
 }
 
+impl Series {
+    /// Points of a percentile plot over all windows, in the shape of
+    /// [`crate::analysis::distribution`]: (quantile, latency in ms) at quantiles 1 − 10^(−k/20) as far
+    /// as the sample count reaches, then the maximum. Latencies are bucket midpoints (within 0.8 %).
+    pub fn distribution(&self) -> Vec<(f64, f64)> {
+        let mut totals = Totals::new();
+        self.windows.iter().for_each(|w| totals.add(w));
+        let n: u64 = totals.counts.iter().sum();
+        if n == 0 {
+            return Vec::new();
+        }
+        let top = 1.0 - 1.0 / n as f64;
+        let mut points = Vec::new();
+        for k in 0..=200 {
+            let q = 1.0 - 10f64.powf(-f64::from(k) / 20.0);
+            if q > top {
+                break;
+            }
+            points.extend(totals.quantile(q).map(|v| (q, v / 1000.0)));
+        }
+        let max = totals.counts.iter().rposition(|&c| c > 0).unwrap_or(0);
+        points.push((
+            top.max(points.last().map_or(0.0, |p| p.0)),
+            bucket_value(max as u16) / 1000.0,
+        ));
+        points
+    }
+}
+
 /// What to compare.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -367,19 +399,35 @@ impl Totals {
     }
 }
 
-/// Draws one moving-block bootstrap replicate of `series` into `into`.
-fn resample(series: &Series, rng: &mut Rng, into: &mut Totals) {
-    into.clear();
-    let k = series.windows.len();
-    if k == 0 {
+/// Draws one moving-block bootstrap replicate of each run, **paired in time**: every block is taken
+/// at the same relative position of both runs (the same seconds when they are equally long).
+///
+/// Runs of one profile share their shape in time: a ramp, stages, a warm cache. Resampling each run
+/// on its own would treat that shape as noise (a replicate that draws mostly ramp seconds has a far
+/// lower throughput), which inflated the intervals of two identical open-model runs to ±40 % on
+/// throughput. Drawing the same blocks from both keeps the shape in both replicates, so what varies
+/// between replicates is what differs between the runs: noise, and any real change.
+fn resample_pair(base: &Series, cand: &Series, rng: &mut Rng, tb: &mut Totals, tc: &mut Totals) {
+    tb.clear();
+    tc.clear();
+    let (kb, kc) = (base.windows.len(), cand.windows.len());
+    if kb == 0 || kc == 0 {
         return;
     }
+    let k = kb.max(kc);
     let block = (k as f64).cbrt().round().max(1.0) as usize;
+    let (bb, bc) = (block.min(kb), block.min(kc));
     let mut taken = 0;
     while taken < k {
-        let start = rng.below((k - block + 1) as u64) as usize;
-        for w in &series.windows[start..start + block.min(k - taken)] {
-            into.add(w);
+        let u = rng.unit();
+        let start_b = ((u * (kb - bb + 1) as f64) as usize).min(kb - bb);
+        let start_c = ((u * (kc - bc + 1) as f64) as usize).min(kc - bc);
+        let take = block.min(k - taken);
+        for w in base.windows[start_b..].iter().take(bb.min(take)) {
+            tb.add(w);
+        }
+        for w in cand.windows[start_c..].iter().take(bc.min(take)) {
+            tc.add(w);
         }
         taken += block;
     }
@@ -432,18 +480,25 @@ pub fn compare(
     };
     let estimate = scaled_change(metric, b, c);
 
-    let mut rng = Rng::new(settings.seed, 0x636f_6d70_6172_65);
+    let mut rng = Rng::new(settings.seed, 0x0063_6f6d_7061_7265);
     let mut tb = Totals::new();
     let mut tc = Totals::new();
     let mut replicates = Vec::with_capacity(settings.replicates);
     for _ in 0..settings.replicates {
-        resample(base, &mut rng, &mut tb);
-        resample(cand, &mut rng, &mut tc);
+        resample_pair(base, cand, &mut rng, &mut tb, &mut tc);
         if let (Some(rb), Some(rc)) = (tb.value(metric), tc.value(metric)) {
             replicates.push(scaled_change(metric, rb, rc));
         }
     }
-    let se = std_dev(&replicates);
+    // Latencies are bucketed (1/128 of a power of two wide), so a percentile's change can only move
+    // in steps of up to 0.8 %, and replicates of two near-identical runs often all land on the same
+    // step: their spread would claim a precision the buckets do not have. Each run's rounding is
+    // uniform over a bucket (sd = width/sqrt(12)); both runs' add up to width/sqrt(6).
+    let resolution = match metric {
+        Metric::Latency(_) => (1.0 / f64::from(SUB)) / 6f64.sqrt(),
+        _ => 0.0,
+    };
+    let se = robust_sd(&mut replicates).hypot(resolution);
     let z = settings.z();
     let (low, high) = (
         unscale(metric, estimate - z * se),
@@ -485,12 +540,16 @@ pub fn compare(
     }
 }
 
-fn std_dev(v: &[f64]) -> f64 {
-    if v.len() < 2 {
+/// The spread of the replicates as a standard deviation estimated from their interquartile range
+/// (IQR / 1.349 for a normal distribution): a few extreme replicates, such as those that happen to
+/// draw a run's only stall several times, do not blow up every interval.
+fn robust_sd(v: &mut [f64]) -> f64 {
+    if v.len() < 8 {
         return f64::INFINITY;
     }
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    v.sort_unstable_by(f64::total_cmp);
+    let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    (at(0.75) - at(0.25)) / 1.349
 }
 
 /// The standard normal quantile function (Acklam's rational approximation, relative error < 1.2e-9).

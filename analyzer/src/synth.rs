@@ -37,6 +37,9 @@ pub struct SynthParams {
     pub latency_scale: f64,
     /// The baseline fraction of requests that fail, before the degraded period adds more.
     pub error_rate: f64,
+    /// Whether the run has its generator stall and degraded period. Without them the run is
+    /// stationary after the ramp, which calibration tests of `compare` want.
+    pub incidents: bool,
 }
 
 impl Default for SynthParams {
@@ -48,6 +51,7 @@ impl Default for SynthParams {
             duration_s: 120,
             latency_scale: 1.0,
             error_rate: 0.01,
+            incidents: true,
         }
     }
 }
@@ -253,13 +257,18 @@ fn manifest(params: &SynthParams, run_id: RunId) -> Manifest {
         run_id,
         profile_name: "synthetic-shop".into(),
         profile: format!(
-            "(name: \"synthetic-shop\", synth: (samples: {}, cores: {}, seed: {}, duration_s: {}, latency_scale: {}, error_rate: {}))",
+            "(name: \"synthetic-shop\", synth: (samples: {}, cores: {}, seed: {}, duration_s: {}, latency_scale: {}, error_rate: {}{}))",
             params.samples,
             params.cores,
             params.seed,
             params.duration_s,
             params.latency_scale,
-            params.error_rate
+            params.error_rate,
+            if params.incidents {
+                ""
+            } else {
+                ", incidents: false"
+            }
         ),
         environment: Some("synthetic".into()),
         target: Some("http://shop.invalid".into()),
@@ -333,8 +342,11 @@ fn write_core(
     let mut rng = Rng::new(params.seed, u64::from(core) + 1);
     let d = f64::from(params.duration_s);
     let shape = LoadShape { duration_s: d };
-    let (stall_from, stall_to) = (d * 0.55, d * 0.555);
-    let (degraded_from, degraded_to) = (d * 0.75, d * 0.80);
+    let ((stall_from, stall_to), (degraded_from, degraded_to)) = if params.incidents {
+        ((d * 0.55, d * 0.555), (d * 0.75, d * 0.80))
+    } else {
+        ((0.0, 0.0), (0.0, 0.0))
+    };
     let cumulative: Vec<f64> = ENDPOINTS
         .iter()
         .scan(0.0, |acc, e| {

@@ -1,8 +1,10 @@
 //! The view of `analyzer compare`: the two-run comparison report, led by the verdicts of the
 //! significance tests (one table per metric) and a pass/fail card.
 
-use super::{CardView, CellView, ReportView, TableView, cell, header, num};
+use super::chart::{chart, dist_points, distribution_chart};
+use super::{CardView, CellView, ChartView, ReportView, TableView, cell, header, num};
 use crate::analysis::RunAnalysis;
+use crate::charts::Line;
 use crate::compare::{CompareResult, MetricKey};
 use crate::error::Result;
 use crate::format;
@@ -31,7 +33,56 @@ pub fn build(runs: &[RunAnalysis], result: &CompareResult) -> Result<ReportView>
     tables.append(&mut view.request_tables);
     view.request_tables = tables;
     view.method.insert(0, method(result));
+    let mut charts = distribution_charts(base, cand, result)?;
+    charts.append(&mut view.charts);
+    view.charts = charts;
     Ok(view)
+}
+
+/// Request names beyond this many get no distribution chart of their own (the tables still list
+/// them), so that a profile with hundreds of names does not make a page of hundreds of charts.
+pub const MAX_DISTRIBUTION_CHARTS: usize = 24;
+
+/// One chart per row (all requests first): the baseline's and the candidate's percentile curves
+/// overlaid, so a shift that only the tail shows is visible at a glance.
+fn distribution_charts(base: &str, cand: &str, result: &CompareResult) -> Result<Vec<ChartView>> {
+    let mut out = Vec::new();
+    for (i, row) in result.rows.iter().take(MAX_DISTRIBUTION_CHARTS).enumerate() {
+        let line = |label: &str, color: usize, dashed: bool, points: &[(f64, f64)]| Line {
+            label: format!("{label} ({})", ["baseline", "candidate"][color]),
+            points: dist_points(points),
+            color,
+            dashed,
+            fill: false,
+        };
+        let spec = distribution_chart(vec![
+            line(base, 0, true, &row.distributions[0]),
+            line(cand, 1, false, &row.distributions[1]),
+        ]);
+        let p99 = row
+            .cells
+            .iter()
+            .find(|c| c.metric == MetricKey::P99)
+            .map(|c| {
+                format!(
+                    " P99 {}: {}.",
+                    change_text(MetricKey::P99, &c.result),
+                    c.result.verdict.as_str()
+                )
+            })
+            .unwrap_or_default();
+        out.extend(chart(
+            &format!("chart-distribution-{i}"),
+            &format!("Latency distribution: {}", row.name),
+            &format!(
+                "Corrected latency at each percentile, baseline dashed, candidate solid; n = {} and {}.{p99}",
+                format::int(row.requests.0),
+                format::int(row.requests.1)
+            ),
+            &spec,
+        )?);
+    }
+    Ok(out)
 }
 
 fn cards(result: &CompareResult, broken: &[String]) -> Vec<CardView> {
@@ -156,7 +207,7 @@ fn verdict_cell(c: &Comparison, limited: bool) -> CellView {
     v
 }
 
-fn value_text(metric: MetricKey, v: f64) -> String {
+pub(crate) fn value_text(metric: MetricKey, v: f64) -> String {
     if v.is_nan() {
         return "–".into();
     }
@@ -183,11 +234,11 @@ fn signed_text(metric: MetricKey, v: f64, sign: bool) -> String {
     }
 }
 
-fn change_text(metric: MetricKey, c: &Comparison) -> String {
+pub(crate) fn change_text(metric: MetricKey, c: &Comparison) -> String {
     signed_text(metric, c.change, true)
 }
 
-fn interval_text(metric: MetricKey, c: &Comparison) -> String {
+pub(crate) fn interval_text(metric: MetricKey, c: &Comparison) -> String {
     if c.low.is_nan() {
         return "–".into();
     }
@@ -198,7 +249,7 @@ fn interval_text(metric: MetricKey, c: &Comparison) -> String {
     )
 }
 
-fn limit_text(metric: MetricKey, limit: f64) -> String {
+pub(crate) fn limit_text(metric: MetricKey, limit: f64) -> String {
     signed_text(metric, limit, false)
 }
 
