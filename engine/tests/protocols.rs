@@ -354,3 +354,64 @@ fn redis_resp_over_raw_tcp_counts_match_the_servers() {
     }
     assert_eq!(redis.command("DBSIZE\r\n").unwrap(), ":4\r\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A custom protocol through the public trait: the Redis example, registered in this process.
+
+#[path = "../examples/redis_protocol.rs"]
+mod redis_protocol;
+
+#[test]
+fn a_custom_protocol_runs_from_the_registry_and_its_extracted_values_feed_later_steps() {
+    let _serial = one_at_a_time();
+    let Some(redis) = redis() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "custom", host: "tcp://127.0.0.1:{}", load: Closed(users: 3, duration: "1s"),
+                users: [(tasks: [(steps: [
+                    Custom(protocol: "redis", name: "SET", step: ["SET", "k:{{id}}", "value-{{id}}"], args: {{"id": "{{{{user_id()}}}}"}}),
+                    Custom(protocol: "redis", name: "GET", step: ["GET", "k:{{id}}"], args: {{"id": "{{{{user_id()}}}}"}}, extract: ["reply"]),
+                    // The value GET extracted goes into the next command: APPEND to a key named after it.
+                    Custom(protocol: "redis", name: "INCR", step: ["INCR", "n:{{got}}"], args: {{"got": "{{{{reply}}}}"}}),
+                    Custom(protocol: "redis", name: "bad", step: ["NOSUCHCOMMAND"]),
+                ])])])"#,
+            redis.port
+        ),
+    );
+    let mut protocols = engine::protocol::Protocols::new();
+    protocols.register("redis", redis_protocol::Redis);
+    let args = engine::cli::RunArgs {
+        profile: Some(profile),
+        out: tmp.path().join("runs"),
+        quiet: true,
+        cores: Some(1),
+        ..Default::default()
+    };
+    let outcome = engine::run_with(&args, &protocols).unwrap();
+    assert_eq!(outcome.exit_code(), 0);
+    let r = read_run(&outcome.dir);
+    let sets = r.named("SET");
+    assert!(sets.len() > 10, "{}", sets.len());
+    assert!(
+        sets.iter()
+            .chain(&r.named("GET"))
+            .chain(&r.named("INCR"))
+            .all(|x| x.outcome == OK)
+    );
+    assert_eq!(sets.len() as u64, redis.calls("set"));
+    assert_eq!(r.named("GET").len() as u64, redis.calls("get"));
+    // INCR n:value-<user>: the extracted reply named the key, one counter per user.
+    let mut incr_total = 0;
+    for user in 0..3 {
+        let reply = redis.command(&format!("GET n:value-{user}\r\n")).unwrap();
+        let n: u64 = reply.lines().nth(1).unwrap_or("0").parse().unwrap_or(0);
+        incr_total += n;
+    }
+    assert_eq!(incr_total, r.named("INCR").len() as u64);
+    let bad = r.named("bad");
+    assert!(!bad.is_empty());
+    assert!(bad.iter().all(|x| x.outcome == Outcome::Status as u8
+        && x.message.as_deref() == Some("Redis answered with an error")));
+}
