@@ -52,6 +52,8 @@ pub(crate) struct SharedPlan {
     pub tls: Option<TlsClient>,
     /// Where each step channel connects.
     pub endpoints: Vec<crate::protocol::Endpoint>,
+    /// TLS for each step channel that needs it (`wss://`).
+    pub channel_tls: Vec<Option<TlsClient>>,
     pub duration: Duration,
     pub load: LoadPlan,
 }
@@ -187,6 +189,8 @@ pub(crate) struct CoreCtx {
     pub tls: Option<TlsClient>,
     /// Where each step channel connects.
     pub endpoints: Vec<crate::protocol::Endpoint>,
+    /// TLS for each step channel that needs it (`wss://`).
+    pub channel_tls: Vec<Option<TlsClient>>,
     pub end_us: u64,
     pub stopping: Cell<bool>,
     /// Users running on_stop requests; the end of the run waits for them (within its grace period).
@@ -558,6 +562,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         limits: setup.plan.limits,
         tls: setup.plan.tls.clone(),
         endpoints: setup.plan.endpoints.clone(),
+        channel_tls: setup.plan.channel_tls.clone(),
         end_us: crate::clock::micros(setup.plan.duration),
         stopping: Cell::new(false),
         lingering: Cell::new(0),

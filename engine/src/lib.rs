@@ -40,6 +40,7 @@ mod sys;
 mod timer;
 pub mod tls;
 mod users;
+mod ws;
 
 pub use driver::IoDriver;
 pub use engine_main::Engine;

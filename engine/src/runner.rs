@@ -155,6 +155,7 @@ fn channel_endpoints(
         };
         let default_scheme = match channel.kind.as_str() {
             "udp" => "udp",
+            "ws" => "ws",
             _ => "tcp",
         };
         let endpoint = match target {
@@ -177,6 +178,18 @@ fn channel_endpoints(
                 port,
                 path: base_path,
             },
+            // `ws://embedded/ws`: the embedded target, when the profile runs one.
+            Target::Other {
+                scheme, host, path, ..
+            } if host == "embedded" && plan.target == Target::Embedded => {
+                crate::protocol::Endpoint {
+                    scheme,
+                    host: addrs[0].ip().to_string(),
+                    port: addrs[0].port(),
+                    path,
+                    addr: addrs[0],
+                }
+            }
             Target::Other {
                 scheme,
                 host,
@@ -283,6 +296,19 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         _ => None,
     };
     let endpoints = channel_endpoints(&plan, &addrs)?;
+    let mut channel_tls = Vec::new();
+    for e in &endpoints {
+        channel_tls.push(if e.scheme == "wss" {
+            Some(tls_client(&plan, &e.host, &[b"http/1.1"])?)
+        } else {
+            None
+        });
+    }
+    if plan.tls.insecure && tls.is_none() && channel_tls.iter().any(Option::is_some) {
+        eprintln!(
+            "warning: TLS certificate verification is off (`insecure: true`): any certificate is accepted; the manifest records this"
+        );
+    }
     if tls.is_some() && plan.tls.insecure {
         eprintln!(
             "warning: TLS certificate verification is off (`insecure: true`): any certificate is accepted; the manifest records this"
@@ -306,6 +332,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         addrs,
         tls,
         endpoints,
+        channel_tls,
         duration: plan.duration,
         load: plan.load.clone(),
     });

@@ -248,3 +248,26 @@ fn a_ca_file_that_is_not_pem_is_a_located_profile_error() {
 fn pki_other_ca() -> String {
     pki_named("some other CA").ca_pem
 }
+
+#[test]
+fn wss_upgrades_over_tls_and_echoes() {
+    let _serial = one_at_a_time();
+    let pki = pki();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("ca.pem"), &pki.ca_pem).unwrap();
+    let server = tls_server(&pki, tmp.path());
+    let text = format!(
+        r#"(name: "wss", host: "wss://localhost:{}/ws", tls: (ca_file: "ca.pem"),
+            load: Closed(users: 2, duration: "1s"),
+            users: [(tasks: [(steps: [WebSocket(name: "echo", send: "hi", receive: Reply, expect: "^hi$")])])])"#,
+        server.addr().port()
+    );
+    let profile = profile(tmp.path(), &text);
+    let out = run(&tmp.path().join("runs"), &[profile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = read_run(&run_dir(&out));
+    assert!(r.failures().is_empty(), "{:?}", r.failures().first());
+    assert!(r.rows().len() > 20);
+    assert_eq!(r.rows().len() as u64, server.served());
+    assert_eq!(server.tls_failures(), 0);
+}

@@ -536,6 +536,37 @@ pub enum StepSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<String>,
     },
+    /// A WebSocket exchange (`ws://`, `wss://`) on the user's upgraded connection: send a message
+    /// (or a ping), then await a reply, several messages, or a message that matches; or close.
+    WebSocket {
+        /// The name samples are grouped under; default `WS` and the target.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// `ws://host:port/path` or `wss://...`; default the profile's host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// The message to send (a template); with `ping`, the ping's payload.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        send: Option<String>,
+        /// Send a binary message instead of text.
+        #[serde(default, skip_serializing_if = "is_false")]
+        binary: bool,
+        /// What to wait for after sending; absent: nothing (with `ping`: the pong).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receive: Option<ReceiveSpec>,
+        /// A regex the last message received must match.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect: Option<String>,
+        /// How long to wait for what `receive` asks; default the request timeout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        within: Option<DurationSpec>,
+        /// Send a ping and wait for its pong.
+        #[serde(default, skip_serializing_if = "is_false")]
+        ping: bool,
+        /// Close the WebSocket (close frame, then wait for the server's) after the step.
+        #[serde(default, skip_serializing_if = "is_false")]
+        close: bool,
+    },
     /// A step of a protocol that the engine binary registered (docs/extending.md).
     Custom {
         /// The protocol's registered name.
@@ -556,6 +587,18 @@ pub enum StepSpec {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         extract: Vec<String>,
     },
+}
+
+/// What a WebSocket step waits for.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename = "Receive")]
+pub enum ReceiveSpec {
+    /// One message.
+    Reply,
+    /// This many messages.
+    Messages(u32),
+    /// Messages until one matches this regex.
+    Match(String),
 }
 
 /// When a TCP reply is complete.

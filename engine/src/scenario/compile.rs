@@ -15,11 +15,13 @@ use super::json::{Expected, Selector};
 use super::rules::{Check, CheckKind, Extraction, Source, Want};
 use super::template::{Escape, Expr, Resolved, Scope, Seg, Template};
 use super::vars::Vars;
-use super::{Channel, Node, ReadUntil, RequestPlan, Scenario, StepKind, StepPlan, Task, UserKind};
+use super::{
+    Channel, Node, ReadUntil, Receive, RequestPlan, Scenario, StepKind, StepPlan, Task, UserKind,
+};
 use crate::plan::{StatusSet, Wait};
 use crate::profile::spec::{
     AuthSpec, BodySpec, CheckSpec, ExtractSpec, FeederOrder, JwtAlgorithm, Method, OnExhausted,
-    ProfileSpec, ReadSpec, RequestSpec, StepSpec, TaskSpec, UserSpec, WaitSpec,
+    ProfileSpec, ReadSpec, ReceiveSpec, RequestSpec, StepSpec, TaskSpec, UserSpec, WaitSpec,
 };
 use crate::profile::suggest;
 
@@ -617,6 +619,7 @@ impl Compiler<'_> {
         let (channel_kind, target, name) = match step {
             StepSpec::Tcp { target, name, .. } => ("tcp".to_owned(), target, name),
             StepSpec::Udp { target, name, .. } => ("udp".to_owned(), target, name),
+            StepSpec::WebSocket { target, name, .. } => ("ws".to_owned(), target, name),
             StepSpec::Custom {
                 protocol,
                 target,
@@ -646,6 +649,7 @@ impl Compiler<'_> {
                 let upper = match step {
                     StepSpec::Tcp { .. } => "TCP".to_owned(),
                     StepSpec::Udp { .. } => "UDP".to_owned(),
+                    StepSpec::WebSocket { .. } => "WS".to_owned(),
                     StepSpec::Custom { protocol, .. } => protocol.clone(),
                 };
                 match &target {
@@ -754,6 +758,67 @@ impl Compiler<'_> {
                     send,
                     reply_within: reply_within.map(|d| d.0),
                     expect,
+                }
+            }
+            StepSpec::WebSocket {
+                send,
+                binary,
+                receive,
+                expect,
+                within,
+                ping,
+                close,
+                ..
+            } => {
+                let send = match send {
+                    Some(t) => Some(self.tpl(kind, t, Escape::None, &format!("{at}.send"))?),
+                    None => None,
+                };
+                let receive = match receive {
+                    None => None,
+                    Some(ReceiveSpec::Reply) => Some(Receive::Messages(1)),
+                    Some(ReceiveSpec::Messages(0)) => {
+                        return Err(error(
+                            format!("{at}.receive"),
+                            None,
+                            "Messages(0) waits for nothing: leave `receive` out",
+                        ));
+                    }
+                    Some(ReceiveSpec::Messages(n)) => Some(Receive::Messages(*n)),
+                    Some(ReceiveSpec::Match(re)) => {
+                        Some(Receive::Match(self.regex(re, &format!("{at}.receive"))?))
+                    }
+                };
+                if send.is_none() && receive.is_none() && !*ping && !*close {
+                    return Err(error(
+                        at,
+                        None,
+                        "a WebSocket step with no `send`, `receive`, `ping` or `close` does nothing: give one",
+                    ));
+                }
+                if *ping && receive.is_some() {
+                    return Err(error(
+                        format!("{at}.receive"),
+                        None,
+                        "a ping step waits for its pong: put `receive` in a step of its own",
+                    ));
+                }
+                let expect = expect_regex(self, expect)?;
+                if expect.is_some() && receive.is_none() {
+                    return Err(error(
+                        format!("{at}.expect"),
+                        None,
+                        "`expect` checks a received message: add `receive: Reply` (or Messages(n), Match(regex))",
+                    ));
+                }
+                StepKind::WebSocket {
+                    send,
+                    binary: *binary,
+                    receive,
+                    expect,
+                    within: within.map(|d| d.0),
+                    ping: *ping,
+                    close: *close,
                 }
             }
             StepSpec::Custom {

@@ -139,6 +139,15 @@ pub(crate) enum StepKind {
         reply_within: Option<std::time::Duration>,
         expect: Option<regex::bytes::Regex>,
     },
+    WebSocket {
+        send: Option<Template>,
+        binary: bool,
+        receive: Option<Receive>,
+        expect: Option<regex::bytes::Regex>,
+        within: Option<std::time::Duration>,
+        ping: bool,
+        close: bool,
+    },
     Custom {
         protocol: Arc<dyn crate::protocol::DynProtocol>,
         step: Arc<dyn std::any::Any + Send + Sync>,
@@ -162,12 +171,30 @@ impl std::fmt::Debug for StepKind {
                 .debug_struct("Udp")
                 .field("reply_within", reply_within)
                 .finish_non_exhaustive(),
+            StepKind::WebSocket {
+                receive,
+                ping,
+                close,
+                ..
+            } => f
+                .debug_struct("WebSocket")
+                .field("receive", receive)
+                .field("ping", ping)
+                .field("close", close)
+                .finish_non_exhaustive(),
             StepKind::Custom { arg_names, .. } => f
                 .debug_struct("Custom")
                 .field("args", arg_names)
                 .finish_non_exhaustive(),
         }
     }
+}
+
+/// What a WebSocket step waits for.
+#[derive(Debug, Clone)]
+pub(crate) enum Receive {
+    Messages(u32),
+    Match(regex::bytes::Regex),
 }
 
 /// When a TCP reply is complete.

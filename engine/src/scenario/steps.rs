@@ -7,9 +7,10 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::Receive;
 use formats::Outcome;
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio::net::udp::UdpSocket;
 
@@ -28,7 +29,58 @@ pub(crate) enum ChannelConn {
     Closed,
     Tcp(TcpStream),
     Udp(UdpSocket),
+    Ws(Box<WsConn>),
     Custom(Box<dyn Any>),
+}
+
+/// An upgraded WebSocket connection.
+pub(crate) struct WsConn {
+    stream: WsStream,
+    /// Bytes received and not yet parsed into frames.
+    buf: Vec<u8>,
+    /// Frames to write (masked).
+    out: Vec<u8>,
+    /// State of the masking-key generator (xorshift; masks need not be secret from a load test).
+    mask_state: u64,
+}
+
+enum WsStream {
+    Plain(TcpStream),
+    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>),
+}
+
+impl WsStream {
+    async fn write_all(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        match self {
+            WsStream::Plain(s) => write_all(s, out).await,
+            WsStream::Tls(s) => write_all(&mut **s, out).await,
+        }
+    }
+
+    async fn read_more(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        match self {
+            WsStream::Plain(s) => read_more(s, buf).await,
+            WsStream::Tls(s) => read_more(&mut **s, buf).await,
+        }
+    }
+}
+
+async fn write_all<S: AsyncWriteRent>(s: &mut S, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let buf = std::mem::take(out);
+    let (res, buf) = s.write_all(buf).await;
+    *out = buf;
+    res.map(|_| ())
+}
+
+async fn read_more<S: AsyncReadRent>(s: &mut S, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < 512 {
+        buf.reserve(READ_BUF.max(buf.capacity()));
+    }
+    let b = std::mem::take(buf);
+    let (len, cap) = (b.len(), b.capacity());
+    let (res, slice) = s.read(b.slice_mut(len..cap)).await;
+    *buf = slice.into_inner();
+    res
 }
 
 impl std::fmt::Debug for ChannelConn {
@@ -37,6 +89,7 @@ impl std::fmt::Debug for ChannelConn {
             ChannelConn::Closed => "Closed",
             ChannelConn::Tcp(_) => "Tcp",
             ChannelConn::Udp(_) => "Udp",
+            ChannelConn::Ws(_) => "Ws",
             ChannelConn::Custom(_) => "Custom",
         })
     }
@@ -88,8 +141,11 @@ pub(crate) async fn step(
             StepKind::Tcp {
                 send: Some(send), ..
             }
-            | StepKind::Udp { send, .. } => send.render(step_out, &mut env),
-            StepKind::Tcp { send: None, .. } => {}
+            | StepKind::Udp { send, .. }
+            | StepKind::WebSocket {
+                send: Some(send), ..
+            } => send.render(step_out, &mut env),
+            StepKind::Tcp { send: None, .. } | StepKind::WebSocket { send: None, .. } => {}
             StepKind::Custom { args, .. } => {
                 step_args.resize_with(args.len(), Vec::new);
                 for (out, t) in step_args.iter_mut().zip(args) {
@@ -100,6 +156,7 @@ pub(crate) async fn step(
         }
     }
     let endpoint = &ctx.endpoints[sp.channel];
+    let tls = ctx.channel_tls[sp.channel].as_ref();
     let conn = &mut channels[sp.channel];
     let start = Instant::now();
     let actual_us = ctx.clock.us_at(start);
@@ -114,7 +171,7 @@ pub(crate) async fn step(
         },
     );
     let run = run_step(
-        conn, &sp.kind, endpoint, ctx.limits, step_out, step_in, step_args, start,
+        conn, &sp.kind, endpoint, tls, ctx.limits, step_out, step_in, step_args, start,
     );
     let (result, connect_us) = match crate::users::until_timed_out(&ctx.slots[local], run).await {
         Some(done) => done,
@@ -137,7 +194,9 @@ pub(crate) async fn step(
     let mut message: Cow<'_, str> = result.message.clone().unwrap_or(Cow::Borrowed(""));
     if outcome == Outcome::Ok {
         let expect = match &sp.kind {
-            StepKind::Tcp { expect, .. } | StepKind::Udp { expect, .. } => expect.as_ref(),
+            StepKind::Tcp { expect, .. }
+            | StepKind::Udp { expect, .. }
+            | StepKind::WebSocket { expect, .. } => expect.as_ref(),
             StepKind::Custom { .. } => None,
         };
         if let Some(re) = expect
@@ -193,6 +252,7 @@ async fn run_step(
     conn: &mut ChannelConn,
     kind: &StepKind,
     endpoint: &Endpoint,
+    tls: Option<&crate::tls::TlsClient>,
     limits: Limits,
     out: &mut Vec<u8>,
     input: &mut Vec<u8>,
@@ -201,7 +261,8 @@ async fn run_step(
 ) -> (StepResult, u32) {
     let mut connect_us = 0;
     if matches!(conn, ChannelConn::Closed) {
-        let opened = monoio::time::timeout(limits.connect_timeout, open(kind, endpoint)).await;
+        let opened =
+            monoio::time::timeout(limits.connect_timeout, open(kind, endpoint, tls, start)).await;
         match opened {
             Err(_) => {
                 return (
@@ -231,6 +292,9 @@ async fn run_step(
         (StepKind::Udp { reply_within, .. }, ChannelConn::Udp(socket)) => {
             udp(socket, *reply_within, out, input).await
         }
+        (ws @ StepKind::WebSocket { .. }, ChannelConn::Ws(c)) => {
+            websocket(c, ws, out, input, limits).await
+        }
         (
             StepKind::Custom {
                 protocol,
@@ -254,7 +318,12 @@ async fn run_step(
     (result, connect_us)
 }
 
-async fn open(kind: &StepKind, endpoint: &Endpoint) -> Result<ChannelConn, StepResult> {
+async fn open(
+    kind: &StepKind,
+    endpoint: &Endpoint,
+    tls: Option<&crate::tls::TlsClient>,
+    start: Instant,
+) -> Result<ChannelConn, StepResult> {
     match kind {
         StepKind::Tcp { .. } => {
             let stream = TcpStream::connect_addr(endpoint.addr)
@@ -276,10 +345,308 @@ async fn open(kind: &StepKind, endpoint: &Endpoint) -> Result<ChannelConn, StepR
                 .map_err(|e| StepResult::from_io("connect", &e))?;
             Ok(ChannelConn::Udp(socket))
         }
+        StepKind::WebSocket { .. } => {
+            let stream = TcpStream::connect_addr(endpoint.addr)
+                .await
+                .map_err(|e| StepResult::from_io("connect", &e))?;
+            let _ = stream.set_nodelay(true);
+            let stream = match tls {
+                None => WsStream::Plain(stream),
+                Some(tls) => match tls.connector.connect(tls.server_name.clone(), stream).await {
+                    Ok(s) => WsStream::Tls(Box::new(s)),
+                    Err(e) => {
+                        return Err(match crate::tls::handshake_failure(&e) {
+                            Ok(message) => StepResult::fail(Outcome::Tls, message),
+                            Err(io) => StepResult::from_io("TLS handshake", io),
+                        });
+                    }
+                },
+            };
+            let seed = start.elapsed().as_nanos() as u64
+                ^ u64::from(endpoint.addr.port()).rotate_left(32)
+                ^ crate::rng::random_id()[..8]
+                    .iter()
+                    .fold(0u64, |a, &b| a << 8 | u64::from(b));
+            let mut conn = WsConn {
+                stream,
+                buf: Vec::with_capacity(READ_BUF),
+                out: Vec::with_capacity(256),
+                mask_state: seed | 1,
+            };
+            upgrade(&mut conn, endpoint).await?;
+            Ok(ChannelConn::Ws(Box::new(conn)))
+        }
         StepKind::Custom { protocol, .. } => {
             protocol.connect(endpoint).await.map(ChannelConn::Custom)
         }
     }
+}
+
+impl WsConn {
+    fn next_mask(&mut self) -> [u8; 4] {
+        let mut x = self.mask_state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.mask_state = x;
+        (x as u32).to_le_bytes()
+    }
+
+    async fn send_frame(&mut self, opcode: u8, payload: &[u8]) -> Result<u32, StepResult> {
+        let mask = self.next_mask();
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        crate::ws::write_frame(&mut out, opcode, payload, Some(mask));
+        let n = out.len() as u32;
+        let res = self.stream.write_all(&mut out).await;
+        self.out = out;
+        res.map_err(|e| StepResult::from_io("send", &e))?;
+        Ok(n)
+    }
+}
+
+/// The opening handshake: the HTTP/1.1 upgrade request, and a 101 answer with the right accept key.
+async fn upgrade(conn: &mut WsConn, endpoint: &Endpoint) -> Result<(), StepResult> {
+    let mut seed = [0u8; 16];
+    for chunk in seed.chunks_mut(4) {
+        chunk.copy_from_slice(&conn.next_mask());
+    }
+    let key = crate::ws::client_key(seed);
+    let path = if endpoint.path.is_empty() {
+        "/"
+    } else {
+        &endpoint.path
+    };
+    let mut out = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: stampede/{}\r\n\r\n",
+        endpoint.host,
+        endpoint.port,
+        env!("CARGO_PKG_VERSION")
+    )
+    .into_bytes();
+    conn.stream
+        .write_all(&mut out)
+        .await
+        .map_err(|e| StepResult::from_io("send", &e))?;
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&conn.buf) {
+            Ok(httparse::Status::Complete(n)) => {
+                let status = resp.code.unwrap_or(0);
+                if status != 101 {
+                    return Err(StepResult::fail(
+                        Outcome::Status,
+                        "the server refused the WebSocket upgrade",
+                    )
+                    .status(status));
+                }
+                let accept = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
+                    .map(|h| h.value);
+                if accept != Some(crate::ws::accept_key(key.as_bytes()).as_bytes()) {
+                    return Err(StepResult::fail(
+                        Outcome::Malformed,
+                        "the WebSocket upgrade answer has a wrong Sec-WebSocket-Accept",
+                    )
+                    .status(status));
+                }
+                conn.buf.drain(..n);
+                return Ok(());
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(_) => {
+                return Err(StepResult::fail(
+                    Outcome::Malformed,
+                    "the WebSocket upgrade answer is not HTTP",
+                ));
+            }
+        }
+        if conn.buf.len() > 64 << 10 {
+            return Err(StepResult::fail(
+                Outcome::Malformed,
+                "the WebSocket upgrade answer is larger than 64 KiB",
+            ));
+        }
+        match conn.stream.read_more(&mut conn.buf).await {
+            Ok(0) => {
+                return Err(StepResult::fail(
+                    Outcome::Reset,
+                    "connection closed during the WebSocket upgrade",
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(StepResult::from_io("receive", &e)),
+        }
+    }
+}
+
+/// What arrived on a WebSocket.
+enum Incoming {
+    /// A whole data message (its payload is in `input`).
+    Message,
+    Pong,
+    /// The server's close frame, with its status code (1005 when it gave none).
+    Close(u16),
+}
+
+/// Reads frames until a whole message, a pong or a close arrives; answers pings on the way.
+async fn next_incoming(
+    conn: &mut WsConn,
+    input: &mut Vec<u8>,
+    received: &mut u32,
+    max: u64,
+) -> Result<Incoming, StepResult> {
+    input.clear();
+    loop {
+        let head = crate::ws::parse_head(&conn.buf)
+            .map_err(|e| StepResult::fail(Outcome::Malformed, e.0))?;
+        if let Some(h) = head {
+            if h.len.saturating_add(input.len() as u64) > max {
+                return Err(StepResult::fail(
+                    Outcome::Malformed,
+                    "a WebSocket message is larger than http.max_body",
+                ));
+            }
+            let total = h.header_len + h.len as usize;
+            if conn.buf.len() >= total {
+                let start = input.len();
+                input.extend_from_slice(&conn.buf[h.header_len..total]);
+                if let Some(key) = h.mask {
+                    crate::ws::apply_mask(&mut input[start..], key);
+                }
+                conn.buf.drain(..total);
+                match h.opcode {
+                    crate::ws::op::PING => {
+                        let payload: Vec<u8> = input.drain(start..).collect();
+                        conn.send_frame(crate::ws::op::PONG, &payload).await?;
+                    }
+                    crate::ws::op::PONG => {
+                        input.truncate(start);
+                        return Ok(Incoming::Pong);
+                    }
+                    crate::ws::op::CLOSE => {
+                        let code = if input.len() >= start + 2 {
+                            u16::from_be_bytes([input[start], input[start + 1]])
+                        } else {
+                            1005
+                        };
+                        input.truncate(start);
+                        return Ok(Incoming::Close(code));
+                    }
+                    _ if h.fin => return Ok(Incoming::Message),
+                    _ => {}
+                }
+                continue;
+            }
+        }
+        match conn.stream.read_more(&mut conn.buf).await {
+            Ok(0) => {
+                return Err(StepResult::fail(
+                    Outcome::Reset,
+                    "the WebSocket connection closed without a close frame",
+                ));
+            }
+            Ok(n) => *received = received.saturating_add(n as u32),
+            Err(e) => return Err(StepResult::from_io("receive", &e)),
+        }
+    }
+}
+
+/// One WebSocket step: send (or ping), then wait for what it asks, or close.
+async fn websocket(
+    conn: &mut WsConn,
+    kind: &StepKind,
+    out: &[u8],
+    input: &mut Vec<u8>,
+    limits: Limits,
+) -> StepResult {
+    let StepKind::WebSocket {
+        send,
+        binary,
+        receive,
+        within,
+        ping,
+        close,
+        ..
+    } = kind
+    else {
+        unreachable!("called for WebSocket steps only");
+    };
+    let mut sent = 0u32;
+    let mut received = 0u32;
+    let exchange = async {
+        if *ping {
+            sent += conn.send_frame(crate::ws::op::PING, out).await?;
+            loop {
+                match next_incoming(conn, input, &mut received, limits.max_body).await? {
+                    Incoming::Pong => break,
+                    Incoming::Message => {}
+                    Incoming::Close(code) => return Err(closed_by_server(code)),
+                }
+            }
+        } else if send.is_some() {
+            let opcode = if *binary {
+                crate::ws::op::BINARY
+            } else {
+                crate::ws::op::TEXT
+            };
+            sent += conn.send_frame(opcode, out).await?;
+        }
+        if let Some(want) = receive {
+            let mut count = 0u32;
+            loop {
+                match next_incoming(conn, input, &mut received, limits.max_body).await? {
+                    Incoming::Message => count += 1,
+                    Incoming::Pong => continue,
+                    Incoming::Close(code) => return Err(closed_by_server(code)),
+                }
+                let done = match want {
+                    Receive::Messages(n) => count >= *n,
+                    Receive::Match(re) => re.is_match(input),
+                };
+                if done {
+                    break;
+                }
+            }
+        }
+        if *close {
+            sent += conn
+                .send_frame(crate::ws::op::CLOSE, &1000u16.to_be_bytes())
+                .await?;
+            while !matches!(
+                next_incoming(conn, input, &mut received, limits.max_body).await?,
+                Incoming::Close(_)
+            ) {}
+        }
+        Ok(())
+    };
+    let result = match within {
+        Some(d) => monoio::time::timeout(*d, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StepResult::fail(
+                    Outcome::Timeout,
+                    "the awaited WebSocket message did not come in time",
+                ))
+            }),
+        None => exchange.await,
+    };
+    let mut r = result.err().unwrap_or_default();
+    r.bytes_sent = sent;
+    r.bytes_received = received;
+    r.close |= *close;
+    r
+}
+
+fn closed_by_server(code: u16) -> StepResult {
+    StepResult::fail(
+        Outcome::Reset,
+        "the server closed the WebSocket in the middle of the exchange",
+    )
+    .status(code)
 }
 
 /// Sends `out` (if `send`) and reads until `read` is satisfied.
