@@ -415,3 +415,46 @@ fn a_custom_protocol_runs_from_the_registry_and_its_extracted_values_feed_later_
     assert!(bad.iter().all(|x| x.outcome == Outcome::Status as u8
         && x.message.as_deref() == Some("Redis answered with an error")));
 }
+
+#[test]
+fn a_peer_that_floods_without_a_delimiter_is_malformed_at_the_size_limit() {
+    let _serial = one_at_a_time();
+    // Answers every connection with an endless stream that never contains the delimiter.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let chunk = [b'x'; 16 << 10];
+                while stream.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run_ok(
+        tmp.path(),
+        &format!(
+            r#"(name: "flood", host: "tcp://{addr}", http: (max_body: "64KiB"),
+                load: Closed(users: 2, duration: "500ms"),
+                users: [(tasks: [(steps: [Tcp(send: "go\n", read: Until("\n"))])])])"#
+        ),
+        &["--cores", "1"],
+    );
+    let rows = r.rows();
+    assert!(rows.len() > 4, "{}", rows.len());
+    assert!(rows.iter().all(|x| x.outcome == Outcome::Malformed as u8
+        || x.outcome == Outcome::Cancelled as u8));
+    assert_eq!(
+        rows[0].message.as_deref(),
+        Some("the reply is larger than http.max_body without completing")
+    );
+    // Each failed step read at most the limit plus one read's worth.
+    let log = &r.logs[0];
+    assert!(
+        log.samples
+            .bytes_received
+            .iter()
+            .all(|&b| b <= (64 << 10) + (64 << 10))
+    );
+}
