@@ -140,10 +140,6 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
                 _ => None,
             };
             ready_us = match paced {
-                // An overrun keeps its slot on the grid as the intended start, so the lateness
-                // counts as lag (the next iteration starts at once); only a failure's pause moves
-                // the start off the grid.
-                Some(due) if pause.is_zero() => due.as_micros(),
                 Some(due) => due.as_micros().max(floor_us),
                 None => exec::next_ready(
                     kind.wait,
