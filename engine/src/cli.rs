@@ -14,6 +14,7 @@ Examples:
   engine run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s   # open model: 2000 iterations/s
   engine serve --addr 127.0.0.1:0                     # the embedded target on its own
   engine serve --stall-every 2s --stall-for 200ms --latency-mix 90:1ms,10:20ms
+  engine serve --tls-cert cert.pem --tls-key key.pem  # the embedded target over HTTPS
 
 The pipeline:
   engine run profiles/demo.ron   ->   runs/<id>/   ->   analyzer report runs/<id>";
@@ -113,6 +114,12 @@ pub struct ServeArgs {
     /// Delay responses in fixed proportions: `WEIGHT:DELAY,...`, e.g. `90:1ms,9:10ms,1:100ms`.
     #[arg(long, value_name = "MIX", value_parser = parse_latency_mix)]
     pub latency_mix: Option<LatencyMix>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `--latency-mix`: (weight, delay) pairs.

@@ -27,6 +27,7 @@ use crate::scenario::Scenario;
 use crate::scenario::exec::{CoreScenario, Interner};
 use crate::scenario::wire::Wire;
 use crate::schedule::Population;
+use crate::tls::TlsClient;
 
 /// How often a core looks at the global stop flag and the clock.
 const TICK: Duration = Duration::from_millis(50);
@@ -47,6 +48,12 @@ pub(crate) struct SharedPlan {
     pub cores: u32,
     pub limits: Limits,
     pub addrs: Vec<SocketAddr>,
+    /// TLS for an `https://` target.
+    pub tls: Option<TlsClient>,
+    /// Where each step channel connects.
+    pub endpoints: Vec<crate::protocol::Endpoint>,
+    /// TLS for each step channel that needs it (`wss://`).
+    pub channel_tls: Vec<Option<TlsClient>>,
     pub duration: Duration,
     pub load: LoadPlan,
 }
@@ -178,6 +185,12 @@ pub(crate) struct CoreCtx {
     /// Users, requests, feeder cursors, shared tokens.
     pub scenario: CoreScenario,
     pub limits: Limits,
+    /// TLS for an `https://` target (the configuration is shared read-only; sessions are per user).
+    pub tls: Option<TlsClient>,
+    /// Where each step channel connects.
+    pub endpoints: Vec<crate::protocol::Endpoint>,
+    /// TLS for each step channel that needs it (`wss://`).
+    pub channel_tls: Vec<Option<TlsClient>>,
     pub end_us: u64,
     pub stopping: Cell<bool>,
     /// Users running on_stop requests; the end of the run waits for them (within its grace period).
@@ -547,6 +560,9 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         clock: setup.clock,
         scenario,
         limits: setup.plan.limits,
+        tls: setup.plan.tls.clone(),
+        endpoints: setup.plan.endpoints.clone(),
+        channel_tls: setup.plan.channel_tls.clone(),
         end_us: crate::clock::micros(setup.plan.duration),
         stopping: Cell::new(false),
         lingering: Cell::new(0),

@@ -39,6 +39,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// TLS could not be set up (unreadable CA file, no system roots); exit code 2.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
     /// Something else in the environment failed (threads, signals, the embedded server).
     #[error("{context}: {source}")]
     System {
@@ -53,7 +56,7 @@ impl Error {
     /// The process exit code for this error: 2 for bad input (profile, flags, host), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Profile(_) | Error::Plan(_) | Error::Resolve { .. } => 2,
+            Error::Profile(_) | Error::Plan(_) | Error::Resolve { .. } | Error::Tls(_) => 2,
             _ => 1,
         }
     }

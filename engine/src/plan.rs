@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{IoChoice, RunArgs};
-use crate::profile::spec::{AuthSpec, DurationSpec, EmbeddedSpec, HttpSpec, LoadSpec, ProfileSpec};
+use crate::profile::spec::{
+    AuthSpec, DurationSpec, EmbeddedSpec, HttpSpec, LoadSpec, ProfileSpec, TlsSpec,
+};
 use crate::profile::{self, suggest};
 use crate::scenario::Scenario;
 use crate::scenario::compile::{self, CompileError};
@@ -115,6 +117,8 @@ pub struct Plan {
     pub scenario: Scenario,
     /// Client settings.
     pub http: HttpSettings,
+    /// TLS settings for `https://` and `wss://`.
+    pub tls: crate::tls::TlsSettings,
     /// Which I/O driver to try.
     pub io: IoChoice,
     /// Parent directory of run directories.
@@ -130,7 +134,7 @@ pub struct Plan {
 pub enum Target {
     /// The in-process embedded server, started by the runner.
     Embedded,
-    /// A plain-HTTP server.
+    /// An HTTP server (`http://`), or an HTTPS one (`https://`, `tls` set).
     Http {
         /// Host name or address literal, as written.
         host: String,
@@ -138,27 +142,39 @@ pub enum Target {
         port: u16,
         /// A path prefix from the base URL, without a trailing `/` (often empty).
         base_path: String,
+        /// Whether requests go over TLS.
+        tls: bool,
+    },
+    /// A server for another protocol: `tcp://`, `udp://`, `ws://`, `wss://`, or the scheme of a
+    /// custom protocol (`redis://`, `grpc://`, ...), whose steps say what to send.
+    Other {
+        /// The scheme, as written.
+        scheme: String,
+        /// Host name or address literal, as written.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The path, if any (`ws://host/chat`), else empty.
+        path: String,
     },
 }
 
 impl Target {
-    /// Parses `embedded` or `http://host[:port][/base]`.
+    /// Parses `embedded`, `http[s]://host[:port][/base]` or `scheme://host:port[/path]`.
     pub fn parse(text: &str, field: &str) -> Result<Target, PlanError> {
         if text == "embedded" {
             return Ok(Target::Embedded);
         }
-        let rest = match text.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => {
-                return Err(err(
-                    field,
-                    format!("{text:?}: https is not supported yet; use an http:// URL"),
-                ));
+        let (scheme, rest) = match text.split_once("://") {
+            Some((scheme @ ("http" | "https" | "ws" | "wss" | "tcp" | "udp"), rest)) => {
+                (scheme, rest)
             }
             Some((scheme, _)) => {
                 return Err(err(
                     field,
-                    format!("{text:?}: unsupported scheme {scheme:?}; use http://"),
+                    format!(
+                        "{text:?}: unsupported scheme {scheme:?}; use http://, https://, ws://, wss://, tcp:// or udp:// (a custom protocol takes its server's address as tcp://host:port)"
+                    ),
                 ));
             }
             None => {
@@ -188,12 +204,31 @@ impl Target {
         if host.is_empty() || host == "[]" {
             return Err(err(field, format!("{text:?} has no host")));
         }
-        let port = match port {
-            None => 80,
-            Some(p) => p
+        let default_port = match scheme {
+            "http" | "ws" => Some(80),
+            "https" | "wss" => Some(443),
+            _ => None,
+        };
+        let port = match (port, default_port) {
+            (None, Some(p)) => p,
+            (None, None) => {
+                return Err(err(
+                    field,
+                    format!("{text:?} has no port: write e.g. \"{scheme}://127.0.0.1:6379\""),
+                ));
+            }
+            (Some(p), _) => p
                 .parse()
                 .map_err(|_| err(field, format!("{text:?}: {p:?} is not a port number")))?,
         };
+        if !matches!(scheme, "http" | "https") {
+            return Ok(Target::Other {
+                scheme: scheme.to_owned(),
+                host,
+                port,
+                path: path.split('#').next().unwrap_or("").to_owned(),
+            });
+        }
         let path = path
             .split(['?', '#'])
             .next()
@@ -204,6 +239,7 @@ impl Target {
             host,
             port,
             base_path: path,
+            tls: scheme == "https",
         })
     }
 }
@@ -321,10 +357,16 @@ pub struct HttpSettings {
 impl Plan {
     /// Applies flags and the environment to a profile. `spec` is the profile as read; flags win over
     /// the environment, which wins over the profile's top level.
-    pub fn resolve(
+    pub fn resolve(spec: ProfileSpec, args: &RunArgs, env: &PlanEnv) -> Result<Plan, PlanError> {
+        Plan::resolve_with(spec, args, env, &crate::protocol::Protocols::default())
+    }
+
+    /// [`Plan::resolve`], with custom protocols that `Custom(protocol: ...)` steps may name.
+    pub fn resolve_with(
         mut spec: ProfileSpec,
         args: &RunArgs,
         env: &PlanEnv,
+        protocols: &crate::protocol::Protocols,
     ) -> Result<Plan, PlanError> {
         let process_env = |k: &str| env.vars.get(k).cloned();
         let (env_name, env_field) = match (&args.env, env.vars.get(ENV_SELECT)) {
@@ -358,6 +400,8 @@ impl Plan {
         layer(&spec.variables, &spec.secrets, Layer::Profile);
         let mut host = spec.host.clone();
         let mut host_field = "host".to_owned();
+        let mut tls_spec = spec.tls.clone();
+        let mut tls_field = "tls".to_owned();
         if let Some(name) = &env_name {
             let Some(e) = spec.environments.get(name) else {
                 return Err(err(env_field, profile_unknown_env(name, &spec)));
@@ -368,6 +412,10 @@ impl Plan {
             }
             headers.extend(e.headers.clone());
             layer(&e.variables, &e.secrets, Layer::Environment);
+            if e.tls.is_some() {
+                tls_spec.clone_from(&e.tls);
+                tls_field = format!("environments.{name}.tls");
+            }
         }
         let from_process: BTreeMap<String, String> = env
             .vars
@@ -423,7 +471,7 @@ impl Plan {
         let target = Target::parse(&host, &host_field)?;
         let base_path = match &target {
             Target::Http { base_path, .. } => base_path.clone(),
-            Target::Embedded => String::new(),
+            Target::Embedded | Target::Other { .. } => String::new(),
         };
 
         let resolved = resolve_load(&mut spec.load, args)?;
@@ -464,6 +512,7 @@ impl Plan {
             headers: &headers,
             base_path: &base_path,
             base_dir: &base_dir,
+            protocols,
         })
         .map_err(|e: CompileError| located(&spec, e.field, e.snippet.as_deref(), e.message))?;
 
@@ -546,6 +595,18 @@ impl Plan {
             max_body: max_body.0,
         };
 
+        let tls = resolve_tls(
+            &spec,
+            tls_spec.as_ref(),
+            &tls_field,
+            &target,
+            &base_dir,
+            &mut vars,
+            &process_env,
+        )?;
+        // The manifest shows the TLS settings that applied (an environment's included), so that a
+        // report can say that certificates were not verified.
+        spec.tls = tls_spec;
         let profile_ron = manifest_profile(&spec, &host, env_name.as_deref(), &headers, &vars);
 
         Ok(Plan {
@@ -561,12 +622,57 @@ impl Plan {
             cores,
             scenario,
             http,
+            tls,
             io: args.io,
             out_dir: args.out.clone(),
             quiet: args.quiet,
             profile_ron,
         })
     }
+}
+
+/// Checks the TLS settings that apply: the CA file must hold certificates, and the server name must
+/// be one, so that neither is a surprise on the first connection.
+fn resolve_tls(
+    spec: &ProfileSpec,
+    tls: Option<&TlsSpec>,
+    field: &str,
+    target: &Target,
+    base_dir: &Path,
+    vars: &mut Vars,
+    process_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::tls::TlsSettings, PlanError> {
+    let Some(tls) = tls else {
+        return Ok(crate::tls::TlsSettings::default());
+    };
+    let mut out = crate::tls::TlsSettings {
+        ca_file: None,
+        insecure: tls.insecure,
+        server_name: None,
+    };
+    let uses_tls = match target {
+        Target::Http { tls, .. } => *tls,
+        Target::Other { scheme, .. } => scheme == "wss",
+        Target::Embedded => false,
+    };
+    if let Some(ca) = &tls.ca_file {
+        let at = format!("{field}.ca_file");
+        let name = vars
+            .substitute(ca, process_env)
+            .map_err(|m| located(spec, at.clone(), Some(ca), m))?;
+        let path = base_dir.join(name);
+        if uses_tls {
+            crate::tls::read_certificates(&path)
+                .map_err(|e| located(spec, at.clone(), Some(ca), e.to_string()))?;
+        }
+        out.ca_file = Some(path);
+    }
+    if let Some(name) = &tls.server_name {
+        let at = format!("{field}.server_name");
+        crate::tls::server_name(name).map_err(|e| located(spec, at, Some(name), e.to_string()))?;
+        out.server_name = Some(name.clone());
+    }
+    Ok(out)
 }
 
 /// The load model after flags, with the field to blame for a user count that is too large.
@@ -834,14 +940,24 @@ pub fn adhoc_spec(url: &str) -> Result<ProfileSpec, PlanError> {
     let target = Target::parse(url, "--url")?;
     let (host, path, name) = match &target {
         Target::Embedded => ("embedded".to_owned(), "/".to_owned(), "embedded".to_owned()),
-        Target::Http { host, port, .. } => {
+        Target::Other { .. } => {
+            return Err(err(
+                "--url",
+                format!(
+                    "{url:?}: --url makes HTTP GET requests; write a profile with steps for other protocols"
+                ),
+            ));
+        }
+        Target::Http {
+            host, port, tls, ..
+        } => {
             let after_scheme = url.split_once("://").map_or("", |(_, r)| r);
             let path = after_scheme
                 .find('/')
                 .map_or("/", |i| &after_scheme[i..])
                 .to_owned();
             (
-                format!("http://{host}:{port}"),
+                format!("{}://{host}:{port}", if *tls { "https" } else { "http" }),
                 path,
                 format!("url-{host}-{port}"),
             )
@@ -1140,6 +1256,7 @@ mod tests {
             host: "stage.invalid".into(),
             port: 8080,
             base_path: String::new(),
+            tls: false,
         };
         // Profile defaults.
         let (p, who, target) = resolve(&RunArgs::default(), &env());
@@ -1278,14 +1395,33 @@ mod tests {
             Target::Http {
                 host: "[::1]".into(),
                 port: 81,
-                base_path: String::new()
+                base_path: String::new(),
+                tls: false,
+            }
+        );
+        assert_eq!(
+            Target::parse("https://x", "host").unwrap(),
+            Target::Http {
+                host: "x".into(),
+                port: 443,
+                base_path: String::new(),
+                tls: true,
+            }
+        );
+        assert_eq!(
+            Target::parse("tcp://127.0.0.1:6379", "host").unwrap(),
+            Target::Other {
+                scheme: "tcp".into(),
+                host: "127.0.0.1".into(),
+                port: 6379,
+                path: String::new(),
             }
         );
         assert!(
-            Target::parse("https://x", "host")
+            Target::parse("udp://127.0.0.1", "host")
                 .unwrap_err()
                 .message
-                .contains("https")
+                .contains("no port")
         );
         assert!(Target::parse("localhost:80", "host").is_err());
         assert!(Target::parse("http://h:99999", "host").is_err());

@@ -50,6 +50,14 @@ impl RunOutcome {
 /// Runs `engine run` with these flags. Prints the console to stderr, then the summary and (last) the
 /// run directory to stdout.
 pub fn run(args: &RunArgs) -> Result<RunOutcome, Error> {
+    run_with(args, &crate::protocol::Protocols::default())
+}
+
+/// [`run`], with custom protocols that profiles may select by name.
+pub fn run_with(
+    args: &RunArgs,
+    protocols: &crate::protocol::Protocols,
+) -> Result<RunOutcome, Error> {
     let spec = match (&args.profile, &args.url) {
         (Some(path), _) => profile::load_file(path)?,
         (None, Some(url)) => plan::adhoc_spec(url)?,
@@ -71,7 +79,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, Error> {
     {
         server_cpu = plan_env.cpus.pop();
     }
-    let plan = Plan::resolve(spec, args, &plan_env).map_err(|mut e| {
+    let plan = Plan::resolve_with(spec, args, &plan_env, protocols).map_err(|mut e| {
         // Faults in profile fields (not flags or environment variables) name the file, like the
         // parser's errors do.
         if e.file.is_none() && !e.field.starts_with("--") && !e.field.starts_with("STAMPEDE_") {
@@ -133,6 +141,103 @@ fn spec_uses_embedded(spec: &profile::ProfileSpec, args: &RunArgs, env: &PlanEnv
         == Some("embedded")
 }
 
+/// Where each channel of the scenario's steps connects: its step's `target`, else the profile's host
+/// (its first address).
+fn channel_endpoints(
+    plan: &Plan,
+    addrs: &[SocketAddr],
+) -> Result<Vec<crate::protocol::Endpoint>, Error> {
+    let mut out = Vec::new();
+    for channel in &plan.scenario.channels {
+        let target = match &channel.target {
+            Some(text) => Target::parse(text, &channel.field)?,
+            None => plan.target.clone(),
+        };
+        let default_scheme = match channel.kind.as_str() {
+            "udp" => "udp",
+            "ws" => "ws",
+            _ => "tcp",
+        };
+        let endpoint = match target {
+            Target::Embedded => crate::protocol::Endpoint {
+                scheme: default_scheme.into(),
+                host: addrs[0].ip().to_string(),
+                port: addrs[0].port(),
+                path: String::new(),
+                addr: addrs[0],
+            },
+            Target::Http {
+                host,
+                port,
+                base_path,
+                tls,
+            } => crate::protocol::Endpoint {
+                scheme: if tls { "https" } else { "http" }.into(),
+                addr: resolve(&host, port)?[0],
+                host,
+                port,
+                path: base_path,
+            },
+            // `ws://embedded/ws`: the embedded target, when the profile runs one.
+            Target::Other {
+                scheme, host, path, ..
+            } if host == "embedded" && plan.target == Target::Embedded => {
+                crate::protocol::Endpoint {
+                    scheme,
+                    host: addrs[0].ip().to_string(),
+                    port: addrs[0].port(),
+                    path,
+                    addr: addrs[0],
+                }
+            }
+            Target::Other {
+                scheme,
+                host,
+                port,
+                path,
+            } => crate::protocol::Endpoint {
+                scheme,
+                addr: resolve(&host, port)?[0],
+                host,
+                port,
+                path,
+            },
+        };
+        out.push(endpoint);
+    }
+    Ok(out)
+}
+
+/// Resolves a host name once, before the run.
+fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Resolve {
+            host: host.to_owned(),
+            reason: e.to_string(),
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::Resolve {
+            host: host.to_owned(),
+            reason: "no addresses".into(),
+        });
+    }
+    Ok(addrs)
+}
+
+/// The TLS client configuration every core shares, offering `alpn`.
+pub(crate) fn tls_client(
+    plan: &Plan,
+    host: &str,
+    alpn: &[&[u8]],
+) -> Result<crate::tls::TlsClient, Error> {
+    let config = crate::tls::client_config(&plan.tls, alpn)?;
+    let name = crate::tls::server_name(plan.tls.server_name.as_deref().unwrap_or(host))?;
+    Ok(crate::tls::TlsClient::new(config, name))
+}
+
 fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     let driver = IoDriver::select(plan.io).map_err(|source| Error::Driver {
         driver: "io_uring",
@@ -160,29 +265,55 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
             server = Some(s);
             (vec![addr], addr.to_string(), format!("http://{addr}"))
         }
-        Target::Http { host, port, .. } => {
-            let bare = host.trim_start_matches('[').trim_end_matches(']');
-            let addrs: Vec<SocketAddr> = (bare, *port)
-                .to_socket_addrs()
-                .map_err(|e| Error::Resolve {
-                    host: host.clone(),
-                    reason: e.to_string(),
-                })?
-                .collect();
-            if addrs.is_empty() {
-                return Err(Error::Resolve {
-                    host: host.clone(),
-                    reason: "no addresses".into(),
-                });
-            }
-            let header = if *port == 80 {
+        Target::Http {
+            host, port, tls, ..
+        } => {
+            let addrs = resolve(host, *port)?;
+            let default_port = if *tls { 443 } else { 80 };
+            let header = if *port == default_port {
                 host.clone()
             } else {
                 format!("{host}:{port}")
             };
-            (addrs, header, format!("http://{host}:{port}"))
+            let scheme = if *tls { "https" } else { "http" };
+            (addrs, header, format!("{scheme}://{host}:{port}"))
         }
+        Target::Other {
+            scheme,
+            host,
+            port,
+            path,
+        } => (
+            resolve(host, *port)?,
+            format!("{host}:{port}"),
+            format!("{scheme}://{host}:{port}{path}"),
+        ),
     };
+    let tls = match &plan.target {
+        Target::Http {
+            host, tls: true, ..
+        } => Some(tls_client(&plan, host, &[b"http/1.1"])?),
+        _ => None,
+    };
+    let endpoints = channel_endpoints(&plan, &addrs)?;
+    let mut channel_tls = Vec::new();
+    for e in &endpoints {
+        channel_tls.push(if e.scheme == "wss" {
+            Some(tls_client(&plan, &e.host, &[b"http/1.1"])?)
+        } else {
+            None
+        });
+    }
+    if plan.tls.insecure && tls.is_none() && channel_tls.iter().any(Option::is_some) {
+        eprintln!(
+            "warning: TLS certificate verification is off (`insecure: true`): any certificate is accepted; the manifest records this"
+        );
+    }
+    if tls.is_some() && plan.tls.insecure {
+        eprintln!(
+            "warning: TLS certificate verification is off (`insecure: true`): any certificate is accepted; the manifest records this"
+        );
+    }
 
     let shared = Arc::new(SharedPlan {
         wires: plan
@@ -199,6 +330,9 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
             max_body: plan.http.max_body,
         },
         addrs,
+        tls,
+        endpoints,
+        channel_tls,
         duration: plan.duration,
         load: plan.load.clone(),
     });

@@ -38,8 +38,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::{TcpListener, TcpStream};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpListener;
 
 use crate::cli::{IoChoice, ServeArgs};
 use crate::driver::IoDriver;
@@ -55,6 +55,7 @@ const MAX_BYTES: u64 = 16 << 20;
 pub struct Server {
     addr: SocketAddr,
     served: Arc<AtomicU64>,
+    tls_failures: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     recorded: Option<Arc<Mutex<Vec<Recorded>>>>,
@@ -216,6 +217,16 @@ impl Server {
 
     /// Starts a server as configured.
     pub fn start_with(config: &ServerConfig) -> io::Result<Server> {
+        Server::start_tls(config, None)
+    }
+
+    /// Starts a server as configured, serving TLS when `tls` is given (every connection; ALPN
+    /// `http/1.1`). A connection whose handshake fails is counted ([`Server::tls_failures`]) and
+    /// closed.
+    pub fn start_tls(
+        config: &ServerConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Server> {
         let ServerConfig {
             addr,
             threads,
@@ -230,6 +241,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let driver = IoDriver::select(io)?;
         let served = Arc::new(AtomicU64::new(0));
+        let tls_failures = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let secret = u64::from_le_bytes(crate::rng::random_id()[..8].try_into().expect("8 bytes"));
         let api = Arc::new(api::Api {
@@ -241,6 +253,8 @@ impl Server {
         for i in 0..threads.max(1) {
             let listener = listener.try_clone()?;
             let (served, stop) = (Arc::clone(&served), Arc::clone(&stop));
+            let tls_failures = Arc::clone(&tls_failures);
+            let acceptor = tls.clone().map(monoio_rustls::TlsAcceptor::from);
             let behaviour = behaviour.clone();
             let (api, recorded) = (Arc::clone(&api), recorded.clone());
             let handle = std::thread::Builder::new()
@@ -259,6 +273,8 @@ impl Server {
                         });
                         let state = std::rc::Rc::new(State {
                             served,
+                            tls_failures,
+                            acceptor,
                             api,
                             recorded,
                             behaviour,
@@ -278,6 +294,7 @@ impl Server {
         Ok(Server {
             addr,
             served,
+            tls_failures,
             stop,
             threads: handles,
             recorded,
@@ -304,6 +321,11 @@ impl Server {
     /// Requests answered so far.
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
+    }
+
+    /// TLS handshakes that failed so far.
+    pub fn tls_failures(&self) -> u64 {
+        self.tls_failures.load(Ordering::Relaxed)
     }
 
     /// Stops serving and waits for the threads (within about 50 ms).
@@ -348,14 +370,24 @@ pub fn serve_command(args: &ServeArgs) -> io::Result<()> {
             "--stall-for must be shorter than --stall-every",
         ));
     }
-    let server = Server::start_with(&ServerConfig {
-        addr: args.addr.clone(),
-        threads: args.threads,
-        io: args.io,
-        cpu: None,
-        record: false,
-        behaviour,
-    })?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::server_config(cert, key)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        ),
+        _ => None,
+    };
+    let server = Server::start_tls(
+        &ServerConfig {
+            addr: args.addr.clone(),
+            threads: args.threads,
+            io: args.io,
+            cpu: None,
+            record: false,
+            behaviour,
+        },
+        tls,
+    )?;
     println!("{}", server.addr());
     let _ = signals.forever().next();
     eprintln!("served {} requests", server.served());
@@ -365,6 +397,8 @@ pub fn serve_command(args: &ServeArgs) -> io::Result<()> {
 
 struct State {
     served: Arc<AtomicU64>,
+    tls_failures: Arc<AtomicU64>,
+    acceptor: Option<monoio_rustls::TlsAcceptor>,
     api: Arc<api::Api>,
     recorded: Option<Arc<Mutex<Vec<Recorded>>>>,
     behaviour: Behaviour,
@@ -382,7 +416,22 @@ async fn accept_loop(listener: TcpListener, state: std::rc::Rc<State>) {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(serve_connection(stream, std::rc::Rc::clone(&state)));
+                let state = std::rc::Rc::clone(&state);
+                match state.acceptor.clone() {
+                    None => {
+                        monoio::spawn(serve_connection(stream, state));
+                    }
+                    Some(acceptor) => {
+                        monoio::spawn(async move {
+                            match acceptor.accept(stream).await {
+                                Ok(tls) => serve_connection(tls, state).await,
+                                Err(_) => {
+                                    state.tls_failures.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        });
+                    }
+                }
             }
             // Out of file descriptors and the like: back off instead of spinning.
             Err(_) => monoio::time::sleep(Duration::from_millis(10)).await,
@@ -443,7 +492,10 @@ fn parse_request(buf: &[u8]) -> Parse {
     Parse::Done(r)
 }
 
-async fn serve_connection(mut stream: TcpStream, state: std::rc::Rc<State>) {
+async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(
+    mut stream: S,
+    state: std::rc::Rc<State>,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     // Created on the first delayed response; falls back to the runtime's timers if it cannot be.
@@ -474,6 +526,22 @@ async fn serve_connection(mut stream: TcpStream, state: std::rc::Rc<State>) {
                 Ok(_) => {}
             }
         };
+        if let Ok(r) = &req
+            && r.path.starts_with("/ws")
+            && api::headers(&buf[..r.head_len]).iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("upgrade") && v.eq_ignore_ascii_case("websocket")
+            })
+        {
+            let head_len = r.head_len;
+            let path = r.path.clone();
+            let key = api::headers(&buf[..head_len])
+                .into_iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-key"))
+                .map(|(_, v)| v);
+            buf.drain(..head_len);
+            websocket(stream, buf, key, &path, &state).await;
+            return;
+        }
         let read_at_ns = monotonic_now_ns();
         out.clear();
         let close = match req {
@@ -529,6 +597,104 @@ async fn serve_connection(mut stream: TcpStream, state: std::rc::Rc<State>) {
         state.served.fetch_add(1, Ordering::Relaxed);
         if close {
             return;
+        }
+    }
+}
+
+/// The `/ws` routes: after the upgrade, `/ws` echoes every text and binary message and answers pings;
+/// `/ws/close-after/{n}` echoes `n` messages and then closes (code 1011) instead of answering the next,
+/// for tests of a server that closes mid-exchange; `/ws/silent` reads and never answers. Each message
+/// echoed counts as a request served.
+async fn websocket<S: AsyncReadRent + AsyncWriteRent>(
+    mut stream: S,
+    mut buf: Vec<u8>,
+    key: Option<String>,
+    path: &str,
+    state: &State,
+) {
+    use crate::ws::{self, op};
+    let Some(key) = key else {
+        let mut out = Vec::new();
+        write_response(
+            &mut out,
+            400,
+            "text/plain",
+            b"no Sec-WebSocket-Key",
+            true,
+            false,
+        );
+        let _ = stream.write_all(out).await;
+        return;
+    };
+    let close_after: Option<u64> = path
+        .strip_prefix("/ws/close-after/")
+        .and_then(|n| n.parse().ok());
+    let silent = path == "/ws/silent";
+    let accept = ws::accept_key(key.as_bytes());
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    let (res, _) = stream.write_all(answer.into_bytes()).await;
+    if res.is_err() {
+        return;
+    }
+    let mut echoed = 0u64;
+    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let mut payload: Vec<u8> = Vec::new();
+    loop {
+        let Ok(head) = ws::parse_head(&buf) else {
+            return;
+        };
+        if let Some(h) = head
+            && buf.len() as u64 >= h.header_len as u64 + h.len
+        {
+            if h.len > MAX_REQUEST_BODY as u64 {
+                return;
+            }
+            let total = h.header_len + h.len as usize;
+            payload.clear();
+            payload.extend_from_slice(&buf[h.header_len..total]);
+            if let Some(k) = h.mask {
+                ws::apply_mask(&mut payload, k);
+            }
+            buf.drain(..total);
+            out.clear();
+            match h.opcode {
+                op::PING => ws::write_frame(&mut out, op::PONG, &payload, None),
+                op::CLOSE => {
+                    ws::write_frame(&mut out, op::CLOSE, &payload, None);
+                    let _ = stream.write_all(out).await;
+                    return;
+                }
+                op::PONG => continue,
+                _ if silent => continue,
+                opcode => {
+                    if close_after.is_some_and(|n| echoed >= n) {
+                        ws::write_frame(&mut out, op::CLOSE, &1011u16.to_be_bytes(), None);
+                        let _ = stream.write_all(out).await;
+                        return;
+                    }
+                    ws::write_frame(&mut out, opcode, &payload, None);
+                    echoed += 1;
+                    state.served.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let (res, o) = stream.write_all(out).await;
+            out = o;
+            if res.is_err() {
+                return;
+            }
+            continue;
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (res, slice) = stream.read(buf.slice_mut(len..cap)).await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }

@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use crate::clock::micros;
 use crate::core::{CoreCtx, UserSlot};
-use crate::http::Exchange;
 use crate::plan::{UserPlan, Wait};
 use crate::scenario::UserKind;
 use crate::scenario::exec::{self, Flow, UserState};
@@ -324,10 +323,10 @@ pub(crate) async fn run_pooled_user(ctx: Rc<CoreCtx>, local: usize, kind_index: 
 /// timed out (`None`, and the exchange is dropped). Request timeouts are enforced this way, by a scan
 /// every core tick, rather than by arming a timer per request: the request path stays free of timer
 /// wheel work, at the price of timeouts firing up to one tick (50 ms) late.
-pub(crate) async fn until_timed_out<F: Future<Output = Exchange>>(
+pub(crate) async fn until_timed_out<T, F: Future<Output = T>>(
     slot: &UserSlot,
     exchange: F,
-) -> Option<Exchange> {
+) -> Option<T> {
     slot.timed_out.set(false);
     let mut exchange = pin!(exchange);
     std::future::poll_fn(|cx| {

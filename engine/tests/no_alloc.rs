@@ -1,8 +1,8 @@
 //! Architecture invariant: the request path allocates nothing after warm-up. The engine runs in this
 //! process under a counting allocator, twice, for 1 s and for 3 s; the extra two seconds of requests
 //! may add only the once-a-second allocations (console reports, interval records), not one per request.
-//! This holds for a static `--url` run and for a scenario that renders templates, keeps cookies,
-//! extracts a value and checks every response.
+//! This holds for a static `--url` run, for a scenario that renders templates, keeps cookies,
+//! extracts a value and checks every response, and for raw TCP and WebSocket steps.
 
 // Counting allocations means implementing `GlobalAlloc`, which is an unsafe trait; this file is the
 // only place in the engine that needs `unsafe`, and it only forwards to the system allocator.
@@ -198,4 +198,58 @@ fn scenario_uring() {
 #[test]
 fn scenario_epoll() {
     scenario_allocates_nothing(IoChoice::Epoll);
+}
+
+/// Raw TCP steps: a templated payload, a delimiter read and an expectation on every reply.
+fn tcp_steps_allocate_nothing(io: IoChoice) {
+    let addr = quiet_server_answering(b"+PONG\r\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = util::profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "tcp", host: "tcp://{addr}", load: Closed(users: 4, duration: "1s"),
+                users: [(tasks: [(steps: [
+                    Tcp(name: "PING", send: "PING {{{{user_id()}}}} {{{{seq()}}}}\r\n", read: Until("\r\n"), expect: "^\\+PONG\r\n$"),
+                ])])])"#
+        ),
+    );
+    allocates_nothing_per_request(Load::Profile(&profile), io, None);
+}
+
+/// WebSocket steps: a templated text message and its echo, against the embedded target in this
+/// process (whose `/ws` echo reuses its buffers too).
+fn websocket_steps_allocate_nothing(io: IoChoice) {
+    let server = util::server();
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = util::profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "ws", host: "ws://{}/ws", load: Closed(users: 4, duration: "1s"),
+                users: [(tasks: [(steps: [
+                    WebSocket(name: "echo", send: "n={{{{seq()}}}}", receive: Reply, expect: "^n=\\d+$"),
+                ])])])"#,
+            server.addr()
+        ),
+    );
+    allocates_nothing_per_request(Load::Profile(&profile), io, None);
+}
+
+#[test]
+fn tcp_steps_uring() {
+    tcp_steps_allocate_nothing(IoChoice::Uring);
+}
+
+#[test]
+fn tcp_steps_epoll() {
+    tcp_steps_allocate_nothing(IoChoice::Epoll);
+}
+
+#[test]
+fn websocket_steps_uring() {
+    websocket_steps_allocate_nothing(IoChoice::Uring);
+}
+
+#[test]
+fn websocket_steps_epoll() {
+    websocket_steps_allocate_nothing(IoChoice::Epoll);
 }

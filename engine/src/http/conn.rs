@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use formats::Outcome;
 use monoio::buf::IoBufMut;
 use monoio::io::Splitable;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio::net::tcp::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
 use std::pin::pin;
@@ -28,6 +28,10 @@ use std::task::Poll;
 
 use super::chunked::Chunked;
 use super::response::{BodyKind, Head, parse_head};
+use crate::tls::TlsClient;
+
+/// A TLS stream over TCP (client side).
+type TlsStream = monoio_rustls::ClientTlsStream<TcpStream>;
 
 /// Initial read buffer. Most response heads fit; bodies stream through it in pieces this size.
 const READ_BUF: usize = 4096;
@@ -45,6 +49,10 @@ enum Link {
     /// buffers; while a request is in flight, the buffer of each operation in progress belongs to that
     /// operation (the field holds an empty `Vec`).
     Idle(TcpOwnedReadHalf, TcpOwnedWriteHalf),
+    /// An open TLS session (`https://`). Not split: a rustls session is one state machine, so the
+    /// request is written before its response is read. Boxed: the session is large, and the plain
+    /// variant should not pay for its size.
+    Tls(Box<TlsStream>),
 }
 
 /// A keep-alive HTTP/1.1 connection (one per virtual user, as Locust does).
@@ -148,8 +156,14 @@ impl Failure {
         }
     }
 
-    fn io(what: &'static str, e: &io::Error) -> Failure {
+    pub(crate) fn io(what: &'static str, e: &io::Error) -> Failure {
         use io::ErrorKind as K;
+        if let Some(message) = crate::tls::classify(e) {
+            return Failure {
+                outcome: Outcome::Tls,
+                message: Cow::Owned(format!("{what}: {message}")),
+            };
+        }
         let outcome = match e.kind() {
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
                 Outcome::Reset
@@ -186,7 +200,7 @@ impl Failure {
 impl Connection {
     /// Whether a socket is open.
     pub fn is_open(&self) -> bool {
-        matches!(self.link, Link::Idle(..))
+        !matches!(self.link, Link::Closed)
     }
 
     /// Closes the socket after an exchange was abandoned part-way (request timeout): the stream may
@@ -216,6 +230,7 @@ impl Connection {
     pub async fn exchange(
         &mut self,
         addr: SocketAddr,
+        tls: Option<&TlsClient>,
         req: RequestRef<'_>,
         limits: Limits,
         start: Instant,
@@ -227,7 +242,7 @@ impl Connection {
             self.kept.buf = Vec::new();
         }
         let reused = self.is_open();
-        if !reused && let Err(f) = self.connect(addr, limits, start, &mut ex).await {
+        if !reused && let Err(f) = self.connect(addr, tls, limits, start, &mut ex).await {
             ex.failure = Some(f);
             return ex;
         }
@@ -242,7 +257,7 @@ impl Connection {
         {
             self.link = Link::Closed;
             ex.bytes_sent = 0;
-            if let Err(f) = self.connect(addr, limits, start, &mut ex).await {
+            if let Err(f) = self.connect(addr, tls, limits, start, &mut ex).await {
                 ex.failure = Some(f);
                 return ex;
             }
@@ -264,9 +279,12 @@ impl Connection {
         ex
     }
 
+    /// Opens the connection; for TLS, the handshake is part of it (and of its timeout), so the
+    /// sample's connect time includes the handshake.
     async fn connect(
         &mut self,
         addr: SocketAddr,
+        tls: Option<&TlsClient>,
         limits: Limits,
         start: Instant,
         ex: &mut Exchange,
@@ -274,16 +292,40 @@ impl Connection {
         if self.is_open() {
             return Ok(());
         }
-        match monoio::time::timeout(limits.connect_timeout, TcpStream::connect_addr(addr)).await {
+        let opening = async {
+            let stream = TcpStream::connect_addr(addr)
+                .await
+                .map_err(|e| Failure::io("connect", &e))?;
+            // Small requests must not wait for Nagle's algorithm.
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => {
+                    let (rx, tx) = stream.into_split();
+                    Ok(Link::Idle(rx, tx))
+                }
+                Some(tls) => match tls.connector.connect(tls.server_name.clone(), stream).await {
+                    Ok(s) => Ok(Link::Tls(Box::new(s))),
+                    Err(e) => Err(match crate::tls::handshake_failure(&e) {
+                        Ok(message) => Failure {
+                            outcome: Outcome::Tls,
+                            message: Cow::Owned(message),
+                        },
+                        Err(io) => Failure::io("TLS handshake", io),
+                    }),
+                },
+            }
+        };
+        match monoio::time::timeout(limits.connect_timeout, opening).await {
+            Err(_) if tls.is_some() => Err(Failure::new(
+                Outcome::ConnectTimeout,
+                "connect or TLS handshake timed out",
+            )),
             Err(_) => Err(Failure::new(Outcome::ConnectTimeout, "connect timed out")),
-            Ok(Err(e)) => Err(Failure::io("connect", &e)),
-            Ok(Ok(stream)) => {
-                // Small requests must not wait for Nagle's algorithm.
-                let _ = stream.set_nodelay(true);
+            Ok(Err(f)) => Err(f),
+            Ok(Ok(link)) => {
                 ex.connect_us = (start.elapsed().as_micros() as u32).max(1);
                 ex.connected = true;
-                let (rx, tx) = stream.into_split();
-                self.link = Link::Idle(rx, tx);
+                self.link = link;
                 Ok(())
             }
         }
@@ -297,8 +339,24 @@ impl Connection {
         start: Instant,
         ex: &mut Exchange,
     ) -> Result<bool, Failure> {
-        let Link::Idle(rx, tx) = &mut self.link else {
-            unreachable!("exchange connects before sending");
+        let (rx, tx) = match &mut self.link {
+            Link::Idle(rx, tx) => (rx, tx),
+            Link::Tls(stream) => {
+                send(&mut **stream, &mut self.wbuf, req.bytes).await?;
+                ex.bytes_sent = ex.bytes_sent.saturating_add(req.bytes.len() as u32);
+                return receive(
+                    &mut **stream,
+                    &mut self.rbuf,
+                    req.head,
+                    max_body,
+                    start,
+                    ex,
+                    req.keep,
+                    &mut self.kept,
+                )
+                .await;
+            }
+            Link::Closed => unreachable!("exchange connects before sending"),
         };
         // The receive is issued together with the send rather than after it completes: on io_uring
         // both operations go to the kernel in the same submission, which saves a task wake-up and a
@@ -350,8 +408,8 @@ impl Connection {
     }
 }
 
-async fn send(
-    stream: &mut TcpOwnedWriteHalf,
+async fn send<W: AsyncWriteRent>(
+    stream: &mut W,
     wbuf: &mut Vec<u8>,
     bytes: &[u8],
 ) -> Result<(), Failure> {
@@ -364,8 +422,8 @@ async fn send(
 }
 
 /// Reads once into the free space of `rbuf`, growing it first if it is full. Returns the bytes read.
-async fn read_more(
-    stream: &mut TcpOwnedReadHalf,
+async fn read_more<R: AsyncReadRent>(
+    stream: &mut R,
     rbuf: &mut Vec<u8>,
     ex: &mut Exchange,
     start: Instant,
@@ -389,8 +447,8 @@ async fn read_more(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn receive(
-    stream: &mut TcpOwnedReadHalf,
+async fn receive<R: AsyncReadRent>(
+    stream: &mut R,
     rbuf: &mut Vec<u8>,
     head_request: bool,
     max_body: u64,

@@ -38,6 +38,7 @@ fn check_task(task: &TaskSpec, at: &str, depth: usize) -> Result<(), Problem> {
     }
     let given = [
         !task.requests.is_empty(),
+        !task.steps.is_empty(),
         !task.sequence.is_empty(),
         !task.tasks.is_empty(),
     ];
@@ -46,13 +47,13 @@ fn check_task(task: &TaskSpec, at: &str, depth: usize) -> Result<(), Problem> {
         0 => {
             return Err((
                 format!("{at}.requests"),
-                "no requests: add at least one `(path: \"/\")`, or give `sequence: [...]` or `tasks: [...]`".into(),
+                "no requests: add at least one `(path: \"/\")`, or give `steps: [...]` (other protocols), `sequence: [...]` or `tasks: [...]`".into(),
             ));
         }
         _ => {
             return Err((
                 at.into(),
-                "give exactly one of `requests`, `sequence` (children in order) and `tasks` (one child by weight); nest tasks to combine them".into(),
+                "give exactly one of `requests`, `steps` (other protocols), `sequence` (children in order) and `tasks` (one child by weight); nest tasks to combine them".into(),
             ));
         }
     }

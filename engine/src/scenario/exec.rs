@@ -53,13 +53,15 @@ pub(crate) struct CoreRequest {
 pub(crate) struct CoreScenario {
     pub plan: Scenario,
     pub requests: Vec<CoreRequest>,
+    /// Each step's interned name.
+    pub step_names: Vec<NameId>,
     cursors: Vec<Cursor>,
-    seq: Cell<u64>,
+    pub(crate) seq: Cell<u64>,
     /// Per auth plan; used by per-core OAuth2 tokens.
     tokens: Vec<SharedToken>,
     regex_locs: Vec<RefCell<CaptureLocations>>,
-    core: u32,
-    cores: u32,
+    pub(crate) core: u32,
+    pub(crate) cores: u32,
     this_year: u32,
 }
 
@@ -125,7 +127,9 @@ impl CoreScenario {
                 }
             })
             .collect();
+        let step_names = plan.steps.iter().map(|s| interner.name(&s.name)).collect();
         CoreScenario {
+            step_names,
             cursors: plan.feeders.iter().map(|_| Cursor::default()).collect(),
             tokens: plan.auths.iter().map(|_| SharedToken::default()).collect(),
             regex_locs: locs
@@ -161,9 +165,15 @@ struct Frame {
 #[derive(Debug)]
 pub(crate) struct UserState {
     pub conn: Connection,
-    vars: Vec<Vec<u8>>,
+    /// Connections of other protocols, one per channel of the scenario.
+    pub(crate) channels: Vec<super::steps::ChannelConn>,
+    /// Buffers for steps: bytes to send, bytes received, rendered arguments.
+    pub(crate) step_out: Vec<u8>,
+    pub(crate) step_in: Vec<u8>,
+    pub(crate) step_args: Vec<Vec<u8>>,
+    pub(crate) vars: Vec<Vec<u8>>,
     /// The current row of each feeder (`u32::MAX`: none).
-    rows: Vec<u32>,
+    pub(crate) rows: Vec<u32>,
     jar: CookieJar,
     /// Iterations completed.
     pub iteration: u64,
@@ -172,7 +182,7 @@ pub(crate) struct UserState {
     wire: Vec<u8>,
     body: Vec<u8>,
     cookie_line: Vec<u8>,
-    scratch: Vec<u8>,
+    pub(crate) scratch: Vec<u8>,
     want: Vec<u8>,
     decoded: Vec<u8>,
 }
@@ -197,6 +207,14 @@ impl UserState {
         let plan = &ctx.scenario.plan;
         UserState {
             conn: Connection::default(),
+            channels: plan
+                .channels
+                .iter()
+                .map(|_| super::steps::ChannelConn::Closed)
+                .collect(),
+            step_out: Vec::new(),
+            step_in: Vec::new(),
+            step_args: Vec::new(),
             vars: vec![Vec::new(); plan.variables.len()],
             rows: vec![u32::MAX; plan.feeders.len()],
             jar: CookieJar::default(),
@@ -307,7 +325,7 @@ pub(crate) async fn task(
     let nodes = &ctx.scenario.plan.nodes;
     let repeat = |n: usize| match &nodes[n] {
         Node::Group { repeat, .. } => *repeat,
-        Node::Request(_) => 1,
+        Node::Request(_) | Node::Step(_) => 1,
     };
     user.stack.clear();
     user.stack.push(Frame {
@@ -323,6 +341,16 @@ pub(crate) async fn task(
                     return Flow::Stop;
                 }
                 let flow = request(ctx, local, plan, user, *r, ready_us).await;
+                if flow != Flow::Continue {
+                    return flow;
+                }
+            }
+            Node::Step(s) => {
+                user.stack.pop();
+                if ctx.stopping.get() {
+                    return Flow::Stop;
+                }
+                let flow = super::steps::step(ctx, local, plan, user, *s, ready_us).await;
                 if flow != Flow::Continue {
                     return flow;
                 }
@@ -647,7 +675,13 @@ async fn exchange(
     };
     let ex = match crate::users::until_timed_out(
         &ctx.slots[local],
-        conn.exchange(ctx.next_addr(), request, ctx.limits, start),
+        conn.exchange(
+            ctx.next_addr(),
+            ctx.tls.as_ref(),
+            request,
+            ctx.limits,
+            start,
+        ),
     )
     .await
     {

@@ -23,6 +23,7 @@ pub(crate) mod feeder;
 pub(crate) mod json;
 pub(crate) mod response;
 pub(crate) mod rules;
+pub(crate) mod steps;
 pub(crate) mod template;
 pub mod vars;
 pub(crate) mod wire;
@@ -52,6 +53,10 @@ pub struct Scenario {
     pub(crate) variables: Vec<String>,
     /// Authentication that needs per-user or per-core state (JWT, OAuth2).
     pub(crate) auths: Vec<auth::AuthPlan>,
+    /// Steps of other protocols, referred to by index.
+    pub(crate) steps: Vec<StepPlan>,
+    /// The distinct (protocol, target) pairs steps use: a user has one connection per channel.
+    pub(crate) channels: Vec<Channel>,
 }
 
 impl Scenario {
@@ -95,6 +100,8 @@ pub(crate) struct Task {
 pub(crate) enum Node {
     /// One request, by index.
     Request(usize),
+    /// One step of another protocol, by index in [`Scenario::steps`].
+    Step(usize),
     /// Children run in order (`pick` false) or one picked by weight (`pick` true), `repeat` times,
     /// with `wait` between children (in order) or between repeats (picked).
     Group {
@@ -104,6 +111,109 @@ pub(crate) enum Node {
         repeat: u32,
         wait: Wait,
     },
+}
+
+/// A step of another protocol, compiled.
+#[derive(Debug, Clone)]
+pub(crate) struct StepPlan {
+    /// The name samples are grouped under.
+    pub name: String,
+    /// Its connection, by index in [`Scenario::channels`].
+    pub channel: usize,
+    pub kind: StepKind,
+    /// The message of a failed `expect`.
+    pub expect_message: String,
+}
+
+/// What a step does.
+#[derive(Clone)]
+pub(crate) enum StepKind {
+    Tcp {
+        send: Option<Template>,
+        read: Option<ReadUntil>,
+        expect: Option<regex::bytes::Regex>,
+        close: bool,
+    },
+    Udp {
+        send: Template,
+        reply_within: Option<std::time::Duration>,
+        expect: Option<regex::bytes::Regex>,
+    },
+    WebSocket {
+        send: Option<Template>,
+        binary: bool,
+        receive: Option<Receive>,
+        expect: Option<regex::bytes::Regex>,
+        within: Option<std::time::Duration>,
+        ping: bool,
+        close: bool,
+    },
+    Custom {
+        protocol: Arc<dyn crate::protocol::DynProtocol>,
+        step: Arc<dyn std::any::Any + Send + Sync>,
+        /// Argument names (sorted) and their templates.
+        arg_names: Vec<String>,
+        args: Vec<Template>,
+        /// Variable names the step may set, and their slots.
+        extract: Vec<(String, u16)>,
+    },
+}
+
+impl std::fmt::Debug for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepKind::Tcp { read, close, .. } => f
+                .debug_struct("Tcp")
+                .field("read", read)
+                .field("close", close)
+                .finish_non_exhaustive(),
+            StepKind::Udp { reply_within, .. } => f
+                .debug_struct("Udp")
+                .field("reply_within", reply_within)
+                .finish_non_exhaustive(),
+            StepKind::WebSocket {
+                receive,
+                ping,
+                close,
+                ..
+            } => f
+                .debug_struct("WebSocket")
+                .field("receive", receive)
+                .field("ping", ping)
+                .field("close", close)
+                .finish_non_exhaustive(),
+            StepKind::Custom { arg_names, .. } => f
+                .debug_struct("Custom")
+                .field("args", arg_names)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// What a WebSocket step waits for.
+#[derive(Debug, Clone)]
+pub(crate) enum Receive {
+    Messages(u32),
+    Match(regex::bytes::Regex),
+}
+
+/// When a TCP reply is complete.
+#[derive(Debug, Clone)]
+pub(crate) enum ReadUntil {
+    Delimiter(Vec<u8>),
+    Bytes(usize),
+    Match(regex::bytes::Regex),
+}
+
+/// A connection kind and where it goes; each user has one connection per channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Channel {
+    /// `tcp`, `udp`, or `custom:<protocol>`.
+    pub kind: String,
+    /// The step's `target`, or `None` for the profile's host.
+    pub target: Option<String>,
+    /// The field that set the target (for errors).
+    pub field: String,
 }
 
 /// A request, host-independent: the wire template is built from it once the target is known.
