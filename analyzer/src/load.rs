@@ -236,6 +236,17 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
                 .into(),
         });
     }
+    if let Some(m) = manifest
+        && tls_verification_off(&m.profile)
+    {
+        notes.push(QualityNote {
+            severity: Severity::Warning,
+            file: formats::manifest::MANIFEST_FILE.into(),
+            message: "TLS certificate verification was switched off for this run (`insecure: true` in \
+                      the profile's `tls`): the target's identity was not checked"
+                .into(),
+        });
+    }
     if run.logs.is_empty() {
         return Err(Error::NothingReadable {
             paths: vec![dir.display().to_string()],
@@ -277,6 +288,32 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     notes.append(&mut loaded.notes);
     loaded.notes = notes;
     Ok(loaded)
+}
+
+/// Whether the run's resolved profile (RON, as the manifest keeps it) switched TLS verification off
+/// anywhere: `insecure: true` in a `tls` setting of the profile or of an environment. The profile is
+/// read generically, so the analyzer does not depend on the engine's profile types.
+pub fn tls_verification_off(profile: &str) -> bool {
+    fn walk(v: &ron::Value) -> bool {
+        match v {
+            ron::Value::Map(map) => map.iter().any(|(k, v)| {
+                (matches!(k, ron::Value::String(s) if s == "insecure") && is_true(v)) || walk(v)
+            }),
+            ron::Value::Seq(items) => items.iter().any(walk),
+            ron::Value::Option(Some(inner)) => walk(inner),
+            _ => false,
+        }
+    }
+    fn is_true(v: &ron::Value) -> bool {
+        match v {
+            ron::Value::Bool(b) => *b,
+            ron::Value::Option(Some(inner)) => is_true(inner),
+            _ => false,
+        }
+    }
+    ron::Options::default()
+        .from_str::<ron::Value>(profile)
+        .is_ok_and(|v| walk(&v))
 }
 
 fn run_info(
@@ -737,6 +774,23 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_verification_off_is_found_wherever_the_profile_switched_it_off() {
+        let rows = [
+            ("(name: \"a\", tls: (insecure: true))", true),
+            ("#![enable(implicit_some)]\n(name: \"a\", tls: (ca_file: \"ca.pem\", insecure: false))", false),
+            ("(name: \"a\", environments: {\"dev\": (tls: (insecure: true))})", true),
+            ("(name: \"a\", tls: Some((insecure: Some(true))))", true),
+            // A request path that merely mentions it is not the setting.
+            ("(name: \"a\", users: [(tasks: [(requests: [(path: \"/insecure: true\")])])])", false),
+            ("not ron at all {", false),
+            ("", false),
+        ];
+        for (profile, want) in rows {
+            assert_eq!(tls_verification_off(profile), want, "{profile}");
+        }
+    }
 
     #[test]
     fn memory_plan_reads_big_logs_one_at_a_time() {
