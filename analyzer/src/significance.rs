@@ -432,7 +432,7 @@ pub fn compare(
     };
     let estimate = scaled_change(metric, b, c);
 
-    let mut rng = Rng::new(settings.seed, 0x636f_6d70_6172_65);
+    let mut rng = Rng::new(settings.seed, 0x63_6f6d_7061_7265);
     let mut tb = Totals::new();
     let mut tc = Totals::new();
     let mut replicates = Vec::with_capacity(settings.replicates);
