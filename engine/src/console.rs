@@ -267,7 +267,24 @@ pub(crate) fn summary(done: &[CoreDone], elapsed: Duration, health: &Health) -> 
         started as f64 / secs
     );
     out.push_str(&health_verdict(health, started, dropped));
+    out.push_str(&local_resource_verdict(done));
     out
+}
+
+/// Failures that are the generator's own (it ran out of file descriptors or ports), which would
+/// otherwise read as the target's.
+fn local_resource_verdict(done: &[CoreDone]) -> String {
+    let failed: u64 = done.iter().map(|d| d.local_resource.0).sum();
+    if failed == 0 {
+        return String::new();
+    }
+    let example = done
+        .iter()
+        .find_map(|d| d.local_resource.1.as_deref())
+        .unwrap_or("a local resource ran out");
+    format!(
+        "WARNING: {failed} requests failed because this machine ran out of file descriptors or ports ({example}), not because of the target: raise the open-file limit (ulimit -n) or use fewer users; results are suspect\n"
+    )
 }
 
 /// The console's verdict on the generator: facts and what they mean; the analyzer makes the

@@ -115,6 +115,9 @@ pub(crate) struct CoreDone {
     pub pinned: bool,
     /// Set when the core could not write its log.
     pub error: Option<String>,
+    /// Requests that failed because this generator ran out of something (file descriptors, ports,
+    /// memory), and the first such message: the console says so, since they are not the target's fault.
+    pub local_resource: (u64, Option<String>),
 }
 
 /// A sample's failure message.
@@ -291,6 +294,7 @@ pub(crate) struct Recorder {
     cpu_at_interval_start: (Duration, Duration),
     started_total: u64,
     dropped_total: u64,
+    local_resource: (u64, Option<String>),
 }
 
 #[derive(Debug)]
@@ -356,6 +360,15 @@ impl Recorder {
         }
         self.open_connections =
             (self.open_connections + u32::from(now_open)).saturating_sub(u32::from(was_open));
+        if outcome == Outcome::LocalResource {
+            self.local_resource.0 += 1;
+            // One allocation, on the first such failure only.
+            if self.local_resource.1.is_none()
+                && let Message::Text(text) = message
+            {
+                self.local_resource.1 = Some(text.to_owned());
+            }
+        }
         let message = match (outcome, message) {
             (Outcome::Ok, _) => None,
             (_, Message::Id(id)) => Some(id),
@@ -499,6 +512,7 @@ pub(crate) fn run_core(setup: CoreSetup) {
                 "core {core}: could not start the {} runtime: {e}",
                 driver.manifest_name()
             )),
+            local_resource: (0, None),
         },
     };
     let _ = reports.send(Report::Done(done));
@@ -515,6 +529,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         iterations_dropped: 0,
         pinned,
         error: Some(error),
+        local_resource: (0, None),
     };
     let file = match std::fs::File::create(&setup.log_path).and_then(LogFile::new) {
         Ok(f) => f,
@@ -587,6 +602,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             cpu_at_interval_start: crate::sys::thread_cpu_time(),
             started_total: 0,
             dropped_total: 0,
+            local_resource: (0, None),
         }),
         slots: (0..user_slots).map(|_| UserSlot::default()).collect(),
         closed,
@@ -603,6 +619,8 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         Rc::clone(&ctx),
         Rc::clone(&file),
         Rc::clone(&write_error),
+        setup.log_path.clone(),
+        Arc::clone(&setup.stop),
     ));
     match setup.open {
         Some(open) => {
@@ -669,7 +687,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         ctx.expire_overdue(clock.now_us());
     }
     let now = clock.now_us();
-    let (names, samples, lag, iterations_started, iterations_dropped) = {
+    let (names, samples, lag, iterations_started, iterations_dropped, local_resource) = {
         let mut rec = ctx.rec.borrow_mut();
         rec.cancel_in_flight(now);
         // The last, partial interval is labelled with the second it falls in.
@@ -689,6 +707,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             rec.lag_total.clone(),
             rec.started_total,
             rec.dropped_total,
+            std::mem::take(&mut rec.local_resource),
         )
     };
     let mut error = write_error.borrow_mut().take();
@@ -706,7 +725,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         let sink = ctx.rec.borrow().sink.clone();
         let mut scratch = Vec::new();
         if let Err(e) = file.drain(&sink, &mut scratch).await {
-            error.get_or_insert(format!("writing {}: {e}", setup.log_path.display()));
+            error.get_or_insert(format!("cannot write {}: {e}", setup.log_path.display()));
         }
         if let Err(e) = file.close().await {
             error.get_or_insert(format!("closing {}: {e}", setup.log_path.display()));
@@ -721,6 +740,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         iterations_dropped,
         pinned,
         error,
+        local_resource,
     }
 }
 
@@ -777,10 +797,16 @@ async fn spawner(ctx: Rc<CoreCtx>, users: Vec<UserPlan>) {
 
 /// Writes queued log blocks to the file a few times a second. The core's control loop owns the file
 /// again at the end, after this task has stopped touching it.
+///
+/// A write that fails (a full disk, a file-size limit) stops the whole run: load that is not recorded
+/// is wasted on the target, and everything written before the failure stays readable, because blocks
+/// are written whole and in order.
 async fn file_writer(
     ctx: Rc<CoreCtx>,
     file: Rc<RefCell<Option<LogFile>>>,
     error: Rc<RefCell<Option<String>>>,
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
 ) {
     let sink = ctx.rec.borrow().sink.clone();
     let mut scratch = Vec::new();
@@ -793,9 +819,11 @@ async fn file_writer(
         let result = f.drain(&sink, &mut scratch).await;
         *file.borrow_mut() = Some(f);
         if let Err(e) = result {
-            error
-                .borrow_mut()
-                .get_or_insert(format!("writing the sample log: {e}"));
+            error.borrow_mut().get_or_insert(format!(
+                "cannot write {}: {e}; the run stopped here, and the log keeps every block written before",
+                path.display()
+            ));
+            stop.store(true, Ordering::SeqCst);
             return;
         }
     }

@@ -349,6 +349,17 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         source,
     })?;
     let signal_handle = signals.handle();
+    // A file-size limit (`ulimit -f`) must fail the log write, naming the file, like a full disk
+    // does; by default SIGXFSZ would kill the engine without a word. Handled signals stay handled
+    // in this process only, so the registration is harmless.
+    signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .map_err(|source| Error::System {
+        context: "installing signal handlers",
+        source,
+    })?;
     {
         let (stop, count) = (Arc::clone(&stop), Arc::clone(&signal_count));
         std::thread::Builder::new()
@@ -458,6 +469,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
                     iterations_dropped: 0,
                     pinned: false,
                     error: Some(format!("cannot start core {}: {source}", core.index)),
+                    local_resource: (0, None),
                 }));
             }
         }
@@ -501,10 +513,16 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     let ended = clock::wall_now_ns();
     manifest.ended_at = Some(formats::run::format_utc(ended));
     manifest.ended_unix_ns = Some(ended);
-    manifest.write_to(&dir).map_err(|source| Error::Write {
-        path: dir.join("manifest.json"),
-        source,
-    })?;
+    if let Err(source) = manifest.write_to(&dir) {
+        // The cores' errors (a full disk, say) explain this one; say them before giving up.
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        return Err(Error::Write {
+            path: dir.join("manifest.json"),
+            source,
+        });
+    }
     signal_handle.close();
 
     done.sort_by_key(|d| d.core);

@@ -82,11 +82,19 @@ fn bad_flags_exit_2() {
         (&[demo, "--iterations", "0"], "--iterations"),
         (&[&stages, "--duration", "5s"], "stages set the duration"),
         (&[&stages, "--users", "5"], "stages set the users"),
+        (&[demo, "--io", "bogus"], "--io"),
+        (&[demo, "--no-such-flag"], "--no-such-flag"),
+        (&[demo, "--users", "-3"], "-3"),
+        (&[demo, "--users", "many"], "--users"),
+        (&[demo, "--cores", "99999"], "--cores"),
+        (&[demo, "--host", "ftp://x/"], "unsupported scheme"),
+        (&["/nonexistent/profile.ron"], "/nonexistent/profile.ron"),
     ];
     for (args, fragment) in cases {
         let out = run(tmp.path(), args);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert!(
             err.contains(fragment),
             "{args:?}: expected {fragment:?} in {err}"

@@ -131,13 +131,43 @@ impl Manifest {
     }
 
     /// Writes `manifest.json` into `dir` atomically: a temporary file, flushed, then renamed over the old.
+    ///
+    /// When the disk has no room for the copy (the engine finalizing a run that filled it), an existing
+    /// manifest is overwritten in place instead: its blocks are reused, so the final state still lands
+    /// unless the new text outgrows them. A write that fails even then leaves a damaged manifest, which
+    /// readers report while still reading the logs.
     pub fn write_to(&self, dir: &Path) -> std::io::Result<()> {
-        use std::io::Write;
+        let text = format!("{}\n", self.to_json());
         let tmp = dir.join(".manifest.json.tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(self.to_json().as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, dir.join(MANIFEST_FILE))
+        let path = dir.join(MANIFEST_FILE);
+        let copied = write_synced(&tmp, text.as_bytes(), true);
+        let err = match copied.and_then(|()| std::fs::rename(&tmp, &path)) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let _ = std::fs::remove_file(&tmp);
+        let full = matches!(
+            err.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+        );
+        if full && path.is_file() {
+            write_synced(&path, text.as_bytes(), false)
+        } else {
+            Err(err)
+        }
     }
+}
+
+/// Writes `bytes` as the whole of `path` and syncs it. `create` makes a fresh file; otherwise the
+/// existing one is overwritten from the start and cut to length, reusing its blocks.
+fn write_synced(path: &Path, bytes: &[u8], create: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(create)
+        .truncate(create)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.set_len(bytes.len() as u64)?;
+    file.sync_all()
 }

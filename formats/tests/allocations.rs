@@ -64,13 +64,13 @@ fn pushing_and_flushing_allocate_nothing_after_warm_up() {
         actual_us: i * 20 + i % 3,
         latency_us: 200 + (i * 7919 % 5000) as u32,
         ttfb_us: 190,
-        status: if i % 100 == 0 { 500 } else { 200 },
-        outcome: if i % 100 == 0 {
+        status: if i.is_multiple_of(100) { 500 } else { 200 },
+        outcome: if i.is_multiple_of(100) {
             Outcome::Status
         } else {
             Outcome::Ok
         },
-        message: (i % 100 == 0).then_some(failure),
+        message: (i.is_multiple_of(100)).then_some(failure),
         bytes_sent: 100,
         bytes_received: 300 + (i % 7) as u32,
         user: (i % 64) as u32,

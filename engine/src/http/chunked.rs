@@ -36,7 +36,14 @@ pub enum ChunkError {
     /// The data exceeds the body limit.
     #[error("chunked body larger than the limit of {0} bytes")]
     TooLarge(u64),
+    /// Chunk extensions and trailers, which carry no data, passed [`MAX_OVERHEAD`] bytes: a server
+    /// streaming them without end would otherwise hold the request until its timeout.
+    #[error("chunk extensions and trailers longer than 64 KiB")]
+    Overhead,
 }
+
+/// The most bytes of chunk extensions and trailers one body may have.
+pub const MAX_OVERHEAD: u32 = 64 << 10;
 
 /// Decodes a chunked body, counting data bytes.
 #[derive(Debug, Clone)]
@@ -46,6 +53,8 @@ pub struct Chunked {
     size_digits: u8,
     data: u64,
     limit: u64,
+    /// Extension and trailer bytes so far.
+    overhead: u32,
 }
 
 impl Chunked {
@@ -57,6 +66,7 @@ impl Chunked {
             size_digits: 0,
             data: 0,
             limit,
+            overhead: 0,
         }
     }
 
@@ -71,6 +81,12 @@ impl Chunked {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
+            if matches!(self.state, State::Extension | State::Trailer) {
+                self.overhead += 1;
+                if self.overhead > MAX_OVERHEAD {
+                    return Err(ChunkError::Overhead);
+                }
+            }
             self.state = match self.state {
                 State::Size => match b {
                     b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
@@ -205,6 +221,29 @@ mod tests {
         assert_eq!(
             Chunked::new(10).feed(b"b\r\n"),
             Err(ChunkError::TooLarge(10))
+        );
+    }
+
+    #[test]
+    fn endless_extensions_and_trailers_are_cut_off() {
+        let endless_extension = [b"1;".as_slice(), &[b'x'; 70_000]].concat();
+        assert_eq!(
+            Chunked::new(10).feed(&endless_extension),
+            Err(ChunkError::Overhead)
+        );
+        let endless_trailers: Vec<u8> = b"0\r\n"
+            .iter()
+            .copied()
+            .chain(b"X-Trailer: yes\r\n".repeat(5_000))
+            .collect();
+        assert_eq!(
+            Chunked::new(10).feed(&endless_trailers),
+            Err(ChunkError::Overhead)
+        );
+        // Ordinary extensions and trailers are well within the limit.
+        assert_eq!(
+            Chunked::new(10).feed(b"1;a=b\r\nx\r\n0\r\nT: 1\r\n\r\n"),
+            Ok(Some(21))
         );
     }
 }

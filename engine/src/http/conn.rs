@@ -458,6 +458,10 @@ async fn receive<R: AsyncReadRent>(
     kept: &mut Kept,
 ) -> Result<bool, Failure> {
     rbuf.clear();
+    // Interim responses are bounded like a head: a target sending `100 Continue` without end, faster
+    // than we parse, would otherwise keep every read ready and this task from ever yielding, so that
+    // not even the request timeout could fire.
+    let mut interim = 0usize;
     let head: Head = loop {
         let parsed = if rbuf.is_empty() {
             Ok(None)
@@ -468,6 +472,13 @@ async fn receive<R: AsyncReadRent>(
             // An interim response (100 Continue, 103 Early Hints) is followed by the real one, which
             // may already be in the buffer.
             Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
+                interim += h.len;
+                if interim > MAX_HEAD {
+                    return Err(Failure::new(
+                        Outcome::Malformed,
+                        "interim (1xx) responses longer than 64 KiB",
+                    ));
+                }
                 rbuf.drain(..h.len);
                 continue;
             }

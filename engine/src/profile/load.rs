@@ -35,7 +35,7 @@ pub fn load_str(text: &str, file: &Path) -> Result<ProfileSpec, ProfileError> {
     }
     validate::check(&spec).map_err(|(field, message)| ProfileError {
         file: file.to_owned(),
-        position: None,
+        position: super::locate_field(text, &field),
         field,
         message,
     })?;

@@ -54,6 +54,40 @@ pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     Some((line, col))
 }
 
+/// Where field `path` (`load.users`, `users[0].tasks[0].weight`) is written in `text`: each name is
+/// looked for (as `name:`, outside comments) after the previous one. Only paths whose list indices are
+/// all 0 are located, since the first match after a list's start is then the element meant; any
+/// other path, or a field the file does not spell out (a default, a fragment's), gives `None`.
+pub(crate) fn locate_field(text: &str, path: &str) -> Option<(usize, usize)> {
+    let mut from = 0;
+    let mut found = None;
+    for segment in path.split('.') {
+        let (name, indices) = segment.split_once('[').unwrap_or((segment, ""));
+        if indices.split('[').any(|i| !i.is_empty() && i != "0]") {
+            return None;
+        }
+        // Variant names in serde paths (`load.Closed.users`) are not `name:` keys.
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            continue;
+        }
+        let at = text[from..].match_indices(name).find_map(|(i, _)| {
+            let at = from + i;
+            let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+            let key = text[at + name.len()..].trim_start().starts_with(':')
+                && !text[line_start..at].contains("//")
+                && !text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+            key.then_some(at)
+        })?;
+        from = at + name.len();
+        found = Some(at);
+    }
+    let at = found?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, col))
+}
+
 /// Parses a duration: `30s`, `2m`, `1h30m`, `250ms`, `1.5s`, `100us`. A bare number is refused, since
 /// its unit would be a guess.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -137,6 +171,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_located_by_path() {
+        let text = "// users: not here\n(\n  load: Closed(users: 0),\n  users: [(tasks: [(weight: 0)])],\n)";
+        assert_eq!(locate_field(text, "load.users"), Some((3, 16)));
+        assert_eq!(locate_field(text, "load.Closed.users"), Some((3, 16)));
+        assert_eq!(
+            locate_field(text, "users[0].tasks[0].weight"),
+            Some((4, 21))
+        );
+        assert_eq!(locate_field(text, "users[1].tasks[0].weight"), None);
+        assert_eq!(locate_field(text, "http.max_body"), None);
+    }
 
     #[test]
     fn durations() {

@@ -1,0 +1,146 @@
+//! What a crash or damaged files leave behind still gives a report (issue 9): a run whose engine was
+//! killed, a damaged manifest, bit flips in a log. Each problem is named with its file and position,
+//! and everything else is analyzed.
+
+mod util;
+
+use std::path::Path;
+use std::process::Command;
+
+use analyzer::analysis::RunAnalysis;
+use analyzer::report::analyze_runs;
+use formats::RunState;
+use util::{raw_samples, synth_run};
+
+fn analyze_one(dir: &Path) -> RunAnalysis {
+    let (mut runs, _) = analyze_runs(&[dir.to_owned()], std::time::Duration::ZERO, None).unwrap();
+    runs.remove(0)
+}
+
+/// `analyzer report <dir>` as a user runs it; returns the Markdown report and stderr.
+fn report_cli(dir: &Path) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_analyzer"))
+        .arg("report")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    (md, stderr)
+}
+
+/// Makes `dir` look like the engine was killed mid-run: the manifest back to "running", and each log
+/// cut in the middle of a block, without its end-of-log block.
+fn kill_the_engine(dir: &Path) {
+    let run = formats::Run::open(dir).unwrap();
+    let mut manifest = run.manifest.unwrap();
+    manifest.state = RunState::Running;
+    manifest.ended_at = None;
+    manifest.ended_unix_ns = None;
+    manifest.write_to(dir).unwrap();
+    for (_, path) in &run.logs {
+        let data = std::fs::read(path).unwrap();
+        std::fs::write(path, &data[..data.len() * 7 / 10]).unwrap();
+    }
+}
+
+#[test]
+fn a_killed_engine_run_reports_every_complete_block_and_never_finalized() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = synth_run(tmp.path(), 30_000, 2, 31);
+    kill_the_engine(&dir);
+    // What the formats crate alone recovers: every sample of every complete block.
+    let recoverable = raw_samples(&dir).len() as u64;
+    assert!(recoverable > 15_000, "{recoverable} of 30000");
+
+    let a = analyze_one(&dir);
+    assert_eq!(
+        a.total.requests, recoverable,
+        "every complete block is analyzed"
+    );
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.message.contains("never finalized")),
+        "{:?}",
+        a.notes
+    );
+    let (md, _) = report_cli(&dir);
+    assert!(md.contains("never finalized"), "{md}");
+    let quality = &md[md.find("## Data quality").unwrap()..];
+    for core in ["core-0.log", "core-1.log"] {
+        assert!(quality.contains(core), "{quality}");
+    }
+    assert!(quality.contains("ends inside a block"), "{quality}");
+}
+
+#[test]
+fn a_truncated_manifest_is_named_with_its_position_and_the_logs_still_analyzed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = synth_run(tmp.path(), 10_000, 2, 32);
+    let path = dir.join("manifest.json");
+    let text = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+
+    let a = analyze_one(&dir);
+    assert_eq!(a.total.requests, 10_000, "the logs are intact");
+    let note = a
+        .notes
+        .iter()
+        .find(|n| n.file == "manifest.json")
+        .unwrap_or_else(|| panic!("{:?}", a.notes));
+    assert!(
+        note.message.contains("line") && note.message.contains("column"),
+        "the note says where: {}",
+        note.message
+    );
+    let (md, _) = report_cli(&dir);
+    assert!(md.contains("manifest.json"), "{md}");
+}
+
+#[test]
+fn bit_flips_in_the_manifest_and_a_log_are_located_and_the_rest_analyzed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = synth_run(tmp.path(), 20_000, 2, 33);
+    let before = raw_samples(&dir).len() as u64;
+    // A flipped quote breaks the manifest's JSON.
+    let path = dir.join("manifest.json");
+    let mut text = std::fs::read(&path).unwrap();
+    let quote = text.iter().position(|&b| b == b'"').unwrap();
+    text[quote] ^= 0x01;
+    std::fs::write(&path, text).unwrap();
+    // Flipped bits in the middle of core-1's log break one block's checksum.
+    let log = dir.join("core-1.log");
+    let mut data = std::fs::read(&log).unwrap();
+    let middle = data.len() / 2;
+    for b in &mut data[middle..middle + 8] {
+        *b ^= 0x10;
+    }
+    std::fs::write(&log, data).unwrap();
+
+    let a = analyze_one(&dir);
+    assert!(
+        a.total.requests < before && a.total.requests > before / 2,
+        "{} of {before}: only the damaged block is lost",
+        a.total.requests
+    );
+    let log_note = a
+        .notes
+        .iter()
+        .find(|n| n.file == "core-1.log")
+        .unwrap_or_else(|| panic!("{:?}", a.notes));
+    assert!(
+        log_note.message.contains("byte "),
+        "the note gives the offset: {}",
+        log_note.message
+    );
+    assert!(
+        a.notes.iter().any(|n| n.file == "manifest.json"),
+        "{:?}",
+        a.notes
+    );
+    let (md, _) = report_cli(&dir);
+    let quality = &md[md.find("## Data quality").unwrap()..];
+    assert!(quality.contains("core-1.log") && quality.contains("manifest.json"));
+}
