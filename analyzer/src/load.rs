@@ -242,9 +242,10 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
         notes.push(QualityNote {
             severity: Severity::Warning,
             file: formats::manifest::MANIFEST_FILE.into(),
-            message: "TLS certificate verification was switched off for this run (`insecure: true` in \
+            message:
+                "TLS certificate verification was switched off for this run (`insecure: true` in \
                       the profile's `tls`): the target's identity was not checked"
-                .into(),
+                    .into(),
         });
     }
     if run.logs.is_empty() {
@@ -779,11 +780,20 @@ mod tests {
     fn tls_verification_off_is_found_wherever_the_profile_switched_it_off() {
         let rows = [
             ("(name: \"a\", tls: (insecure: true))", true),
-            ("#![enable(implicit_some)]\n(name: \"a\", tls: (ca_file: \"ca.pem\", insecure: false))", false),
-            ("(name: \"a\", environments: {\"dev\": (tls: (insecure: true))})", true),
+            (
+                "#![enable(implicit_some)]\n(name: \"a\", tls: (ca_file: \"ca.pem\", insecure: false))",
+                false,
+            ),
+            (
+                "(name: \"a\", environments: {\"dev\": (tls: (insecure: true))})",
+                true,
+            ),
             ("(name: \"a\", tls: Some((insecure: Some(true))))", true),
             // A request path that merely mentions it is not the setting.
-            ("(name: \"a\", users: [(tasks: [(requests: [(path: \"/insecure: true\")])])])", false),
+            (
+                "(name: \"a\", users: [(tasks: [(requests: [(path: \"/insecure: true\")])])])",
+                false,
+            ),
             ("not ron at all {", false),
             ("", false),
         ];
