@@ -70,7 +70,10 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
             break End::Left;
         };
         if active {
+            // Between spans the user is not running: its connection closes (as a stopped Locust
+            // user's would), and the next span reconnects.
             ctx.rec.borrow_mut().user_stopped(user.conn.is_open());
+            user.conn.abandon();
             active = false;
         }
         after = stop;
