@@ -248,6 +248,11 @@ fn explain(code: &ron::Error) -> String {
         E::DuplicateStructField { field, .. } => {
             format!("field `{field}` is given twice: keep one")
         }
+        E::IntegerOutOfBounds => {
+            "this number is out of range for the field: counts and sizes are whole numbers, zero or \
+             more (no minus sign), small enough for the field"
+                .into()
+        }
         other => other.to_string(),
     }
 }
