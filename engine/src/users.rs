@@ -12,7 +12,7 @@
 //! in the sample's corrected latency.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
@@ -326,12 +326,15 @@ pub(crate) async fn run_pooled_user(ctx: Rc<CoreCtx>, local: usize, kind_index: 
 /// timed out (`None`, and the exchange is dropped). Request timeouts are enforced this way, by a scan
 /// every core tick, rather than by arming a timer per request: the request path stays free of timer
 /// wheel work, at the price of timeouts firing up to one tick (50 ms) late.
+///
+/// The caller pins the exchange (`pin!`) in its own state: taking it by value would store it twice in
+/// this future (as the argument and as the pinned local), and every user's task holds this future
+/// inline, so that doubled the memory of an idle user.
 pub(crate) async fn until_timed_out<T, F: Future<Output = T>>(
     slot: &UserSlot,
-    exchange: F,
+    mut exchange: Pin<&mut F>,
 ) -> Option<T> {
     slot.timed_out.set(false);
-    let mut exchange = pin!(exchange);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(ex) = exchange.as_mut().poll(cx) {
             return Poll::Ready(Some(ex));

@@ -673,18 +673,17 @@ async fn exchange(
         head: cr.head,
         keep: cr.keep,
     };
-    let ex = match crate::users::until_timed_out(
-        &ctx.slots[local],
-        conn.exchange(
+    let finished = {
+        let exchange = std::pin::pin!(conn.exchange(
             ctx.next_addr(),
             ctx.tls.as_ref(),
             request,
             ctx.limits,
             start,
-        ),
-    )
-    .await
-    {
+        ));
+        crate::users::until_timed_out(&ctx.slots[local], exchange).await
+    };
+    let ex = match finished {
         Some(ex) => ex,
         None => {
             // The watchdog gave up on this request; the connection may be mid-response.

@@ -170,10 +170,13 @@ pub(crate) async fn step(
             deadline_us: actual_us.saturating_add(micros(ctx.limits.request_timeout)),
         },
     );
-    let run = run_step(
-        conn, &sp.kind, endpoint, tls, ctx.limits, step_out, step_in, step_args, start,
-    );
-    let (result, connect_us) = match crate::users::until_timed_out(&ctx.slots[local], run).await {
+    let finished = {
+        let run = std::pin::pin!(run_step(
+            conn, &sp.kind, endpoint, tls, ctx.limits, step_out, step_in, step_args, start,
+        ));
+        crate::users::until_timed_out(&ctx.slots[local], run).await
+    };
+    let (result, connect_us) = match finished {
         Some(done) => done,
         None => {
             let connecting = matches!(conn, ChannelConn::Closed);
