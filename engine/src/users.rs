@@ -172,36 +172,51 @@ pub(crate) async fn run_user(ctx: Rc<CoreCtx>, local: usize, plan: UserPlan) {
             }
         }
     };
-    if started && !kind.on_stop.is_empty() {
-        // After Ctrl-C the run finalizes at once; on_stop runs only at a planned end.
-        let interrupted = ctx.stopping.get() && ctx.clock.now_us() < ctx.end_us;
-        if end == End::Finished || !interrupted {
-            ctx.lingering.set(ctx.lingering.get() + 1);
-            if !active {
-                ctx.rec.borrow_mut().user_started();
-                active = true;
-            }
-            if end == End::Left {
-                exec::sleep_until(&ctx, left_at_us, left_at_us).await;
-                ready_us = ready_us.max(left_at_us);
-            }
-            exec::requests(
-                &ctx,
-                local,
-                &plan,
-                &mut user,
-                &kind.on_stop,
-                &mut ready_us,
-                true,
-            )
-            .await;
-            ctx.lingering.set(ctx.lingering.get() - 1);
+    if started && !kind.on_stop.is_empty() && (end == End::Finished || !interrupted(&ctx)) {
+        if !active {
+            ctx.rec.borrow_mut().user_started();
+            active = true;
         }
+        let not_before_us = if end == End::Left { left_at_us } else { 0 };
+        on_stop(
+            &ctx,
+            local,
+            &plan,
+            &mut user,
+            kind,
+            &mut ready_us,
+            not_before_us,
+        )
+        .await;
     }
     if active {
         ctx.rec.borrow_mut().user_stopped(user.conn.is_open());
     }
     ctx.user_finished();
+}
+
+/// Whether the run was cut short (Ctrl-C) rather than reaching its planned end. The run then
+/// finalizes at once, and on_stop does not run.
+fn interrupted(ctx: &CoreCtx) -> bool {
+    ctx.stopping.get() && ctx.clock.now_us() < ctx.end_us
+}
+
+/// Runs the user's on_stop requests, the first not before `not_before_us`. The end of the run waits
+/// for them (within its grace period) while they linger.
+async fn on_stop(
+    ctx: &CoreCtx,
+    local: usize,
+    plan: &UserPlan,
+    user: &mut UserState,
+    kind: &UserKind,
+    ready_us: &mut u64,
+    not_before_us: u64,
+) {
+    ctx.lingering.set(ctx.lingering.get() + 1);
+    exec::sleep_until(ctx, not_before_us, not_before_us).await;
+    *ready_us = (*ready_us).max(not_before_us);
+    exec::requests(ctx, local, plan, user, &kind.on_stop, ready_us, true).await;
+    ctx.lingering.set(ctx.lingering.get() - 1);
 }
 
 /// One iteration: a task picked by weight, its requests from `ready_us`.
@@ -301,23 +316,9 @@ pub(crate) async fn run_pooled_user(ctx: Rc<CoreCtx>, local: usize, kind_index: 
             break;
         }
     }
-    if started && !kind.on_stop.is_empty() {
-        let interrupted = ctx.stopping.get() && ctx.clock.now_us() < ctx.end_us;
-        if !interrupted {
-            ctx.lingering.set(ctx.lingering.get() + 1);
-            ready_us = ready_us.max(ctx.clock.now_us());
-            exec::requests(
-                &ctx,
-                local,
-                &plan,
-                &mut user,
-                &kind.on_stop,
-                &mut ready_us,
-                true,
-            )
-            .await;
-            ctx.lingering.set(ctx.lingering.get() - 1);
-        }
+    if started && !kind.on_stop.is_empty() && !interrupted(&ctx) {
+        let now_us = ctx.clock.now_us();
+        on_stop(&ctx, local, &plan, &mut user, kind, &mut ready_us, now_us).await;
     }
     ctx.rec.borrow_mut().user_stopped(user.conn.is_open());
 }
