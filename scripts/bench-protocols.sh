@@ -22,33 +22,13 @@ for tool in redis-server redis-benchmark taskset python3; do
 done
 [ -x "$ENGINE" ] || { echo "build the engine first: cargo build --release -p engine" >&2; exit 2; }
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-measure() {
-    python3 - "$@" <<'PY'
-import os, resource, subprocess, sys
-out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-open(os.environ["BENCH_OUT"], "wb").write(out.stdout + out.stderr)
-if out.returncode != 0:
-    sys.stderr.write(out.stderr.decode(errors="replace"))
-    sys.exit(out.returncode)
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{ru.ru_utime + ru.ru_stime:.3f}")
-PY
-}
-export BENCH_OUT="$WORK/out"
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# shellcheck source=lib/bench.sh
+source "$ROOT/scripts/lib/bench.sh"
+bench_workdir
 
 RPORT=$(free_port)
 taskset -c 1 redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no >/dev/null &
-PIDS+=($!)
+BENCH_PIDS+=($!)
 for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
 cat > "$WORK/tcp.ron" <<RON
@@ -58,14 +38,14 @@ RON
 
 engine_rates=(); bench_rates=()
 for round in $(seq "$ROUNDS"); do
-    read -r cpu < <(measure taskset -c 0 "$ENGINE" run "$WORK/tcp.ron" --cores 1 --quiet --out "$WORK/runs")
+    read -r cpu _ < <(measure taskset -c 0 "$ENGINE" run "$WORK/tcp.ron" --cores 1 --quiet --out "$WORK/runs")
     n=$(awk '/ samples, / {print $1}' "$BENCH_OUT")
     failed=$(awk '$1 == "PING" {print $3}' "$BENCH_OUT")
     rate=$(python3 -c "print(round($n / $cpu))")
     engine_rates+=("$rate")
     echo "round $round: engine tcp      $n requests ($failed failed), ${cpu}s CPU, $rate per CPU-second"
     rm -rf "$WORK/runs"
-    read -r cpu < <(measure taskset -c 0 redis-benchmark -p "$RPORT" -c 50 -P 1 --threads 1 -n "$n" -t ping_inline -q)
+    read -r cpu _ < <(measure taskset -c 0 redis-benchmark -p "$RPORT" -c 50 -P 1 --threads 1 -n "$n" -t ping_inline -q)
     rate=$(python3 -c "print(round($n / $cpu))")
     bench_rates+=("$rate")
     echo "round $round: redis-benchmark $n requests, ${cpu}s CPU, $rate per CPU-second"
@@ -73,7 +53,7 @@ done
 
 SERVE_OUT="$WORK/serve.out"
 taskset -c 1 "$ENGINE" serve --addr 127.0.0.1:0 > "$SERVE_OUT" &
-PIDS+=($!)
+BENCH_PIDS+=($!)
 for _ in $(seq 100); do [ -s "$SERVE_OUT" ] && break; sleep 0.05; done
 WSADDR=$(head -1 "$SERVE_OUT")
 cat > "$WORK/ws.ron" <<RON
@@ -82,7 +62,7 @@ cat > "$WORK/ws.ron" <<RON
 RON
 ws_rates=()
 for round in $(seq "$ROUNDS"); do
-    read -r cpu < <(measure taskset -c 0 "$ENGINE" run "$WORK/ws.ron" --cores 1 --quiet --out "$WORK/runs")
+    read -r cpu _ < <(measure taskset -c 0 "$ENGINE" run "$WORK/ws.ron" --cores 1 --quiet --out "$WORK/runs")
     n=$(awk '/ samples, / {print $1}' "$BENCH_OUT")
     failed=$(awk '$1 == "echo" {print $3}' "$BENCH_OUT")
     rate=$(python3 -c "print(round($n / $cpu))")

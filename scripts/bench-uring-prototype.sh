@@ -40,62 +40,10 @@ if [ "$ENGINE" != none ] && [ ! -x "$ENGINE" ]; then
     echo "build the engine first: cargo build --release -p engine (or ENGINE=none)" >&2; exit 2
 fi
 
-WORK=$(mktemp -d)
-NGINX_PID=
-cleanup() {
-    [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/nginx/logs"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-worker_rlimit_nofile 65536;
-error_log $WORK/nginx/logs/error.log warn;
-pid $WORK/nginx/nginx.pid;
-events { worker_connections 30000; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 600s;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    server {
-        listen 127.0.0.1:$PORT backlog=16384;
-        location / { return 200 "ok"; }
-    }
-}
-CONF
-ulimit -n 65536 2>/dev/null || true
-"${PRIO[@]}" taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-NGINX_PID=$!
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-    sleep 0.05
-done
-URL="http://127.0.0.1:$PORT/"
-
-# measure CMD...: runs CMD, saves its output to $BENCH_OUT, prints "<cpu seconds>".
-measure() {
-    python3 - "$@" <<'PY'
-import os, resource, subprocess, sys
-out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-open(os.environ["BENCH_OUT"], "wb").write(out.stdout + out.stderr)
-if out.returncode != 0:
-    sys.stderr.write(out.stderr.decode(errors="replace"))
-    sys.exit(out.returncode)
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{ru.ru_utime + ru.ru_stime:.3f}")
-PY
-}
-export BENCH_OUT="$WORK/out"
+# shellcheck source=lib/bench.sh
+source "$ROOT/scripts/lib/bench.sh"
+bench_workdir
+start_nginx
 
 IFS=';' read -r -a variants <<<"$VARIANTS"
 # Clients by index: 0 wrk, 1 engine (unless none), then the variants.
@@ -128,6 +76,7 @@ for round in $(seq "$ROUNDS"); do
                 n=$(awk '/ samples, / {print $1}' "$BENCH_OUT")
                 ;;
         esac
+        cpu=${cpu%% *}
         rm -rf "$WORK/runs"
         rate=$(python3 -c "print(round($n / $cpu))")
         [ "$i" = 0 ] && wrk_rate=$rate
@@ -138,7 +87,6 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # shellcheck disable=SC2086
 wrk_med=$(median ${rates[0]})
 echo "medians over $ROUNDS rounds (requests per client CPU-second; vs wrk: ratio of medians, median of per-round ratios):"

@@ -37,64 +37,10 @@ for tool in nginx wrk taskset python3; do
 done
 [ -x "$ENGINE" ] || { echo "build the engine first: cargo build --release -p engine" >&2; exit 2; }
 
-WORK=$(mktemp -d)
-NGINX_PID=
-cleanup() {
-    [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# A free port: bind port 0, read it, release it for nginx.
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/nginx/logs"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-worker_rlimit_nofile 65536;
-error_log $WORK/nginx/logs/error.log warn;
-pid $WORK/nginx/nginx.pid;
-events { worker_connections 30000; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 600s;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    server {
-        listen 127.0.0.1:$PORT backlog=16384;
-        location / { return 200 "ok"; }
-        location /json { default_type application/json; return 200 '{"id":42,"name":"stampede","tags":["load","test"]}'; }
-    }
-}
-CONF
-ulimit -n 65536 2>/dev/null || true
-"${PRIO[@]}" taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-NGINX_PID=$!
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-    sleep 0.05
-done
-URL="http://127.0.0.1:$PORT/"
-
-# measure CMD...: runs CMD, prints its stdout to $WORK/out, and "<cpu seconds> <max RSS KiB>" on stdout.
-measure() {
-    python3 - "$@" <<'PY'
-import os, resource, subprocess, sys
-out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-open(os.environ["BENCH_OUT"], "wb").write(out.stdout + out.stderr)
-if out.returncode not in (0,):
-    sys.stderr.write(out.stderr.decode(errors="replace"))
-    sys.exit(out.returncode)
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{ru.ru_utime + ru.ru_stime:.3f} {ru.ru_maxrss}")
-PY
-}
-export BENCH_OUT="$WORK/out"
+# shellcheck source=lib/bench.sh
+source "$ROOT/scripts/lib/bench.sh"
+bench_workdir
+start_nginx
 
 wrk_rates=()
 engine_rates=()
@@ -118,7 +64,6 @@ for round in $(seq "$ROUNDS"); do
     rm -rf "$WORK/runs"
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 wrk_med=$(median "${wrk_rates[@]}")
 engine_med=$(median "${engine_rates[@]}")
 echo "median: wrk $wrk_med, engine $engine_med requests per client CPU-second"
