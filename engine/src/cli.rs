@@ -136,6 +136,10 @@ pub enum IoChoice {
     Uring,
     /// epoll (monoio's legacy driver); works everywhere.
     Epoll,
+    /// The engine's own io_uring loop (multishot receive, provided buffers, registered files): plain
+    /// HTTP requests rendered once, closed model without stages or pacing, no cookie jar, extraction
+    /// or checks; fails for other plans (`auto` uses it whenever it can).
+    Direct,
 }
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {

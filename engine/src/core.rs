@@ -30,13 +30,13 @@ use crate::schedule::Population;
 use crate::tls::TlsClient;
 
 /// How often a core looks at the global stop flag and the clock.
-const TICK: Duration = Duration::from_millis(50);
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 /// How often the file-writer task drains queued blocks.
 const DRAIN_EVERY: Duration = Duration::from_millis(250);
 /// How long in-flight requests may take to finish after a planned end.
-const GRACE_COMPLETED: Duration = Duration::from_secs(2);
+pub(crate) const GRACE_COMPLETED: Duration = Duration::from_secs(2);
 /// ... and after Ctrl-C, which must finalize the run within a second.
-const GRACE_INTERRUPTED: Duration = Duration::from_millis(300);
+pub(crate) const GRACE_INTERRUPTED: Duration = Duration::from_millis(300);
 
 /// The read-only part of the plan every core copies at start.
 #[derive(Debug)]
@@ -118,6 +118,23 @@ pub(crate) struct CoreDone {
     /// Requests that failed because this generator ran out of something (file descriptors, ports,
     /// memory), and the first such message: the console says so, since they are not the target's fault.
     pub local_resource: (u64, Option<String>),
+}
+
+impl CoreDone {
+    /// A core that could not run: no samples, and why.
+    pub(crate) fn failed(core: u32, pinned: bool, error: String) -> CoreDone {
+        CoreDone {
+            core,
+            names: Vec::new(),
+            samples: 0,
+            lag: None,
+            iterations_started: 0,
+            iterations_dropped: 0,
+            pinned,
+            error: Some(error),
+            local_resource: (0, None),
+        }
+    }
 }
 
 /// A sample's failure message.
@@ -298,7 +315,7 @@ pub(crate) struct Recorder {
 }
 
 #[derive(Debug)]
-struct NameStats {
+pub(crate) struct NameStats {
     name: String,
     latency: Histogram<u64>,
     ok: u64,
@@ -311,6 +328,67 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
 }
 
 impl Recorder {
+    /// A recorder writing through `writer` (whose blocks go to `sink`), with the statistics slots of
+    /// the names already interned and room for `users` requests in flight.
+    pub(crate) fn new(
+        writer: LogWriter<QueueSink>,
+        sink: QueueSink,
+        core: u32,
+        by_name: Vec<NameStats>,
+        users: usize,
+    ) -> Recorder {
+        Recorder {
+            writer: Some(writer),
+            sink,
+            core,
+            by_name,
+            second: histogram(2),
+            lag: histogram(2),
+            lag_total: histogram(2),
+            interval: IntervalStats::default(),
+            active_users: 0,
+            open_connections: 0,
+            in_flight: vec![None; users],
+            in_flight_count: 0,
+            status_messages: vec![None; 600],
+            cpu_at_interval_start: crate::sys::thread_cpu_time(),
+            started_total: 0,
+            dropped_total: 0,
+            local_resource: (0, None),
+        }
+    }
+
+    /// Finishes the log (its last block goes to the sink) and hands over the core's totals.
+    pub(crate) fn take_done(&mut self, core: u32, pinned: bool) -> CoreDone {
+        let writer = self.writer.take().expect("the writer is taken only here");
+        let samples = writer.samples_written() + writer.samples_buffered() as u64;
+        let _ = writer.finish();
+        CoreDone {
+            core,
+            names: self
+                .by_name
+                .iter()
+                .map(|n| (n.name.clone(), n.latency.clone(), n.ok, n.failed))
+                .collect(),
+            samples,
+            lag: Some(self.lag_total.clone()),
+            iterations_started: self.started_total,
+            iterations_dropped: self.dropped_total,
+            pinned,
+            error: None,
+            local_resource: std::mem::take(&mut self.local_resource),
+        }
+    }
+
+    /// The open-connections gauge, for a loop that tracks sockets itself (the direct loop).
+    pub(crate) fn connection_opened_gauge(&mut self) {
+        self.open_connections += 1;
+    }
+
+    pub(crate) fn connection_closed_gauge(&mut self) {
+        self.open_connections = self.open_connections.saturating_sub(1);
+    }
+
     pub fn user_started(&mut self) {
         self.active_users += 1;
     }
@@ -427,7 +505,7 @@ impl Recorder {
     }
 
     /// Logs every request still in flight as cancelled by the end of the run.
-    fn cancel_in_flight(&mut self, end_us: u64) {
+    pub(crate) fn cancel_in_flight(&mut self, end_us: u64) {
         let message = self
             .writer
             .as_mut()
@@ -453,7 +531,12 @@ impl Recorder {
     }
 
     /// Closes the interval that started at `start_us`: logs its counters and resets them.
-    fn close_interval(&mut self, start_us: u64, now_us: u64, second: u64) -> SecondReport {
+    pub(crate) fn close_interval(
+        &mut self,
+        start_us: u64,
+        now_us: u64,
+        second: u64,
+    ) -> SecondReport {
         let cpu = crate::sys::thread_cpu_time();
         let (u0, s0) = self.cpu_at_interval_start;
         self.cpu_at_interval_start = cpu;
@@ -498,21 +581,18 @@ pub(crate) fn run_core(setup: CoreSetup) {
     let reports = setup.reports.clone();
     let core = setup.index;
     let driver = setup.driver;
-    let done = match driver.block_on(core_main(setup, pinned)) {
-        Ok(done) => done,
-        Err(e) => CoreDone {
-            core,
-            names: Vec::new(),
-            samples: 0,
-            lag: None,
-            iterations_started: 0,
-            iterations_dropped: 0,
-            pinned,
-            error: Some(format!(
-                "core {core}: could not start the {} runtime: {e}",
-                driver.manifest_name()
-            )),
-            local_resource: (0, None),
+    let done = match driver {
+        IoDriver::Direct => crate::direct::core_main(setup, pinned),
+        _ => match driver.block_on(core_main(setup, pinned)) {
+            Ok(done) => done,
+            Err(e) => CoreDone::failed(
+                core,
+                pinned,
+                format!(
+                    "core {core}: could not start the {} runtime: {e}",
+                    driver.manifest_name()
+                ),
+            ),
         },
     };
     let _ = reports.send(Report::Done(done));
@@ -520,17 +600,7 @@ pub(crate) fn run_core(setup: CoreSetup) {
 
 async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     let core = setup.index;
-    let fail = |error: String| CoreDone {
-        core,
-        names: Vec::new(),
-        samples: 0,
-        lag: None,
-        iterations_started: 0,
-        iterations_dropped: 0,
-        pinned,
-        error: Some(error),
-        local_resource: (0, None),
-    };
+    let fail = |error: String| CoreDone::failed(core, pinned, error);
     let file = match std::fs::File::create(&setup.log_path).and_then(LogFile::new) {
         Ok(f) => f,
         Err(e) => return fail(format!("cannot create {}: {e}", setup.log_path.display())),
@@ -585,25 +655,13 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             u64::from_le_bytes(setup.header.run_id.0[..8].try_into().expect("8 bytes"))
                 ^ (u64::from(core) << 56 | 0x5eed),
         )),
-        rec: RefCell::new(Recorder {
-            writer: Some(writer),
-            sink: sink.clone(),
+        rec: RefCell::new(Recorder::new(
+            writer,
+            sink.clone(),
             core,
             by_name,
-            second: histogram(2),
-            lag: histogram(2),
-            lag_total: histogram(2),
-            interval: IntervalStats::default(),
-            active_users: 0,
-            open_connections: 0,
-            in_flight: vec![None; user_slots],
-            in_flight_count: 0,
-            status_messages: vec![None; 600],
-            cpu_at_interval_start: crate::sys::thread_cpu_time(),
-            started_total: 0,
-            dropped_total: 0,
-            local_resource: (0, None),
-        }),
+            user_slots,
+        )),
         slots: (0..user_slots).map(|_| UserSlot::default()).collect(),
         closed,
         pool,
@@ -687,28 +745,13 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         ctx.expire_overdue(clock.now_us());
     }
     let now = clock.now_us();
-    let (names, samples, lag, iterations_started, iterations_dropped, local_resource) = {
+    let mut done = {
         let mut rec = ctx.rec.borrow_mut();
         rec.cancel_in_flight(now);
         // The last, partial interval is labelled with the second it falls in.
         let report = rec.close_interval(interval_start, now, next_second / 1_000_000);
         let _ = setup.reports.send(Report::Second(report));
-        let writer = rec.writer.take().expect("the writer is taken only here");
-        let samples = writer.samples_written() + writer.samples_buffered() as u64;
-        let _ = writer.finish();
-        let names = rec
-            .by_name
-            .iter()
-            .map(|n| (n.name.clone(), n.latency.clone(), n.ok, n.failed))
-            .collect();
-        (
-            names,
-            samples,
-            rec.lag_total.clone(),
-            rec.started_total,
-            rec.dropped_total,
-            std::mem::take(&mut rec.local_resource),
-        )
+        rec.take_done(core, pinned)
     };
     let mut error = write_error.borrow_mut().take();
     // The file-writer task holds the file only while a write is in progress; wait for it to give it back.
@@ -731,23 +774,28 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             error.get_or_insert(format!("closing {}: {e}", setup.log_path.display()));
         }
     }
-    CoreDone {
-        core,
-        names,
-        samples,
-        lag: Some(lag),
-        iterations_started,
-        iterations_dropped,
-        pinned,
-        error,
-        local_resource,
-    }
+    done.error = error;
+    done
 }
 
 /// Interns into the core's log writer, keeping a statistics slot per request name.
-struct CoreInterner<'a> {
+pub(crate) struct CoreInterner<'a> {
     writer: &'a mut LogWriter<QueueSink>,
     by_name: &'a mut Vec<NameStats>,
+}
+
+impl<'a> CoreInterner<'a> {
+    pub(crate) fn new(
+        writer: &'a mut LogWriter<QueueSink>,
+        by_name: &'a mut Vec<NameStats>,
+    ) -> CoreInterner<'a> {
+        CoreInterner { writer, by_name }
+    }
+
+    /// The id of request name `name`, interned on first use.
+    pub(crate) fn name_id(&mut self, name: &str) -> NameId {
+        self.name(name)
+    }
 }
 
 impl Interner for CoreInterner<'_> {

@@ -16,6 +16,9 @@ pub enum IoDriver {
     Uring(UringSetup),
     /// epoll, through monoio's legacy driver.
     Epoll,
+    /// The direct loop (`direct/`): the engine's own io_uring loop with multishot receives, provided
+    /// buffers and registered files, for plans whose requests need nothing computed per request.
+    Direct,
 }
 
 /// How the io_uring instance is set up. The variants are the configurations measured in
@@ -40,7 +43,7 @@ impl IoDriver {
     /// The name the manifest records.
     pub fn manifest_name(self) -> &'static str {
         match self {
-            IoDriver::Uring(_) => "io_uring",
+            IoDriver::Uring(_) | IoDriver::Direct => "io_uring",
             IoDriver::Epoll => "epoll",
         }
     }
@@ -52,21 +55,56 @@ impl IoDriver {
             IoDriver::Uring(UringSetup::Coop) => "COOP_TASKRUN",
             IoDriver::Uring(UringSetup::Defer) => "SINGLE_ISSUER|DEFER_TASKRUN",
             IoDriver::Epoll => "edge-triggered epoll",
+            IoDriver::Direct => {
+                "direct loop: SINGLE_ISSUER|DEFER_TASKRUN, multishot receive, provided buffers, registered files"
+            }
         }
     }
 
-    /// Resolves `--io`. `auto` tries io_uring with DEFER_TASKRUN, then with COOP_TASKRUN, then epoll:
-    /// io_uring without either flag measured slower than epoll (docs/io-drivers.md), so `auto` never
-    /// picks it. `uring` also accepts the flagless setup and fails only when io_uring is unavailable
-    /// (old kernel, Docker's default seccomp profile, gVisor). `STAMPEDE_URING_SETUP=plain|coop|defer`
-    /// pins the io_uring setup for experiments.
+    /// Resolves `--io` for a run. `direct` is the direct loop or an error saying why the plan or the
+    /// machine cannot have it (`direct_ok` is the plan's verdict). `auto` picks the direct loop when
+    /// the plan allows it and the kernel has what it needs (it measured fastest, docs/io-drivers.md),
+    /// otherwise as [`IoDriver::select`].
+    pub fn select_for_run(
+        choice: IoChoice,
+        direct_ok: Result<(), String>,
+    ) -> Result<IoDriver, io::Error> {
+        match choice {
+            IoChoice::Direct => {
+                direct_ok.map_err(|why| {
+                    io::Error::other(format!(
+                        "--io direct runs plain HTTP requests rendered once in a closed model (no stages, pacing, cookie jar, extraction or checks); here {why}"
+                    ))
+                })?;
+                crate::direct::probe()?;
+                Ok(IoDriver::Direct)
+            }
+            IoChoice::Auto
+                if direct_ok.is_ok()
+                    && UringSetup::from_env().is_none()
+                    && crate::direct::probe().is_ok() =>
+            {
+                Ok(IoDriver::Direct)
+            }
+            _ => IoDriver::select(choice),
+        }
+    }
+
+    /// Resolves `--io` for monoio (`engine serve`, and runs the direct loop cannot take). `auto`
+    /// tries io_uring with DEFER_TASKRUN, then with COOP_TASKRUN, then epoll: io_uring without either
+    /// flag measured slower than epoll (docs/io-drivers.md), so `auto` never picks it. `uring` also
+    /// accepts the flagless setup and fails only when io_uring is unavailable (old kernel, Docker's
+    /// default seccomp profile, gVisor). `direct` means io_uring here. `STAMPEDE_URING_SETUP=plain|
+    /// coop|defer` pins the io_uring setup for experiments (and keeps `auto` off the direct loop).
     pub fn select(choice: IoChoice) -> Result<IoDriver, io::Error> {
         let forced = UringSetup::from_env();
         let candidates: &[UringSetup] = match (choice, &forced) {
             (IoChoice::Epoll, _) => return Ok(IoDriver::Epoll),
             (_, Some(setup)) => std::slice::from_ref(setup),
             (IoChoice::Auto, None) => &[UringSetup::Defer, UringSetup::Coop],
-            (IoChoice::Uring, None) => &[UringSetup::Defer, UringSetup::Coop, UringSetup::Plain],
+            (IoChoice::Uring | IoChoice::Direct, None) => {
+                &[UringSetup::Defer, UringSetup::Coop, UringSetup::Plain]
+            }
         };
         // Building a runtime is the honest probe: it calls io_uring_setup with the very flags the
         // cores will use.
@@ -104,7 +142,8 @@ impl IoDriver {
                     .build()?;
                 Ok(rt.block_on(future))
             }
-            IoDriver::Epoll => {
+            IoDriver::Epoll | IoDriver::Direct => {
+                // The direct loop needs no runtime; a caller that asks for one gets epoll's.
                 let mut rt = RuntimeBuilder::<LegacyDriver>::new()
                     .enable_timer()
                     .build()?;

@@ -22,6 +22,7 @@ pub mod cli;
 mod clock;
 mod console;
 mod core;
+mod direct;
 mod driver;
 mod engine_main;
 mod error;

@@ -935,7 +935,8 @@ fn resolve_load(load: &mut LoadSpec, args: &RunArgs) -> Result<ResolvedLoad, Pla
     Ok(resolved)
 }
 
-/// The spec behind `engine run --url URL`: one GET in a loop, no think time, every user at once.
+/// The spec behind `engine run --url URL`: one GET in a loop, no think time, every user at once, and
+/// no cookie jar (like wrk and oha: the same request every time).
 pub fn adhoc_spec(url: &str) -> Result<ProfileSpec, PlanError> {
     let target = Target::parse(url, "--url")?;
     let (host, path, name) = match &target {
@@ -965,7 +966,7 @@ pub fn adhoc_spec(url: &str) -> Result<ProfileSpec, PlanError> {
     };
     let text = format!(
         r#"(name: {name:?}, host: {host:?}, load: Closed(users: 10, duration: "10s"),
-            users: [(name: "adhoc", tasks: [(requests: [(path: {path:?}, name: {path:?})])])])"#
+            users: [(name: "adhoc", cookies: false, tasks: [(requests: [(path: {path:?}, name: {path:?})])])])"#
     );
     profile::load_str(&text, Path::new("--url")).map_err(|e| {
         err(

@@ -239,10 +239,13 @@ pub(crate) fn tls_client(
 }
 
 fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
-    let driver = IoDriver::select(plan.io).map_err(|source| Error::Driver {
-        driver: "io_uring",
-        source,
-    })?;
+    let driver =
+        IoDriver::select_for_run(plan.io, crate::direct::eligible(&plan)).map_err(|source| {
+            Error::Driver {
+                driver: "io_uring",
+                source,
+            }
+        })?;
     sys::raise_nofile_limit();
 
     let mut server = None;

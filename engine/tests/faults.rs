@@ -274,6 +274,12 @@ fn hostile_targets_become_classified_failures_on_schedule_uring() {
     hostile_targets_become_classified_failures_on_schedule("uring");
 }
 
+#[test]
+fn hostile_targets_become_classified_failures_on_schedule_direct() {
+    let _serial = one_at_a_time();
+    hostile_targets_become_classified_failures_on_schedule("direct");
+}
+
 fn hostile_targets_become_classified_failures_on_schedule(io: &str) {
     let addr = fault_server();
     let tmp = tempfile::tempdir().unwrap();
@@ -289,7 +295,7 @@ fn hostile_targets_become_classified_failures_on_schedule(io: &str) {
                 host: "http://{addr}",
                 http: (request_timeout: "300ms", max_body: "64KiB"),
                 load: Closed(users: 13, duration: "2s"),
-                users: [(wait: Constant("5ms"), tasks: [{tasks}])],
+                users: [(wait: Constant("5ms"), cookies: false, tasks: [{tasks}])],
             )"#
         ),
     );

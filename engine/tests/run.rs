@@ -1,4 +1,6 @@
-//! `engine run` end to end, under both I/O drivers: every test below runs once per driver.
+//! `engine run` end to end, under every I/O driver: monoio on io_uring, monoio on epoll, and the
+//! direct loop. Every test below runs once per driver; the profiles keep no cookie jar, so that the
+//! direct loop can run them.
 
 mod util;
 
@@ -10,11 +12,13 @@ use std::time::{Duration, Instant};
 use formats::{Outcome, RunState};
 use util::*;
 
-/// Defines `mod uring { #[test] fn name() }` and `mod epoll { ... }` calling `name(driver)`.
+/// Defines `mod uring { #[test] fn name() }`, `mod epoll { ... }` and `mod direct { ... }` calling
+/// `name(driver)`.
 macro_rules! for_each_driver {
     ($($name:ident),* $(,)?) => {
         mod uring { $( #[test] fn $name() { let _serial = super::one_at_a_time(); super::$name("uring") } )* }
         mod epoll { $( #[test] fn $name() { let _serial = super::one_at_a_time(); super::$name("epoll") } )* }
+        mod direct { $( #[test] fn $name() { let _serial = super::one_at_a_time(); super::$name("direct") } )* }
     };
 }
 
@@ -39,7 +43,7 @@ fn closed_run_logs_every_request_the_server_answered(io: &str) {
                 name: "count",
                 host: "http://{}",
                 load: Closed(users: 8, duration: "2s"),
-                users: [(tasks: [
+                users: [(cookies: false, tasks: [
                     (weight: 3, requests: [(path: "/", name: "home")]),
                     (weight: 1, requests: [(path: "/items/7", name: "item")]),
                 ])],
@@ -58,7 +62,15 @@ fn closed_run_logs_every_request_the_server_answered(io: &str) {
     assert_eq!(r.manifest.state, RunState::Completed);
     assert_eq!(
         r.manifest.io_driver,
-        if io == "uring" { "io_uring" } else { "epoll" }
+        if io == "epoll" { "epoll" } else { "io_uring" }
+    );
+    assert_eq!(
+        r.manifest
+            .io_setup
+            .as_deref()
+            .unwrap_or("")
+            .contains("direct loop"),
+        io == "direct"
     );
     assert_eq!(r.manifest.logs.len(), 2, "one log per core");
     assert_eq!(r.logs.len(), 2);
@@ -313,7 +325,7 @@ fn slow_responses_time_out_at_the_request_timeout(io: &str) {
                 host: "http://{}",
                 http: (request_timeout: "300ms"),
                 load: Closed(users: 2, duration: "1500ms"),
-                users: [(tasks: [(requests: [(path: "/delay/5000")])])],
+                users: [(cookies: false, tasks: [(requests: [(path: "/delay/5000")])])],
             )"#,
             server.addr()
         ),
@@ -431,7 +443,7 @@ fn a_keep_alive_connection_closed_while_idle_is_reopened_not_failed(io: &str) {
         tmp.path(),
         &format!(
             r#"(name: "idle-close", host: "http://{addr}", load: Closed(users: 2, duration: "1s"),
-                users: [(wait: Constant("20ms"), tasks: [(requests: [(path: "/")])])])"#
+                users: [(wait: Constant("20ms"), cookies: false, tasks: [(requests: [(path: "/")])])])"#
         ),
     );
     let out = run(

@@ -92,6 +92,16 @@ impl Wire {
         wire
     }
 
+    /// Whether the whole request was rendered once, at build time.
+    pub fn is_fixed(&self) -> bool {
+        self.fixed.is_some()
+    }
+
+    /// The request rendered once at build time, whatever the user's cookie jar holds.
+    pub fn fixed_bytes(&self) -> Option<&[u8]> {
+        self.fixed.as_deref()
+    }
+
     /// The dynamic auth this request needs made before it is rendered.
     pub fn dynamic_auth(&self) -> Option<usize> {
         self.dynamic_auth

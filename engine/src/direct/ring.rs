@@ -1,0 +1,460 @@
+//! The only module of the direct loop with `unsafe`: one io_uring instance, the memory it shares with
+//! the kernel (a provided-buffer ring and its buffers, the request bytes, log blocks being written),
+//! and a safe API over them for the loop in `direct/mod.rs`.
+//!
+//! The invariant every `unsafe` block below relies on: **memory handed to the kernel stays allocated,
+//! and is not touched by us, until the kernel is known to be done with it.**
+//!
+//! - Request bytes are interned once ([`Ring::intern`]) and never mutated or freed while the ring exists.
+//! - A provided buffer belongs to the kernel from the moment it is published in the buffer ring until a
+//!   completion names it; it then belongs to the caller (a [`BufId`] token, which cannot be copied or
+//!   forged: only [`Ring::reap`] creates one) until [`Ring::recycle`] publishes it again.
+//! - A log block being written is owned by the ring until its write completes.
+//! - Connect addresses are interned once ([`Ring::intern_addr`]), like request bytes.
+//! - On drop, if any operation might still be in flight, the shared memory is leaked rather than
+//!   freed: a leak at exit is harmless, a kernel write into freed memory is not.
+#![allow(unsafe_code)]
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use io_uring::types::{BufRingEntry, Fd, Fixed, SubmitArgs, Timespec};
+use io_uring::{IoUring, cqueue, opcode, squeue};
+use nix::sys::socket::{SockaddrLike, SockaddrStorage};
+
+/// User-data bit reserved for the ring's own operations (log writes).
+const RING_OWNED: u64 = 1 << 63;
+/// The bits the caller may use.
+pub const USER_BITS: u64 = (1 << 63) - 1;
+/// The provided-buffer group id.
+const BGID: u16 = 0;
+
+/// A socket as operations name it: a registered (fixed) file slot or a plain descriptor.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    Fixed(u32),
+    Fd(RawFd),
+}
+
+/// A provided buffer the kernel filled and handed to us. Not `Copy`/`Clone`: it is given back exactly
+/// once, by [`Ring::recycle`].
+#[derive(Debug)]
+pub struct BufId(u16);
+
+/// One completion, copied out of the completion queue.
+#[derive(Debug)]
+pub struct Cqe {
+    pub user_data: u64,
+    pub result: i32,
+    /// The operation will post more completions (multishot).
+    pub more: bool,
+    /// The buffer the data went into, for receives with buffer selection.
+    pub buf: Option<BufId>,
+}
+
+/// Request bytes interned in the ring.
+#[derive(Debug, Clone, Copy)]
+pub struct ReqBytes(usize);
+
+/// A target address interned in the ring.
+#[derive(Debug, Clone, Copy)]
+pub struct AddrId(usize);
+
+/// The provided-buffer ring: `entries` descriptors (page-aligned, shared with the kernel) and
+/// `entries` buffers of `buf_size` bytes each.
+struct BufRing {
+    ring: *mut BufRingEntry,
+    ring_layout: Layout,
+    bufs: *mut u8,
+    bufs_layout: Layout,
+    entries: u16,
+    buf_size: u32,
+    /// Our copy of the tail; published to the kernel by [`BufRing::publish`].
+    tail: u16,
+    published: u16,
+    /// Whether the caller holds each buffer (a completion named it and it was not recycled yet).
+    held: Vec<bool>,
+}
+
+impl BufRing {
+    fn new(entries: u16, buf_size: u32) -> io::Result<BufRing> {
+        assert!(entries.is_power_of_two() && entries <= 32768 && buf_size > 0);
+        let ring_layout =
+            Layout::from_size_align(usize::from(entries) * size_of::<BufRingEntry>(), 4096)
+                .map_err(io::Error::other)?;
+        let bufs_layout = Layout::from_size_align(usize::from(entries) * buf_size as usize, 4096)
+            .map_err(io::Error::other)?;
+        // SAFETY: both layouts have a non-zero size (entries >= 1 and buf_size >= 1, asserted above).
+        // Null results are checked below.
+        let (ring, bufs) = unsafe {
+            (
+                alloc_zeroed(ring_layout).cast::<BufRingEntry>(),
+                alloc_zeroed(bufs_layout),
+            )
+        };
+        if ring.is_null() || bufs.is_null() {
+            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+        }
+        let mut br = BufRing {
+            ring,
+            ring_layout,
+            bufs,
+            bufs_layout,
+            entries,
+            buf_size,
+            tail: 0,
+            published: 0,
+            held: vec![true; usize::from(entries)],
+        };
+        for bid in 0..entries {
+            br.push(bid);
+        }
+        Ok(br)
+    }
+
+    /// Puts buffer `bid` back at our tail (not yet visible to the kernel).
+    fn push(&mut self, bid: u16) {
+        assert!(
+            std::mem::replace(&mut self.held[usize::from(bid)], false),
+            "buffer {bid} given back twice"
+        );
+        let slot = usize::from(self.tail & (self.entries - 1));
+        // SAFETY: `slot < entries`, so the entry is inside the ring allocation. The kernel reads only
+        // entries between its head and the published tail; this slot is at or past the published tail,
+        // so the kernel is not reading it now (at most `entries` buffers exist, so the tail never laps
+        // the head). The buffer address is inside `bufs`, which lives as long as the ring (see Drop).
+        unsafe {
+            let e = &mut *self.ring.add(slot);
+            e.set_addr(self.bufs.add(usize::from(bid) * self.buf_size as usize) as u64);
+            e.set_len(self.buf_size);
+            e.set_bid(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Makes every pushed buffer visible to the kernel (one release store per batch).
+    fn publish(&mut self) {
+        if self.published == self.tail {
+            return;
+        }
+        // SAFETY: the tail field is the `resv` u16 of entry 0, inside the ring allocation, suitably
+        // aligned for a u16; the kernel reads it concurrently, so it is written only atomically (the
+        // release store orders the entry writes in `push` before it, as the ABI requires).
+        unsafe {
+            let tail = BufRingEntry::tail(self.ring).cast_mut();
+            AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
+        }
+        self.published = self.tail;
+    }
+
+    /// The first `len` bytes of buffer `bid`, which the caller holds.
+    fn data(&self, bid: u16, len: usize) -> &[u8] {
+        assert!(self.held[usize::from(bid)] && len <= self.buf_size as usize);
+        // SAFETY: the buffer is inside `bufs`; the kernel wrote `len` bytes into it before posting the
+        // completion that handed it to us (`held`), and does not touch it again until `push`
+        // republishes it, which needs `&mut self` and so cannot overlap this borrow.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.bufs.add(usize::from(bid) * self.buf_size as usize),
+                len,
+            )
+        }
+    }
+}
+
+/// One io_uring instance and the memory it shares with the kernel.
+pub struct Ring {
+    // Field order matters for Drop: see `impl Drop`.
+    ring: IoUring,
+    bufs: Option<BufRing>,
+    requests: Vec<Box<[u8]>>,
+    /// Target addresses, boxed so that growing the list never moves one the kernel may be reading.
+    #[allow(clippy::vec_box)]
+    addrs: Vec<Box<SockaddrStorage>>,
+    /// Log blocks being written and their file offsets, by slot; `None` for a free slot.
+    writes: Vec<Option<(Vec<u8>, u64)>>,
+    /// Finished writes (buffer, result, offset), to be taken back by the caller.
+    written: Vec<(Vec<u8>, i32, u64)>,
+    /// Operations that will still post a completion.
+    in_flight: usize,
+    fixed_files: bool,
+    timeout: Timespec,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ring {
+    /// Sets up a ring with `entries` submission entries, `files` registered-file slots (0: none) and a
+    /// provided-buffer ring of `buffers` buffers of `buf_size` bytes.
+    ///
+    /// The ring is `SINGLE_ISSUER | DEFER_TASKRUN` (kernel 6.1+): completions are processed in one
+    /// batch when the thread waits for them (docs/io-drivers.md).
+    pub fn new(entries: u32, files: u32, buffers: u16, buf_size: u32) -> io::Result<Ring> {
+        let mut b = IoUring::builder();
+        b.setup_single_issuer().setup_defer_taskrun();
+        b.setup_cqsize(entries * 4);
+        let ring = b.build(entries)?;
+        if files > 0 {
+            ring.submitter().register_files_sparse(files)?;
+        }
+        let bufs = BufRing::new(buffers, buf_size)?;
+        // SAFETY: the ring memory is page-aligned, `buffers` entries long, and stays allocated until
+        // the ring is dropped (or is leaked), which is after the kernel last reads it (see Drop).
+        unsafe {
+            ring.submitter()
+                .register_buf_ring(bufs.ring as u64, buffers, BGID)?;
+        }
+        let mut r = Ring {
+            ring,
+            bufs: Some(bufs),
+            requests: Vec::new(),
+            addrs: Vec::new(),
+            writes: Vec::new(),
+            written: Vec::new(),
+            in_flight: 0,
+            fixed_files: files > 0,
+            timeout: Timespec::new(),
+        };
+        r.bufs_mut().publish();
+        Ok(r)
+    }
+
+    pub fn fixed_files(&self) -> bool {
+        self.fixed_files
+    }
+
+    fn bufs_mut(&mut self) -> &mut BufRing {
+        self.bufs.as_mut().expect("buffer ring present until drop")
+    }
+
+    /// Keeps `bytes` for the ring's lifetime, for sends.
+    pub fn intern(&mut self, bytes: Vec<u8>) -> ReqBytes {
+        self.requests.push(bytes.into_boxed_slice());
+        ReqBytes(self.requests.len() - 1)
+    }
+
+    /// Puts `fd` in registered-file slot `slot` (replacing what was there).
+    pub fn register_file(&self, slot: u32, fd: RawFd) -> io::Result<()> {
+        self.ring
+            .submitter()
+            .register_files_update(slot, &[fd])
+            .map(drop)
+    }
+
+    fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
+        // SAFETY: every entry built in this module points only at memory covered by the module
+        // invariant (interned request bytes, ring-owned write buffers, interned connect addresses, or no memory at all for buffer-selecting
+        // receives and cancels).
+        unsafe {
+            if self.ring.submission().push(&entry).is_err() {
+                self.ring.submit()?;
+                self.ring
+                    .submission()
+                    .push(&entry)
+                    .map_err(|_| io::Error::other("submission queue full"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn fd_entry<F, B>(&self, t: Target, fixed: F, plain: B) -> squeue::Entry
+    where
+        F: FnOnce(Fixed) -> squeue::Entry,
+        B: FnOnce(Fd) -> squeue::Entry,
+    {
+        match t {
+            Target::Fixed(slot) => fixed(Fixed(slot)),
+            Target::Fd(fd) => plain(Fd(fd)),
+        }
+    }
+
+    /// Sends `req[offset..]`.
+    pub fn send(
+        &mut self,
+        t: Target,
+        req: ReqBytes,
+        offset: usize,
+        user_data: u64,
+    ) -> io::Result<()> {
+        assert!(user_data & !USER_BITS == 0);
+        let bytes = &self.requests[req.0][offset..];
+        let (ptr, len) = (bytes.as_ptr(), bytes.len() as u32);
+        let entry = self.fd_entry(
+            t,
+            |f| opcode::Send::new(f, ptr, len).build(),
+            |f| opcode::Send::new(f, ptr, len).build(),
+        );
+        self.in_flight += 1;
+        self.push(entry.user_data(user_data))
+    }
+
+    /// Keeps `addr` for the ring's lifetime, for connects.
+    pub fn intern_addr(&mut self, addr: SockaddrStorage) -> AddrId {
+        self.addrs.push(Box::new(addr));
+        AddrId(self.addrs.len() - 1)
+    }
+
+    /// Starts connecting socket `fd` (a plain descriptor) to an interned address.
+    pub fn connect(&mut self, fd: RawFd, addr: AddrId, user_data: u64) -> io::Result<()> {
+        assert!(user_data & !USER_BITS == 0);
+        let a = &self.addrs[addr.0];
+        let entry = opcode::Connect::new(Fd(fd), a.as_ptr(), a.len())
+            .build()
+            .user_data(user_data);
+        self.in_flight += 1;
+        self.push(entry)
+    }
+
+    /// Asks the kernel to cancel the operation with `target_user_data`. The cancelled operation still
+    /// posts its completion (with `-ECANCELED` if the cancel won); the cancel posts one too, under
+    /// `user_data`.
+    pub fn cancel(&mut self, target_user_data: u64, user_data: u64) -> io::Result<()> {
+        assert!(user_data & !USER_BITS == 0);
+        let entry = opcode::AsyncCancel::new(target_user_data)
+            .build()
+            .user_data(user_data);
+        self.in_flight += 1;
+        self.push(entry)
+    }
+
+    /// Arms a multishot receive into provided buffers: one completion per arrival until it ends (a
+    /// completion without `more`).
+    pub fn recv_multishot(&mut self, t: Target, user_data: u64) -> io::Result<()> {
+        assert!(user_data & !USER_BITS == 0);
+        let entry = self.fd_entry(
+            t,
+            |f| opcode::RecvMulti::new(f, BGID).build(),
+            |f| opcode::RecvMulti::new(f, BGID).build(),
+        );
+        self.in_flight += 1;
+        self.push(entry.user_data(user_data))
+    }
+
+    /// Writes `buf` at `offset` of `fd` (a regular file). The buffer comes back from [`Ring::take_written`]
+    /// once the write completed.
+    pub fn write(&mut self, fd: RawFd, buf: Vec<u8>, offset: u64) -> io::Result<()> {
+        let slot = match self.writes.iter().position(Option::is_none) {
+            Some(s) => s,
+            None => {
+                self.writes.push(None);
+                self.writes.len() - 1
+            }
+        };
+        let entry = opcode::Write::new(Fd(fd), buf.as_ptr(), buf.len() as u32)
+            .offset(offset)
+            .build()
+            .user_data(RING_OWNED | slot as u64);
+        // The Vec's heap block does not move when the Vec itself is moved into the slot.
+        self.writes[slot] = Some((buf, offset));
+        self.in_flight += 1;
+        self.push(entry)
+    }
+
+    /// Log blocks whose writes finished, with each write's result and offset.
+    pub fn take_written(&mut self) -> impl Iterator<Item = (Vec<u8>, i32, u64)> + '_ {
+        self.written.drain(..)
+    }
+
+    /// Submits everything queued and waits for at least `want` completions or `timeout`.
+    pub fn submit_and_wait(&mut self, want: usize, timeout: Duration) -> io::Result<()> {
+        self.bufs_mut().publish();
+        if want == 0 {
+            self.ring.submit()?;
+            return Ok(());
+        }
+        self.timeout = Timespec::new()
+            .sec(timeout.as_secs())
+            .nsec(timeout.subsec_nanos());
+        let args = SubmitArgs::new().timespec(&self.timeout);
+        match self.ring.submitter().submit_with_args(want, &args) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETIME) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves every available completion into `out` (the ring's own write completions are handled here).
+    pub fn reap(&mut self, out: &mut Vec<Cqe>) {
+        let mut cq = self.ring.completion();
+        cq.sync();
+        let bufs = self.bufs.as_mut().expect("buffer ring");
+        for e in &mut cq {
+            let flags = e.flags();
+            let more = cqueue::more(flags);
+            let ud = e.user_data();
+            if !more {
+                self.in_flight -= 1;
+            }
+            if ud & RING_OWNED != 0 {
+                let slot = (ud & !RING_OWNED) as usize;
+                if let Some((buf, offset)) = self.writes[slot].take() {
+                    self.written.push((buf, e.result(), offset));
+                }
+                continue;
+            }
+            let buf = cqueue::buffer_select(flags).map(|bid| {
+                let held = &mut bufs.held[usize::from(bid)];
+                assert!(!*held, "kernel handed out buffer {bid} twice");
+                *held = true;
+                BufId(bid)
+            });
+            out.push(Cqe {
+                user_data: ud & USER_BITS,
+                result: e.result(),
+                more,
+                buf,
+            });
+        }
+    }
+
+    /// The first `len` bytes the kernel put in `buf`.
+    pub fn data(&self, buf: &BufId, len: usize) -> &[u8] {
+        self.bufs.as_ref().expect("buffer ring").data(buf.0, len)
+    }
+
+    /// Gives a buffer back to the kernel (visible from the next submission).
+    pub fn recycle(&mut self, buf: BufId) {
+        self.bufs_mut().push(buf.0);
+    }
+
+    /// Operations that will still post a completion.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        let quiet = self.in_flight == 0;
+        let bufs = self.bufs.take();
+        if !quiet {
+            // Operations may still reference our memory (closing the ring fd cancels them
+            // asynchronously): leak it. This happens once per ring, at the end of a run.
+            std::mem::forget(bufs);
+            std::mem::forget(std::mem::take(&mut self.requests));
+            std::mem::forget(std::mem::take(&mut self.addrs));
+            std::mem::forget(std::mem::take(&mut self.writes));
+            return;
+        }
+        if let Some(b) = bufs {
+            let _ = self.ring.submitter().unregister_buf_ring(BGID);
+            // SAFETY: no operation is in flight and the buffer ring is unregistered, so the kernel
+            // holds no reference to either allocation; the layouts are the ones they were allocated
+            // with.
+            unsafe {
+                dealloc(b.ring.cast(), b.ring_layout);
+                dealloc(b.bufs, b.bufs_layout);
+            }
+        }
+    }
+}
