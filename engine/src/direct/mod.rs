@@ -17,18 +17,21 @@
 //! completed in that batch, and the ready time of the requests that follow) and once before the next
 //! enter (the actual start of the requests it submits).
 
+mod log;
+mod plan;
 mod response;
 mod ring;
+
+pub(crate) use plan::eligible;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use formats::{LogWriter, NameId, Outcome};
+use formats::{LogWriter, Outcome};
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, SockaddrStorage, setsockopt, socket, sockopt,
 };
@@ -39,15 +42,13 @@ use crate::core::{
 };
 use crate::http::{Exchange, Failure};
 use crate::logsink::QueueSink;
-use crate::plan::{LoadPlan, Plan, StatusSet, Target as PlanTarget, Wait};
 use crate::profile::spec::Method;
 use crate::rng::Rng;
-use crate::scenario::wire::Wire;
-use crate::scenario::{Node, Scenario};
-use crate::schedule::Population;
 
+use log::LogOut;
+use plan::{Kind, Request, static_scenario};
 use response::{Reader, Step};
-use ring::{AddrId, BufId, Cqe, ReqBytes, Ring, Target};
+use ring::{AddrId, BufId, Cqe, Ring, Target};
 
 /// How often queued log blocks go to the file.
 const DRAIN_EVERY_US: u64 = 250_000;
@@ -57,116 +58,6 @@ const BUF_SIZE: u32 = 4096;
 /// After a failed connect, a user waits at least this long before its next iteration (the monoio
 /// path's `CONNECT_FAILURE_PAUSE`), so that a refused port does not spin the core.
 const CONNECT_PAUSE_US: u64 = 1_000;
-
-/// Why a plan cannot run on the direct loop, or `Ok` when it can.
-pub(crate) fn eligible(plan: &Plan) -> Result<(), String> {
-    match &plan.target {
-        PlanTarget::Embedded | PlanTarget::Http { tls: false, .. } => {}
-        PlanTarget::Http { tls: true, .. } => return Err("the target is https://".into()),
-        PlanTarget::Other { scheme, .. } => {
-            return Err(format!("the target is {scheme}://, not http://"));
-        }
-    }
-    match &plan.load {
-        LoadPlan::Closed {
-            population: Population::Spawn(_),
-            iterations_per_user: None,
-        } => {}
-        LoadPlan::Closed { .. } => {
-            return Err("the closed model has stages or an iteration limit".into());
-        }
-        LoadPlan::Open { .. } => return Err("the load model is open (arrival rates)".into()),
-    }
-    if plan.iterations.is_some() {
-        return Err("the run has an iteration limit".into());
-    }
-    static_scenario(&plan.scenario).map(drop)
-}
-
-/// What a kind of user does: tasks by weight, each a sequence of requests (by index).
-#[derive(Debug)]
-struct Kind {
-    tasks: Vec<(u32, Vec<usize>)>,
-    total_weight: u32,
-    /// Think time after each task.
-    wait: Wait,
-}
-
-/// The scenario as the direct loop runs it, or why it cannot.
-fn static_scenario(sc: &Scenario) -> Result<Vec<Kind>, String> {
-    let mut kinds = Vec::new();
-    for kind in &sc.kinds {
-        if matches!(kind.wait, Wait::Pacing(_)) {
-            return Err("a user kind has pacing".into());
-        }
-        if kind.iterations.is_some() {
-            return Err("a user kind has an iteration limit".into());
-        }
-        if !kind.on_start.is_empty() || !kind.on_stop.is_empty() {
-            return Err("a user kind has on_start or on_stop requests".into());
-        }
-        if !kind.initial.is_empty() || !kind.feeders.is_empty() {
-            return Err("a user kind has variables or a feeder".into());
-        }
-        let mut tasks = Vec::new();
-        for task in &kind.tasks {
-            let mut requests = Vec::new();
-            match &sc.nodes[task.root] {
-                Node::Request(r) => requests.push(*r),
-                Node::Group {
-                    children,
-                    pick: false,
-                    repeat: 1,
-                    wait: Wait::None,
-                    ..
-                } => {
-                    for &(_, child) in children {
-                        match &sc.nodes[child] {
-                            Node::Request(r) => requests.push(*r),
-                            _ => return Err("a task has nested groups or steps".into()),
-                        }
-                    }
-                }
-                _ => return Err("a task has steps of another protocol or a picked group".into()),
-            }
-            for &r in &requests {
-                let rp = &sc.requests[r];
-                if rp.cookies {
-                    return Err(format!(
-                        "request {:?} keeps a cookie jar (set `cookies: false` on the user kind)",
-                        rp.name
-                    ));
-                }
-                if !rp.extract.is_empty() || !rp.checks.is_empty() {
-                    return Err(format!("request {:?} extracts or checks", rp.name));
-                }
-                if !Wire::build(rp, "h").is_fixed() {
-                    return Err(format!(
-                        "request {:?} has templates or credentials made per request",
-                        rp.name
-                    ));
-                }
-            }
-            tasks.push((task.weight, requests));
-        }
-        kinds.push(Kind {
-            total_weight: kind.total_task_weight,
-            tasks,
-            wait: kind.wait,
-        });
-    }
-    Ok(kinds)
-}
-
-/// A request as the loop sends it.
-#[derive(Debug, Clone)]
-struct Request {
-    bytes: ReqBytes,
-    len: u32,
-    head: bool,
-    expect: StatusSet,
-    name: NameId,
-}
 
 /// Where a connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -704,80 +595,6 @@ impl Core {
                 }
                 _ => {}
             }
-        }
-    }
-}
-
-/// Writes finished log blocks to the file through the ring; `error` gets the first failure.
-struct LogOut {
-    file: std::fs::File,
-    offset: u64,
-    sink: QueueSink,
-    scratch: Vec<Vec<u8>>,
-    error: Option<String>,
-    path: std::path::PathBuf,
-}
-
-impl LogOut {
-    /// Takes back finished writes and hands the pending blocks to the ring.
-    fn drain(&mut self, ring: &mut Ring) {
-        self.collect(ring);
-        if self.error.is_some() {
-            return;
-        }
-        self.sink.take_pending(&mut self.scratch);
-        for buf in self.scratch.drain(..) {
-            let len = buf.len() as u64;
-            if let Err(e) = ring.write(self.file.as_raw_fd(), buf, self.offset) {
-                self.error = Some(format!("cannot write {}: {e}", self.path.display()));
-                return;
-            }
-            self.offset += len;
-        }
-    }
-
-    /// Takes back finished writes, noting the first failure. A short write (a file about to hit a
-    /// size limit or a full disk) is continued, so that the error, if any, is the system's own.
-    fn collect(&mut self, ring: &mut Ring) {
-        let mut back = Vec::new();
-        let finished: Vec<(Vec<u8>, i32, u64)> = ring.take_written().collect();
-        for (mut buf, res, offset) in finished {
-            if res < 0 {
-                if self.error.is_none() {
-                    let e = std::io::Error::from_raw_os_error(-res);
-                    self.error = Some(format!(
-                        "cannot write {}: {e}; the run stopped here, and the log keeps every block written before",
-                        self.path.display()
-                    ));
-                }
-            } else if (res as usize) < buf.len() && self.error.is_none() {
-                let done = res as usize;
-                buf.drain(..done);
-                if let Err(e) = ring.write(self.file.as_raw_fd(), buf, offset + done as u64) {
-                    self.error = Some(format!("cannot write {}: {e}", self.path.display()));
-                }
-                continue;
-            }
-            back.push(buf);
-        }
-        self.sink.recycle(&mut back);
-    }
-
-    /// Writes whatever is still queued, synchronously (the loop is over), and syncs the file.
-    fn finish(&mut self) {
-        if self.error.is_some() {
-            return;
-        }
-        self.sink.take_pending(&mut self.scratch);
-        for buf in self.scratch.drain(..) {
-            if let Err(e) = self.file.write_all_at(&buf, self.offset) {
-                self.error = Some(format!("cannot write {}: {e}", self.path.display()));
-                return;
-            }
-            self.offset += buf.len() as u64;
-        }
-        if let Err(e) = self.file.sync_data() {
-            self.error = Some(format!("closing {}: {e}", self.path.display()));
         }
     }
 }
