@@ -52,9 +52,19 @@ use ring::{AddrId, BufId, Cqe, Ring, Target};
 
 /// How often queued log blocks go to the file.
 const DRAIN_EVERY_US: u64 = 250_000;
-/// Provided receive buffers per core, and their size.
-const BUFFERS: u16 = 256;
+/// Receive buffer size, and bounds on the number of provided buffers per core.
 const BUF_SIZE: u32 = 4096;
+const MIN_BUFFERS: usize = 64;
+const MAX_BUFFERS: usize = 4096;
+
+/// Provided buffers for `users` connections: one each with a quarter spare, as a power of two. A
+/// response normally fits one buffer and is handled in the batch it arrives in, so more would only
+/// spread the kernel's copies over more cache lines (the buffers are used in ring order).
+fn buffers_for(users: usize) -> u16 {
+    (users + users / 4)
+        .next_power_of_two()
+        .clamp(MIN_BUFFERS, MAX_BUFFERS) as u16
+}
 /// After a failed connect, a user waits at least this long before its next iteration (the monoio
 /// path's `CONNECT_FAILURE_PAUSE`), so that a refused port does not spin the core.
 const CONNECT_PAUSE_US: u64 = 1_000;
@@ -622,7 +632,7 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         Err(e) => return fail(format!("cannot create {}: {e}", setup.log_path.display())),
     };
     let users = setup.users.len();
-    let mut ring = match Ring::new(4096, users.max(1) as u32, BUFFERS, BUF_SIZE) {
+    let mut ring = match Ring::new(4096, users.max(1) as u32, buffers_for(users), BUF_SIZE) {
         Ok(r) => r,
         Err(e) => {
             return fail(format!(
