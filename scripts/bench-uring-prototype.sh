@@ -48,7 +48,7 @@ start_nginx
 IFS=';' read -r -a variants <<<"$VARIANTS"
 # Clients by index: 0 wrk, 1 engine (unless none), then the variants.
 names=("wrk")
-[ "$ENGINE" != none ] && names+=("engine (monoio${ENGINE_ARGS:+, $ENGINE_ARGS})")
+[ "$ENGINE" != none ] && names+=("engine${ENGINE_ARGS:+ ($ENGINE_ARGS)}")
 first_variant=${#names[@]}
 for v in "${variants[@]}"; do names+=("prototype $v"); done
 declare -A rates ratios

@@ -8,7 +8,8 @@
 # for the same duration, alternating. CPU time is the client's user+system time (getrusage of the
 # child), so the figure is load per core, independent of how busy the machine is otherwise.
 #
-# Prints one line per round, the medians, the idle-user memory figure, and last: engine_vs_wrk=<ratio>.
+# Prints one line per round, the medians, the per-round ratios and their median, the idle-user memory
+# figure, and last: engine_vs_wrk=<ratio of the medians>.
 # Environment: DURATION (default 10s), ROUNDS (3), IDLE_USERS (10000), ENGINE (target/release/engine),
 # SKIP_MEMORY=1 to skip the idle-users test, ENGINE_ARGS for extra engine flags (e.g. "--io epoll"),
 # NICE (-10; the priority for nginx and both clients when running as root, 0 to leave it).
@@ -67,6 +68,13 @@ done
 wrk_med=$(median "${wrk_rates[@]}")
 engine_med=$(median "${engine_rates[@]}")
 echo "median: wrk $wrk_med, engine $engine_med requests per client CPU-second"
+# Each round's engine run against the wrk run just before it: steadier than the ratio of medians when
+# the machine's speed drifts between rounds.
+round_ratios=()
+for i in "${!wrk_rates[@]}"; do
+    round_ratios+=("$(python3 -c "print(f'{${engine_rates[$i]} / ${wrk_rates[$i]}:.3f}')")")
+done
+echo "per-round ratios: ${round_ratios[*]}; median $(median "${round_ratios[@]}")"
 
 if [ "${SCENARIO:-0}" = 1 ]; then
     cat > "$WORK/scenario.ron" <<RON

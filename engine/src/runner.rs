@@ -535,7 +535,11 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         "{} samples, {} ({})",
         samples,
         manifest.state.describe(),
-        driver.manifest_name()
+        if driver == IoDriver::Direct {
+            "io_uring, direct loop"
+        } else {
+            driver.manifest_name()
+        }
     );
     for e in &errors {
         eprintln!("error: {e}");

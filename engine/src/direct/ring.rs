@@ -203,9 +203,9 @@ impl Ring {
         b.setup_single_issuer().setup_defer_taskrun();
         b.setup_cqsize(entries * 4);
         let ring = b.build(entries)?;
-        if files > 0 {
-            ring.submitter().register_files_sparse(files)?;
-        }
+        // Registered files are an optimisation: a table larger than the descriptor limit allows is
+        // refused (EMFILE), and the ring then uses plain descriptors.
+        let fixed_files = files > 0 && ring.submitter().register_files_sparse(files).is_ok();
         let bufs = BufRing::new(buffers, buf_size)?;
         // SAFETY: the ring memory is page-aligned, `buffers` entries long, and stays allocated until
         // the ring is dropped (or is leaked), which is after the kernel last reads it (see Drop).
@@ -221,7 +221,7 @@ impl Ring {
             writes: Vec::new(),
             written: Vec::new(),
             in_flight: 0,
-            fixed_files: files > 0,
+            fixed_files,
             timeout: Timespec::new(),
         };
         r.bufs_mut().publish();
