@@ -297,6 +297,11 @@ impl Core {
         let t = self.target(c);
         if let Err(e) = self.ring.send(t, bytes, offset, ud) {
             let now = self.clock.now_us();
+            // A request that never reached the submission queue has not been stamped yet.
+            if let Some(pos) = self.queued.iter().rposition(|&q| q == c) {
+                self.queued.swap_remove(pos);
+                self.begin(c, now);
+            }
             self.fail(c, Failure::io("send", &e), now);
         }
     }
@@ -354,6 +359,7 @@ impl Core {
         );
         let status = self.conns[c].reader.status;
         self.close(c);
+        self.conns[c].retried = false;
         self.finish(c, Some(f), status, t);
         self.end_iteration(c, t, if connect_failure { CONNECT_PAUSE_US } else { 0 });
     }

@@ -324,4 +324,56 @@ mod tests {
         );
         assert!(matches!(step, Step::Done { close: true }), "{step:?}");
     }
+
+    /// Whatever the bytes and however they are split, the reader never panics, and a response read
+    /// in pieces ends exactly as the same response read whole.
+    #[test]
+    fn any_split_of_any_bytes_reads_like_the_whole() {
+        use proptest::prelude::*;
+        let responses = prop_oneof![
+            Just(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec()),
+            Just(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n".to_vec()),
+            Just(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                    .to_vec()
+            ),
+            Just(b"HTTP/1.0 200 OK\r\n\r\nuntil close".to_vec()),
+            Just(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..300),
+        ];
+        proptest!(ProptestConfig::with_cases(2000), |(bytes in responses, cuts in proptest::collection::vec(0usize..300, 0..6))| {
+            let outcome = |pieces: &[&[u8]]| {
+                let mut r = Reader::new();
+                r.start(false, 1 << 20);
+                for p in pieces {
+                    match r.on_data(p) {
+                        Step::NeedMore => {}
+                        // Whether bytes past the end came in the same piece decides `close`; the
+                        // loop closes the connection either way.
+                        Step::Done { .. } => return ("done".to_owned(), r.status),
+                        Step::Fail(f) => return (format!("fail {:?}", f.outcome), r.status),
+                    }
+                }
+                match r.on_eof() {
+                    Step::Done { close } => (format!("eof done {close}"), r.status),
+                    Step::Fail(f) => (format!("eof fail {:?}", f.outcome), r.status),
+                    Step::NeedMore => ("eof more".to_owned(), r.status),
+                }
+            };
+            let whole = outcome(&[&bytes]);
+            let mut points: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            points.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for p in points {
+                pieces.push(&bytes[at..p]);
+                at = p;
+            }
+            pieces.push(&bytes[at..]);
+            pieces.retain(|p| !p.is_empty());
+            let split = outcome(&pieces);
+            // Kinds and statuses: where in the bytes a failure was found may depend on the split.
+            prop_assert_eq!(whole, split, "{:?}", String::from_utf8_lossy(&bytes));
+        });
+    }
 }
