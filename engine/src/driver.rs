@@ -61,26 +61,15 @@ impl IoDriver {
         }
     }
 
-    /// Resolves `--io` for a run. `direct` is the direct loop or an error saying why the plan or the
-    /// machine cannot have it (`direct_ok` is the plan's verdict). `auto` picks the direct loop when
-    /// the plan allows it and the kernel has what it needs (it measured fastest, docs/io-drivers.md),
-    /// otherwise as [`IoDriver::select`].
-    pub fn select_for_run(
-        choice: IoChoice,
-        direct_ok: Result<(), String>,
-    ) -> Result<IoDriver, io::Error> {
+    /// Resolves `--io` for a run whose plan the direct loop can (`direct_ok`) or cannot run.
+    /// `direct` is the direct loop, or the error of its probe; the caller has refused `direct` for a
+    /// plan it cannot run. `auto` picks the direct loop when the plan allows it and the kernel has
+    /// what it needs (it measured fastest, docs/io-drivers.md), otherwise as [`IoDriver::select`].
+    pub fn select_for_run(choice: IoChoice, direct_ok: bool) -> Result<IoDriver, io::Error> {
         match choice {
-            IoChoice::Direct => {
-                direct_ok.map_err(|why| {
-                    io::Error::other(format!(
-                        "--io direct runs plain HTTP requests rendered once in a closed model (no stages, pacing, cookie jar, extraction or checks); here {why}"
-                    ))
-                })?;
-                crate::direct::probe()?;
-                Ok(IoDriver::Direct)
-            }
+            IoChoice::Direct => crate::direct::probe().map(|()| IoDriver::Direct),
             IoChoice::Auto
-                if direct_ok.is_ok()
+                if direct_ok
                     && UringSetup::from_env().is_none()
                     && crate::direct::probe().is_ok() =>
             {

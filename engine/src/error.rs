@@ -31,6 +31,14 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// `--io direct` for a plan the direct loop cannot run; exit code 2.
+    #[error(
+        "--io direct runs plain HTTP requests rendered once in a closed model (no stages, pacing, cookie jar, extraction or checks), but here {why}; without --io, the run uses monoio's io_uring loop"
+    )]
+    DirectLoop {
+        /// The first thing that keeps the plan off the direct loop.
+        why: String,
+    },
     /// The run directory or a file in it could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -56,7 +64,11 @@ impl Error {
     /// The process exit code for this error: 2 for bad input (profile, flags, host), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Profile(_) | Error::Plan(_) | Error::Resolve { .. } | Error::Tls(_) => 2,
+            Error::Profile(_)
+            | Error::Plan(_)
+            | Error::Resolve { .. }
+            | Error::Tls(_)
+            | Error::DirectLoop { .. } => 2,
             _ => 1,
         }
     }

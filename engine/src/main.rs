@@ -9,13 +9,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            let code = e
-                .downcast_ref::<engine::Error>()
-                .map_or(1, engine::Error::exit_code);
-            ExitCode::from(code)
-        }
+        Err(e) => match e.downcast_ref::<engine::Error>() {
+            // The engine's errors already say their cause; `{:#}` would print it twice.
+            Some(engine_error) => {
+                eprintln!("error: {engine_error}");
+                ExitCode::from(engine_error.exit_code())
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use formats::{LogFile, LogHeader, Manifest, RunId, RunState};
 
-use crate::cli::RunArgs;
+use crate::cli::{IoChoice, RunArgs};
 use crate::clock::{self, Clock};
 use crate::console::{self, Console};
 use crate::core::{self, CoreDone, CoreSetup, Report, SharedPlan};
@@ -239,12 +239,20 @@ pub(crate) fn tls_client(
 }
 
 fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
+    let direct_ok = crate::direct::eligible(&plan);
+    if plan.io == IoChoice::Direct
+        && let Err(why) = &direct_ok
+    {
+        return Err(Error::DirectLoop { why: why.clone() });
+    }
     let driver =
-        IoDriver::select_for_run(plan.io, crate::direct::eligible(&plan)).map_err(|source| {
-            Error::Driver {
-                driver: "io_uring",
-                source,
-            }
+        IoDriver::select_for_run(plan.io, direct_ok.is_ok()).map_err(|source| Error::Driver {
+            driver: if plan.io == IoChoice::Direct {
+                "direct-loop io_uring"
+            } else {
+                "io_uring"
+            },
+            source,
         })?;
     sys::raise_nofile_limit();
 
