@@ -176,18 +176,8 @@ impl Core {
         let task = if kind.tasks.len() == 1 {
             0
         } else {
-            let mut pick = self.rng.below(kind.total_weight);
-            kind.tasks
-                .iter()
-                .position(|(w, _)| {
-                    if pick < *w {
-                        true
-                    } else {
-                        pick -= w;
-                        false
-                    }
-                })
-                .unwrap_or(0)
+            let r = self.rng.below(kind.total_weight);
+            crate::schedule::pick_weighted(kind.tasks.iter().map(|t| t.0), r)
         };
         self.rec.iteration_started();
         let conn = &mut self.conns[c];
