@@ -131,8 +131,11 @@ impl IoDriver {
                     .build()?;
                 Ok(rt.block_on(future))
             }
-            IoDriver::Epoll | IoDriver::Direct => {
-                // The direct loop needs no runtime; a caller that asks for one gets epoll's.
+            // The direct loop is not a monoio runtime: `core::run_core` runs it without one.
+            IoDriver::Direct => Err(io::Error::other(
+                "the direct loop runs without a monoio runtime",
+            )),
+            IoDriver::Epoll => {
                 let mut rt = RuntimeBuilder::<LegacyDriver>::new()
                     .enable_timer()
                     .build()?;
