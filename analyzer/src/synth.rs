@@ -296,6 +296,8 @@ fn manifest(params: &SynthParams, run_id: RunId) -> Manifest {
                 file: formats::run::log_file_name(core),
             })
             .collect(),
+        shard: None,
+        clock_sync: None,
         extra: Default::default(),
     }
 }

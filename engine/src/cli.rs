@@ -85,7 +85,7 @@ pub struct RunArgs {
     /// The I/O driver: `auto` picks the fastest available (see docs/io-drivers.md).
     #[arg(long, value_enum, default_value_t = IoChoice::Auto)]
     pub io: IoChoice,
-    /// Set a profile variable (repeatable); beats $STAMPEDE_VAR_<KEY>, the environment and the profile.
+    /// Set a profile variable (repeatable); beats `$STAMPEDE_VAR_<KEY>`, the environment and the profile.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// No live console lines, only the summary and the run directory.

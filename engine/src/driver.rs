@@ -12,7 +12,7 @@ use crate::cli::IoChoice;
 /// The I/O driver a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoDriver {
-    /// io_uring, with the setup flags in [`UringSetup`].
+    /// io_uring, with the setup flags in `UringSetup`.
     Uring(UringSetup),
     /// epoll, through monoio's legacy driver.
     Epoll,

@@ -285,7 +285,7 @@ pub struct CorePlan {
 pub struct OpenCore {
     /// When this core's arrivals are due.
     pub arrivals: CoreArrivals,
-    /// The most users of each kind (by index in [`Plan::kinds`]) this core may have.
+    /// The most users of each kind (by index in the scenario's user kinds) this core may have.
     pub pool: Vec<u32>,
     /// Each kind's weight: an arrival picks its kind by weight.
     pub weights: Vec<u32>,
@@ -298,7 +298,7 @@ pub struct OpenCore {
 pub struct UserPlan {
     /// Index across the whole run (users are dealt to cores round-robin).
     pub global: u32,
-    /// Index of its kind in [`Plan::kinds`].
+    /// Index of its kind among the scenario's user kinds.
     pub kind: usize,
     /// When it starts, from the run's time zero.
     pub spawn_at: Duration,

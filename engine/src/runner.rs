@@ -427,6 +427,8 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
                 file: formats::run::log_file_name(c.index),
             })
             .collect(),
+        shard: None,
+        clock_sync: None,
         extra: Default::default(),
     };
     manifest.write_to(&dir).map_err(|source| Error::Write {

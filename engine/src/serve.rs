@@ -22,7 +22,7 @@
 //!   true latency distribution is known to well under a millisecond.
 //!
 //! Log in, tokens (login, OAuth2, JWT), cookies, a CRUD store, search and `/anything` are in
-//! [`api`]'s table. With [`ServerConfig::record`], the server also keeps every request it answered
+//! the `api` module's table. With [`ServerConfig::record`], the server also keeps every request it answered
 //! (method, target, headers, body) for tests to inspect.
 
 mod api;

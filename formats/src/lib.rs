@@ -12,7 +12,7 @@
 //!
 //! ## A sample log, version 1.0
 //!
-//! Little-endian throughout. A 60-byte [header](header) (magic `89 53 4D 50 4C 0D 0A 1A`, version, run
+//! Little-endian throughout. A 60-byte [header] (magic `89 53 4D 50 4C 0D 0A 1A`, version, run
 //! id, core, clock base, CRC32C), then [blocks](block) until the end of the file:
 //!
 //! ```text
@@ -85,7 +85,7 @@ mod writer;
 pub use block::BlockKind;
 pub use error::{DecodeError, DecodeErrorKind, PayloadError, ReadError, ReadErrorKind};
 pub use header::LogHeader;
-pub use manifest::{HostInfo, LogFile, Manifest, RunState};
+pub use manifest::{ClockSync, HostInfo, LogFile, Manifest, RunState, ShardInfo};
 pub use reader::{LogContents, LogReader, read_log};
 pub use records::{EndOfLog, IntervalStats};
 pub use run::{Run, read_log_file};

@@ -59,6 +59,41 @@ pub struct HostInfo {
     pub cpu_model: Option<String>,
 }
 
+/// One shard of a test that several engines run together, each its deterministic share.
+///
+/// Every shard of a test writes the same [`Manifest::run_id`] and the same `count` and `shares`; the
+/// analyzer merges the shards of one run id into one run, and uses `shares` to say how much of the
+/// load a missing shard carried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// This shard, from 0.
+    pub index: u32,
+    /// How many shards the test has (at least 1).
+    pub count: u32,
+    /// Each shard's share of the test's load, by shard index (`count` entries summing to 1): its share
+    /// of the users in a closed model, of the arrival rate in an open one.
+    pub shares: Vec<f64>,
+    /// The wall-clock instant every shard waited for before starting its schedule (`--start-at`), RFC
+    /// 3339 in UTC; the run's time zero. `None` when the shard started at once.
+    #[serde(default)]
+    pub start_at: Option<String>,
+}
+
+/// The state of the machine's clock discipline when a run started, as the kernel reports it
+/// (`adjtimex(2)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSync {
+    /// Whether the kernel considers the clock synchronised (NTP, PTP or chrony is disciplining it:
+    /// `STA_UNSYNC` clear).
+    pub synchronised: bool,
+    /// The kernel's estimate of the clock's error, µs (`esterror`).
+    pub estimated_error_us: u64,
+    /// The kernel's bound on the clock's error, µs (`maxerror`).
+    pub max_error_us: u64,
+    /// Where the figures came from, e.g. `"adjtimex"`.
+    pub source: String,
+}
+
 /// One sample log of the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogFile {
@@ -114,6 +149,14 @@ pub struct Manifest {
     pub error: Option<String>,
     /// The sample logs, one per engine thread.
     pub logs: Vec<LogFile>,
+    /// Which shard of a test spread over several engines this run is (`engine run --shard I/N`);
+    /// `None` for a test run by one engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// How well this machine's clock was synchronised when the run started, so that the analyzer can
+    /// say how well shards on different machines line up; `None` when it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_sync: Option<ClockSync>,
     /// Fields written by newer versions, kept so that a rewrite does not drop them.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,

@@ -1,5 +1,5 @@
 //! The payload of a samples block: twelve columns, each a transformed residual stream (see
-//! [`crate::column`]).
+//! the crate's `column` module).
 //!
 //! ```text
 //! count  varint                 number of samples, 1..=MAX_BLOCK_SAMPLES
@@ -8,10 +8,10 @@
 //!
 //! Each column stores a residual chosen so that typical traffic gives small numbers:
 //!
-//! | # | column         | residual r[i]                                                    |
+//! | # | column         | residual r\[i\]                                                  |
 //! |---|----------------|------------------------------------------------------------------|
 //! | 0 | name           | name id                                                          |
-//! | 1 | end            | end[i] − end[i−1], end = actual + latency, end[−1] = 0           |
+//! | 1 | end            | end\[i\] − end\[i−1\], end = actual + latency, end\[−1\] = 0     |
 //! | 2 | lag            | actual − intended                                                |
 //! | 3 | latency        | latency                                                          |
 //! | 4 | connect        | connect                                                          |

@@ -109,6 +109,8 @@ pub fn handmade_run(
             cpu: None,
             file: "core-0.log".into(),
         }],
+        shard: None,
+        clock_sync: None,
         extra: Default::default(),
     }
     .write_to(&dir)

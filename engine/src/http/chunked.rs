@@ -36,7 +36,7 @@ pub enum ChunkError {
     /// The data exceeds the body limit.
     #[error("chunked body larger than the limit of {0} bytes")]
     TooLarge(u64),
-    /// Chunk extensions and trailers, which carry no data, passed [`MAX_OVERHEAD`] bytes: a server
+    /// Chunk extensions and trailers, which carry no data, passed `MAX_OVERHEAD` bytes: a server
     /// streaming them without end would otherwise hold the request until its timeout.
     #[error("chunk extensions and trailers longer than 64 KiB")]
     Overhead,

@@ -2,7 +2,7 @@
 //!
 //! Unknown fields are rejected (`deny_unknown_fields`) so a typo never silently means "default". Values
 //! that have a syntax of their own (durations, sizes, methods) parse while the file is read, so their
-//! errors carry a line and column. Cross-field checks live in [`super::validate`].
+//! errors carry a line and column. Cross-field checks live in `profile::validate`.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,6 +1,6 @@
 //! Protocols other than HTTP: the public [`Protocol`] trait that a user's own binary implements, the
 //! [`Protocols`] registry that selects one by name from a profile's `Custom(protocol: "...")` step,
-//! and the built-in raw TCP and UDP steps ([`raw`]).
+//! and the built-in raw TCP and UDP steps.
 //!
 //! Every step, whatever its protocol, becomes exactly one `formats::Sample` through the core's
 //! recorder, with the same outcome kinds as HTTP, so the analyzer needs no change. HTTP and HTTPS keep
@@ -184,7 +184,7 @@ impl StepResult {
 /// One value of the implementing type serves the whole run and is shared by every core (hence
 /// `Send + Sync`); connections belong to one user on one core and are never shared. Each user opens
 /// its own connection on its first step and keeps it until a step breaks it
-/// ([`StepResult::breaks_connection`]: any transport failure, or `close`).
+/// (`StepResult::breaks_connection`: any transport failure, or `close`).
 pub trait Protocol: Send + Sync + 'static {
     /// A step compiled from the profile, once, before the run.
     type Step: Send + Sync + 'static;
