@@ -38,7 +38,9 @@
 //!
 //! **Versions.** A reader accepts every minor version of its major and refuses a newer major with
 //! [`DecodeErrorKind::NewerMajorVersion`]. Minor versions may add block kinds (older readers skip them),
-//! lengthen the header, and append fields to interval records.
+//! lengthen the header, and append fields to interval records. Version 1.1 appended the fields that
+//! explain schedule lag to [`IntervalStats`] (context switches, run-queue delay, steal, wake-up
+//! lateness, users started, late requests); [`health`] is the rule that reads them.
 //!
 //! ## Writing and reading back
 //!
@@ -71,6 +73,7 @@ pub mod block;
 mod column;
 mod error;
 pub mod header;
+pub mod health;
 pub mod manifest;
 mod reader;
 pub mod records;
@@ -97,4 +100,4 @@ pub use writer::{BlockSink, IoSink, LogWriter, MAX_MESSAGES};
 /// The major version this build writes and reads.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The minor version this build writes.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;

@@ -195,7 +195,10 @@ fn a_newer_major_version_is_refused_with_the_fix() {
     let err = read_log(&bytes).unwrap_err();
     assert_eq!(
         err.kind,
-        DecodeErrorKind::NewerMajorVersion { major: 2, minor: 0 }
+        DecodeErrorKind::NewerMajorVersion {
+            major: 2,
+            minor: formats::FORMAT_MINOR
+        }
     );
     assert!(err.to_string().contains("upgrade the analyzer"), "{err}");
 }

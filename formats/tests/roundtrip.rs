@@ -142,7 +142,10 @@ proptest! {
     /// Interval counters and odd names survive the trip, in order.
     #[test]
     fn intervals_and_tables_round_trip(
-        intervals in prop::collection::vec(any::<[u32; 13]>(), 0..50),
+        intervals in prop::collection::vec(
+            (any::<[u32; 22]>(), any::<Option<u32>>(), any::<Option<u32>>()),
+            0..50,
+        ),
         names in prop::collection::vec("\\PC{0,40}", 1..20),
     ) {
         let mut w = LogWriter::new(&common::header(0), Vec::new()).unwrap();
@@ -150,7 +153,7 @@ proptest! {
         let stats: Vec<IntervalStats> = intervals
             .iter()
             .enumerate()
-            .map(|(i, v)| IntervalStats {
+            .map(|(i, (v, run_delay_us, steal_us))| IntervalStats {
                 start_us: i as u64 * 1_000_000,
                 duration_us: v[0],
                 active_users: v[1],
@@ -165,6 +168,17 @@ proptest! {
                 cpu_system_us: v[10],
                 connections_opened: v[11],
                 open_connections: v[12],
+                users_max: v[13],
+                users_started: v[14],
+                late_requests: v[15],
+                voluntary_switches: v[16],
+                involuntary_switches: v[17],
+                run_delay_us: *run_delay_us,
+                steal_us: *steal_us,
+                wakeups: v[18],
+                wake_late_p99_us: v[19],
+                wake_late_max_us: v[20],
+                start_late_us: v[21],
             })
             .collect();
         for s in &stats {

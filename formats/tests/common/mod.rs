@@ -111,11 +111,71 @@ pub fn dump(log: &LogContents) -> String {
         .unwrap();
     }
     for iv in &log.intervals {
-        writeln!(out, "interval {iv:?}").unwrap();
+        writeln!(out, "interval {}", interval_text(iv)).unwrap();
     }
     writeln!(out, "end {:?}", log.end).unwrap();
     for p in &log.problems {
         writeln!(out, "problem {p}").unwrap();
     }
     out
+}
+
+/// An interval record as the v1.0 golden text shows it (the `Debug` form of the v1.0 struct), then the
+/// v1.1 fields, which are left out while they hold their defaults: a v1.0 record decodes to the same
+/// text as it always did.
+fn interval_text(iv: &IntervalStats) -> String {
+    let mut text = format!(
+        "IntervalStats {{ start_us: {}, duration_us: {}, active_users: {}, iterations_started: {}, \
+         iterations_dropped: {}, requests: {}, failures: {}, lag_p50_us: {}, lag_p99_us: {}, \
+         lag_max_us: {}, cpu_user_us: {}, cpu_system_us: {}, connections_opened: {}, open_connections: {} }}",
+        iv.start_us,
+        iv.duration_us,
+        iv.active_users,
+        iv.iterations_started,
+        iv.iterations_dropped,
+        iv.requests,
+        iv.failures,
+        iv.lag_p50_us,
+        iv.lag_p99_us,
+        iv.lag_max_us,
+        iv.cpu_user_us,
+        iv.cpu_system_us,
+        iv.connections_opened,
+        iv.open_connections
+    );
+    let v1_1 = IntervalStats {
+        users_max: iv.users_max,
+        users_started: iv.users_started,
+        late_requests: iv.late_requests,
+        voluntary_switches: iv.voluntary_switches,
+        involuntary_switches: iv.involuntary_switches,
+        run_delay_us: iv.run_delay_us,
+        steal_us: iv.steal_us,
+        wakeups: iv.wakeups,
+        wake_late_p99_us: iv.wake_late_p99_us,
+        wake_late_max_us: iv.wake_late_max_us,
+        start_late_us: iv.start_late_us,
+        ..IntervalStats::default()
+    };
+    if v1_1 != IntervalStats::default() {
+        write!(
+            text,
+            " v1.1 {{ users_max: {}, users_started: {}, late_requests: {}, voluntary_switches: {}, \
+             involuntary_switches: {}, run_delay_us: {:?}, steal_us: {:?}, wakeups: {}, \
+             wake_late_p99_us: {}, wake_late_max_us: {}, start_late_us: {} }}",
+            iv.users_max,
+            iv.users_started,
+            iv.late_requests,
+            iv.voluntary_switches,
+            iv.involuntary_switches,
+            iv.run_delay_us,
+            iv.steal_us,
+            iv.wakeups,
+            iv.wake_late_p99_us,
+            iv.wake_late_max_us,
+            iv.start_late_us
+        )
+        .unwrap();
+    }
+    text
 }
