@@ -13,24 +13,54 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    /// Reads the three clocks as close together as possible.
+    /// Reads the three clocks as close together as possible; time zero is now.
+    #[cfg(test)]
     pub fn start() -> Clock {
+        Clock::start_in(Duration::ZERO)
+    }
+
+    /// Reads the three clocks as close together as possible; time zero is `lead` from now. The lead
+    /// is the cores' time to set up (runtime, ring, log, users' memory) before their schedules start,
+    /// so that the first requests are not late by the engine's own start-up; see [`Clock::wait_for_zero`].
+    pub fn start_in(lead: Duration) -> Clock {
         let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok();
-        let zero = Instant::now();
+        let now = Instant::now();
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let monotonic_ns = mono.map_or(0, |t| {
             t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
         });
+        let lead_ns = u64::try_from(lead.as_nanos()).unwrap_or(u64::MAX);
         Clock {
-            zero,
-            monotonic_ns,
-            wall_ns: i64::try_from(wall.as_nanos()).unwrap_or(i64::MAX),
+            zero: now + lead,
+            monotonic_ns: monotonic_ns.saturating_add(lead_ns),
+            wall_ns: i64::try_from(wall.as_nanos().saturating_add(lead.as_nanos()))
+                .unwrap_or(i64::MAX),
         }
     }
 
-    /// Microseconds since time zero.
+    /// Blocks the calling thread until time zero and returns how late it got there, µs (0 when it
+    /// was early). The thread sleeps until shortly before zero and spins the rest of the way, so that
+    /// the schedule starts within microseconds of zero rather than a scheduler wake-up after it.
+    pub fn wait_for_zero(&self) -> u64 {
+        /// Spinning this long costs little once per core and run, and covers a typical wake-up delay.
+        const SPIN: Duration = Duration::from_micros(300);
+        let now = Instant::now();
+        if now >= self.zero {
+            return self.now_us();
+        }
+        let left = self.zero - now;
+        if left > SPIN {
+            std::thread::sleep(left - SPIN);
+        }
+        while Instant::now() < self.zero {
+            std::hint::spin_loop();
+        }
+        self.now_us()
+    }
+
+    /// Microseconds since time zero (0 before it).
     #[inline]
     pub fn now_us(&self) -> u64 {
         self.zero.elapsed().as_micros() as u64

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use formats::{LogFile, LogHeader, Manifest, RunId, RunState};
 
@@ -390,7 +390,9 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
             })?;
     }
 
-    let clock = Clock::start();
+    // Time zero lies a little ahead, so that every core has set up and waits for it: the first
+    // requests start on time rather than after the engine's own start-up.
+    let clock = Clock::start_in(core::STARTUP_LEAD);
     let dir = formats::run::create_run_dir(&plan.out_dir, clock.wall_ns, &plan.name).map_err(
         |source| Error::Write {
             path: plan.out_dir.clone(),
@@ -449,7 +451,6 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     }
 
     let (tx, rx) = mpsc::channel::<Report>();
-    let started = Instant::now();
     let mut threads = Vec::new();
     for core in &plan.cores {
         let setup = CoreSetup {
@@ -504,7 +505,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         let _ = t.join();
     }
     let health = console.finish();
-    let elapsed = started.elapsed();
+    let elapsed = Duration::from_micros(clock.now_us());
     if let Some(s) = server.take() {
         s.stop();
     }

@@ -239,7 +239,9 @@ pub fn evidence(cause: Cause, core: u32, s: &IntervalStats) -> String {
         }
         Cause::Preempted => {
             delay(&mut out);
-            let _ = write!(out, ", was preempted {} times", s.involuntary_switches);
+            if s.involuntary_switches > 0 {
+                let _ = write!(out, ", was preempted {} times", s.involuntary_switches);
+            }
             steal(&mut out);
         }
         Cause::LateWakeup => {
@@ -413,7 +415,7 @@ mod tests {
         assert_eq!((cause, core), (Cause::Preempted, 1));
         assert_eq!(
             evidence,
-            "core 1 waited 9.0 ms runnable but not running, was preempted 41 times, steal 6 %"
+            "core 1 waited 9.0 ms for a CPU while runnable, was preempted 41 times, steal 6 %"
         );
         let quiet = judge_second([(0, &second(200, 0))]);
         assert!(!quiet.lagging);

@@ -707,7 +707,14 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         requests,
         next_addr: core as usize % addrs.len(),
         addrs,
-        rec: Recorder::new(writer, sink.clone(), core, by_name, users),
+        rec: Recorder::new(
+            writer,
+            sink.clone(),
+            core,
+            by_name,
+            users,
+            setup.cpu.filter(|_| pinned),
+        ),
         rng: Rng::new(seed),
         clock: setup.clock,
         limits: setup.plan.limits,
@@ -742,6 +749,9 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     let mut give_up = u64::MAX;
     let mut interrupted = false;
     let mut loop_error = None;
+    // Everything is set up: wait for time zero, and note if the set-up overran it.
+    let late = cl.clock.wait_for_zero();
+    cl.rec.schedule_started(late);
     loop {
         let now = cl.clock.now_us();
         // Users due by now start, at their spawn time.
@@ -773,6 +783,11 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             break;
         }
         let t = cl.clock.now_us();
+        // A wait that reached its deadline: how late the thread woke is the OS's doing (the loop
+        // computes its deadlines exactly), the evidence for a late wake-up.
+        if wake > now && t >= wake {
+            cl.rec.woke(t - wake);
+        }
         cl.ring.reap(&mut cqes);
         cl.dispatch(&mut cqes, t);
 
