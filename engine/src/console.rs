@@ -413,7 +413,11 @@ pub(crate) fn health_verdict(health: &Health, started: u64, dropped: u64) -> Str
 /// `3s`, `1s, 5s and 9s`, `1s, 2s, 3s … (12 seconds)`.
 fn seconds_list(seconds: &[u64]) -> String {
     const SHOWN: usize = 6;
-    let names: Vec<String> = seconds.iter().take(SHOWN).map(|s| format!("{s}s")).collect();
+    let names: Vec<String> = seconds
+        .iter()
+        .take(SHOWN)
+        .map(|s| format!("{s}s"))
+        .collect();
     match seconds.len() {
         0 => String::new(),
         1 => names[0].clone(),
@@ -511,7 +515,10 @@ mod tests {
         let h = c.finish();
         assert_eq!((h.seconds, h.lagging_seconds), (3, 1));
         assert_eq!((h.requests, h.late, h.late_unjudged), (745, 13, 1));
-        assert_eq!(h.saturated_seconds, 0, "the partial end is not a saturated second");
+        assert_eq!(
+            h.saturated_seconds, 0,
+            "the partial end is not a saturated second"
+        );
         let (seconds, evidence, _) = &h.causes[&Cause::Preempted];
         assert_eq!(seconds, &[2]);
         assert!(evidence.contains("waited 8.0 ms for a CPU"), "{evidence}");

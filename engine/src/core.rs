@@ -581,8 +581,7 @@ impl Recorder {
         let usage = crate::sys::thread_usage();
         let before = std::mem::replace(&mut self.usage_at_interval_start, usage);
         let run_delay = self.probe.run_delay_us();
-        let run_delay_before =
-            std::mem::replace(&mut self.run_delay_at_interval_start, run_delay);
+        let run_delay_before = std::mem::replace(&mut self.run_delay_at_interval_start, run_delay);
         let steal = self.probe.steal_us();
         let steal_before = std::mem::replace(&mut self.steal_at_interval_start, steal);
         let since = |now: Option<u64>, then: Option<u64>| {

@@ -130,7 +130,10 @@ fn read_start<'a>(file: &std::fs::File, buf: &'a mut Vec<u8>, want: usize) -> Op
     use std::os::unix::fs::FileExt;
     buf.resize(want.max(buf.len()), 0);
     let n = file.read_at(buf, 0).ok()?;
-    let whole = buf[..n].iter().rposition(|&b| b == b'\n').map_or(n, |i| i + 1);
+    let whole = buf[..n]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(n, |i| i + 1);
     std::str::from_utf8(&buf[..whole]).ok()
 }
 
@@ -215,7 +218,10 @@ mod tests {
         assert_eq!(parse_stat_steal_ticks(stat, "cpu10 "), Some(7));
         assert_eq!(parse_stat_steal_ticks(stat, "cpu2 "), None);
         // An old kernel's line without the steal column.
-        assert_eq!(parse_stat_steal_ticks("cpu0 1 2 3 4 5 6 7\n", "cpu0 "), None);
+        assert_eq!(
+            parse_stat_steal_ticks("cpu0 1 2 3 4 5 6 7\n", "cpu0 "),
+            None
+        );
         assert_eq!(CpuLabel::new(12).as_str(), "cpu12 ");
     }
 

@@ -215,7 +215,7 @@ pub fn evidence(cause: Cause, core: u32, s: &IntervalStats) -> String {
         Some(d) => {
             let _ = write!(
                 out,
-                " waited {} runnable but not running",
+                " waited {} for a CPU while runnable",
                 micros(u64::from(d))
             );
         }
