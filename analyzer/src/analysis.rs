@@ -70,6 +70,19 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
             ),
         });
     }
+    if let Some(end) = timeseries.partial_end.filter(|e| e.samples_left_out > 0) {
+        notes.push(QualityNote {
+            severity: Severity::Info,
+            file: "(all logs)".into(),
+            message: format!(
+                "the run ended {} into a second (interrupted, or stopped early): the {} requests meant to start in \
+                 that partial second are left out of the per-second charts and the generator's health, and counted \
+                 in every table",
+                crate::format::duration_s(end.duration_s),
+                crate::format::int(end.samples_left_out)
+            ),
+        });
+    }
     if run.approx.is_some() {
         notes.push(QualityNote {
             severity: Severity::Info,

@@ -224,8 +224,9 @@ fn json_report_follows_schema_1() {
     for key in ["name", "kind", "message", "count"] {
         assert!(!m[key].is_null(), "failure_messages[].{key}");
     }
-    // The synthetic run's generator stalls for half a percent of it: lag far past 1 ms in that
-    // second, so the run is suspect (not invalid: one second of 60, nothing dropped), and says why.
+    // The synthetic run's generator stalls for half a percent of it (another process holds its CPU):
+    // lag far past 1 ms in that second, so the run is suspect (not invalid: one second of 60, nothing
+    // dropped), and says why, naming the cause with its evidence.
     let health = &run["health"];
     assert_eq!(health["verdict"], "SUSPECT", "{health}");
     assert!(health["lagging_seconds"].as_u64().unwrap() >= 1);
@@ -235,9 +236,29 @@ fn json_report_follows_schema_1() {
     assert!(
         reasons
             .iter()
-            .any(|r| r.as_str().unwrap().contains("schedule lag P99 passed 1 ms")),
+            .any(|r| r.as_str().unwrap().contains("started over 1 ms late in")),
         "{reasons:?}"
     );
+    assert_eq!(health["causes"][0]["cause"], "preempted", "{health}");
+    assert!(
+        reasons.iter().any(|r| {
+            let r = r.as_str().unwrap();
+            r.starts_with("preempted in second") && r.contains("for a CPU while runnable")
+        }),
+        "{reasons:?}"
+    );
+    let second = &health["lagging"][0];
+    for key in [
+        "second",
+        "requests",
+        "late",
+        "cause",
+        "core",
+        "cpu_pct",
+        "run_delay_ms",
+    ] {
+        assert!(!second[key].is_null(), "health.lagging[].{key}: {second}");
+    }
     assert_eq!(ts["dropped"].as_array().unwrap().len(), len);
     // 10,000 samples cannot support P99.9 (10 above it needs 10,000 ≥ 10 — exactly enough) but each
     // endpoint has fewer, so its P99.9 is marked.

@@ -56,17 +56,23 @@ pub fn is_whole(s: &IntervalStats) -> bool {
 }
 
 /// Requests of the interval that started more than [`LAG_LIMIT_US`] late. A v1.0 record does not
-/// count them: for it this is the least number its lag P99 and maximum imply (nearest rank: a P99
-/// over the limit means more than 1 % of the requests were).
+/// count them: for it this is the least number its lag P50, P99 and maximum imply (nearest rank: a
+/// P99 over the limit means more than 1 % of the requests were, a P50 over it half of them).
 pub fn late_requests(s: &IntervalStats) -> u64 {
     if s.late_requests > 0 {
         return u64::from(s.late_requests);
     }
     let n = u64::from(s.requests);
-    if s.lag_p99_us > LAG_LIMIT_US && n > 0 {
-        n - (n * 99).div_ceil(100) + 1
+    // Nearest rank: the P(q) over the limit is the ⌈q·n⌉-th smallest, so it and all above it are late.
+    let above = |q_pct: u64| n - (n * q_pct).div_ceil(100) + 1;
+    if n == 0 {
+        0
+    } else if s.lag_p50_us > LAG_LIMIT_US {
+        above(50)
+    } else if s.lag_p99_us > LAG_LIMIT_US {
+        above(99)
     } else {
-        u64::from(s.lag_max_us > LAG_LIMIT_US && n > 0)
+        u64::from(s.lag_max_us > LAG_LIMIT_US)
     }
 }
 
@@ -211,66 +217,46 @@ pub fn micros(us: u64) -> String {
 /// The evidence for `cause` in core `core`'s record, as a phrase: "core 0 at 97 % CPU".
 pub fn evidence(cause: Cause, core: u32, s: &IntervalStats) -> String {
     let mut out = format!("core {core}");
-    let delay = |out: &mut String| match s.run_delay_us {
-        Some(d) => {
-            let _ = write!(
-                out,
-                " waited {} for a CPU while runnable",
-                micros(u64::from(d))
-            );
-        }
-        None => out.push_str(" (run delay not reported by this kernel)"),
+    let delay = match s.run_delay_us {
+        Some(d) => format!("waited {} for a CPU while runnable", micros(u64::from(d))),
+        None => "run delay unknown (not reported by this kernel or log)".to_owned(),
     };
-    let steal = |out: &mut String| {
-        if let Some(p) = steal_pct(s).filter(|p| *p > 0.0) {
-            let _ = write!(out, ", steal {p:.0} %");
-        }
+    let steal = match steal_pct(s) {
+        Some(p) if p > 0.0 => format!(", steal {p:.0} %"),
+        _ => String::new(),
     };
-    match cause {
-        Cause::Startup => {
-            let _ = write!(
-                out,
-                " was ready {} after time zero",
-                micros(u64::from(s.start_late_us))
-            );
-        }
-        Cause::Capacity => {
-            let _ = write!(out, " at {:.0} % CPU", cpu_pct(s));
-        }
-        Cause::Preempted => {
-            delay(&mut out);
-            if s.involuntary_switches > 0 {
-                let _ = write!(out, ", was preempted {} times", s.involuntary_switches);
-            }
-            steal(&mut out);
-        }
-        Cause::LateWakeup => {
-            let _ = write!(
-                out,
-                " at {:.0} % CPU, not held up by other processes, woke up to {} after its deadlines",
-                cpu_pct(s),
-                micros(u64::from(s.wake_late_max_us))
-            );
-        }
-        Cause::Warmup => {
-            let _ = write!(
-                out,
-                " started {} users and opened {} connections",
-                s.users_started, s.connections_opened
-            );
-        }
-        Cause::Unexplained => {
-            let _ = write!(out, " at {:.0} % CPU,", cpu_pct(s));
-            delay(&mut out);
-            let _ = write!(
-                out,
-                ", preempted {} times, wake-ups at most {} late",
-                s.involuntary_switches,
-                micros(u64::from(s.wake_late_max_us))
-            );
-            steal(&mut out);
-        }
-    }
+    let _ = match cause {
+        Cause::Startup => write!(
+            out,
+            " was ready {} after time zero",
+            micros(u64::from(s.start_late_us))
+        ),
+        Cause::Capacity => write!(out, " at {:.0} % CPU", cpu_pct(s)),
+        Cause::Preempted if s.involuntary_switches > 0 => write!(
+            out,
+            " {delay}, was preempted {} times{steal}",
+            s.involuntary_switches
+        ),
+        Cause::Preempted => write!(out, " {delay}{steal}"),
+        Cause::LateWakeup => write!(
+            out,
+            " at {:.0} % CPU, not held up by other processes, woke up to {} after its deadlines",
+            cpu_pct(s),
+            micros(u64::from(s.wake_late_max_us))
+        ),
+        Cause::Warmup => write!(
+            out,
+            " started {} users and opened {} connections",
+            s.users_started, s.connections_opened
+        ),
+        Cause::Unexplained => write!(
+            out,
+            " at {:.0} % CPU, {delay}, preempted {} times, wake-ups at most {} late{steal}",
+            cpu_pct(s),
+            s.involuntary_switches,
+            micros(u64::from(s.wake_late_max_us))
+        ),
+    };
     out
 }
 
@@ -362,6 +348,9 @@ mod tests {
         // P99 over the limit at 245 requests: the 243rd smallest is late, so at least three are.
         assert_eq!(late_requests(&v10(245, 2_000, 3_000)), 3);
         assert_eq!(late_requests(&v10(100, 2_000, 3_000)), 2);
+        let mut slow = v10(100, 5_000, 5_000);
+        slow.lag_p50_us = 5_000;
+        assert_eq!(late_requests(&slow), 51);
         assert_eq!(late_requests(&v10(245, 500, 3_000)), 1);
         assert_eq!(late_requests(&v10(245, 500, 900)), 0);
         assert_eq!(late_requests(&v10(0, 0, 0)), 0);
