@@ -515,6 +515,7 @@ fn interval(
         wake_late_p99_us: 60,
         wake_late_max_us: 80,
         start_late_us: 0,
+        iterations_queued: 0,
     }
 }
 

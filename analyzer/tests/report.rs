@@ -806,7 +806,12 @@ fn the_partial_end_interval_is_left_out_everywhere() {
         a.timeseries.cpu_max_pct
     );
     assert_eq!(a.health.seconds, 3);
-    assert_eq!(a.health.verdict, analyzer::health::Verdict::Ok, "{:?}", a.health.reasons);
+    assert_eq!(
+        a.health.verdict,
+        analyzer::health::Verdict::Ok,
+        "{:?}",
+        a.health.reasons
+    );
     assert!(a.health.cpu_max_pct < 3.0);
     let end = a.timeseries.partial_end.unwrap();
     assert_eq!((end.requests, end.samples_left_out), (1, 0));

@@ -443,6 +443,11 @@ impl Recorder {
         self.started_total += 1;
     }
 
+    /// An arrival found every user busy and waits in the queue for a free one.
+    pub fn iteration_queued(&mut self) {
+        self.interval.iterations_queued = self.interval.iterations_queued.saturating_add(1);
+    }
+
     /// An arrival found no free user and no room to wait: counted, never skipped silently.
     pub fn iteration_dropped(&mut self) {
         self.interval.iterations_dropped = self.interval.iterations_dropped.saturating_add(1);

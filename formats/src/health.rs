@@ -16,6 +16,7 @@
 //! |---|---|
 //! | [`Cause::Startup`] | the core finished setting up more than 1 ms after time zero (`start_late_us`) |
 //! | [`Cause::Capacity`] | the core's thread used at least [`CPU_LIMIT_PCT`] % of a CPU |
+//! | [`Cause::PoolFull`] | arrivals of an open model waited in the queue for a free user |
 //! | [`Cause::Preempted`] | it waited at least [`RUN_DELAY_LIMIT_US`] runnable but not running, or its CPU's steal time reached [`STEAL_LIMIT_PCT`] %, or (where the run delay is unknown) it was preempted at least [`PREEMPTIONS_LIMIT`] times |
 //! | [`Cause::LateWakeup`] | none of those, but its timed waits woke more than 1 ms after their deadlines |
 //! | [`Cause::Warmup`] | none of those, and users started on the core in that second |
@@ -103,6 +104,8 @@ pub enum Cause {
     Startup,
     /// The core's thread was busy all the time: the generator's own capacity.
     Capacity,
+    /// Every user of an open model's pool was busy: arrivals waited in the queue for a free one.
+    PoolFull,
     /// Another process, thread or virtual machine had the core's CPU while it wanted to run.
     Preempted,
     /// The CPU was idle and nobody else held it, but the thread woke after its deadlines.
@@ -115,9 +118,10 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in the order the rules try them.
-    pub const ALL: [Cause; 6] = [
+    pub const ALL: [Cause; 7] = [
         Cause::Startup,
         Cause::Capacity,
+        Cause::PoolFull,
         Cause::Preempted,
         Cause::LateWakeup,
         Cause::Warmup,
@@ -129,6 +133,7 @@ impl Cause {
         match self {
             Cause::Startup => "start-up",
             Cause::Capacity => "capacity",
+            Cause::PoolFull => "pool full",
             Cause::Preempted => "preempted",
             Cause::LateWakeup => "late wake-up",
             Cause::Warmup => "warm-up",
@@ -142,6 +147,9 @@ impl Cause {
             Cause::Startup => "the engine was still starting up",
             Cause::Capacity => {
                 "the generator's own capacity: the engine core was busy all the time"
+            }
+            Cause::PoolFull => {
+                "every user of the open model's pool was busy, so arrivals waited in the queue for a free one"
             }
             Cause::Preempted => "another process or tenant took the CPU from the engine",
             Cause::LateWakeup => {
@@ -162,6 +170,9 @@ impl Cause {
             }
             Cause::Capacity => {
                 "give the engine more cores (`--cores`), or put fewer users or a lighter scenario on each"
+            }
+            Cause::PoolFull => {
+                "raise max_users (the pool), or lower the rate if the target cannot keep up with it"
             }
             Cause::Preempted => {
                 "give the engine CPUs of its own (isolated CPUs, a cpuset, no other busy processes), run it under `chrt -f 10`, or use a quieter host"
@@ -192,6 +203,8 @@ pub fn cause(s: &IntervalStats) -> Cause {
         Cause::Startup
     } else if cpu_pct(s) >= CPU_LIMIT_PCT {
         Cause::Capacity
+    } else if s.iterations_queued > 0 {
+        Cause::PoolFull
     } else if preempted {
         Cause::Preempted
     } else if s.wake_late_max_us > LAG_LIMIT_US {
@@ -232,10 +245,16 @@ pub fn evidence(cause: Cause, core: u32, s: &IntervalStats) -> String {
             micros(u64::from(s.start_late_us))
         ),
         Cause::Capacity => write!(out, " at {:.0} % CPU", cpu_pct(s)),
+        Cause::PoolFull => write!(
+            out,
+            ": {} arrivals waited for a free user, at {:.0} % CPU",
+            s.iterations_queued,
+            cpu_pct(s)
+        ),
         Cause::Preempted if s.involuntary_switches > 0 => write!(
             out,
-            " {delay}, was preempted {} times{steal}",
-            s.involuntary_switches
+            " {delay}, was preempted {}{steal}",
+            times(s.involuntary_switches)
         ),
         Cause::Preempted => write!(out, " {delay}{steal}"),
         Cause::LateWakeup => write!(
@@ -251,13 +270,22 @@ pub fn evidence(cause: Cause, core: u32, s: &IntervalStats) -> String {
         ),
         Cause::Unexplained => write!(
             out,
-            " at {:.0} % CPU, {delay}, preempted {} times, wake-ups at most {} late{steal}",
+            " at {:.0} % CPU, {delay}, preempted {}, wake-ups at most {} late{steal}",
             cpu_pct(s),
-            s.involuntary_switches,
+            times(s.involuntary_switches),
             micros(u64::from(s.wake_late_max_us))
         ),
     };
     out
+}
+
+/// `never`, `once`, `41 times`.
+fn times(n: u32) -> String {
+    match n {
+        0 => "never".into(),
+        1 => "once".into(),
+        n => format!("{n} times"),
+    }
 }
 
 /// The judgement of one second over every core.
@@ -370,6 +398,8 @@ mod tests {
             (IntervalStats { start_late_us: 7_000, cpu_user_us: 950_000, ..base }, Cause::Startup),
             // Saturated and preempted: capacity.
             (IntervalStats { cpu_user_us: 600_000, cpu_system_us: 330_000, run_delay_us: Some(50_000), ..base }, Cause::Capacity),
+            // Arrivals queued for a free user, on a core with CPU to spare.
+            (IntervalStats { iterations_queued: 30, run_delay_us: Some(5_000), ..base }, Cause::PoolFull),
             // Idle but waiting for the CPU.
             (IntervalStats { cpu_user_us: 20_000, run_delay_us: Some(8_000), involuntary_switches: 41, ..base }, Cause::Preempted),
             // A short wait on the run queue is not preemption; late timers then explain it.

@@ -84,11 +84,15 @@ pub struct IntervalStats {
     /// up (runtime, log, connections' memory) and could start its schedule, µs; 0 when it was ready in
     /// time (v1.1).
     pub start_late_us: u32,
+    /// Open models: arrivals that found every user of their kind busy and waited in the queue for one
+    /// to become free (v1.1). Their wait is schedule lag, but the pool's size, not the generator's
+    /// speed, caused it.
+    pub iterations_queued: u32,
 }
 
 /// An encoded [`IntervalStats`] is at most this long: 10 bytes for the `u64`, 5 for each `u32`, 6 for
 /// each `Option<u32>`. Shorter records (older minor versions) are padded to it before decoding.
-const MAX_RECORD: usize = 10 + 22 * 5 + 2 * 6;
+const MAX_RECORD: usize = 10 + 23 * 5 + 2 * 6;
 
 /// The last block of a log the writer finished properly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -260,6 +264,7 @@ mod tests {
             wake_late_p99_us: u32::MAX,
             wake_late_max_us: u32::MAX,
             start_late_us: u32::MAX,
+            iterations_queued: u32::MAX,
         };
         assert_eq!(postcard::to_allocvec(&big).unwrap().len(), MAX_RECORD);
         let mut payload = Vec::new();

@@ -143,7 +143,7 @@ proptest! {
     #[test]
     fn intervals_and_tables_round_trip(
         intervals in prop::collection::vec(
-            (any::<[u32; 22]>(), any::<Option<u32>>(), any::<Option<u32>>()),
+            (any::<[u32; 23]>(), any::<Option<u32>>(), any::<Option<u32>>()),
             0..50,
         ),
         names in prop::collection::vec("\\PC{0,40}", 1..20),
@@ -179,6 +179,7 @@ proptest! {
                 wake_late_p99_us: v[19],
                 wake_late_max_us: v[20],
                 start_late_us: v[21],
+                iterations_queued: v[22],
             })
             .collect();
         for s in &stats {

@@ -155,6 +155,7 @@ fn interval_text(iv: &IntervalStats) -> String {
         wake_late_p99_us: iv.wake_late_p99_us,
         wake_late_max_us: iv.wake_late_max_us,
         start_late_us: iv.start_late_us,
+        iterations_queued: iv.iterations_queued,
         ..IntervalStats::default()
     };
     if v1_1 != IntervalStats::default() {
@@ -162,7 +163,7 @@ fn interval_text(iv: &IntervalStats) -> String {
             text,
             " v1.1 {{ users_max: {}, users_started: {}, late_requests: {}, voluntary_switches: {}, \
              involuntary_switches: {}, run_delay_us: {:?}, steal_us: {:?}, wakeups: {}, \
-             wake_late_p99_us: {}, wake_late_max_us: {}, start_late_us: {} }}",
+             wake_late_p99_us: {}, wake_late_max_us: {}, start_late_us: {}, iterations_queued: {} }}",
             iv.users_max,
             iv.users_started,
             iv.late_requests,
@@ -173,7 +174,8 @@ fn interval_text(iv: &IntervalStats) -> String {
             iv.wakeups,
             iv.wake_late_p99_us,
             iv.wake_late_max_us,
-            iv.start_late_us
+            iv.start_late_us,
+            iv.iterations_queued
         )
         .unwrap();
     }
