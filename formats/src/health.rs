@@ -14,10 +14,10 @@
 //!
 //! | cause | evidence |
 //! |---|---|
-//! | [`Cause::Startup`] | the core finished setting up more than 1 ms after time zero (`start_late_us`) |
 //! | [`Cause::Capacity`] | the core's thread used at least [`CPU_LIMIT_PCT`] % of a CPU |
 //! | [`Cause::PoolFull`] | arrivals of an open model waited in the queue for a free user |
 //! | [`Cause::Preempted`] | it waited at least [`RUN_DELAY_LIMIT_US`] runnable but not running, or its CPU's steal time reached [`STEAL_LIMIT_PCT`] %, or (where the run delay is unknown) it was preempted at least [`PREEMPTIONS_LIMIT`] times |
+//! | [`Cause::Startup`] | the core finished setting up more than 1 ms after time zero (`start_late_us`, first second only) |
 //! | [`Cause::LateWakeup`] | none of those, but its timed waits woke more than 1 ms after their deadlines |
 //! | [`Cause::Warmup`] | none of those, and users started on the core in that second |
 //! | [`Cause::Unexplained`] | nothing above |
@@ -119,10 +119,10 @@ pub enum Cause {
 impl Cause {
     /// Every cause, in the order the rules try them.
     pub const ALL: [Cause; 7] = [
-        Cause::Startup,
         Cause::Capacity,
         Cause::PoolFull,
         Cause::Preempted,
+        Cause::Startup,
         Cause::LateWakeup,
         Cause::Warmup,
         Cause::Unexplained,
@@ -199,14 +199,16 @@ pub fn cause(s: &IntervalStats) -> Cause {
             d >= RUN_DELAY_LIMIT_US
         })
         || steal_pct(s).is_some_and(|p| p >= STEAL_LIMIT_PCT);
-    if s.start_late_us > LAG_LIMIT_US {
-        Cause::Startup
-    } else if cpu_pct(s) >= CPU_LIMIT_PCT {
+    // A core preempted while it set up is late to start because it was preempted: the steady causes
+    // come first, so that start-up names only a slow set-up on a core nobody held up.
+    if cpu_pct(s) >= CPU_LIMIT_PCT {
         Cause::Capacity
     } else if s.iterations_queued > 0 {
         Cause::PoolFull
     } else if preempted {
         Cause::Preempted
+    } else if s.start_late_us > LAG_LIMIT_US {
+        Cause::Startup
     } else if s.wake_late_max_us > LAG_LIMIT_US {
         Cause::LateWakeup
     } else if s.users_started > 0 {
@@ -394,8 +396,10 @@ mod tests {
         let base = second(300, 20);
         #[rustfmt::skip]
         let rows: Vec<(IntervalStats, Cause)> = vec![
-            // Busy and late to start: start-up comes first.
-            (IntervalStats { start_late_us: 7_000, cpu_user_us: 950_000, ..base }, Cause::Startup),
+            // Late to start on an idle, unhindered core: start-up; busy, or held up, the steady cause wins.
+            (IntervalStats { start_late_us: 7_000, run_delay_us: Some(200), ..base }, Cause::Startup),
+            (IntervalStats { start_late_us: 7_000, cpu_user_us: 950_000, ..base }, Cause::Capacity),
+            (IntervalStats { start_late_us: 7_000, run_delay_us: Some(69_000), ..base }, Cause::Preempted),
             // Saturated and preempted: capacity.
             (IntervalStats { cpu_user_us: 600_000, cpu_system_us: 330_000, run_delay_us: Some(50_000), ..base }, Cause::Capacity),
             // Arrivals queued for a free user, on a core with CPU to spare.
