@@ -279,7 +279,9 @@ fn health_view(r: &RunAnalysis) -> HealthView {
             health::LAG_LIMIT_MS,
             health::CPU_LIMIT_PCT
         ),
-        Verdict::Suspect => "the generator struggled at times: read the numbers below with care".into(),
+        Verdict::Suspect => {
+            "the generator did not keep its schedule at times (why is below): read the numbers with care".into()
+        }
         Verdict::Invalid => {
             "the generator did not apply the load the profile asks for: these numbers describe a different test".into()
         }
