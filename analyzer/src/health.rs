@@ -48,7 +48,7 @@ pub const MAX_EVIDENCE_ROWS: usize = 30;
 pub enum Verdict {
     /// The generator kept its schedule.
     Ok,
-    /// The generator struggled at times: read the numbers with care.
+    /// The generator did not keep its schedule at times: read the numbers with care.
     Suspect,
     /// The generator did not apply the load asked for: the numbers describe another test.
     Invalid,
