@@ -777,15 +777,18 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         if let Some(&Reverse((ready, _))) = cl.sleepers.peek() {
             wake = wake.min(ready);
         }
-        let timeout = Duration::from_micros(wake.saturating_sub(now).max(1));
+        // The timeout counts from a fresh reading: the work since `now` must not push the wake-up
+        // past its deadline, and a late wake-up is then the OS's alone.
+        let waiting_from = cl.clock.now_us();
+        let timeout = Duration::from_micros(wake.saturating_sub(waiting_from).max(1));
         if let Err(e) = cl.ring.submit_and_wait(1, timeout) {
             loop_error = Some(format!("core {core}: io_uring wait failed: {e}"));
             break;
         }
         let t = cl.clock.now_us();
-        // A wait that reached its deadline: how late the thread woke is the OS's doing (the loop
-        // computes its deadlines exactly), the evidence for a late wake-up.
-        if wake > now && t >= wake {
+        // A wait that reached its deadline: how late the thread woke is the evidence for a late
+        // wake-up.
+        if wake > waiting_from && t >= wake {
             cl.rec.woke(t - wake);
         }
         cl.ring.reap(&mut cqes);
