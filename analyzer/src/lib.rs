@@ -13,6 +13,8 @@
 //! stats       per-name and total summaries (select, or approx; failures per name via polars)
 //! timeseries  per-second series (select, or approx) and generator health from interval records (polars)
 //! failures    the failure breakdown by kind, status, message and second (polars, lazy)
+//! phases      timing phases per name (connect, TLS, waiting, receiving): select over a ttfb column
+//!             and per-connection lists, or per-name histograms past the exact limit
 //! health      the generator's health over the window and the verdict: OK, SUSPECT, INVALID, UNKNOWN
 //! analysis    all of the above for one run: RunAnalysis
 //! view        RunAnalysis(es) → ReportView, a flat tree of strings and numbers; charts → SVG (plotters)
@@ -40,6 +42,7 @@ pub mod format;
 pub mod health;
 pub mod load;
 pub mod pdf;
+pub mod phases;
 pub mod render;
 pub mod report;
 pub(crate) mod rng;
