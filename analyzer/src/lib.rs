@@ -20,7 +20,8 @@
 //! view        RunAnalysis(es) → ReportView, a flat tree of strings and numbers; charts → SVG (plotters)
 //! render      ReportView → HTML / Markdown through minijinja templates; RunAnalysis → JSON
 //! report      the `report` command: load, analyze and render each run, write the files; pdf prints
-//!             the HTML with headless Chromium; export streams samples to CSV; synth writes test runs
+//!             the HTML with headless Chromium; export streams samples to CSV, and hdr_export writes
+//!             HdrHistogram interval logs; synth writes test runs
 //! ```
 //!
 //! Invariants: the analyzer reads files and writes files and never touches the network; it reads
@@ -39,6 +40,7 @@ pub mod error;
 pub mod export;
 pub mod failures;
 pub mod format;
+pub mod hdr_export;
 pub mod health;
 pub mod load;
 pub mod pdf;
