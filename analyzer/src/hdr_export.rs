@@ -112,11 +112,9 @@ pub fn export_hdr(dir: &Path, file: &Path, per_name: bool) -> Result<HdrOutcome>
             Ok(data) if LogReader::new(&data).is_ok() => logs.push((path.clone(), data)),
             Ok(data) => {
                 let e = LogReader::new(&data).err().map(|e| e.to_string());
-                outcome.warnings.push(format!(
-                    "{}: {}",
-                    path.display(),
-                    e.unwrap_or_default()
-                ));
+                outcome
+                    .warnings
+                    .push(format!("{}: {}", path.display(), e.unwrap_or_default()));
             }
             Err(e) => outcome.warnings.push(format!("{}: {e}", path.display())),
         }

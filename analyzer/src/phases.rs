@@ -194,7 +194,11 @@ impl PhaseColumns {
             }
             record(n, 3, l.saturating_sub(t & TTFB_MASK));
         }
-        for (phase, pairs) in [(0, &self.connect), (1, &self.tls), (2, &self.waiting_opened)] {
+        for (phase, pairs) in [
+            (0, &self.connect),
+            (1, &self.tls),
+            (2, &self.waiting_opened),
+        ] {
             for (&n, &v) in pairs.name.iter().zip(&pairs.value) {
                 record(n, phase, v);
             }

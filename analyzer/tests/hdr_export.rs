@@ -165,12 +165,22 @@ fn raw_by_tag(dir: &Path) -> BTreeMap<(String, u64), Vec<u64>> {
             let s = log.samples.get(i).unwrap();
             let t = s.intended_us / 1_000_000;
             let name = log.names.display(s.name.0);
-            let (c, u) = (s.corrected_latency_us().max(1), u64::from(s.latency_us).max(1));
+            let (c, u) = (
+                s.corrected_latency_us().max(1),
+                u64::from(s.latency_us).max(1),
+            );
             out.entry(("".into(), t)).or_default().push(c);
             out.entry(("uncorrected".into(), t)).or_default().push(u);
-            let enc = name.replace('%', "%25").replace(' ', "%20").replace(',', "%2C");
-            out.entry((format!("corrected:{enc}"), t)).or_default().push(c);
-            out.entry((format!("uncorrected:{enc}"), t)).or_default().push(u);
+            let enc = name
+                .replace('%', "%25")
+                .replace(' ', "%20")
+                .replace(',', "%2C");
+            out.entry((format!("corrected:{enc}"), t))
+                .or_default()
+                .push(c);
+            out.entry((format!("uncorrected:{enc}"), t))
+                .or_default()
+                .push(u);
         }
     }
     for v in out.values_mut() {
@@ -192,7 +202,11 @@ fn the_interval_log_decodes_to_the_recorded_counts_and_percentiles() {
         .arg("--by-name")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         file.display().to_string()
@@ -200,13 +214,19 @@ fn the_interval_log_decodes_to_the_recorded_counts_and_percentiles() {
     let text = std::fs::read_to_string(&file).unwrap();
     let histograms = read_interval_log(&text);
     let raw = raw_by_tag(&dir);
-    assert_eq!(histograms.len(), raw.len(), "one histogram per (tag, second)");
+    assert_eq!(
+        histograms.len(),
+        raw.len(),
+        "one histogram per (tag, second)"
+    );
     let mut checked = 0;
     for (tag, start, length, h) in &histograms {
         assert_eq!(*length, 1.0);
         assert_eq!(start.fract(), 0.0);
         let key = (tag.clone().unwrap_or_default(), *start as u64);
-        let values = raw.get(&key).unwrap_or_else(|| panic!("no samples for {key:?}"));
+        let values = raw
+            .get(&key)
+            .unwrap_or_else(|| panic!("no samples for {key:?}"));
         assert_eq!(h.total(), values.len() as u64, "{key:?}: count");
         for permille in [500, 900, 990, 1000] {
             let exact = nearest_rank(values, permille);

@@ -55,9 +55,16 @@ fn check(label: &str, got: &NamePhases, raw: &[Vec<u64>; 4], tolerance: f64) {
         if values.is_empty() {
             continue;
         }
-        assert_eq!(s.max, *values.last().unwrap() as f64, "{label} phase {i}: max");
+        assert_eq!(
+            s.max,
+            *values.last().unwrap() as f64,
+            "{label} phase {i}: max"
+        );
         let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
-        assert!((s.mean - mean).abs() <= 1e-6 * mean, "{label} phase {i}: mean");
+        assert!(
+            (s.mean - mean).abs() <= 1e-6 * mean,
+            "{label} phase {i}: mean"
+        );
         for (k, permille) in [500, 900, 990].iter().enumerate() {
             let exact = nearest_rank(values, *permille) as f64;
             let got = s.percentiles[k];
@@ -82,7 +89,8 @@ fn check_all(p: &Phases, raw: &BTreeMap<String, [Vec<u64>; 4]>, tolerance: f64) 
 fn phases_are_exact_nearest_rank_over_the_requests_that_had_them() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = synth_run(tmp.path(), 60_000, 3, 5);
-    let (runs, _) = analyze_runs(std::slice::from_ref(&dir), std::time::Duration::ZERO, None).unwrap();
+    let (runs, _) =
+        analyze_runs(std::slice::from_ref(&dir), std::time::Duration::ZERO, None).unwrap();
     let p = &runs[0].phases;
     assert!(p.exact);
     assert!(p.any_tls);
@@ -151,10 +159,7 @@ fn every_format_shows_the_phases() {
             total[key]["p99"]
         );
     }
-    assert_eq!(
-        phases["endpoints"].as_array().unwrap().len() + 1,
-        raw.len()
-    );
+    assert_eq!(phases["endpoints"].as_array().unwrap().len() + 1, raw.len());
 }
 
 /// A log without TLS times (written by a v1.0 engine, or plain http://) still gets its phases, and the
@@ -168,7 +173,8 @@ fn logs_without_tls_times_say_so() {
         formats::RunState::Completed,
     );
     // Replace the log: 100 requests, every tenth on a new connection, none with a TLS time.
-    let header = formats::LogHeader::new(formats::RunId([3; 16]), 0, 1_000, 1_772_442_000_000_000_000);
+    let header =
+        formats::LogHeader::new(formats::RunId([3; 16]), 0, 1_000, 1_772_442_000_000_000_000);
     let mut log = formats::LogWriter::new(&header, Vec::new()).unwrap();
     let name = log.intern_name("GET /");
     for i in 0..100u32 {
@@ -185,7 +191,8 @@ fn logs_without_tls_times_say_so() {
         .unwrap();
     }
     std::fs::write(dir.join("core-0.log"), log.finish().unwrap()).unwrap();
-    let (runs, _) = analyze_runs(std::slice::from_ref(&dir), std::time::Duration::ZERO, None).unwrap();
+    let (runs, _) =
+        analyze_runs(std::slice::from_ref(&dir), std::time::Duration::ZERO, None).unwrap();
     let p = &runs[0].phases;
     assert!(!p.any_tls);
     assert_eq!(p.total.phases.map(|s| s.count), [10, 0, 100, 100]);

@@ -57,7 +57,10 @@ fn truncation_keeps_every_complete_block(bytes: &[u8]) {
                 // A TLS time is either the recorded one (its extras block was complete) or 0 (the
                 // cut fell inside that block), never anything else.
                 for (i, &t) in log.samples.tls_us.iter().enumerate() {
-                    assert!(t == 0 || t == clean.samples.tls_us[i], "cut {cut}, sample {i}");
+                    assert!(
+                        t == 0 || t == clean.samples.tls_us[i],
+                        "cut {cut}, sample {i}"
+                    );
                 }
                 let extras_complete = blocks
                     .iter()
@@ -137,7 +140,11 @@ fn a_flipped_byte_loses_only_its_block_in(bytes: Vec<u8>) {
                 // Only the TLS times of the samples block before it are lost; every sample stays.
                 let before: usize = all[..b].iter().map(|b| b.3).sum();
                 let mine = all[b - 1].3;
-                assert!(log.samples.tls_us[before - mine..before].iter().all(|&t| t == 0));
+                assert!(
+                    log.samples.tls_us[before - mine..before]
+                        .iter()
+                        .all(|&t| t == 0)
+                );
                 let mut expect = clean.samples.tls_us.clone();
                 expect[before - mine..before].fill(0);
                 assert_eq!(log.samples.tls_us, expect);

@@ -105,12 +105,13 @@ fn sample(names: u32, messages: u32) -> impl Strategy<Value = Sample> {
             },
         );
     // v1.1: the TLS handshake's part of the connect time, on some of the samples that connected.
-    let realistic = (realistic, prop::option::weighted(0.5, any::<u32>())).prop_map(|(mut s, t)| {
-        if let Some(t) = t.filter(|_| s.connect_us > 0) {
-            s.tls_us = t % s.connect_us + 1;
-        }
-        s
-    });
+    let realistic =
+        (realistic, prop::option::weighted(0.5, any::<u32>())).prop_map(|(mut s, t)| {
+            if let Some(t) = t.filter(|_| s.connect_us > 0) {
+                s.tls_us = t % s.connect_us + 1;
+            }
+            s
+        });
     let extreme = (extreme, any::<u32>()).prop_map(|(mut s, t)| {
         s.tls_us = t.min(s.connect_us);
         s
@@ -323,7 +324,10 @@ fn extras_blocks_appear_only_after_samples_blocks_with_a_handshake() {
     let plain: Vec<Sample> = (0..1_000).map(|i| connecting(i, false)).collect();
     let bytes = log_of(&plain, 300);
     let kinds: Vec<u8> = block_kinds(&bytes).iter().map(|b| b.2).collect();
-    assert!(!kinds.contains(&BlockKind::SampleExtras.code()), "{kinds:?}");
+    assert!(
+        !kinds.contains(&BlockKind::SampleExtras.code()),
+        "{kinds:?}"
+    );
 
     // Handshakes only in the first 300 samples: one extras block, right after the first samples block.
     let mut tls = plain.clone();
@@ -332,7 +336,11 @@ fn extras_blocks_appear_only_after_samples_blocks_with_a_handshake() {
     let kinds: Vec<u8> = block_kinds(&bytes).iter().map(|b| b.2).collect();
     let samples = BlockKind::Samples.code();
     let extras = BlockKind::SampleExtras.code();
-    assert_eq!(kinds.iter().filter(|&&k| k == extras).count(), 1, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|&&k| k == extras).count(),
+        1,
+        "{kinds:?}"
+    );
     let first_samples = kinds.iter().position(|&k| k == samples).unwrap();
     assert_eq!(kinds[first_samples + 1], extras, "{kinds:?}");
     let log = read_log(&bytes).unwrap();
@@ -341,7 +349,11 @@ fn extras_blocks_appear_only_after_samples_blocks_with_a_handshake() {
         assert_eq!(log.samples.get(i), Some(*s), "sample {i}");
     }
     // Six handshakes in 300 samples cost a few bytes, not a column.
-    let extras_len = block_kinds(&bytes).iter().find(|b| b.2 == extras).unwrap().1;
+    let extras_len = block_kinds(&bytes)
+        .iter()
+        .find(|b| b.2 == extras)
+        .unwrap()
+        .1;
     assert!(extras_len < 40, "{extras_len} bytes");
 }
 

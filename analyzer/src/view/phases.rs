@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::{CellView, ChartView, LegendView, TableView, UNSUPPORTED_NOTE, header, latency_cell, num};
+use super::{
+    CellView, ChartView, LegendView, TableView, UNSUPPORTED_NOTE, header, latency_cell, num,
+};
 use crate::analysis::RunAnalysis;
 use crate::charts::palette_hex;
 use crate::format;

@@ -390,12 +390,10 @@ async fn open(
             upgrade(&mut conn, endpoint).await?;
             Ok((ChannelConn::Ws(Box::new(conn)), tls_us))
         }
-        StepKind::Custom { protocol, .. } => {
-            protocol
-                .connect(endpoint)
-                .await
-                .map(|c| (ChannelConn::Custom(c), 0))
-        }
+        StepKind::Custom { protocol, .. } => protocol
+            .connect(endpoint)
+            .await
+            .map(|c| (ChannelConn::Custom(c), 0)),
     }
 }
 

@@ -55,7 +55,13 @@ fn small_log_with(tls: bool) -> Vec<u8> {
         if i == 17 {
             s.outcome = Outcome::ConnectError;
             s.message = Some(refused);
-            (s.status, s.ttfb_us, s.bytes_received, s.connect_us, s.tls_us) = (0, 0, 0, 0, 0);
+            (
+                s.status,
+                s.ttfb_us,
+                s.bytes_received,
+                s.connect_us,
+                s.tls_us,
+            ) = (0, 0, 0, 0, 0);
         }
         if i == 29 {
             s.outcome = Outcome::Status;
