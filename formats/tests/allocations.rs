@@ -77,7 +77,6 @@ fn pushing_and_flushing_allocate_nothing_after_warm_up() {
         // Every 200th request opens a TLS connection, so the v1.1 extras block is written too.
         connect_us: if i.is_multiple_of(200) { 900 } else { 0 },
         tls_us: if i.is_multiple_of(200) { 700 } else { 0 },
-        ..Sample::default()
     };
     // Warm up: a few full blocks and flushes size every buffer.
     for i in 0..50_000 {

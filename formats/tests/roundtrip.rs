@@ -292,7 +292,7 @@ fn block_kinds(bytes: &[u8]) -> Vec<(usize, usize, u8)> {
 }
 
 fn connecting(i: u32, tls: bool) -> Sample {
-    let opens = i % 50 == 0;
+    let opens = i.is_multiple_of(50);
     Sample {
         name: NameId(0),
         intended_us: u64::from(i) * 100,
