@@ -249,7 +249,7 @@ pub(super) fn phase_chart(r: &RunAnalysis) -> Option<ChartView> {
         caption: "Per request name: the mean time per request spent in each phase (connect and TLS \
                   spread over all requests, so a rare handshake counts at its true weight; the segments \
                   add up to the mean uncorrected latency), and each phase's own P99 stacked (those come \
-                  from different requests, so their sum is an upper bound on no single request)."
+                  from different requests, so their sum is not any one request's latency)."
             .into(),
         svg,
         legend: PHASES
