@@ -30,6 +30,8 @@ pub struct RunAnalysis {
     pub health: Health,
     /// The failure breakdown.
     pub failures: Failures,
+    /// Where each request's time went: connect, TLS, waiting and receiving per name.
+    pub phases: crate::phases::Phases,
     /// The corrected latency distribution as (quantile, ms) points for the plot, within about 1%
     /// (bucket midpoints; the tables are exact).
     pub distribution: Vec<(f64, f64)>,
@@ -58,6 +60,8 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
     clock.lap("time series");
     let failures = failures(run, &timeseries.t_s)?;
     clock.lap("failures");
+    let phases = crate::phases::phases(run)?;
+    clock.lap("phases");
     let health = assess(&run.intervals, &timeseries);
     let mut notes = run.notes.clone();
     if let Some(t) = timeseries.cut_at_s {
@@ -102,6 +106,7 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
         total: summaries.total,
         endpoints: summaries.endpoints,
         failures,
+        phases,
         health,
         distribution: summaries.distribution,
         distribution_uncorrected: summaries.distribution_uncorrected,

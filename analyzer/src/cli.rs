@@ -215,7 +215,15 @@ pub struct ExportArgs {
     /// Run directories.
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
-    /// The CSV file to write.
+    /// The CSV file to write: one row per sample.
+    #[arg(long, value_name = "FILE", required_unless_present = "hdr")]
+    pub csv: Option<PathBuf>,
+    /// An HdrHistogram interval log to write (one run only): corrected latency of all requests
+    /// untagged, uncorrected tagged "uncorrected", µs values, one-second intervals of intended start.
     #[arg(long, value_name = "FILE")]
-    pub csv: PathBuf,
+    pub hdr: Option<PathBuf>,
+    /// With --hdr, also one corrected and one uncorrected histogram per request name and second,
+    /// tagged "corrected:NAME" and "uncorrected:NAME".
+    #[arg(long, requires = "hdr")]
+    pub by_name: bool,
 }

@@ -82,12 +82,32 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let outcome = analyzer::export::export_csv(&args.runs, &args.csv)?;
-    for w in &outcome.warnings {
-        eprintln!("warning: {w}");
+    if let Some(csv) = &args.csv {
+        let outcome = analyzer::export::export_csv(&args.runs, csv)?;
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
+        eprintln!("{} rows", outcome.rows);
+        println!("{}", csv.display());
     }
-    eprintln!("{} rows", outcome.rows);
-    println!("{}", args.csv.display());
+    if let Some(hdr) = &args.hdr {
+        let [run] = args.runs.as_slice() else {
+            return Err(analyzer::Error::Usage(format!(
+                "--hdr writes one run's interval log, but {} runs were given; export them one at a time",
+                args.runs.len()
+            ))
+            .into());
+        };
+        let outcome = analyzer::hdr_export::export_hdr(run, hdr, args.by_name)?;
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
+        eprintln!(
+            "{} samples in {} interval histograms",
+            outcome.samples, outcome.histograms
+        );
+        println!("{}", hdr.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

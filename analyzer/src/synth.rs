@@ -271,7 +271,7 @@ fn manifest(params: &SynthParams, run_id: RunId) -> Manifest {
             }
         ),
         environment: Some("synthetic".into()),
-        target: Some("http://shop.invalid".into()),
+        target: Some("https://shop.invalid".into()),
         engine_version: format!("analyzer synth {}", env!("CARGO_PKG_VERSION")),
         host: HostInfo {
             name: "synth-host".into(),
@@ -404,6 +404,7 @@ fn write_core(
             } else {
                 0
             },
+            tls_us: 0,
             ttfb_us: 0,
             status: 200,
             outcome: Outcome::Ok,
@@ -453,7 +454,21 @@ fn write_core(
                 _ => {}
             }
         }
-        sample.ttfb_us = (f64::from(sample.latency_us) * 0.85) as u32;
+        // The target is https: a new connection's connect time is about 40 % TCP and 60 % TLS
+        // handshake, and fits inside the request. The first byte comes after the connection and most
+        // of the wait; nothing arrives for a timeout, a refused connection or a reset without data.
+        if sample.outcome == Outcome::ConnectError {
+            sample.connect_us = 0;
+        }
+        sample.connect_us = sample.connect_us.min(sample.latency_us / 2);
+        sample.tls_us = sample.connect_us * 3 / 5;
+        let no_response = matches!(sample.outcome, Outcome::Timeout | Outcome::ConnectError)
+            || (sample.outcome == Outcome::Reset && sample.bytes_received == 0);
+        sample.ttfb_us = if no_response {
+            0
+        } else {
+            sample.connect_us + (f64::from(sample.latency_us - sample.connect_us) * 0.85) as u32
+        };
         counters.requests += 1;
         counters.failures += u32::from(sample.outcome != Outcome::Ok);
         let lag = u32::try_from(lag_us).unwrap_or(u32::MAX);

@@ -506,6 +506,7 @@ impl Recorder {
             latency_us: (end_us.saturating_sub(req.actual_us).max(1)).min(u64::from(u32::MAX))
                 as u32,
             connect_us: ex.connect_us,
+            tls_us: ex.tls_us,
             ttfb_us: ex.ttfb_us,
             status: ex.status,
             outcome,

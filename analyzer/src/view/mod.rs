@@ -6,6 +6,7 @@
 
 mod chart;
 mod compare;
+mod phases;
 mod single;
 pub mod verdict;
 

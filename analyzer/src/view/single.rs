@@ -223,6 +223,7 @@ pub(super) fn request_tables(r: &RunAnalysis) -> Vec<TableView> {
     if differs {
         tables.push(latency_table(r, false));
     }
+    tables.extend(super::phases::phase_table(r));
     tables
 }
 
@@ -283,6 +284,7 @@ pub(super) fn charts(r: &RunAnalysis) -> Result<Vec<ChartView>> {
          with three significant digits; the tables are exact.",
         &distribution_chart(lines),
     )?);
+    out.push(super::phases::phase_chart(r));
     let failure_lines: Vec<Line> = r
         .failures
         .over_time

@@ -321,6 +321,8 @@ impl Core {
         let ex = Exchange {
             status,
             connect_us: conn.connect_us,
+            // The direct loop serves plain http:// only (`eligible`): no handshake to time.
+            tls_us: 0,
             ttfb_us: conn.ttfb_us,
             last_read_at: None,
             bytes_sent: conn.bytes_sent,

@@ -16,8 +16,19 @@ pub fn header(core: u32) -> LogHeader {
     )
 }
 
-/// A small log with every block kind: names, messages, two samples blocks, intervals and the end.
+/// A small log with every block kind of v1.0: names, messages, two samples blocks, intervals and the
+/// end. It generates the v1 golden files, so it must keep writing no v1.1 block.
 pub fn small_log() -> Vec<u8> {
+    small_log_with(false)
+}
+
+/// The same log where the samples that open a connection also did a TLS handshake, so that each
+/// samples block is followed by a v1.1 sample-extras block.
+pub fn small_log_with_tls() -> Vec<u8> {
+    small_log_with(true)
+}
+
+fn small_log_with(tls: bool) -> Vec<u8> {
     let mut w = LogWriter::new(&header(3), Vec::new()).unwrap();
     let home = w.intern_name("GET /");
     let item = w.intern_name("GET /items/{id}");
@@ -32,6 +43,7 @@ pub fn small_log() -> Vec<u8> {
             actual_us: t + u64::from(i % 4),
             latency_us: 250 + i * 13,
             connect_us: if i % 10 == 0 { 90 + i } else { 0 },
+            tls_us: if tls && i % 10 == 0 { 60 + i } else { 0 },
             ttfb_us: 240 + i * 13,
             status: 200,
             outcome: Outcome::Ok,
@@ -43,7 +55,13 @@ pub fn small_log() -> Vec<u8> {
         if i == 17 {
             s.outcome = Outcome::ConnectError;
             s.message = Some(refused);
-            (s.status, s.ttfb_us, s.bytes_received, s.connect_us) = (0, 0, 0, 0);
+            (
+                s.status,
+                s.ttfb_us,
+                s.bytes_received,
+                s.connect_us,
+                s.tls_us,
+            ) = (0, 0, 0, 0, 0);
         }
         if i == 29 {
             s.outcome = Outcome::Status;
@@ -109,6 +127,10 @@ pub fn dump(log: &LogContents) -> String {
             s.user[i]
         )
         .unwrap();
+        // v1.1's column is printed only where it is set, so the v1.0 golden texts stay as recorded.
+        if s.tls_us[i] != 0 {
+            writeln!(out, "  tls={}", s.tls_us[i]).unwrap();
+        }
     }
     for iv in &log.intervals {
         writeln!(out, "interval {}", interval_text(iv)).unwrap();
