@@ -44,13 +44,16 @@ impl CheckOutcome {
                 .iter()
                 .filter(|r| matches!(r.decision, Decision::Beyond | Decision::NotMeasured))
                 .count();
-            let mut line = format!("FAIL: {broken} of {n} thresholds broken");
-            if self.on_undecided == OnUndecided::Fail && undecided > 0 {
-                line.push_str(&format!(
-                    ", {undecided} undecided (--undecided fail counts them as failures)"
-                ));
+            let strict = self.on_undecided == OnUndecided::Fail && undecided > 0;
+            match (broken, strict) {
+                (0, _) => format!(
+                    "FAIL: {undecided} of {n} thresholds undecided, and --undecided fail counts them as failures"
+                ),
+                (b, true) => format!(
+                    "FAIL: {b} of {n} thresholds broken, {undecided} undecided (--undecided fail counts them as failures)"
+                ),
+                (b, false) => format!("FAIL: {b} of {n} thresholds broken"),
             }
-            line
         } else if undecided > 0 {
             format!(
                 "PASS, UNDECIDED: none of {n} thresholds broken, but {undecided} undecided (passed \

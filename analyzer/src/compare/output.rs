@@ -133,7 +133,15 @@ impl CompareResult {
                 "FAIL: {} undecided, and --undecided fail counts them as failures",
                 limits(u)
             ),
-            (b, _, _) => format!("FAIL: {} beyond the limit", limits(b)),
+            (b, 0, _) | (b, _, OnUndecided::Pass) => format!(
+                "FAIL: {} broken beyond noise (the whole interval past the limit)",
+                limits(b)
+            ),
+            (b, u, OnUndecided::Fail) => format!(
+                "FAIL: {} broken beyond noise, and {} undecided (--undecided fail counts them as failures)",
+                limits(b),
+                limits(u)
+            ),
         }
     }
 

@@ -348,7 +348,8 @@ pub(crate) fn judgement_line(row: &Row, c: &Cell) -> String {
     );
     match j.decision {
         Decision::Undecided => format!("{head}: undecided: {}; {}", j.reason, j.decide),
-        d => format!("{head}: {}", d.as_str()),
+        Decision::Beyond => format!("{head}: BEYOND the limit"),
+        _ => format!("{head}: within the limit"),
     }
 }
 
