@@ -85,16 +85,6 @@ impl CompareResult {
                 out.push_str(&format!("Request names {what}: {}\n", names.join(", ")));
             }
         }
-        let undecided: Vec<String> = self
-            .undecided()
-            .map(|(row, c)| judgement_line(row, c))
-            .collect();
-        if !undecided.is_empty() {
-            out.push_str(&format!("\nUNDECIDED ({}):\n", undecided.len()));
-            for line in &undecided {
-                out.push_str(&format!("  {line}\n"));
-            }
-        }
         let broken: Vec<String> = self
             .broken()
             .map(|(row, c)| judgement_line(row, c))
@@ -102,6 +92,16 @@ impl CompareResult {
         if !broken.is_empty() {
             out.push_str(&format!("\nBEYOND THE LIMIT ({}):\n", broken.len()));
             for line in &broken {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        let undecided: Vec<String> = self
+            .undecided()
+            .map(|(row, c)| judgement_line(row, c))
+            .collect();
+        if !undecided.is_empty() {
+            out.push_str(&format!("\nUNDECIDED ({}):\n", undecided.len()));
+            for line in &undecided {
                 out.push_str(&format!("  {line}\n"));
             }
         }

@@ -30,7 +30,7 @@
 //!   login burst whose P99 "regressed by +31.4 % [+29.9 % … +32.8 %]");
 //! - a schedule that is the same in both runs gives paired replicates with the same throughput ratio.
 //!
-//! The first is refused outright by the minimum evidence rule ([`decision`]). Against both, the
+//! The first is refused outright by the minimum evidence rule ([`MIN_WINDOWS`], [`shortfall`]). Against both, the
 //! standard error is never below what **independent requests** would give (positive correlation
 //! between requests only adds to that, so it is a floor, not an estimate): for a percentile, the
 //! distribution-free one from ranks (the quantiles at q ± √(q(1−q)/n), halved); for the error rate,
@@ -45,7 +45,7 @@
 //! points), **not resolvable** when it holds no change but reaches past the tolerance (the report
 //! gives the smallest change it could have detected at 80 % power, `(z + z₀.₈)·se`), and **too few
 //! samples** below the minimum evidence. Against a limit the answer is three-way: within, beyond or
-//! undecided ([`decision`]).
+//! undecided ([`Decision`], [`Interval::against`]).
 
 mod decision;
 mod series;
@@ -163,7 +163,7 @@ pub enum Verdict {
     WithinNoise,
     /// The runs cannot tell a change of the tolerance's size from noise.
     NotResolvable,
-    /// A run holds too few samples or windows for an interval ([`decision`]).
+    /// A run holds too few samples or windows for an interval ([`shortfall`]).
     TooFewSamples,
 }
 

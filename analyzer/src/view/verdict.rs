@@ -249,6 +249,9 @@ fn metric_tables(result: &CompareResult) -> Vec<TableView> {
                                 cells.push(v);
                                 let mut why = cell(decide_text(cell_));
                                 why.class = "why".into();
+                                if let Some(s) = &c.shortfall {
+                                    why.title = s.text.clone();
+                                }
                                 cells.push(why);
                             }
                             None => {
@@ -318,7 +321,15 @@ pub(crate) fn verdict_text(c: &Cell) -> String {
 fn decide_text(c: &Cell) -> String {
     match &c.judgement {
         Some(j) if j.decision == Decision::Undecided => match &c.result.shortfall {
-            Some(s) => format!("{}; {}", s.text, j.decide),
+            Some(s) => format!(
+                "{} ({} needs {} requests in {} windows; here as few as {} in {})",
+                j.decide,
+                c.result.metric.with_article(),
+                format::int(s.min_requests),
+                s.min_windows,
+                format::int(s.requests),
+                s.windows
+            ),
             None => j.decide.clone(),
         },
         _ => String::new(),
