@@ -263,14 +263,19 @@ pub fn check(options: &CheckOptions) -> Result<CheckOutcome> {
             analysis.health.reasons.join("; ")
         ));
     }
-    let needs_series = thresholds.iter().any(|t| t.measure.metric().is_some());
-    if needs_series && run.approx.is_some() {
+    let intervals_wanted = thresholds.iter().any(|t| t.measure.metric().is_some());
+    if intervals_wanted && run.approx.is_some() {
         warnings.push(format!(
             "{} samples are more than fit in memory for per-second intervals: percentiles, mean and \
              error rate are judged as points (check a shorter stretch with --skip for intervals)",
             crate::format::int(run.rows)
         ));
     }
+    // Percentile thresholds count their shares from the raw columns; only the mean and the error
+    // rate resample the per-name latency series.
+    let needs_series = thresholds
+        .iter()
+        .any(|t| matches!(t.measure, Measure::Mean | Measure::ErrorRate));
     let series = if needs_series && run.approx.is_none() {
         let by_name = crate::compare::series_by_name(&run)?;
         let total = crate::compare::total(&by_name);
@@ -354,23 +359,27 @@ fn share_inclusive(op: slo::Op) -> bool {
 /// threshold's latency counted as `failures`, so the share is computed exactly (not from buckets).
 fn threshold_series(
     run: &LoadedRun,
-    series: &(BTreeMap<String, Series>, Series),
+    series: Option<&(BTreeMap<String, Series>, Series)>,
     t: &Threshold,
 ) -> Result<Option<Series>> {
-    let Measure::Percentile(_) = t.measure else {
-        return Ok(if t.key == ALL {
-            Some(series.1.clone())
-        } else {
-            series.0.get(&t.key).cloned()
-        });
-    };
-    let Some(len) = series.0.values().map(|s| s.windows.len()).max() else {
+    if run.approx.is_some() {
         return Ok(None);
+    }
+    let Measure::Percentile(_) = t.measure else {
+        return Ok(series.and_then(|series| {
+            if t.key == ALL {
+                Some(series.1.clone())
+            } else {
+                series.0.get(&t.key).cloned()
+            }
+        }));
     };
-    let Some((start_us, _)) = run.window_us else {
+    // The same windows as `compare::series_by_name`: whole seconds from the measured window's first.
+    let Some((start_us, end_us)) = run.window_us else {
         return Ok(None);
     };
     let first_s = start_us / 1_000_000;
+    let len = (end_us.div_ceil(1_000_000).saturating_sub(first_s)).max(1) as usize;
     let name = if t.key == ALL {
         None
     } else {
@@ -422,9 +431,9 @@ fn measure(
         seed: options.seed,
         ..Settings::default()
     };
-    let resampled = match (t.measure.metric(), series) {
-        (Some(metric), Some(series)) => threshold_series(run, series, t)?.map(|s| (metric, s)),
-        _ => None,
+    let resampled = match t.measure.metric() {
+        Some(metric) => threshold_series(run, series, t)?.map(|s| (metric, s)),
+        None => None,
     };
     let Some(window_s) = t.window_s else {
         return Ok(match whole_run(a, t) {
