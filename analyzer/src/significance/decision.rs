@@ -360,7 +360,7 @@ pub fn length_words(length: Option<Length>, subject: &str, per_window: bool) -> 
             format!("{subject} sits on the limit: no run length decides it")
         }
         Some(Length::WithinResolution) => format!(
-            "{subject} is within the latency buckets' 0.8 % resolution of the limit: no run length decides it"
+            "{subject} is too close to the limit for the latency buckets (0.8 % wide) to tell: no run length decides it"
         ),
         None => "no run length can be estimated".into(),
     }
