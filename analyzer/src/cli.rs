@@ -45,7 +45,7 @@ Exit status: 0 on success (even when some logs were damaged: see the report's da
 Examples:
   analyzer synth --samples 1000000 --cores 2 --seed 7 --out /tmp/run && analyzer report /tmp/run
   analyzer synth --seed 8 --latency-scale 1.2 --out /tmp/slower   # every latency 20 % higher
-  analyzer compare /tmp/run /tmp/slower                           # ... reported as regressed")]
+  analyzer compare /tmp/run /tmp/slower                           # ... P50 higher, P99 undecided")]
     Synth(SynthArgs),
     /// Judge a candidate run against a baseline: per request name, the change in P50/P90/P99, error
     /// rate and throughput with a confidence interval; against each limit, within, beyond or
