@@ -30,6 +30,25 @@ impl Clock {
         }
     }
 
+    /// A clock whose time zero is the wall-clock instant `wall_ns` (ns since the Unix epoch), which has
+    /// just passed: the sharded start, where every shard's time zero is the same `--start-at` instant
+    /// however late its thread woke, so that intended starts are on the common clock and a late
+    /// wake-up shows as schedule lag instead of a shifted schedule.
+    pub fn starting_at(wall_ns: i64) -> Clock {
+        let now = Clock::start();
+        // How long ago the instant was by the wall clock; a clock that reads slightly before it (it
+        // cannot, after `wait_until_wall`) counts as zero.
+        let ago = u64::try_from(now.wall_ns.saturating_sub(wall_ns)).unwrap_or(0);
+        Clock {
+            zero: now
+                .zero
+                .checked_sub(Duration::from_nanos(ago))
+                .unwrap_or(now.zero),
+            monotonic_ns: now.monotonic_ns.saturating_sub(ago),
+            wall_ns,
+        }
+    }
+
     /// Microseconds since time zero.
     #[inline]
     pub fn now_us(&self) -> u64 {
@@ -81,4 +100,42 @@ pub(crate) fn wall_now_ns() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Sleeps until the wall clock reaches `wall_ns` (ns since the Unix epoch), or `stop` is set (checked
+/// every 50 ms). Returns whether the instant was reached. The last stretch is one absolute sleep on
+/// `CLOCK_REALTIME`, so the wake-up is within the kernel's timer slack of the instant, and follows the
+/// wall clock if NTP steps it meanwhile.
+pub(crate) fn wait_until_wall(wall_ns: i64, stop: &std::sync::atomic::AtomicBool) -> bool {
+    use nix::time::{ClockId, ClockNanosleepFlags, clock_nanosleep};
+    const POLL: Duration = Duration::from_millis(50);
+    loop {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        let left = wall_ns.saturating_sub(wall_now_ns());
+        if left <= 0 {
+            return true;
+        }
+        let left = Duration::from_nanos(left as u64);
+        if left > POLL + POLL {
+            std::thread::sleep(POLL);
+            continue;
+        }
+        let at = nix::sys::time::TimeSpec::new(
+            wall_ns.div_euclid(1_000_000_000),
+            wall_ns.rem_euclid(1_000_000_000),
+        );
+        // An interrupted sleep (a signal) comes round the loop again; a failing one falls back to a
+        // relative sleep.
+        if clock_nanosleep(
+            ClockId::CLOCK_REALTIME,
+            ClockNanosleepFlags::TIMER_ABSTIME,
+            &at,
+        )
+        .is_err_and(|e| e != nix::errno::Errno::EINTR)
+        {
+            std::thread::sleep(left);
+        }
+    }
 }
