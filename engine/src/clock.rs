@@ -30,22 +30,58 @@ impl Clock {
         }
     }
 
-    /// A clock whose time zero is the wall-clock instant `wall_ns` (ns since the Unix epoch), which has
-    /// just passed: the sharded start, where every shard's time zero is the same `--start-at` instant
-    /// however late its thread woke, so that intended starts are on the common clock and a late
-    /// wake-up shows as schedule lag instead of a shifted schedule.
-    pub fn starting_at(wall_ns: i64) -> Clock {
+    /// A clock whose time zero is the wall-clock instant `wall_ns` (ns since the Unix epoch), shortly
+    /// ahead or just past: the sharded start, where every shard's time zero is the same `--start-at`
+    /// instant, so that intended starts are on the common clock. The instant is mapped to the
+    /// monotonic clock now, so it should be near (a clock stepped or slewed between now and the
+    /// instant would move it); cores wait for a zero ahead with [`Clock::wait_for_zero`], and a
+    /// late wake-up shows as schedule lag instead of a shifted schedule.
+    pub fn at_wall(wall_ns: i64) -> Clock {
         let now = Clock::start();
-        // How long ago the instant was by the wall clock; a clock that reads slightly before it (it
-        // cannot, after `wait_until_wall`) counts as zero.
-        let ago = u64::try_from(now.wall_ns.saturating_sub(wall_ns)).unwrap_or(0);
+        let offset = wall_ns.saturating_sub(now.wall_ns);
+        let by = Duration::from_nanos(offset.unsigned_abs());
+        let (zero, monotonic_ns) = if offset >= 0 {
+            (
+                now.zero.checked_add(by).unwrap_or(now.zero),
+                now.monotonic_ns.saturating_add(by.as_nanos() as u64),
+            )
+        } else {
+            (
+                now.zero.checked_sub(by).unwrap_or(now.zero),
+                now.monotonic_ns.saturating_sub(by.as_nanos() as u64),
+            )
+        };
         Clock {
-            zero: now
-                .zero
-                .checked_sub(Duration::from_nanos(ago))
-                .unwrap_or(now.zero),
-            monotonic_ns: now.monotonic_ns.saturating_sub(ago),
+            zero,
+            monotonic_ns,
             wall_ns,
+        }
+    }
+
+    /// Blocks the calling thread until time zero (at once when it has passed): a core that was set up
+    /// ahead of a `--start-at` instant starts its schedule on it, not a few milliseconds after.
+    pub fn wait_for_zero(&self) {
+        use nix::time::{ClockId, ClockNanosleepFlags, clock_nanosleep};
+        let at = nix::sys::time::TimeSpec::new(
+            (self.monotonic_ns / 1_000_000_000) as i64,
+            (self.monotonic_ns % 1_000_000_000) as i64,
+        );
+        loop {
+            let left = self.zero.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            // An absolute sleep on the monotonic clock ends at zero within the timer slack; an
+            // interrupted one comes round again, and a failing one sleeps the rest.
+            if clock_nanosleep(
+                ClockId::CLOCK_MONOTONIC,
+                ClockNanosleepFlags::TIMER_ABSTIME,
+                &at,
+            )
+            .is_err_and(|e| e != nix::errno::Errno::EINTR)
+            {
+                std::thread::sleep(left);
+            }
         }
     }
 

@@ -670,6 +670,9 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         next_addr: Cell::new(core as usize % setup.plan.addrs.len().max(1)),
     });
 
+    // Set up ahead of a --start-at instant, the core starts its schedule on it. No task runs yet, so
+    // blocking the thread holds up nothing.
+    ctx.clock.wait_for_zero();
     let file = Rc::new(RefCell::new(Some(file)));
     let write_error: Rc<RefCell<Option<String>>> = Rc::default();
     monoio::spawn(file_writer(

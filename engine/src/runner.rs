@@ -30,6 +30,10 @@ use crate::scenario::wire::Wire;
 use crate::serve::Server;
 use crate::{plan, profile, sys};
 
+/// How long before a `--start-at` instant the cores are started, to be set up and waiting when it
+/// comes: enough for the manifest's write and a core's set-up on a busy machine.
+const PRESTART: Duration = Duration::from_millis(250);
+
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -521,7 +525,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         }
         Some(start) => {
             let (dir, run_id) = create_dir(&plan, start.unix_ns)?;
-            let waiting = Clock::starting_at(start.unix_ns);
+            let waiting = Clock::at_wall(start.unix_ns);
             let mut manifest = new_manifest(&plan, run_id, waiting, &target_url, driver);
             // Until the start, the manifest lists no logs: none exist yet.
             manifest.logs.clear();
@@ -548,13 +552,18 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
                     crate::shard::human(Duration::from_nanos(left.max(0) as u64))
                 );
             }
-            if !clock::wait_until_wall(start.unix_ns, &stop) {
+            // The cores are started a little ahead and wait for the instant themselves, so their
+            // set-up (runtime, log file, users) does not delay the first requests. The instant is
+            // mapped to the monotonic clock only then, so that a clock adjusted during a long wait
+            // cannot move it.
+            let set_up_by = start.unix_ns.saturating_sub(PRESTART.as_nanos() as i64);
+            if !clock::wait_until_wall(set_up_by, &stop) {
                 remove_unstarted(&dir);
                 return Err(Error::InterruptedBeforeStart {
                     start_at: formats::run::format_utc(start.unix_ns),
                 });
             }
-            (Clock::starting_at(start.unix_ns), dir, run_id)
+            (Clock::at_wall(start.unix_ns), dir, run_id)
         }
     };
     let mut manifest = new_manifest(&plan, run_id, clock, &target_url, driver);
@@ -593,7 +602,12 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     }
 
     let (tx, rx) = mpsc::channel::<Report>();
-    let started = Instant::now();
+    // With --start-at, the cores wait for the instant: the run is timed from it.
+    let started = if plan.start_at.is_some() {
+        clock.at(Duration::ZERO)
+    } else {
+        Instant::now()
+    };
     let mut threads = Vec::new();
     for core in &plan.cores {
         let setup = CoreSetup {

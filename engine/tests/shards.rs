@@ -223,7 +223,7 @@ fn closed_shards_add_up_to_one_test() {
         assert_eq!(first_intended, 0, "shard {i}: users spawn at the start");
     }
     assert!(
-        spread < 50_000_000,
+        spread < 20_000_000,
         "the shards' first requests are {} ms apart",
         spread / 1_000_000
     );

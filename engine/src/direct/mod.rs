@@ -725,6 +725,8 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         path: setup.log_path.clone(),
     };
 
+    // Set up ahead of a --start-at instant, the core starts its schedule on it.
+    cl.clock.wait_for_zero();
     let end_us = crate::clock::micros(setup.plan.duration);
     let spawn_at: Vec<u64> = setup
         .users
