@@ -12,9 +12,9 @@
 #   scripts/shards.sh                  # 3 shards of 1 core each
 #   SHARDS=4 CORES=2 scripts/shards.sh
 #
-# The target is a small Python HTTP/1.1 server (scripts/lib/shard_target.py) so that its counts are
-# independent of the engine. Environment: SHARDS (3), CORES (1), LEAD (start this many seconds ahead,
-# 5), SPREAD_MS (20), ENGINE (target/release/engine). Only 127.0.0.1 is used; every engine runs under
+# The target is a small Python HTTP/1.1 server on one asyncio loop (scripts/lib/shard_target.py), so
+# that its counts are independent of the engine. Environment: SHARDS (3), CORES (1), LEAD (start this many seconds ahead,
+# 5), SPREAD_MS (10), ENGINE (target/release/engine). Only 127.0.0.1 is used; every engine runs under
 # `timeout`, and the target is stopped on exit. Prints one line per check and exits non-zero if any
 # fails.
 set -euo pipefail
@@ -22,7 +22,7 @@ set -euo pipefail
 SHARDS=${SHARDS:-3}
 CORES=${CORES:-1}
 LEAD=${LEAD:-5}
-SPREAD_MS=${SPREAD_MS:-20}
+SPREAD_MS=${SPREAD_MS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ENGINE=${ENGINE:-$ROOT/target/release/engine}
 [ -x "$ENGINE" ] || { echo "build the engine first: cargo build --release -p engine" >&2; exit 2; }
@@ -41,10 +41,12 @@ check() { # check NAME CONDITION-TEXT RESULT(0/1)
 }
 
 start_target() {
-    python3 "$ROOT/scripts/lib/shard_target.py" "$WORK/stats.json" > "$WORK/target.out" &
+    local out
+    out=$(mktemp -p "$WORK" target.XXXXXX)
+    python3 "$ROOT/scripts/lib/shard_target.py" "$WORK/stats.json" > "$out" &
     TARGET_PID=$!
     for _ in $(seq 100); do
-        ADDR=$(head -n1 "$WORK/target.out" 2>/dev/null || true)
+        ADDR=$(head -n1 "$out" 2>/dev/null || true)
         [ -n "$ADDR" ] && return 0
         sleep 0.05
     done
