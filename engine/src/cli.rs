@@ -106,9 +106,9 @@ pub struct RunArgs {
     /// ready by then does not start (exit 3).
     #[arg(long, value_name = "INSTANT")]
     pub start_at: Option<String>,
-    /// Name the run: its directory is <out>/<ID>/ (a shard's, <out>/<ID>/shard-<I>/) and its run id is
-    /// derived from it, so every shard given the same ID writes the same run. Default for a shard: the
-    /// start instant and the profile name.
+    /// Name the run: its directory is OUT/ID/ (shard I's, OUT/ID/shard-I/) and its run id is derived
+    /// from ID, so every shard given the same ID writes the same run. Default for a shard: the start
+    /// instant and the profile name.
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
 }

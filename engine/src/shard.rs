@@ -336,7 +336,10 @@ pub(crate) fn create_shard_dir(out: &Path, run_name: &str, shard: Shard) -> Resu
             what: "a run of one engine (it has a manifest.json), not a sharded run".into(),
         });
     }
-    create_new_dir(&run_dir.join(shard.dir_name()), &format!("shard {shard}"))
+    create_new_dir(
+        &run_dir.join(shard.dir_name()),
+        &format!("shard {shard} of the run {run_name:?} has already run here (or is running)"),
+    )
 }
 
 /// Creates `<out>/<run_name>` for a run of one engine given `--run-id`, refusing one that exists.
@@ -345,7 +348,10 @@ pub(crate) fn create_named_dir(out: &Path, run_name: &str) -> Result<PathBuf, Er
         path: out.to_owned(),
         source,
     })?;
-    create_new_dir(&out.join(run_name), "the run")
+    create_new_dir(
+        &out.join(run_name),
+        &format!("a run named {run_name:?} has already run here (or is running)"),
+    )
 }
 
 fn create_new_dir(path: &Path, what: &str) -> Result<PathBuf, Error> {
@@ -353,7 +359,7 @@ fn create_new_dir(path: &Path, what: &str) -> Result<PathBuf, Error> {
         Ok(()) => Ok(path.to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::RunExists {
             path: path.to_owned(),
-            what: format!("{what} has already run (or is running) with this run name"),
+            what: what.to_owned(),
         }),
         Err(source) => Err(Error::Write {
             path: path.to_owned(),
@@ -533,7 +539,11 @@ mod tests {
         // The other shards of the run may come.
         create_shard_dir(tmp.path(), "r", Shard { index: 0, count: 3 }).unwrap();
         let e = create_shard_dir(tmp.path(), "r", shard).unwrap_err();
-        assert!(e.to_string().contains("shard 1/3 has already run"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("shard 1/3 of the run \"r\" has already run here"),
+            "{e}"
+        );
         assert_eq!(e.exit_code(), 2);
         // A one-engine run's directory does not take shards.
         create_named_dir(tmp.path(), "single").unwrap();

@@ -564,7 +564,7 @@ fn bad_shard_input_fails_before_the_start() {
     let o = engine().args(args).arg("--out").arg(&out).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("shard 0/1 has already run"),
+        stderr(&o).contains("shard 0/1 of the run \"again\" has already run here"),
         "{}",
         stderr(&o)
     );
