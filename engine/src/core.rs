@@ -50,8 +50,6 @@ pub(crate) struct SharedPlan {
     pub scenario: Scenario,
     /// Each request's wire template, for the target's Host header.
     pub wires: Vec<Wire>,
-    /// Engine threads in the run.
-    pub cores: u32,
     pub limits: Limits,
     pub addrs: Vec<SocketAddr>,
     /// TLS for an `https://` target.
@@ -74,6 +72,8 @@ pub(crate) struct CoreSetup {
     pub iterations: Option<u64>,
     /// This core's arrivals and pool, in an open model.
     pub open: Option<OpenCore>,
+    /// Where this core sits in the deal of users, arrivals and rows (its shard and core).
+    pub seat: crate::schedule::Seat,
     pub plan: Arc<SharedPlan>,
     pub driver: IoDriver,
     pub clock: Clock,
@@ -690,8 +690,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         CoreScenario::new(
             &setup.plan.scenario,
             &setup.plan.wires,
-            core,
-            setup.plan.cores,
+            setup.seat,
             u64::try_from(setup.clock.wall_ns / 1_000_000_000).unwrap_or(0),
             &mut interner,
         )
@@ -721,10 +720,10 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         end_us: crate::clock::micros(setup.plan.duration),
         stopping: Cell::new(false),
         lingering: Cell::new(0),
-        rng: RefCell::new(Rng::new(
-            u64::from_le_bytes(setup.header.run_id.0[..8].try_into().expect("8 bytes"))
-                ^ (u64::from(core) << 56 | 0x5eed),
-        )),
+        rng: RefCell::new(Rng::new(crate::rng::core_seed(
+            setup.header.run_id,
+            setup.seat,
+        ))),
         rec: RefCell::new(Recorder::new(
             writer,
             sink.clone(),
@@ -742,7 +741,8 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         next_addr: Cell::new(core as usize % setup.plan.addrs.len().max(1)),
     });
 
-    // Everything is set up: wait for time zero (no task runs yet), and note if the set-up overran it.
+    // Everything is set up: wait for time zero (STARTUP_LEAD ahead, or a --start-at instant), no task
+    // runs yet so blocking the thread holds up nothing, and note if the set-up overran it.
     let late = ctx.clock.wait_for_zero();
     ctx.rec.borrow_mut().schedule_started(late);
 

@@ -16,10 +16,12 @@
 //! rendering, response parsing, connections), `users` (virtual users), `open` (the open model's
 //! arrival scheduler and user pool), `timer` (waiting until an exact nanosecond), `console` (live
 //! lines and the summary), `logsink` (moves finished log blocks to the file off the request path),
-//! [`serve`] (the embedded target).
+//! [`serve`] (the embedded target), [`shard`] (one test spread over several engines: shard identity,
+//! start instant, run name), `clock_sync` (how well the machine's clock is synchronised).
 
 pub mod cli;
 mod clock;
+mod clock_sync;
 mod console;
 mod core;
 mod direct;
@@ -37,6 +39,7 @@ mod runner;
 mod scenario;
 pub mod schedule;
 pub mod serve;
+pub mod shard;
 mod sys;
 mod timer;
 pub mod tls;

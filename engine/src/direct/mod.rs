@@ -674,8 +674,7 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     if addrs.is_empty() {
         return fail(format!("core {core}: the target has no address"));
     }
-    let seed = u64::from_le_bytes(setup.header.run_id.0[..8].try_into().expect("8 bytes"))
-        ^ (u64::from(core) << 56 | 0x5eed);
+    let seed = crate::rng::core_seed(setup.header.run_id, setup.seat);
     let conns = setup
         .users
         .iter()
@@ -735,6 +734,8 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         path: setup.log_path.clone(),
     };
 
+    // Set up ahead of a --start-at instant, the core starts its schedule on it.
+    cl.clock.wait_for_zero();
     let end_us = crate::clock::micros(setup.plan.duration);
     let spawn_at: Vec<u64> = setup
         .users

@@ -129,10 +129,9 @@ pub(crate) async fn step(
             rows,
             rng: &mut rng,
             user: plan.global,
-            core: sc.core,
+            seat: sc.seat,
             iteration: *iteration,
             seq: &sc.seq,
-            seq_stride: u64::from(sc.cores),
             clock: &ctx.clock,
             scratch,
         };
