@@ -45,7 +45,9 @@ Exit status: 0 on success (even when some logs were damaged: see the report's da
 Examples:
   analyzer synth --samples 1000000 --cores 2 --seed 7 --out /tmp/run && analyzer report /tmp/run
   analyzer synth --seed 8 --latency-scale 1.2 --out /tmp/slower   # every latency 20 % higher
-  analyzer compare /tmp/run /tmp/slower                           # ... reported as regressed")]
+  analyzer compare /tmp/run /tmp/slower                           # ... reported as regressed
+  analyzer synth --shards 4 --shard-offsets-ms 0,2,3,40 --lagging-shard 2 --out /tmp/sharded
+  analyzer report /tmp/sharded                                    # the four shards merged into one run")]
     Synth(SynthArgs),
     /// Judge a candidate run against a baseline: per request name, the change in P50/P90/P99, error
     /// rate and throughput with a confidence interval, and a verdict (regressed, improved, within
@@ -152,6 +154,23 @@ pub struct SynthArgs {
     /// Leave out the generator stall and the degraded period (a steady run, e.g. for calibration).
     #[arg(long)]
     pub no_incidents: bool,
+    /// Write the run as this many shards (`--out`/shard-00, shard-01, ...), as engines started with
+    /// `--shard I/N` would; each shard has --cores logs and its share of --samples.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub shards: u32,
+    /// Each shard's share of the load, comma-separated in shard order (scaled to sum to 1)
+    /// [default: equal shares].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub shard_shares: Vec<f64>,
+    /// How late each shard's time zero is after the common start, ms, comma-separated [default: 0].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub shard_offsets_ms: Vec<f64>,
+    /// Each shard's clock error as its kernel estimated it, µs, comma-separated [default: 200].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub clock_errors_us: Vec<u64>,
+    /// Make this shard's generator fall behind its schedule (and saturate its CPU) for a tenth of the run.
+    #[arg(long, value_name = "I")]
+    pub lagging_shard: Option<u32>,
     /// The run directory to write (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -187,6 +206,9 @@ pub struct CompareArgs {
     /// Seed of the bootstrap resampling: the same runs and seed give the same intervals.
     #[arg(long, value_name = "N", default_value_t = 0x5eed)]
     pub seed: u64,
+    /// Compare a sharded run although some of its shards are missing (they are refused otherwise).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// `analyzer check`.
@@ -207,6 +229,9 @@ pub struct CheckArgs {
     /// Leave out a warm-up (e.g. 10s).
     #[arg(long, value_name = "DURATION", default_value = "0s")]
     pub skip: String,
+    /// Check a sharded run although some of its shards are missing (it is refused otherwise).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// `analyzer export`.

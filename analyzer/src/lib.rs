@@ -14,6 +14,8 @@
 //! timeseries  per-second series (select, or approx) and generator health from interval records (polars)
 //! failures    the failure breakdown by kind, status, message and second (polars, lazy)
 //! health      the generator's health over the window and the verdict: OK, SUSPECT, INVALID, UNKNOWN
+//! shards      a run made by several engines: its shard directories grouped and checked, loaded as
+//!             one run on the common clock, each shard's health judged and the verdicts combined
 //! analysis    all of the above for one run: RunAnalysis
 //! view        RunAnalysis(es) → ReportView, a flat tree of strings and numbers; charts → SVG (plotters)
 //! render      ReportView → HTML / Markdown through minijinja templates; RunAnalysis → JSON
@@ -44,6 +46,7 @@ pub mod render;
 pub mod report;
 pub(crate) mod rng;
 pub mod select;
+pub mod shards;
 pub mod significance;
 pub mod slo;
 pub mod stats;

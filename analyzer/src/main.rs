@@ -75,6 +75,11 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
         latency_scale: args.latency_scale,
         error_rate: args.error_rate,
         incidents: !args.no_incidents,
+        shards: args.shards,
+        shard_shares: args.shard_shares,
+        shard_offsets_ms: args.shard_offsets_ms,
+        clock_errors_us: args.clock_errors_us,
+        lagging_shard: args.lagging_shard,
     };
     let dir = analyzer::synth::synth(&params, &args.out).context("analyzer synth")?;
     println!("{}", dir.display());
@@ -113,6 +118,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         },
         out: args.out,
         formats,
+        allow_partial: args.allow_partial,
     };
     let outcome = analyzer::compare::run_compare(&options)?;
     for w in &outcome.warnings {
@@ -140,6 +146,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         run: args.run,
         slo: args.slo,
         skip,
+        allow_partial: args.allow_partial,
     };
     let outcome = analyzer::check::check(&options)?;
     for w in &outcome.warnings {

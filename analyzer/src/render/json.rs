@@ -86,6 +86,10 @@ pub struct RunJson {
     pub health: crate::health::Health,
     /// Data-quality notes.
     pub data_quality: Vec<QualityNote>,
+    /// A sharded run's shards: each one's figures and verdict, what is missing, and how well they line
+    /// up. Absent for a run of one engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<crate::shards::ShardsAnalysis>,
 }
 
 /// Latency statistics in ms.
@@ -334,5 +338,6 @@ fn run(r: &RunAnalysis) -> RunJson {
         },
         health: r.health.clone(),
         data_quality: r.notes.clone(),
+        shards: r.shards.clone(),
     }
 }

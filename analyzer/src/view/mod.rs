@@ -6,8 +6,11 @@
 
 mod chart;
 mod compare;
+mod shards;
 mod single;
 pub mod verdict;
+
+pub use shards::ShardsView;
 
 use serde::Serialize;
 
@@ -52,6 +55,8 @@ pub struct ReportView {
     pub health: Vec<HealthView>,
     /// The generator's health figures: one row per run.
     pub health_table: TableView,
+    /// The shards of each sharded run (empty when no run is sharded).
+    pub shards: Vec<ShardsView>,
     /// How the numbers were computed, one paragraph per entry.
     pub method: Vec<String>,
 }
@@ -240,6 +245,7 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
         notes: notes(runs),
         health: runs.iter().map(health_view).collect(),
         health_table: health_table(runs),
+        shards: shards::views(runs),
         method: method(runs),
     };
     if comparison {
