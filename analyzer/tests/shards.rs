@@ -264,6 +264,28 @@ fn one_lagging_pod_makes_the_run_suspect_and_is_named() {
 }
 
 #[test]
+fn many_struggling_shards_are_counted_after_the_first_few() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Every shard of the synthetic shop stalls once, so every shard is suspect.
+    let dir = sharded_run(tmp.path(), "run", 16_000, 8, 22, |_| {});
+    let a = analyze(std::slice::from_ref(&dir));
+    assert_eq!(a.health.verdict, Verdict::Suspect);
+    let rows = &a.shards.as_ref().unwrap().shards;
+    assert!(rows.iter().all(|r| r.verdict == Verdict::Suspect));
+    assert_eq!(a.health.reasons.len(), 7, "{:#?}", a.health.reasons);
+    for (i, reason) in a.health.reasons[..6].iter().enumerate() {
+        assert!(
+            reason.starts_with(&format!("shard {i} (synth-pod-{i}): ")),
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        a.health.reasons[6],
+        "2 more shards have findings too (shards 6 and 7): their reasons are in the shard table"
+    );
+}
+
+#[test]
 fn a_shard_killed_mid_run_is_merged_up_to_its_last_complete_block_and_named_unfinished() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = sharded_run(tmp.path(), "run", 60_000, 3, 11, |p| p.incidents = false);

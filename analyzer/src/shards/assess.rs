@@ -97,6 +97,9 @@ pub struct ShardsAnalysis {
     pub shards: Vec<ShardRow>,
 }
 
+/// Shards whose health findings the verdict lists one by one; the others are counted and named.
+pub const MAX_SHARDS_NAMED: usize = 6;
+
 fn rank(v: Verdict) -> u8 {
     match v {
         Verdict::Ok => 0,
@@ -148,22 +151,53 @@ pub fn assess(
     let mut worst = 0u8;
     let mut reasons = Vec::new();
     let known = verdicts.iter().any(|(_, h)| h.verdict != Verdict::Unknown);
+    // Shards with findings, the worst first: each shard's reasons, named.
+    let mut findings: Vec<(u8, &ShardFacts, Vec<String>)> = Vec::new();
     for (f, h) in &verdicts {
         match h.verdict {
             Verdict::Ok => {}
-            Verdict::Unknown if known => {
-                worst = worst.max(rank(Verdict::Suspect));
-                reasons.push(format!(
+            Verdict::Unknown if known => findings.push((
+                rank(Verdict::Suspect),
+                f,
+                vec![format!(
                     "{}: its logs hold no per-second health records, so whether it kept its schedule is unknown",
                     f.name()
-                ));
-            }
+                )],
+            )),
             Verdict::Unknown => worst = worst.max(rank(Verdict::Unknown)),
-            v => {
-                worst = worst.max(rank(v));
-                reasons.extend(h.reasons.iter().map(|r| format!("{}: {r}", f.name())));
-            }
+            v => findings.push((
+                rank(v),
+                f,
+                h.reasons
+                    .iter()
+                    .map(|r| format!("{}: {r}", f.name()))
+                    .collect(),
+            )),
         }
+    }
+    findings.sort_by_key(|(r, f, _)| (std::cmp::Reverse(*r), f.index));
+    let mut shard_reasons = Vec::new();
+    for (r, _, texts) in findings.iter().take(MAX_SHARDS_NAMED) {
+        worst = worst.max(*r);
+        shard_reasons.extend(texts.iter().cloned());
+    }
+    if findings.len() > MAX_SHARDS_NAMED {
+        let rest: Vec<u32> = findings[MAX_SHARDS_NAMED..]
+            .iter()
+            .map(|(_, f, _)| f.index.unwrap_or(u32::MAX))
+            .collect();
+        for (r, _, _) in &findings[MAX_SHARDS_NAMED..] {
+            worst = worst.max(*r);
+        }
+        let named = if rest.len() > 12 {
+            format!("{}, …", shard_list(&rest[..12]).replacen(" and ", ", ", 1))
+        } else {
+            shard_list(&rest)
+        };
+        shard_reasons.push(format!(
+            "{} more shards have findings too ({named}): their reasons are in the shard table",
+            rest.len()
+        ));
     }
     let any_completed = set
         .shards
@@ -208,6 +242,7 @@ pub fn assess(
             reasons.push(r);
         }
     }
+    reasons.append(&mut shard_reasons);
     if !known && reasons.is_empty() {
         worst = worst.max(rank(merged.verdict));
         reasons = merged.reasons.clone();

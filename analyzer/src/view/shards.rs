@@ -122,7 +122,7 @@ fn shard_row(row: &ShardRow, total_requests: f64) -> Vec<CellView> {
         dash()
     };
     if !row.status.has_data() {
-        let mut cells = vec![index, cell(or_dash(&row.host)), state, share];
+        let mut cells = vec![index, host(&row.host), state, share];
         cells.extend((0..7).map(|_| dash()));
         cells.push(cell("–"));
         return cells;
@@ -171,7 +171,7 @@ fn shard_row(row: &ShardRow, total_requests: f64) -> Vec<CellView> {
     };
     vec![
         index,
-        cell(or_dash(&row.host)),
+        host(&row.host),
         state,
         share,
         requests,
@@ -183,6 +183,14 @@ fn shard_row(row: &ShardRow, total_requests: f64) -> Vec<CellView> {
         clock,
         verdict,
     ]
+}
+
+fn host(name: &str) -> CellView {
+    CellView {
+        text: or_dash(name),
+        class: "name".into(),
+        ..CellView::default()
+    }
 }
 
 fn or_dash(s: &str) -> String {
