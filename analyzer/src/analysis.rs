@@ -66,6 +66,7 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
         let (combined, analysis) = crate::shards::assess(run, set, &timeseries, health)?;
         health = combined;
         shards = Some(analysis);
+        clock.lap("shards");
     }
     let mut notes = run.notes.clone();
     if let Some(t) = timeseries.cut_at_s {

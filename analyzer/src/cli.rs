@@ -36,9 +36,16 @@ Examples:
   analyzer report runs/2026-03-* --out reports/march --format html,md
   analyzer report runs/a runs/b --baseline runs/a --skip 30s
   analyzer report runs/a --format pdf        # needs the Debian package chromium
+  analyzer report runs/2026-03-02T09-00-00Z-big            # a sharded run: its shard-*/ merged into one
+  analyzer report runs/2026-03-02T09-00-00Z-big/shard-*    # the same, its shards given one by one
+
+The shards of one test (engines run with --shard I/N, one run directory each) are merged into one run:
+counts summed, percentiles over all of their samples, time series on the common clock. Missing or
+killed shards are named with their share of the load.
 
 Exit status: 0 on success (even when some logs were damaged: see the report's data-quality section),
-2 when nothing given could be read or an option is invalid, 1 on any other error.")]
+2 when nothing given could be read, shards cannot be merged (two runs, a shard twice, different
+profiles) or an option is invalid, 1 on any other error.")]
     Report(ReportArgs),
     /// Write a realistic synthetic run (for trying the analyzer, tests and benchmarks).
     #[command(after_help = "\
@@ -103,7 +110,8 @@ Example:
 /// `analyzer report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Run directories (made by `engine run` or `analyzer synth`).
+    /// Run directories (made by `engine run` or `analyzer synth`); a sharded run's directory, or its
+    /// shard directories one by one.
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
     /// Where to write the reports [default: the run directory for one run, the current directory for several].

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! load        run dir → compact u32 columns (t_s, name, corrected and uncorrected latency), streamed
-//!             block by block, one thread per core log; failed samples also go to a small failures
+//!             block by block, a pool of a thread per CPU over the logs; failed samples also go to a small failures
 //!             frame; past the exact limit, HdrHistogram aggregates instead (approx)
 //! select      exact nearest-rank percentiles, counts and moments of many groups in two passes
 //! stats       per-name and total summaries (select, or approx; failures per name via polars)

@@ -5,8 +5,9 @@
 //! and only the columns the analysis needs are kept, as `u32`: the start second, the request name,
 //! the corrected and uncorrected latency, and whether the request succeeded. Failed requests also go
 //! to a second, much smaller frame with their kind, status and message. Byte counts are summed per
-//! name while streaming, so they never take a column. Logs are read in parallel, one thread per core
-//! log up to the number of CPUs.
+//! name while streaming, so they never take a column. Logs are read in parallel by a pool of at most
+//! one thread per CPU, each thread taking the next log when it is done with one (a sharded run has
+//! many more logs than CPUs), and only as many side by side as fit in memory ([`MemoryPlan`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

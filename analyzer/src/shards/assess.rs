@@ -357,9 +357,13 @@ fn alerts(set: &ShardSet) -> Vec<String> {
             f.status,
             ShardStatus::Unfinished | ShardStatus::Failed | ShardStatus::Interrupted
         ) {
+            let planned = f
+                .planned_duration_s
+                .map(|p| format!(" ({} planned)", format::duration_s(p)))
+                .unwrap_or_default();
             let stop = f.window_us.map_or_else(
                 || "before its first sample".to_owned(),
-                |w| format!("at {}", format::duration_s(w.1 as f64 / 1e6)),
+                |w| format!("at {}{planned}", format::duration_s(w.1 as f64 / 1e6)),
             );
             out.push(format!(
                 "{} {} ({}): its samples stop {stop} on the run's clock; it carried {} of the load",

@@ -163,16 +163,6 @@ pub struct ShardSet {
 }
 
 impl ShardSet {
-    /// The shard a core of the merged run belongs to, and its core within the shard.
-    pub fn core_of(&self, core: u32) -> Option<(&ShardFacts, u32)> {
-        self.shards.iter().find_map(|s| {
-            s.cores
-                .iter()
-                .find(|(c, _)| *c == core)
-                .map(|(_, local)| (s, *local))
-        })
-    }
-
     /// The share of the load whose samples are not in the run (missing and unreadable shards).
     pub fn missing_share(&self) -> f64 {
         self.shards

@@ -45,8 +45,8 @@ fn view(position: usize, r: &RunAnalysis, s: &ShardsAnalysis) -> ShardsView {
     };
     let mut summary = format!(
         "{} engines (shards) ran this test; their logs are merged into one run: counts are sums over the shards, \
-         percentiles are exact over all of their samples together, and every time series is on the common clock \
-         (the earliest shard's time zero).",
+         percentiles are computed once over all of their samples together (never averaged over shards), and every \
+         time series is on the common clock (the earliest shard's time zero).",
         s.count
     );
     if s.complete {
