@@ -252,6 +252,13 @@ fn one_lagging_pod_makes_the_run_suspect_and_is_named() {
         health.contains("shard 2 (synth-pod-2): schedule lag P99"),
         "{health}"
     );
+    // The run's worst lag and peak CPU name the shard (and the core within it) they come from.
+    let figures = health
+        .lines()
+        .find(|l| l.starts_with("| lagging |"))
+        .unwrap();
+    assert!(figures.contains(" ms (shard 2) |"), "{figures}");
+    assert!(figures.contains(" % (shard 2 core "), "{figures}");
     let table = &md[md.find("| Shard |").unwrap()..];
     assert!(
         table.lines().nth(4).unwrap().contains("| synth-pod-2 |"),

@@ -248,6 +248,7 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
         shards: shards::views(runs),
         method: method(runs),
     };
+    shards::name_worst_shards(&mut view.health_table, runs);
     if comparison {
         view.headline = Some(compare::headline_table(runs, baseline));
         view.request_tables = compare::request_tables(runs, baseline);

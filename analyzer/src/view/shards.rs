@@ -65,6 +65,38 @@ fn view(position: usize, r: &RunAnalysis, s: &ShardsAnalysis) -> ShardsView {
     }
 }
 
+/// Names the shard behind a sharded run's worst lag and peak CPU in the health figures table (one row
+/// per run, in run order), so that a per-core figure never stands without its shard.
+pub(super) fn name_worst_shards(table: &mut TableView, runs: &[RunAnalysis]) {
+    let column = |name: &str| table.headers.iter().position(|h| h.text == name);
+    let (Some(lag), Some(cpu)) = (column("Worst lag P99"), column("Peak CPU")) else {
+        return;
+    };
+    for (row, r) in table.rows.iter_mut().zip(runs) {
+        let Some(s) = &r.shards else { continue };
+        let worst = |f: fn(&ShardRow) -> Option<f64>| {
+            s.shards
+                .iter()
+                .filter_map(|row| f(row).map(|v| (v, row)))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, row)| row)
+        };
+        let name = |row: &ShardRow| {
+            row.index
+                .map_or_else(|| "a shard".to_owned(), |i| format!("shard {i}"))
+        };
+        if let (Some(w), Some(cell)) = (worst(|r| r.lag_p99_ms), row.get_mut(lag)) {
+            cell.sub = name(w);
+        }
+        if let (Some(w), Some(cell)) = (worst(|r| r.cpu_max_pct), row.get_mut(cpu)) {
+            cell.sub = match w.cpu_max_core {
+                Some(core) => format!("{} core {core}", name(w)),
+                None => name(w),
+            };
+        }
+    }
+}
+
 fn dash() -> CellView {
     num("–", 0.0)
 }
