@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark of merging shards: the same number of samples written as one run (2 core logs) and as a
 # sharded run (SHARDS shards of 2 core logs each), both reported in full (HTML, Markdown, JSON),
-# alternating, ROUNDS times each. Prints each round, the best of each and their ratio; the goal
-# is sharded / one run <= 1.5 at 100M samples from 16 shards.
+# alternating, ROUNDS times each. Prints each round with its ratio, the best of each, their ratio and the
+# median of the per-round ratios (rounds are back to back, so they share the machine's load); the
+# issue's goal is sharded / one run <= 1.5 at 100M samples from 16 shards.
 #
-# The last line is machine-readable:  one_run_s=<s> sharded_s=<s> ratio=<sharded/one> sharded_peak_mib=<MiB>
+# The last line is machine-readable:
+#   one_run_s=<s> sharded_s=<s> ratio=<sharded/one, best of each> median_round_ratio=<r> sharded_peak_mib=<MiB>
 #
 #   scripts/bench-analyzer-shards.sh                          # 100M samples, 16 shards
 #   SAMPLES=10000000 ROUNDS=2 scripts/bench-analyzer-shards.sh  # a quicker look
@@ -53,16 +55,17 @@ PY
 
 best() { python3 -c "import sys; print(min(float(x) for x in sys.argv[1:]))" "$@"; }
 
-one_times=(); sharded_times=(); sharded_peak=0
+one_times=(); sharded_times=(); ratios=(); sharded_peak=0
 for i in $(seq 1 "$ROUNDS"); do
-    read -r s mib < <(measure "$BIN" report "$ONE" --out "$BENCH_DIR/out-one")
-    echo "round $i: one run ${s} s (peak ${mib} MiB)" >&2
-    one_times+=("$s")
-    read -r s mib < <(measure "$BIN" report "$SHARDED" --out "$BENCH_DIR/out-sharded")
-    echo "round $i: $SHARDS shards ${s} s (peak ${mib} MiB)" >&2
-    sharded_times+=("$s"); sharded_peak=$mib
+    read -r one mib < <(measure "$BIN" report "$ONE" --out "$BENCH_DIR/out-one")
+    echo "round $i: one run ${one} s (peak ${mib} MiB)" >&2
+    read -r sharded mib < <(measure "$BIN" report "$SHARDED" --out "$BENCH_DIR/out-sharded")
+    r=$(python3 -c "print(f'{$sharded / $one:.2f}')")
+    echo "round $i: $SHARDS shards ${sharded} s (peak ${mib} MiB), ratio $r" >&2
+    one_times+=("$one"); sharded_times+=("$sharded"); ratios+=("$r"); sharded_peak=$mib
 done
 one_s=$(best "${one_times[@]}")
 sharded_s=$(best "${sharded_times[@]}")
 ratio=$(python3 -c "print(f'{$sharded_s / $one_s:.2f}')")
-echo "one_run_s=$one_s sharded_s=$sharded_s ratio=$ratio sharded_peak_mib=$sharded_peak"
+median=$(python3 -c "import statistics, sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.2f}')" "${ratios[@]}")
+echo "one_run_s=$one_s sharded_s=$sharded_s ratio=$ratio median_round_ratio=$median sharded_peak_mib=$sharded_peak"
