@@ -343,23 +343,24 @@ fn group(key: &str, mut shards: Vec<(FoundShard, Option<PathBuf>)>) -> Result<Sh
         format!("run {run_id}")
     };
     // The same directory twice, or two directories claiming one index.
-    for (i, (a, _)) in shards.iter().enumerate() {
-        for (b, _) in &shards[i + 1..] {
-            if canonical(&a.dir) == canonical(&b.dir) {
-                return Err(Error::Shards(format!(
-                    "{} is given twice (directly, or also through its run directory); give each shard once",
-                    a.dir.display()
-                )));
-            }
-            if a.index.is_some() && a.index == b.index {
-                return Err(Error::Shards(format!(
-                    "shard {} of {run} is given twice: {} and {}. A shard's samples would count twice; \
-                     give one of them (a shard retried by its job leaves two directories: keep the complete one)",
-                    a.index.unwrap_or_default(),
-                    a.dir.display(),
-                    b.dir.display()
-                )));
-            }
+    let mut dirs: std::collections::HashMap<PathBuf, &Path> = std::collections::HashMap::new();
+    let mut indices: std::collections::HashMap<u32, &Path> = std::collections::HashMap::new();
+    for (s, _) in &shards {
+        if dirs.insert(canonical(&s.dir), &s.dir).is_some() {
+            return Err(Error::Shards(format!(
+                "{} is given twice (directly, or also through its run directory); give each shard once",
+                s.dir.display()
+            )));
+        }
+        if let Some(i) = s.index
+            && let Some(first) = indices.insert(i, &s.dir)
+        {
+            return Err(Error::Shards(format!(
+                "shard {i} of {run} is given twice: {} and {}. A shard's samples would count twice; \
+                 give one of them (a shard retried by its job leaves two directories: keep the complete one)",
+                first.display(),
+                s.dir.display()
+            )));
         }
     }
     let with_info: Vec<(&FoundShard, &formats::ShardInfo, &Manifest)> = shards
