@@ -626,3 +626,32 @@ fn an_unreadable_shard_manifest_is_reported_and_its_logs_still_merged() {
         stderr(&out)
     );
 }
+
+#[test]
+fn hostile_host_names_are_escaped_in_the_shard_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = sharded_run(tmp.path(), "run", 4_000, 2, 23, |_| {});
+    let evil = "<img src=x onerror=alert(1)>|**pod**";
+    let dir = run.join("shard-01");
+    let mut m = formats::Run::open(&dir).unwrap().manifest.unwrap();
+    m.host.name = evil.into();
+    m.state = formats::RunState::Running;
+    m.write_to(&dir).unwrap();
+    let out = analyzer(&["report", s(&run)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        !html.contains("<img"),
+        "the host name is text, never markup"
+    );
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(!md.contains("<img"));
+    assert!(
+        md.contains("\\|\\*\\*pod\\*\\*"),
+        "pipes and emphasis are escaped"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["runs"][0]["shards"]["shards"][1]["host"], evil);
+}
