@@ -47,6 +47,8 @@ pub struct RunAnalysis {
     pub skipped: u64,
     /// How percentiles were computed ([`METHOD_EXACT`]).
     pub method: String,
+    /// The shards of a run made by several engines, each judged; `None` for one engine's run.
+    pub shards: Option<crate::shards::ShardsAnalysis>,
 }
 
 /// Analyzes a loaded run.
@@ -62,7 +64,14 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
     clock.lap("failures");
     let phases = crate::phases::phases(run)?;
     clock.lap("phases");
-    let health = assess(&run.intervals, &timeseries);
+    let mut health = assess(&run.intervals, &timeseries);
+    let mut shards = None;
+    if let Some(set) = &run.shards {
+        let (combined, analysis) = crate::shards::assess(run, set, &timeseries, health)?;
+        health = combined;
+        shards = Some(analysis);
+        clock.lap("shards");
+    }
     let mut notes = run.notes.clone();
     if let Some(t) = timeseries.cut_at_s {
         notes.push(QualityNote {
@@ -120,6 +129,7 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
         } else {
             METHOD_EXACT.into()
         },
+        shards,
     })
 }
 

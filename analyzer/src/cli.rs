@@ -36,16 +36,25 @@ Examples:
   analyzer report runs/2026-03-* --out reports/march --format html,md
   analyzer report runs/a runs/b --baseline runs/a --skip 30s
   analyzer report runs/a --format pdf        # needs the Debian package chromium
+  analyzer report runs/2026-03-02T09-00-00Z-big            # a sharded run: its shard-*/ merged into one
+  analyzer report runs/2026-03-02T09-00-00Z-big/shard-*    # the same, its shards given one by one
+
+The shards of one test (engines run with --shard I/N, one run directory each) are merged into one run:
+counts summed, percentiles over all of their samples, time series on the common clock. Missing or
+killed shards are named with their share of the load.
 
 Exit status: 0 on success (even when some logs were damaged: see the report's data-quality section),
-2 when nothing given could be read or an option is invalid, 1 on any other error.")]
+2 when nothing given could be read, shards cannot be merged (two runs, a shard twice, different
+profiles) or an option is invalid, 1 on any other error.")]
     Report(ReportArgs),
     /// Write a realistic synthetic run (for trying the analyzer, tests and benchmarks).
     #[command(after_help = "\
 Examples:
   analyzer synth --samples 1000000 --cores 2 --seed 7 --out /tmp/run && analyzer report /tmp/run
   analyzer synth --seed 8 --latency-scale 1.2 --out /tmp/slower   # every latency 20 % higher
-  analyzer compare /tmp/run /tmp/slower                           # ... P50 higher, P99 undecided")]
+  analyzer compare /tmp/run /tmp/slower                           # ... P50 higher, P99 undecided
+  analyzer synth --shards 4 --shard-offsets-ms 0,2,3,40 --lagging-shard 2 --out /tmp/sharded
+  analyzer report /tmp/sharded                                    # the four shards merged into one run")]
     Synth(SynthArgs),
     /// Judge a candidate run against a baseline: per request name, the change in P50/P90/P99, error
     /// rate and throughput with a confidence interval; against each limit, within, beyond or
@@ -115,7 +124,8 @@ Example:
 /// `analyzer report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Run directories (made by `engine run` or `analyzer synth`).
+    /// Run directories (made by `engine run` or `analyzer synth`); a sharded run's directory, or its
+    /// shard directories one by one.
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
     /// Where to write the reports [default: the run directory for one run, the current directory for several].
@@ -166,6 +176,23 @@ pub struct SynthArgs {
     /// Leave out the generator stall and the degraded period (a steady run, e.g. for calibration).
     #[arg(long)]
     pub no_incidents: bool,
+    /// Write the run as this many shards (`--out`/shard-00, shard-01, ...), as engines started with
+    /// `--shard I/N` would; each shard has --cores logs and its share of --samples.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub shards: u32,
+    /// Each shard's share of the load, comma-separated in shard order (scaled to sum to 1)
+    /// [default: equal shares].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub shard_shares: Vec<f64>,
+    /// How late each shard's time zero is after the common start, ms, comma-separated [default: 0].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub shard_offsets_ms: Vec<f64>,
+    /// Each shard's clock error as its kernel estimated it, µs, comma-separated [default: 200].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub clock_errors_us: Vec<u64>,
+    /// Make this shard's generator fall behind its schedule (and saturate its CPU) for a tenth of the run.
+    #[arg(long, value_name = "I")]
+    pub lagging_shard: Option<u32>,
     /// The run directory to write (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -207,6 +234,9 @@ pub struct CompareArgs {
     /// Write JUnit XML here: one test case per request name and limit.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Compare a sharded run although some of its shards are missing (they are refused otherwise).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// `--undecided`: what a limit or threshold that the run cannot decide does to the exit status.
@@ -254,6 +284,9 @@ pub struct CheckArgs {
     /// Seed of the bootstrap resampling: the same run and seed give the same intervals.
     #[arg(long, value_name = "N", default_value_t = 0x5eed)]
     pub seed: u64,
+    /// Check a sharded run although some of its shards are missing (it is refused otherwise).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// `analyzer export`.

@@ -73,6 +73,10 @@ pub enum Error {
     /// A command-line value is not valid.
     #[error("{0}")]
     Usage(String),
+    /// The shard directories given cannot be merged into one run (shards of different runs, the
+    /// same shard twice, different profiles), or a sharded run lacks shards a command needs.
+    #[error("{0}")]
+    Shards(String),
 }
 
 impl Error {
@@ -81,7 +85,7 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Error::NothingReadable { .. } | Error::Usage(_) | Error::Slo { .. }
+            Error::NothingReadable { .. } | Error::Usage(_) | Error::Slo { .. } | Error::Shards(_)
         )
     }
 

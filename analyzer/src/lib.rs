@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! load        run dir → compact u32 columns (t_s, name, corrected and uncorrected latency), streamed
-//!             block by block, one thread per core log; failed samples also go to a small failures
+//!             block by block, a pool of a thread per CPU over the logs; failed samples also go to a small failures
 //!             frame; past the exact limit, HdrHistogram aggregates instead (approx)
 //! select      exact nearest-rank percentiles, counts and moments of many groups in two passes
 //! stats       per-name and total summaries (select, or approx; failures per name via polars)
@@ -16,6 +16,8 @@
 //! phases      timing phases per name (connect, TLS, waiting, receiving): select over a ttfb column
 //!             and per-connection lists, or per-name histograms past the exact limit
 //! health      the generator's health over the window and the verdict: OK, SUSPECT, INVALID, UNKNOWN
+//! shards      a run made by several engines: its shard directories grouped and checked, loaded as
+//!             one run on the common clock, each shard's health judged and the verdicts combined
 //! analysis    all of the above for one run: RunAnalysis
 //! view        RunAnalysis(es) → ReportView, a flat tree of strings and numbers; charts → SVG (plotters)
 //! render      ReportView → HTML / Markdown through minijinja templates; RunAnalysis → JSON
@@ -49,6 +51,7 @@ pub mod render;
 pub mod report;
 pub(crate) mod rng;
 pub mod select;
+pub mod shards;
 pub mod significance;
 pub mod slo;
 pub mod stats;

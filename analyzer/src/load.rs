@@ -6,8 +6,9 @@
 //! the corrected and uncorrected latency, the time to first byte (for the timing phases, with the few
 //! per-connection figures in short lists beside it), and whether the request succeeded. Failed requests also go
 //! to a second, much smaller frame with their kind, status and message. Byte counts are summed per
-//! name while streaming, so they never take a column. Logs are read in parallel, one thread per core
-//! log up to the number of CPUs.
+//! name while streaming, so they never take a column. Logs are read in parallel by a pool of at most
+//! one thread per CPU, each thread taking the next log when it is done with one (a sharded run has
+//! many more logs than CPUs), and only as many side by side as fit in memory ([`MemoryPlan`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -176,11 +177,46 @@ pub struct LoadedRun {
     pub skipped: u64,
     /// What went wrong while reading, in file order.
     pub notes: Vec<QualityNote>,
+    /// The shards of a run made by several engines ([`crate::shards`]); `None` for one engine's run.
+    pub shards: Option<crate::shards::ShardSet>,
+}
+
+impl LoadedRun {
+    /// A run holding only interval records (no samples): what the per-second health series and the
+    /// health verdict are computed from, e.g. for one shard of a sharded run.
+    pub(crate) fn intervals_only(intervals: Vec<(u32, IntervalStats)>) -> Result<LoadedRun> {
+        Ok(LoadedRun {
+            info: RunInfo::default(),
+            names: Vec::new(),
+            messages: vec![String::new()],
+            samples: frame::<5>(
+                Vec::new(),
+                [
+                    "t_s",
+                    "name",
+                    "latency_us",
+                    "latency_uncorrected_us",
+                    "ttfb_us",
+                ],
+            )?,
+            failures: frame::<5>(Vec::new(), ["t_s", "name", "kind", "status", "message"])?,
+            bytes: Vec::new(),
+            intervals,
+            approx: None,
+            phases: crate::phases::PhaseColumns::default(),
+            rows: 0,
+            exact_limit: 0,
+            window_us: None,
+            skipped: 0,
+            notes: Vec::new(),
+            shards: None,
+        })
+    }
 }
 
 /// What one core's log yielded, before names are merged across cores.
 #[derive(Debug, Default)]
-struct CoreColumns {
+pub(crate) struct CoreColumns {
     core: u32,
     t_s: Vec<u32>,
     name: Vec<u32>,
@@ -206,9 +242,27 @@ struct CoreColumns {
     notes: Vec<QualityNote>,
 }
 
-/// Loads one run directory. Fails only when the directory is not a run or nothing in it is readable;
-/// every lesser problem becomes a [`QualityNote`].
+/// Loads one run directory: an ordinary run, or a sharded run's directory (its `shard-*`
+/// subdirectories are merged into one run, [`crate::shards`]). Fails only when the directory is not a
+/// run, nothing in it is readable, or its shards cannot be merged; every lesser problem becomes a
+/// [`QualityNote`].
 pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
+    let inputs = crate::shards::resolve(&[dir.to_owned()])?;
+    match inputs.into_iter().next() {
+        Some(input) => load_input(&input, options),
+        None => load_single(dir, options),
+    }
+}
+
+/// Loads one run as [`crate::shards::resolve`] found it.
+pub fn load_input(input: &crate::shards::RunInput, options: LoadOptions) -> Result<LoadedRun> {
+    match input {
+        crate::shards::RunInput::Single(dir) => load_single(dir, options),
+        crate::shards::RunInput::Sharded(sharded) => crate::shards::load(sharded, options),
+    }
+}
+
+fn load_single(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     let run = Run::open(dir).map_err(|e| Error::NothingReadable {
         paths: vec![dir.display().to_string()],
         reasons: vec![e.to_string()],
@@ -263,17 +317,18 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
         });
     }
 
-    let sizes: Vec<u64> = run
+    let specs: Vec<LogSpec> = run
         .logs
         .iter()
-        .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .map(|(core, path)| LogSpec {
+            core: *core,
+            header_core: *core,
+            path: path.clone(),
+            label: file_label(path),
+            offset_us: 0,
+        })
         .collect();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plan = MemoryPlan::new(&sizes, available_memory().unwrap_or(8 << 30), cpus);
-    let limit = options.exact_limit.unwrap_or(plan.exact_limit);
-    let clock = crate::timing::Clock::start();
-    let cores = read_cores(&run.logs, options.skip_us, limit, plan.readers);
-    clock.lap("read logs");
+    let (cores, limit) = read_logs(&specs, options);
     let readable = cores.iter().filter(|c| c.header.is_some()).count();
     if readable == 0 {
         return Err(Error::NothingReadable {
@@ -286,6 +341,7 @@ pub fn load_run(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     }
     let mut info = run_info(dir, label, manifest, &cores);
     info.cores = run.logs.len();
+    let clock = crate::timing::Clock::start();
     let mut loaded = merge(cores, info)?;
     clock.lap("merge cores");
     loaded.exact_limit = limit;
@@ -363,13 +419,50 @@ fn run_info(
     info
 }
 
-/// Reads every log, in parallel, each into its own columns.
-fn read_cores(
-    logs: &[(u32, PathBuf)],
-    skip_us: u64,
-    limit: u64,
-    readers: usize,
-) -> Vec<CoreColumns> {
+/// One log to read, and where its samples go in the run.
+#[derive(Debug, Clone)]
+pub(crate) struct LogSpec {
+    /// The log's core in the run: unique within it (a sharded run numbers its shards' cores on).
+    pub core: u32,
+    /// The core its header should name (its core within its own run directory).
+    pub header_core: u32,
+    /// The file.
+    pub path: PathBuf,
+    /// How data-quality notes name it (`core-0.log`, or `shard-03/core-0.log` in a sharded run).
+    pub label: String,
+    /// Added to every time in the log (µs): where its time zero lies on the run's common clock.
+    pub offset_us: u64,
+}
+
+/// What one log contributed, for per-shard figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogTally {
+    /// Samples kept (after the warm-up).
+    pub rows: u64,
+    /// Failed samples among them.
+    pub failures: u64,
+    /// The first kept intended start and the last completion, µs on the run's clock.
+    pub window_us: Option<(u64, u64)>,
+}
+
+/// Reads every log within the memory plan; returns each log's columns (in core order) and the exact
+/// limit that applied.
+pub(crate) fn read_logs(logs: &[LogSpec], options: LoadOptions) -> (Vec<CoreColumns>, u64) {
+    let sizes: Vec<u64> = logs
+        .iter()
+        .map(|l| std::fs::metadata(&l.path).map_or(0, |m| m.len()))
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = MemoryPlan::new(&sizes, available_memory().unwrap_or(8 << 30), cpus);
+    let limit = options.exact_limit.unwrap_or(plan.exact_limit);
+    let clock = crate::timing::Clock::start();
+    let cores = read_cores(logs, options.skip_us, limit, plan.readers);
+    clock.lap("read logs");
+    (cores, limit)
+}
+
+/// Reads every log, `readers` at a time (a pool, not a thread per log), each into its own columns.
+fn read_cores(logs: &[LogSpec], skip_us: u64, limit: u64, readers: usize) -> Vec<CoreColumns> {
     let kept = AtomicU64::new(0);
     let workers = readers.min(logs.len()).max(1);
     let next = AtomicUsize::new(0);
@@ -379,10 +472,10 @@ fn read_cores(
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((core, path)) = logs.get(i) else {
+                    let Some(spec) = logs.get(i) else {
                         break;
                     };
-                    let columns = read_core(*core, path, skip_us, &kept, limit);
+                    let columns = read_core(spec, skip_us, &kept, limit);
                     results
                         .lock()
                         .expect("a reader thread panicked")
@@ -397,6 +490,33 @@ fn read_cores(
 }
 
 impl CoreColumns {
+    /// What the log contributed.
+    pub(crate) fn tally(&self) -> LogTally {
+        LogTally {
+            rows: self.rows,
+            failures: self.f_t_s.len() as u64,
+            window_us: (self.rows > 0).then_some((self.first_us, self.last_end_us)),
+        }
+    }
+
+    /// Its data-quality notes as `file: message`.
+    pub(crate) fn note_texts(&self) -> Vec<String> {
+        self.notes
+            .iter()
+            .map(|n| format!("{}: {}", n.file, n.message))
+            .collect()
+    }
+
+    /// The log's core in the run.
+    pub(crate) fn core(&self) -> u32 {
+        self.core
+    }
+
+    /// The header's wall-clock start, ns since the Unix epoch, when the header was readable.
+    pub(crate) fn wall_start_unix_ns(&self) -> Option<i64> {
+        self.header.map(|h| h.wall_start_unix_ns)
+    }
+
     /// Moves the exact columns into aggregates and frees them.
     fn switch_to_approx(&mut self) {
         let mut agg = Aggregates::default();
@@ -427,14 +547,15 @@ fn file_label(path: &Path) -> String {
 }
 
 /// Reads one log. Samples go to the exact columns while the run-wide count `kept` stays within
-/// `limit`, and to aggregates after that.
-fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64) -> CoreColumns {
+/// `limit`, and to aggregates after that. Times are moved onto the run's clock by `spec.offset_us`.
+fn read_core(spec: &LogSpec, skip_us: u64, kept: &AtomicU64, limit: u64) -> CoreColumns {
+    let (core, path, offset) = (spec.header_core, spec.path.as_path(), spec.offset_us);
     let mut out = CoreColumns {
-        core,
+        core: spec.core,
         first_us: u64::MAX,
         ..CoreColumns::default()
     };
-    let file = file_label(path);
+    let file = spec.label.clone();
     let warn = |out: &mut CoreColumns, message: String| {
         out.notes.push(QualityNote {
             severity: Severity::Warning,
@@ -494,12 +615,12 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
             }
         }
         for i in 0..block.len() {
-            let intended = block.intended_us[i];
+            let intended = block.intended_us[i].saturating_add(offset);
             if intended < skip_us {
                 out.skipped += 1;
                 continue;
             }
-            let actual = block.actual_us[i];
+            let actual = block.actual_us[i].saturating_add(offset);
             let latency_u = block.latency_us[i];
             let corrected = actual
                 .saturating_sub(intended)
@@ -561,7 +682,14 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
             ),
         );
     }
-    out.intervals = reader.intervals().to_vec();
+    out.intervals = reader
+        .intervals()
+        .iter()
+        .map(|r| IntervalStats {
+            start_us: r.start_us.saturating_add(offset),
+            ..*r
+        })
+        .collect();
     let bound = |t: &formats::Table| t.id_bound();
     out.names = (0..bound(reader.names()) as u32)
         .map(|id| reader.names().display(id))
@@ -606,7 +734,7 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
 
 /// Merges the cores' columns: request names and messages are per log, so ids are mapped to run-wide
 /// indices by their text before the columns become polars frames (without copying the data).
-fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
+pub(crate) fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
     let mut names: Vec<String> = Vec::new();
     let mut name_index: HashMap<String, u32> = HashMap::new();
     let mut messages: Vec<String> = vec![String::new()];
@@ -750,6 +878,7 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
         window_us,
         skipped,
         notes,
+        shards: None,
     })
 }
 

@@ -75,6 +75,11 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
         latency_scale: args.latency_scale,
         error_rate: args.error_rate,
         incidents: !args.no_incidents,
+        shards: args.shards,
+        shard_shares: args.shard_shares,
+        shard_offsets_ms: args.shard_offsets_ms,
+        clock_errors_us: args.clock_errors_us,
+        lagging_shard: args.lagging_shard,
     };
     let dir = analyzer::synth::synth(&params, &args.out).context("analyzer synth")?;
     println!("{}", dir.display());
@@ -135,6 +140,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         formats,
         junit: args.junit,
         on_undecided: args.undecided.into(),
+        allow_partial: args.allow_partial,
     };
     let outcome = analyzer::compare::run_compare(&options)?;
     for w in &outcome.warnings {
@@ -173,6 +179,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         skip,
         on_undecided: args.undecided.into(),
         seed: args.seed,
+        allow_partial: args.allow_partial,
     };
     let outcome = analyzer::check::check(&options)?;
     for w in &outcome.warnings {

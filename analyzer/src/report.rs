@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::analysis::{RunAnalysis, analyze};
 use crate::error::{Error, Result};
-use crate::load::{LoadOptions, Severity, load_run};
+use crate::load::{LoadOptions, Severity, load_input};
 use crate::render;
 use crate::view;
 
@@ -67,7 +67,9 @@ pub struct ReportOutcome {
     pub warnings: Vec<String>,
 }
 
-/// Loads and analyzes every readable run. Unreadable ones become warnings; none readable is an error.
+/// Loads and analyzes every readable run; the shards of a sharded run (its directory, or its shard
+/// directories given one by one) are merged into one run first. Unreadable runs become warnings; none
+/// readable is an error, and so are shards that cannot be merged.
 pub fn analyze_runs(
     dirs: &[PathBuf],
     skip: std::time::Duration,
@@ -80,9 +82,10 @@ pub fn analyze_runs(
     let mut runs = Vec::new();
     let mut warnings = Vec::new();
     let mut reasons = Vec::new();
-    for dir in dirs {
+    for input in crate::shards::resolve(dirs)? {
+        let dir = input.dir();
         let clock = crate::timing::Clock::start();
-        let loaded = load_run(dir, options);
+        let loaded = load_input(&input, options);
         clock.lap("load");
         match loaded {
             Ok(loaded) => {

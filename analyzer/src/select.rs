@@ -13,7 +13,8 @@
 //!    small collection.
 //!
 //! The result is the exact nearest-rank percentile: the ⌈q·n⌉-th smallest value. Passes run in
-//! parallel over the chunks (one chunk per core log).
+//! parallel over the chunks (one chunk per core log), one worker per CPU, each folding the chunks it
+//! takes into tables of its own.
 
 use crate::approx::Moments;
 
@@ -106,26 +107,34 @@ pub fn percentiles(
             .map(|g| g as usize)
             .filter(|g| *g < n_groups)
     };
-    // Pass 1: bucket counts (and moments) per group, per chunk in parallel, then summed.
-    let counts: Vec<(Vec<u32>, Vec<Moments>)> = parallel(chunks, |c| {
-        let mut counts = vec![0u32; n_groups * BUCKETS];
-        let mut moments = vec![Moments::new(); if with_moments { n_groups } else { 0 }];
-        for (&g, &v) in c.groups.iter().zip(c.values) {
-            if let Some(g) = in_range(g) {
-                counts[g * BUCKETS + bucket(v)] += 1;
-                if with_moments {
-                    moments[g].record(v);
+    // Pass 1: bucket counts (and moments) per group. Each worker folds the chunks it takes into one
+    // table of its own, so the tables cost one per CPU however many chunks (core logs) there are: a
+    // sharded run has many.
+    let counts: Vec<(Vec<u64>, Vec<Moments>)> = fold_parallel(
+        chunks,
+        || {
+            (
+                vec![0u64; n_groups * BUCKETS],
+                vec![Moments::new(); if with_moments { n_groups } else { 0 }],
+            )
+        },
+        |(counts, moments), c| {
+            for (&g, &v) in c.groups.iter().zip(c.values) {
+                if let Some(g) = in_range(g) {
+                    counts[g * BUCKETS + bucket(v)] += 1;
+                    if with_moments {
+                        moments[g].record(v);
+                    }
                 }
             }
-        }
-        (counts, moments)
-    });
+        },
+    );
     let mut sum = vec![0u64; (n_groups + 1) * BUCKETS];
     let mut moments = vec![Moments::new(); if with_moments { n_groups } else { 0 }];
     for (c, m) in &counts {
         for (i, &n) in c.iter().enumerate() {
-            sum[i] += u64::from(n);
-            sum[n_groups * BUCKETS + i % BUCKETS] += u64::from(n);
+            sum[i] += n;
+            sum[n_groups * BUCKETS + i % BUCKETS] += n;
         }
         for (all, mine) in moments.iter_mut().zip(m) {
             all.add(mine);
@@ -177,22 +186,24 @@ pub fn percentiles(
 
     // Pass 2: collect the values of the wanted buckets.
     let total_slots = &slot[n_groups * BUCKETS..];
-    let parts: Vec<Vec<Vec<u32>>> = parallel(chunks, |c| {
-        let mut out = vec![Vec::new(); collectors];
-        for (&g, &v) in c.groups.iter().zip(c.values) {
-            let Some(g) = in_range(g) else { continue };
-            let b = bucket(v);
-            let s = slot[g * BUCKETS + b];
-            if s != u32::MAX {
-                out[s as usize].push(v);
+    let parts: Vec<Vec<Vec<u32>>> = fold_parallel(
+        chunks,
+        || vec![Vec::new(); collectors],
+        |out, c| {
+            for (&g, &v) in c.groups.iter().zip(c.values) {
+                let Some(g) = in_range(g) else { continue };
+                let b = bucket(v);
+                let s = slot[g * BUCKETS + b];
+                if s != u32::MAX {
+                    out[s as usize].push(v);
+                }
+                let t = total_slots[b];
+                if t != u32::MAX {
+                    out[t as usize].push(v);
+                }
             }
-            let t = total_slots[b];
-            if t != u32::MAX {
-                out[t as usize].push(v);
-            }
-        }
-        out
-    });
+        },
+    );
     let mut collected: Vec<Vec<u32>> = vec![Vec::new(); collectors];
     for part in parts {
         for (all, mine) in collected.iter_mut().zip(part) {
@@ -225,26 +236,45 @@ pub fn percentiles(
     result
 }
 
-/// Runs `f` on every chunk, one thread per chunk up to the number of CPUs.
-fn parallel<T: Send>(chunks: &[Chunk<'_>], f: impl Fn(&Chunk<'_>) -> T + Sync) -> Vec<T> {
+/// Folds every chunk into per-worker states, one worker per CPU (at most one per chunk): each worker
+/// takes the next chunk when it is done with one and folds it into the state `init` made for it.
+/// Returns the workers' states.
+fn fold_parallel<S: Send>(
+    chunks: &[Chunk<'_>],
+    init: impl Fn() -> S + Sync,
+    fold: impl Fn(&mut S, &Chunk<'_>) + Sync,
+) -> Vec<S> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
+        .min(chunks.len())
         .max(1);
-    if workers == 1 || chunks.len() <= 1 {
-        return chunks.iter().map(&f).collect();
+    if workers == 1 {
+        let mut state = init();
+        for c in chunks {
+            fold(&mut state, c);
+        }
+        return vec![state];
     }
-    let mut out = Vec::with_capacity(chunks.len());
-    for batch in chunks.chunks(workers) {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = batch.iter().map(|c| scope.spawn(|| f(c))).collect();
-            out.extend(
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a percentile thread panicked")),
-            );
-        });
-    }
-    out
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut state = init();
+                    while let Some(c) =
+                        chunks.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        fold(&mut state, c);
+                    }
+                    state
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a percentile thread panicked"))
+            .collect()
+    })
 }
 
 #[cfg(test)]
@@ -311,6 +341,16 @@ mod tests {
             },
         ];
         let got = percentiles(&chunks, 1, 3, &ppms, true);
+        // Many more chunks than workers (a sharded run's logs) give the same answer.
+        let bounds = [0, 1, 9_000, 9_001, 50_000, 120_000, 199_999, n];
+        let many: Vec<Chunk<'_>> = bounds
+            .windows(2)
+            .map(|w| Chunk {
+                groups: &groups[w[0]..w[1]],
+                values: &values[w[0]..w[1]],
+            })
+            .collect();
+        assert_eq!(percentiles(&many, 1, 3, &ppms, true), got);
         let exact = |mut v: Vec<u32>| -> Vec<Option<u32>> {
             v.sort_unstable();
             ppms.iter()

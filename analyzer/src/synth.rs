@@ -6,6 +6,11 @@
 //! half a percent of the run, so corrected and uncorrected latency differ), a degraded period with
 //! slower responses and more 503s, and a handful of failure kinds with their messages.
 //!
+//! With `shards`, the same test is written as the shards of a sharded run (`shard-00/` … under the
+//! output directory, as `engine run --shard I/N` lays them out): every shard its share of the samples,
+//! its own time zero (`shard_offsets_ms` after the common start) and clock figures, and optionally one
+//! shard whose generator falls behind its schedule.
+//!
 //! Everything is a pure function of [`SynthParams`]: the same parameters give byte-identical logs.
 
 use std::fs::File;
@@ -14,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use formats::manifest::MANIFEST_SCHEMA;
 use formats::{
-    HostInfo, IntervalStats, IoSink, LogFile, LogHeader, LogWriter, Manifest, MessageId, NameId,
-    Outcome, RunId, RunState, Sample,
+    ClockSync, HostInfo, IntervalStats, IoSink, LogFile, LogHeader, LogWriter, Manifest, MessageId,
+    NameId, Outcome, RunId, RunState, Sample, ShardInfo,
 };
 
 use crate::error::{Error, Result};
@@ -40,6 +45,16 @@ pub struct SynthParams {
     /// Whether the run has its generator stall and degraded period. Without them the run is
     /// stationary after the ramp, which calibration tests of `compare` want.
     pub incidents: bool,
+    /// Shards to write the run as (0: one engine's run). Each shard has `cores` logs.
+    pub shards: u32,
+    /// Each shard's share of the load, by index; empty means equal shares. Scaled to sum to 1.
+    pub shard_shares: Vec<f64>,
+    /// How late each shard's time zero is after the common start, ms; empty means all on time.
+    pub shard_offsets_ms: Vec<f64>,
+    /// Each shard's clock error as its kernel estimated it, µs; empty means 200 µs each.
+    pub clock_errors_us: Vec<u64>,
+    /// A shard whose generator falls behind its schedule (and saturates its CPU) for a tenth of the run.
+    pub lagging_shard: Option<u32>,
 }
 
 impl Default for SynthParams {
@@ -52,7 +67,28 @@ impl Default for SynthParams {
             latency_scale: 1.0,
             error_rate: 0.01,
             incidents: true,
+            shards: 0,
+            shard_shares: Vec::new(),
+            shard_offsets_ms: Vec::new(),
+            clock_errors_us: Vec::new(),
+            lagging_shard: None,
         }
+    }
+}
+
+/// Where one shard of a sharded synthetic run stands.
+#[derive(Debug, Clone)]
+struct ShardPlan {
+    index: u32,
+    shares: Vec<f64>,
+    offset_ns: i64,
+    clock_error_us: u64,
+    lagging: bool,
+}
+
+impl ShardPlan {
+    fn started_unix_ns(plan: Option<&ShardPlan>) -> i64 {
+        STARTED_UNIX_NS + plan.map_or(0, |p| p.offset_ns)
     }
 }
 
@@ -195,7 +231,8 @@ impl LoadShape {
     }
 }
 
-/// Writes a synthetic run into `dir` (created if missing) and returns the directory.
+/// Writes a synthetic run into `dir` (created if missing) and returns the directory. With
+/// `params.shards`, `dir` is the sharded run's directory and the shards go into `dir/shard-<I>`.
 pub fn synth(params: &SynthParams, dir: &Path) -> Result<PathBuf> {
     if params.cores == 0 {
         return Err(Error::Usage("--cores must be at least 1".into()));
@@ -217,6 +254,7 @@ pub fn synth(params: &SynthParams, dir: &Path) -> Result<PathBuf> {
             params.latency_scale
         )));
     }
+    let plans = shard_plans(params)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let run_id = RunId(
         Rng::new(params.seed, u64::MAX)
@@ -226,15 +264,128 @@ pub fn synth(params: &SynthParams, dir: &Path) -> Result<PathBuf> {
             .try_into()
             .expect("16"),
     );
+    if plans.is_empty() {
+        write_run(params, run_id, dir, params.samples, None)?;
+        return Ok(dir.to_owned());
+    }
+    let width = (params.shards - 1).to_string().len().max(2);
+    let mut written = 0u64;
+    let mut cumulative = 0.0;
+    for plan in &plans {
+        // Rounding the cumulative share gives every shard its share and the shards the exact total.
+        cumulative += plan.shares[plan.index as usize];
+        let upto = if plan.index + 1 == params.shards {
+            params.samples
+        } else {
+            ((params.samples as f64 * cumulative).round() as u64).min(params.samples)
+        };
+        let samples = upto.saturating_sub(written);
+        written += samples;
+        let shard_dir = dir.join(format!("shard-{:0width$}", plan.index));
+        std::fs::create_dir_all(&shard_dir).map_err(|e| Error::io(&shard_dir, e))?;
+        write_run(params, run_id, &shard_dir, samples, Some(plan))?;
+    }
+    Ok(dir.to_owned())
+}
+
+/// The shards' plans (none for a run of one engine), or what is wrong with the shard options.
+fn shard_plans(params: &SynthParams) -> Result<Vec<ShardPlan>> {
+    let n = params.shards as usize;
+    if n == 0 {
+        let stray = !params.shard_shares.is_empty()
+            || !params.shard_offsets_ms.is_empty()
+            || !params.clock_errors_us.is_empty()
+            || params.lagging_shard.is_some();
+        if stray {
+            return Err(Error::Usage(
+                "--shard-shares, --shard-offsets-ms, --clock-errors-us and --lagging-shard need --shards N"
+                    .into(),
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let per_shard = |name: &str, len: usize| -> Result<()> {
+        if len == 0 || len == n {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "{name} gives {len} values for {n} shards: give one per shard, in shard order"
+            )))
+        }
+    };
+    per_shard("--shard-shares", params.shard_shares.len())?;
+    per_shard("--shard-offsets-ms", params.shard_offsets_ms.len())?;
+    per_shard("--clock-errors-us", params.clock_errors_us.len())?;
+    let mut shares = if params.shard_shares.is_empty() {
+        vec![1.0; n]
+    } else {
+        params.shard_shares.clone()
+    };
+    if shares.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(Error::Usage(format!(
+            "--shard-shares must all be positive, got {:?}",
+            params.shard_shares
+        )));
+    }
+    let total: f64 = shares.iter().sum();
+    for s in &mut shares {
+        *s /= total;
+    }
+    if params
+        .shard_offsets_ms
+        .iter()
+        .any(|o| !(o.is_finite() && *o >= 0.0))
+    {
+        return Err(Error::Usage(format!(
+            "--shard-offsets-ms must be 0 or more, got {:?}",
+            params.shard_offsets_ms
+        )));
+    }
+    if let Some(l) = params.lagging_shard
+        && l as usize >= n
+    {
+        return Err(Error::Usage(format!(
+            "--lagging-shard {l} is not a shard of {n} (0 to {})",
+            n - 1
+        )));
+    }
+    Ok((0..params.shards)
+        .map(|i| ShardPlan {
+            index: i,
+            shares: shares.clone(),
+            offset_ns: (params
+                .shard_offsets_ms
+                .get(i as usize)
+                .copied()
+                .unwrap_or(0.0)
+                * 1e6) as i64,
+            clock_error_us: params
+                .clock_errors_us
+                .get(i as usize)
+                .copied()
+                .unwrap_or(200),
+            lagging: params.lagging_shard == Some(i),
+        })
+        .collect())
+}
+
+/// Writes one run directory: `samples` over `params.cores` logs, and the manifest.
+fn write_run(
+    params: &SynthParams,
+    run_id: RunId,
+    dir: &Path,
+    samples: u64,
+    shard: Option<&ShardPlan>,
+) -> Result<()> {
     let per_core = |core: u32| {
-        params.samples / u64::from(params.cores)
-            + u64::from(u64::from(core) < params.samples % u64::from(params.cores))
+        samples / u64::from(params.cores)
+            + u64::from(u64::from(core) < samples % u64::from(params.cores))
     };
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..params.cores)
             .map(|core| {
                 let path = dir.join(formats::run::log_file_name(core));
-                scope.spawn(move || write_core(params, run_id, core, per_core(core), &path))
+                scope.spawn(move || write_core(params, run_id, core, per_core(core), &path, shard))
             })
             .collect();
         handles
@@ -243,21 +394,21 @@ pub fn synth(params: &SynthParams, dir: &Path) -> Result<PathBuf> {
             .collect()
     });
     results.into_iter().collect::<Result<Vec<()>>>()?;
-    manifest(params, run_id)
+    manifest(params, run_id, shard)
         .write_to(dir)
-        .map_err(|e| Error::io(dir.join(formats::manifest::MANIFEST_FILE), e))?;
-    Ok(dir.to_owned())
+        .map_err(|e| Error::io(dir.join(formats::manifest::MANIFEST_FILE), e))
 }
 
-fn manifest(params: &SynthParams, run_id: RunId) -> Manifest {
-    let ended = STARTED_UNIX_NS + i64::from(params.duration_s) * 1_000_000_000;
+fn manifest(params: &SynthParams, run_id: RunId, shard: Option<&ShardPlan>) -> Manifest {
+    let started = ShardPlan::started_unix_ns(shard);
+    let ended = started + i64::from(params.duration_s) * 1_000_000_000;
     Manifest {
         schema: MANIFEST_SCHEMA,
         log_format: format!("{}.{}", formats::FORMAT_MAJOR, formats::FORMAT_MINOR),
         run_id,
         profile_name: "synthetic-shop".into(),
         profile: format!(
-            "(name: \"synthetic-shop\", synth: (samples: {}, cores: {}, seed: {}, duration_s: {}, latency_scale: {}, error_rate: {}{}))",
+            "(name: \"synthetic-shop\", synth: (samples: {}, cores: {}, seed: {}, duration_s: {}, latency_scale: {}, error_rate: {}{}{}))",
             params.samples,
             params.cores,
             params.seed,
@@ -268,21 +419,26 @@ fn manifest(params: &SynthParams, run_id: RunId) -> Manifest {
                 ""
             } else {
                 ", incidents: false"
+            },
+            if params.shards > 0 {
+                format!(", shards: {}", params.shards)
+            } else {
+                String::new()
             }
         ),
         environment: Some("synthetic".into()),
         target: Some("https://shop.invalid".into()),
         engine_version: format!("analyzer synth {}", env!("CARGO_PKG_VERSION")),
         host: HostInfo {
-            name: "synth-host".into(),
+            name: shard.map_or_else(|| "synth-host".into(), |p| format!("synth-pod-{}", p.index)),
             kernel: "synthetic".into(),
             cpu_count: params.cores,
             cpu_model: None,
         },
         io_driver: "synthetic".into(),
         io_setup: None,
-        started_at: formats::run::format_utc(STARTED_UNIX_NS),
-        started_unix_ns: STARTED_UNIX_NS,
+        started_at: formats::run::format_utc(started),
+        started_unix_ns: started,
         monotonic_base_ns: MONOTONIC_BASE_NS,
         planned_duration_s: Some(f64::from(params.duration_s)),
         ended_at: Some(formats::run::format_utc(ended)),
@@ -296,8 +452,18 @@ fn manifest(params: &SynthParams, run_id: RunId) -> Manifest {
                 file: formats::run::log_file_name(core),
             })
             .collect(),
-        shard: None,
-        clock_sync: None,
+        shard: shard.map(|p| ShardInfo {
+            index: p.index,
+            count: params.shards,
+            shares: p.shares.clone(),
+            start_at: Some(formats::run::format_utc(STARTED_UNIX_NS)),
+        }),
+        clock_sync: shard.map(|p| ClockSync {
+            synchronised: true,
+            estimated_error_us: p.clock_error_us,
+            max_error_us: p.clock_error_us * 4 + 1_000,
+            source: "synthetic".into(),
+        }),
         extra: Default::default(),
     }
 }
@@ -335,15 +501,23 @@ fn write_core(
     core: u32,
     samples: u64,
     path: &Path,
+    shard: Option<&ShardPlan>,
 ) -> Result<()> {
     let io = |e| Error::io(path, e);
     let file = File::create(path).map_err(io)?;
-    let header = LogHeader::new(run_id, core, MONOTONIC_BASE_NS, STARTED_UNIX_NS);
+    let header = LogHeader::new(
+        run_id,
+        core,
+        MONOTONIC_BASE_NS,
+        ShardPlan::started_unix_ns(shard),
+    );
     let mut log =
         LogWriter::new(&header, IoSink(BufWriter::with_capacity(1 << 20, file))).map_err(io)?;
     let names: Vec<NameId> = ENDPOINTS.iter().map(|e| log.intern_name(e.name)).collect();
     let messages: Vec<MessageId> = FAILURES.iter().map(|f| log.intern_message(f.2)).collect();
-    let mut rng = Rng::new(params.seed, u64::from(core) + 1);
+    // Shard 0 (and a run of one engine) keeps the streams runs had before shards existed.
+    let stream = u64::from(core) + 1 + (u64::from(shard.map_or(0, |p| p.index)) << 32);
+    let mut rng = Rng::new(params.seed, stream);
     let d = f64::from(params.duration_s);
     let shape = LoadShape { duration_s: d };
     let ((stall_from, stall_to), (degraded_from, degraded_to)) = if params.incidents {
@@ -351,6 +525,14 @@ fn write_core(
     } else {
         ((0.0, 0.0), (0.0, 0.0))
     };
+    // A lagging shard's generator runs out of CPU for a tenth of the run: it starts every request
+    // several milliseconds late.
+    let (lag_from, lag_to) = if shard.is_some_and(|p| p.lagging) {
+        (d * 0.30, d * 0.40)
+    } else {
+        (0.0, 0.0)
+    };
+    let busy_second = |second: u32| (lag_from..lag_to).contains(&(f64::from(second) + 0.5));
     let cumulative: Vec<f64> = ENDPOINTS
         .iter()
         .scan(0.0, |acc, e| {
@@ -366,7 +548,14 @@ fn write_core(
         let t = shape.time_at(f);
         let intended_us = (t * 1e6) as u64;
         while intended_us >= (u64::from(second) + 1) * 1_000_000 {
-            log.push_interval(interval(&shape, core, second, &counters, stall, &mut rng));
+            log.push_interval(interval(
+                &shape,
+                busy_second(second),
+                second,
+                &counters,
+                stall,
+                &mut rng,
+            ));
             log.flush().map_err(io)?;
             counters = SecondCounters::default();
             second += 1;
@@ -376,6 +565,9 @@ fn write_core(
         let mut lag_us = rng.exponential(25.0) as u64;
         if (stall_from..stall_to).contains(&t) {
             lag_us += ((stall_to - t) * 1e6) as u64;
+        }
+        if (lag_from..lag_to).contains(&t) {
+            lag_us += 2_000 + rng.exponential(6_000.0) as u64;
         }
         let actual_us = intended_us + lag_us;
         let pick = rng.unit() * cumulative[cumulative.len() - 1];
@@ -478,7 +670,14 @@ fn write_core(
         log.push(sample).map_err(io)?;
     }
     while second < params.duration_s {
-        log.push_interval(interval(&shape, core, second, &counters, stall, &mut rng));
+        log.push_interval(interval(
+            &shape,
+            busy_second(second),
+            second,
+            &counters,
+            stall,
+            &mut rng,
+        ));
         counters = SecondCounters::default();
         second += 1;
     }
@@ -489,7 +688,7 @@ fn write_core(
 
 fn interval(
     shape: &LoadShape,
-    core: u32,
+    saturated: bool,
     second: u32,
     c: &SecondCounters,
     stall: (f64, f64),
@@ -501,9 +700,13 @@ fn interval(
     // part of the stall that falls in this second.
     let from = f64::from(second);
     let stalled = (stall.1.min(from + 1.0) - stall.0.max(from)).max(0.0);
-    // About 70 µs of CPU a request plus a little housekeeping: a generator comfortably below saturation.
-    let busy = (f64::from(c.requests) * 70.0 + 30_000.0 * level + rng.unit() * 20_000.0).min(1e6);
-    let _ = core;
+    // About 70 µs of CPU a request plus a little housekeeping: a generator comfortably below saturation
+    // (or, when saturated, one that used nearly all of its core).
+    let mut busy =
+        (f64::from(c.requests) * 70.0 + 30_000.0 * level + rng.unit() * 20_000.0).min(1e6);
+    if saturated {
+        busy = busy.max(970_000.0 + rng.unit() * 25_000.0);
+    }
     IntervalStats {
         start_us: u64::from(second) * 1_000_000,
         duration_us: 1_000_000,

@@ -50,6 +50,8 @@ pub struct CheckOptions {
     pub on_undecided: OnUndecided,
     /// Seed of the bootstrap resampling.
     pub seed: u64,
+    /// Check a sharded run with missing shards (otherwise refused).
+    pub allow_partial: bool,
 }
 
 /// How a threshold was judged.
@@ -195,20 +197,15 @@ pub struct Share {
 /// and judges every threshold. Bad thresholds and unknown request names are [`Error::Slo`] and
 /// [`Error::Usage`], before anything is measured.
 pub fn check(options: &CheckOptions) -> Result<CheckOutcome> {
+    // A sharded run's shards all ran the same profile (the merge refuses them otherwise).
+    let profile = crate::shards::profile_of(&options.run)?;
     let manifest_path = options.run.join(formats::manifest::MANIFEST_FILE);
-    let profile = match formats::Run::open(&options.run) {
-        Ok(run) => run.manifest.map(|m| m.profile).unwrap_or_default(),
-        Err(e) => {
-            return Err(Error::NothingReadable {
-                paths: vec![options.run.display().to_string()],
-                reasons: vec![e.to_string()],
-            });
-        }
+    let origin = if manifest_path.exists() {
+        format!("the profile in {}", manifest_path.display())
+    } else {
+        format!("the profile of the shards in {}", options.run.display())
     };
-    let from_profile = slo::from_profile(
-        &format!("the profile in {}", manifest_path.display()),
-        &profile,
-    )?;
+    let from_profile = slo::from_profile(&origin, &profile)?;
     let from_file = match &options.slo {
         Some(path) => slo::read_file(path)?,
         None => Vec::new(),
@@ -233,6 +230,7 @@ pub fn check(options: &CheckOptions) -> Result<CheckOutcome> {
             exact_limit: None,
         },
     )?;
+    crate::shards::refuse_partial(&run, &options.run, options.allow_partial)?;
     let analysis = analyze(&run, options.skip.as_secs_f64())?;
     let names: Vec<&str> = analysis.endpoints.iter().map(|s| s.name.as_str()).collect();
     for t in &thresholds {

@@ -43,6 +43,8 @@ pub struct CompareOptions {
     pub junit: Option<PathBuf>,
     /// What an undecided limit does to the verdict.
     pub on_undecided: OnUndecided,
+    /// Compare sharded runs with missing shards (otherwise refused).
+    pub allow_partial: bool,
 }
 
 /// One metric of one row.
@@ -174,6 +176,7 @@ pub fn run_compare(options: &CompareOptions) -> Result<CompareOutcome> {
                 .filter(|n| n.severity == crate::load::Severity::Warning)
                 .map(|n| format!("{}: {}: {}", dir.display(), n.file, n.message)),
         );
+        crate::shards::refuse_partial(&run, dir, options.allow_partial)?;
         let analysis = crate::analysis::analyze(&run, options.skip.as_secs_f64())?;
         if analysis.health.verdict == crate::health::Verdict::Invalid {
             return Err(Error::Usage(format!(

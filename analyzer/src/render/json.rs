@@ -88,6 +88,10 @@ pub struct RunJson {
     pub data_quality: Vec<QualityNote>,
     /// Timing phases: where each request's time went.
     pub phases: PhasesJson,
+    /// A sharded run's shards: each one's figures and verdict, what is missing, and how well they line
+    /// up. Absent for a run of one engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<crate::shards::ShardsAnalysis>,
 }
 
 /// Latency statistics in ms.
@@ -337,6 +341,7 @@ fn run(r: &RunAnalysis) -> RunJson {
         health: r.health.clone(),
         data_quality: r.notes.clone(),
         phases: PhasesJson::new(&r.phases),
+        shards: r.shards.clone(),
     }
 }
 

@@ -7,8 +7,11 @@
 mod chart;
 mod compare;
 mod phases;
+mod shards;
 mod single;
 pub mod verdict;
+
+pub use shards::ShardsView;
 
 use serde::Serialize;
 
@@ -56,6 +59,8 @@ pub struct ReportView {
     /// The lagging seconds of a single run with what the engine measured in each (empty title when
     /// none lagged, or in a comparison).
     pub health_seconds: TableView,
+    /// The shards of each sharded run (empty when no run is sharded).
+    pub shards: Vec<ShardsView>,
     /// How the numbers were computed, one paragraph per entry.
     pub method: Vec<String>,
 }
@@ -251,8 +256,10 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
         } else {
             health_seconds(first)
         },
+        shards: shards::views(runs),
         method: method(runs),
     };
+    shards::name_worst_shards(&mut view.health_table, runs);
     if comparison {
         view.headline = Some(compare::headline_table(runs, baseline));
         view.request_tables = compare::request_tables(runs, baseline);

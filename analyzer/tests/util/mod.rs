@@ -117,3 +117,82 @@ pub fn handmade_run(
     .unwrap();
     dir
 }
+
+/// A synthetic sharded run in `parent/<name>`: `shards` shard directories of two cores each, with the
+/// given synth parameters on top of the defaults (60 s, the seed's run id).
+pub fn sharded_run(
+    parent: &Path,
+    name: &str,
+    samples: u64,
+    shards: u32,
+    seed: u64,
+    tweak: impl FnOnce(&mut SynthParams),
+) -> PathBuf {
+    let dir = parent.join(name);
+    let mut params = SynthParams {
+        samples,
+        cores: 2,
+        seed,
+        duration_s: 60,
+        shards,
+        ..SynthParams::default()
+    };
+    tweak(&mut params);
+    synth(&params, &dir).expect("synth writes a sharded run")
+}
+
+/// The shard directories of a sharded run, by index.
+pub fn shard_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("shard-")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every sample of every shard, read with the formats crate alone, with its intended start moved onto
+/// the common clock (its shard's time zero minus the earliest shard's).
+pub fn raw_sharded_samples(dir: &Path) -> Vec<(String, u64, u64, bool, u64)> {
+    let shards = shard_dirs(dir);
+    let zero = |d: &Path| {
+        formats::Run::open(d)
+            .unwrap()
+            .manifest
+            .unwrap()
+            .started_unix_ns
+    };
+    let base = shards.iter().map(|d| zero(d)).min().unwrap();
+    let mut out = Vec::new();
+    for d in &shards {
+        let offset = ((zero(d) - base) / 1000) as u64;
+        out.extend(raw_samples(d).into_iter().map(|mut s| {
+            s.4 += offset;
+            s
+        }));
+    }
+    out
+}
+
+/// Makes a run directory look like its engine was killed mid-run: the manifest back to "running", and
+/// each log cut at `keep` of its length (inside a block), without its end-of-log block.
+pub fn kill_the_engine(dir: &Path, keep: f64) {
+    let run = formats::Run::open(dir).unwrap();
+    let mut manifest = run.manifest.unwrap();
+    manifest.state = RunState::Running;
+    manifest.ended_at = None;
+    manifest.ended_unix_ns = None;
+    manifest.write_to(dir).unwrap();
+    for (_, path) in &run.logs {
+        let data = std::fs::read(path).unwrap();
+        std::fs::write(path, &data[..(data.len() as f64 * keep) as usize]).unwrap();
+    }
+}
