@@ -16,7 +16,8 @@
 //! rendering, response parsing, connections), `users` (virtual users), `open` (the open model's
 //! arrival scheduler and user pool), `timer` (waiting until an exact nanosecond), `console` (live
 //! lines and the summary), `logsink` (moves finished log blocks to the file off the request path),
-//! [`serve`] (the embedded target).
+//! [`serve`] (the embedded target). [`kube`] renders the Kubernetes manifests that run a profile as
+//! shards (`engine kube`).
 
 pub mod cli;
 mod clock;
@@ -27,6 +28,7 @@ mod driver;
 mod engine_main;
 mod error;
 pub mod http;
+pub mod kube;
 mod logsink;
 mod open;
 pub mod plan;
