@@ -77,12 +77,14 @@ struct Found {
     optional: bool,
 }
 
-/// Finds, reads and places every file `spec` (loaded from `profile`) reads when it runs as `plan`.
+/// Finds, reads and places every file `spec` (loaded from `profile`) reads when it runs as `plan`,
+/// except those named by an absolute path under one of `in_image` (the image holds them).
 pub fn collect(
     profile: &Path,
     spec: &ProfileSpec,
     plan: &Plan,
     cwd: &Path,
+    in_image: &[PathBuf],
 ) -> Result<Bundle, KubeError> {
     let profile_abs = normalize(&cwd.join(profile));
     let base = profile_abs.parent().unwrap_or(Path::new("/")).to_owned();
@@ -144,10 +146,25 @@ pub fn collect(
         found.push(from_profile(&key_file, field, false));
     }
 
+    let from_image = |f: &Found| in_image.iter().any(|p| f.path.starts_with(p));
+    // The profile itself always goes in the ConfigMap.
+    if let Some(f) = found[1..].iter().find(|f| !f.absolute && from_image(f)) {
+        return Err(KubeError::Bundle(format!(
+            "`{}` names {} relative to the profile, so the pods look for it with the profile, not in the image: \
+             name it by its absolute path for --in-image to apply",
+            f.field,
+            f.path.display()
+        )));
+    }
+    let mut in_image_count = 0;
     let mut files = Vec::new();
     let placed = place(&found);
     for (f, mount) in found.iter().zip(placed) {
         let Some(mount) = mount else { continue };
+        if f.absolute && from_image(f) {
+            in_image_count += 1;
+            continue;
+        }
         let bytes = match std::fs::read(&f.path) {
             Ok(b) => b,
             Err(_) if f.optional => continue,
@@ -172,6 +189,11 @@ pub fn collect(
             bytes,
         });
     }
+    if in_image_count > 0 {
+        notes.push(format!(
+            "{in_image_count} file(s) under --in-image are not bundled: the image must hold them at the same paths"
+        ));
+    }
     assign_keys(&mut files);
     let profile_in_pod = match &files[0].mount {
         Mount::Bundle(rel) => format!("{BUNDLE_DIR}/{rel}"),
@@ -191,7 +213,7 @@ pub fn collect(
             .unwrap_or_default();
         return Err(KubeError::Bundle(format!(
             "the profile and its files come to {}, more than the 1 MiB a ConfigMap holds (the largest is {biggest}); \
-             put large data files into an image built from the engine's (docs/distributed.md#large-data-files)",
+             build large data files into an image from the engine's and give --in-image (docs/distributed.md#large-data-files)",
             mib(bundle.size())
         )));
     }

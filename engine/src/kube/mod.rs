@@ -111,6 +111,10 @@ pub struct KubeArgs {
     /// (repeatable).
     #[arg(long, value_name = "NAME")]
     pub secret: Vec<String>,
+    /// Files the image holds (a file or a directory, absolute): profile files named by an absolute
+    /// path under it are not put in the ConfigMap (repeatable; docs/distributed.md#large-data-files).
+    #[arg(long, value_name = "PATH")]
+    pub in_image: Vec<PathBuf>,
     /// Keep the finished Job (and its pods' logs) and the collector this long.
     #[arg(long, value_name = "D", default_value = "24h", value_parser = parse_duration_arg)]
     pub ttl: Duration,
@@ -269,7 +273,7 @@ pub fn render_run(
         ));
     }
 
-    let bundle = bundle::collect(&args.profile, &spec, &plan, cwd)?;
+    let bundle = bundle::collect(&args.profile, &spec, &plan, cwd, &args.in_image)?;
     notes.extend(bundle.notes.iter().cloned());
 
     let demand = demand(&spec, &run_args, &plan);
@@ -461,6 +465,15 @@ fn check_args(args: &KubeArgs) -> Result<(), KubeError> {
     }
     for name in &args.secret {
         dns_label("--secret", name, 253)?;
+    }
+    if let Some(p) = args.in_image.iter().find(|p| !p.is_absolute()) {
+        return Err(flag(
+            "--in-image",
+            format!(
+                "{} is not an absolute path: give where the image holds the files, e.g. /data",
+                p.display()
+            ),
+        ));
     }
     if args.ttl.is_zero() {
         return Err(flag(

@@ -498,6 +498,59 @@ fn collector_job(s: &Settings, image: &str) -> Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube::bundle::BundleFile;
+
+    fn settings() -> Settings {
+        Settings {
+            run_id: "r1".into(),
+            profile_name: "p".into(),
+            namespace: None,
+            shards: 2,
+            cores: 1,
+            memory_mib: 256,
+            image: "img".into(),
+            collector_image: None,
+            start_at: "2026-11-27T10:00:00Z".into(),
+            deadline_s: 600,
+            ttl_s: 3600,
+            claim: "results".into(),
+            create_claim: None,
+            engine_args: Vec::new(),
+            seccomp: Seccomp::RuntimeDefault,
+            one_per_node: false,
+            node_selector: Labels::new(),
+            tolerations: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn text_files_go_in_data_and_others_in_binary_data() {
+        let file = |key: &str, bytes: &[u8]| BundleFile {
+            key: key.into(),
+            mount: Mount::Bundle(key.into()),
+            source: key.into(),
+            bytes: bytes.to_vec(),
+        };
+        let bundle = Bundle {
+            files: vec![
+                file("p.ron", b"(name: \"p\")\n"),
+                file("latin1.csv", b"name\ncaf\xe9\n"),
+            ],
+            profile_in_pod: format!("{BUNDLE_DIR}/p.ron"),
+            notes: Vec::new(),
+        };
+        let cm = config_map(&settings(), &bundle);
+        assert_eq!(cm.data["p.ron"], "(name: \"p\")\n");
+        assert!(!cm.data.contains_key("latin1.csv"));
+        assert_eq!(cm.binary_data["latin1.csv"], "bmFtZQpjYWbpCg==");
+        let objects = render(&settings(), &bundle);
+        assert_eq!(objects.len(), 2, "no claim, no collector");
+        assert_eq!(
+            objects.iter().map(Object::describe).collect::<Vec<_>>(),
+            ["configmap/stampede-r1-profile", "job/stampede-r1"]
+        );
+    }
 
     #[test]
     fn label_values_are_valid() {
