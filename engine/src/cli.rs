@@ -15,7 +15,7 @@ Examples:
   engine serve --addr 127.0.0.1:0                     # the embedded target on its own
   engine serve --stall-every 2s --stall-for 200ms --latency-mix 90:1ms,10:20ms
   engine serve --tls-cert cert.pem --tls-key key.pem  # the embedded target over HTTPS
-  engine kube profiles/shop.ron --shards 8 --image IMG | kubectl apply -f -   # 8 pods on Kubernetes
+  engine kube profiles/shop.ron --shards 8 --image IMG | kubectl apply -f -
 
 The pipeline:
   engine run profiles/demo.ron   ->   runs/<id>/   ->   analyzer report runs/<id>";

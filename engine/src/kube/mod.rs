@@ -37,14 +37,16 @@ pub use render::Seccomp;
 
 const EXAMPLES: &str = "\
 Examples:
-  engine kube profiles/shop.ron --shards 8 --image registry.example/stampede-engine:0.1 | kubectl apply -f -
-  engine kube profiles/shop.ron --shards 4 --cores 2 --image IMG --namespace load -- --env staging --rate 20000
-  engine kube profiles/shop.ron --shards 4 --image IMG --create-pvc 20Gi --storage-class nfs-client --out run.yaml
+  engine kube profiles/shop.ron --shards 8 --image IMG | kubectl apply -f -
+  engine kube shop.ron --shards 4 --cores 2 --image IMG -n load -- --env staging
+  engine kube shop.ron --shards 4 --image IMG --create-pvc 20Gi --out run.yaml
 
 Flags after `--` go to `engine run` in every pod (and are checked here first).
-The pipeline: engine kube ... | kubectl apply -f -  ->  /results/<run-id>/shard-*/ on the claim
-  ->  kubectl exec job/stampede-<run-id>-collect -- tar ... | tar x  ->  analyzer report runs/<run-id>/
-docs/distributed.md walks through it.";
+Then: kubectl logs -l app.kubernetes.io/instance=<run-id> --prefix -f
+      kubectl exec job/stampede-<run-id>-collect -- tar -C /results -cf - <run-id>
+        | tar -C runs -xf -
+      analyzer report runs/<run-id>/
+engine kube prints these commands for the run; docs/distributed.md walks through it.";
 
 /// `engine kube`.
 #[derive(Debug, Clone, Args)]
