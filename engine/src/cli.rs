@@ -16,6 +16,7 @@ Examples:
   engine serve --addr 127.0.0.1:0                     # the embedded target on its own
   engine serve --stall-every 2s --stall-for 200ms --latency-mix 90:1ms,10:20ms
   engine serve --tls-cert cert.pem --tls-key key.pem  # the embedded target over HTTPS
+  engine kube profiles/shop.ron --shards 8 --image IMG | kubectl apply -f -
 
 The pipeline:
   engine run profiles/demo.ron   ->   runs/<id>/   ->   analyzer report runs/<id>";
@@ -43,6 +44,8 @@ pub enum Command {
                             (docs/scenarios.md#the-embedded-target)"
     )]
     Serve(ServeArgs),
+    /// Render Kubernetes manifests that run a profile as N shards, one pod each (docs/distributed.md).
+    Kube(Box<crate::kube::KubeArgs>),
 }
 
 /// `engine run`.

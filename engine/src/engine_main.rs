@@ -56,6 +56,13 @@ impl Engine {
                     ExitCode::from(e.exit_code())
                 }
             },
+            Command::Kube(args) => match crate::kube::command_with(&args, &self.protocols) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            },
             Command::Serve(args) => match crate::serve::serve_command(&args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

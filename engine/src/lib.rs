@@ -17,7 +17,8 @@
 //! arrival scheduler and user pool), `timer` (waiting until an exact nanosecond), `console` (live
 //! lines and the summary), `logsink` (moves finished log blocks to the file off the request path),
 //! [`serve`] (the embedded target), [`shard`] (one test spread over several engines: shard identity,
-//! start instant, run name), `clock_sync` (how well the machine's clock is synchronised).
+//! start instant, run name), `clock_sync` (how well the machine's clock is synchronised). [`kube`]
+//! renders the Kubernetes manifests that run a profile as shards (`engine kube`).
 
 pub mod cli;
 mod clock;
@@ -29,6 +30,7 @@ mod driver;
 mod engine_main;
 mod error;
 pub mod http;
+pub mod kube;
 mod logsink;
 mod open;
 pub mod plan;

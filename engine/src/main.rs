@@ -29,5 +29,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => engine::serve::serve_command(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::Kube(args) => Ok(match engine::kube::command(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        }),
     }
 }
