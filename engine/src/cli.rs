@@ -91,6 +91,22 @@ pub struct RunArgs {
     /// No live console lines, only the summary and the run directory.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// The live dashboard and Prometheus metrics.
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// `engine run --web` and `--metrics`: watching a run while it goes (docs/live.md).
+#[derive(Debug, Clone, Args, Default)]
+pub struct LiveArgs {
+    /// Serve a live dashboard at ADDR while the run goes (e.g. `127.0.0.1:8089`; a bare port means
+    /// 127.0.0.1; port 0 picks a free one). It also serves /metrics. An address other than loopback
+    /// lets anyone who reaches it watch and stop the run.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
+    pub web: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run goes (e.g. `127.0.0.1:9464`).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `engine serve`.
@@ -164,6 +180,22 @@ fn parse_latency_mix(s: &str) -> Result<LatencyMix, String> {
         return Err("every weight is 0".into());
     }
     Ok(LatencyMix(parts))
+}
+
+/// `HOST:PORT`, `[IPv6]:PORT`, or a bare port on 127.0.0.1.
+fn parse_listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(([127, 0, 0, 1], port).into());
+    }
+    let hint = "expected HOST:PORT or a port, e.g. 127.0.0.1:8089";
+    if !s.contains(':') {
+        return Err(format!("{s:?} has no port: {hint}"));
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot use {s:?}: {e}; {hint}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address; {hint}"))
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

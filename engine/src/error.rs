@@ -50,6 +50,19 @@ pub enum Error {
     /// TLS could not be set up (unreadable CA file, no system roots); exit code 2.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsSetupError),
+    /// `--web` or `--metrics` cannot listen where asked (the port is taken, or the address is not
+    /// this machine's); exit code 2, before the run starts.
+    #[error(
+        "{flag} {addr}: cannot listen there: {source}; pick another address or port (port 0 picks a free one)"
+    )]
+    Listen {
+        /// The flag that named the address.
+        flag: &'static str,
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
     /// Something else in the environment failed (threads, signals, the embedded server).
     #[error("{context}: {source}")]
     System {
@@ -68,7 +81,8 @@ impl Error {
             | Error::Plan(_)
             | Error::Resolve { .. }
             | Error::Tls(_)
-            | Error::DirectLoop { .. } => 2,
+            | Error::DirectLoop { .. }
+            | Error::Listen { .. } => 2,
             _ => 1,
         }
     }

@@ -15,8 +15,9 @@
 //! `runner` (orchestration, run directory, manifest), `core` (one engine thread), [`http`] (request
 //! rendering, response parsing, connections), `users` (virtual users), `open` (the open model's
 //! arrival scheduler and user pool), `timer` (waiting until an exact nanosecond), `console` (live
-//! lines and the summary), `logsink` (moves finished log blocks to the file off the request path),
-//! [`serve`] (the embedded target).
+//! lines and the summary), `live` (the dashboard and Prometheus metrics, `--web` and `--metrics`),
+//! `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the embedded
+//! target).
 
 pub mod cli;
 mod clock;
@@ -27,6 +28,7 @@ mod driver;
 mod engine_main;
 mod error;
 pub mod http;
+mod live;
 mod logsink;
 mod open;
 pub mod plan;

@@ -707,7 +707,7 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         requests,
         next_addr: core as usize % addrs.len(),
         addrs,
-        rec: Recorder::new(writer, sink.clone(), core, by_name, users),
+        rec: Recorder::new(writer, sink.clone(), core, by_name, users).live(setup.plan.live),
         rng: Rng::new(seed),
         clock: setup.clock,
         limits: setup.plan.limits,
