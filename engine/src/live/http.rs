@@ -12,7 +12,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -167,7 +167,12 @@ pub(crate) struct Server {
 struct Connections {
     count: AtomicUsize,
     streams: Mutex<Vec<(u64, TcpStream)>>,
+    /// Signalled when a connection ends, for a stopping server waiting for responses in flight.
+    ended: Condvar,
 }
+
+/// How long a stopping server lets responses already being written finish.
+const DRAIN: Duration = Duration::from_secs(2);
 
 impl Server {
     /// Serves `bound` with `handler` on threads of its own until stopped.
@@ -195,7 +200,8 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting, closes every open connection and waits for the accepting thread.
+    /// Stops accepting, lets responses being written finish (at most [`DRAIN`]), then closes every
+    /// connection still open.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -215,11 +221,30 @@ impl Server {
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         let _ = acceptor.join();
-        let streams = self
+        // Closing only the reading side ends idle keep-alive connections at once (their read returns
+        // end of file) but lets a connection that is writing a response finish it: the final
+        // snapshot a viewer fetched must not be cut off by the end of the run it describes.
+        let mut streams = self
             .open
             .streams
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        for (_, s) in streams.iter() {
+            let _ = s.shutdown(Shutdown::Read);
+        }
+        let deadline = Instant::now() + DRAIN;
+        while self.open.count.load(Ordering::SeqCst) > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            streams = self
+                .open
+                .ended
+                .wait_timeout(streams, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
         for (_, s) in streams.iter() {
             let _ = s.shutdown(Shutdown::Both);
         }
@@ -282,8 +307,9 @@ impl Connections {
             let (_, s) = streams.swap_remove(i);
             let _ = s.shutdown(Shutdown::Both);
         }
-        drop(streams);
         self.count.fetch_sub(1, Ordering::SeqCst);
+        drop(streams);
+        self.ended.notify_all();
     }
 }
 
@@ -724,6 +750,50 @@ mod tests {
             assert!(Instant::now() < deadline, "slots never freed: {out}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// A handler with one large response, so that writing it blocks until the client reads.
+    struct Large;
+
+    const LARGE: usize = 32 << 20;
+
+    impl Handler for Large {
+        fn handle(&self, _: &Request<'_>) -> Response {
+            Response::new(
+                200,
+                "application/octet-stream",
+                Body::Owned(vec![b'x'; LARGE]),
+            )
+        }
+    }
+
+    #[test]
+    fn stopping_lets_a_response_being_written_finish() {
+        let bound = Bound::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let s = Server::start(bound, Arc::new(Large), LIMITS).unwrap();
+        let addr = s.addr();
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        // The first bytes say the server is writing; the rest cannot fit the sockets' buffers, so it
+        // is still writing when the server stops.
+        let mut got = vec![0u8; 4096];
+        let mut n = c.read(&mut got).unwrap();
+        let stopper = std::thread::spawn(move || s.stop());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_ok() {
+            assert!(Instant::now() < deadline, "the listener never closed");
+            std::thread::yield_now();
+        }
+        got.truncate(n);
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        n += rest.len();
+        got.extend_from_slice(&rest);
+        let head_len = find_head_end(&got).expect("a response head");
+        assert_eq!(n - head_len, LARGE, "the response was cut off");
+        stopper.join().unwrap();
     }
 
     #[test]
