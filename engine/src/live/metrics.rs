@@ -536,6 +536,119 @@ mod tests {
         assert!(!om.contains("shard="));
     }
 
+    /// Every string under a key named `key`, anywhere in `v`.
+    fn strings_under<'a>(v: &'a serde_json::Value, key: &str, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match v {
+                        serde_json::Value::String(s) if k == key => out.push(s),
+                        _ => strings_under(v, key, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| strings_under(v, key, out)),
+            _ => {}
+        }
+    }
+
+    /// The labels a scrape's series can have: the engine's, and those Prometheus adds.
+    const LABELS: [&str; 15] = [
+        "profile",
+        "run_id",
+        "shard",
+        "name",
+        "outcome",
+        "kind",
+        "le",
+        "mode",
+        "target",
+        "environment",
+        "engine_version",
+        "started_at",
+        "shard_count",
+        "instance",
+        "job",
+    ];
+
+    /// docs/grafana/stampede.json is valid JSON, queries only metrics that exist (with the suffixes
+    /// their types give them), uses only the labels the engine sets, and defines the variables it uses.
+    #[test]
+    fn the_grafana_dashboard_queries_metrics_that_exist() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/stampede.json");
+        let text = std::fs::read_to_string(path).expect("docs/grafana/stampede.json");
+        let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+        let mut exprs = Vec::new();
+        strings_under(&dash, "expr", &mut exprs);
+        strings_under(&dash, "definition", &mut exprs);
+        assert!(exprs.len() > 20, "{} queries", exprs.len());
+        let mut used = std::collections::BTreeSet::new();
+        for expr in &exprs {
+            let mut rest = *expr;
+            while let Some(i) = rest.find("stampede_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .filter(|f| *f == "stampede_request_duration_seconds")
+                    .map_or(name.clone(), str::to_owned);
+                assert!(
+                    FAMILIES.contains(&family.as_str()),
+                    "the dashboard queries {name}, which the engine does not export: {expr}"
+                );
+                used.insert(family);
+            }
+            // Labels in groupings and selectors are ones the engine (or Prometheus) sets.
+            let grouped = expr
+                .split("by (")
+                .skip(1)
+                .map(|g| g.split(')').next().unwrap());
+            let selected = expr
+                .split('{')
+                .skip(1)
+                .map(|g| g.split('}').next().unwrap());
+            for list in grouped.chain(selected) {
+                for label in list
+                    .split(',')
+                    .map(|l| l.split(['=', '!']).next().unwrap().trim())
+                {
+                    assert!(
+                        LABELS.contains(&label),
+                        "the dashboard uses a label {label:?} nobody sets: {expr}"
+                    );
+                }
+            }
+        }
+        let unused: Vec<&&str> = FAMILIES
+            .iter()
+            .filter(|f| !used.contains(**f) && **f != "stampede_run_elapsed_seconds")
+            .collect();
+        assert!(unused.is_empty(), "no panel shows {unused:?}");
+        let defined: Vec<&str> = dash["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        for expr in exprs.iter().chain(std::iter::once(&text.as_str())) {
+            for (i, _) in expr.match_indices('$') {
+                let var: String = expr[i + 1..]
+                    .trim_start_matches('{')
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    var.starts_with("__") || defined.contains(&var.as_str()),
+                    "${var} is not a dashboard variable"
+                );
+            }
+        }
+    }
+
     #[test]
     fn accept_negotiation() {
         let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
