@@ -32,6 +32,12 @@ use crate::tls::TlsClient;
 
 /// How often a core looks at the global stop flag and the clock.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
+/// How far ahead of now the run's time zero is set: the time every core has to set up (runtime,
+/// io_uring, log file, users' memory) before its schedule starts. On the shared 2-core VM, under
+/// builds, cores were ready in time with this lead; only a deliberately starved core (a busy thread on
+/// its CPU, the engine at nice 19) was late. A late core records how late in its first interval
+/// (`start_late_us`), and its first second is then reported as start-up.
+pub(crate) const STARTUP_LEAD: Duration = Duration::from_millis(50);
 /// How often the file-writer task drains queued blocks.
 const DRAIN_EVERY: Duration = Duration::from_millis(250);
 /// How long in-flight requests may take to finish after a planned end.
@@ -45,8 +51,6 @@ pub(crate) struct SharedPlan {
     pub scenario: Scenario,
     /// Each request's wire template, for the target's Host header.
     pub wires: Vec<Wire>,
-    /// Engine threads in the run.
-    pub cores: u32,
     pub limits: Limits,
     pub addrs: Vec<SocketAddr>,
     /// TLS for an `https://` target.
@@ -71,6 +75,8 @@ pub(crate) struct CoreSetup {
     pub iterations: Option<u64>,
     /// This core's arrivals and pool, in an open model.
     pub open: Option<OpenCore>,
+    /// Where this core sits in the deal of users, arrivals and rows (its shard and core).
+    pub seat: crate::schedule::Seat,
     pub plan: Arc<SharedPlan>,
     pub driver: IoDriver,
     pub clock: Clock,
@@ -105,6 +111,9 @@ pub(crate) struct SecondReport {
     pub iterations_dropped: u32,
     /// What the live view needs besides the console's figures; `None` without a live view.
     pub live: Option<Box<LiveSecond>>,
+    /// The interval record this core logged for the second: the evidence the console judges the
+    /// second by, with the same rule as the analyzer (`formats::health`).
+    pub stats: IntervalStats,
 }
 
 #[derive(Debug)]
@@ -318,7 +327,14 @@ pub(crate) struct Recorder {
     in_flight_count: usize,
     /// Interned "unexpected status N" messages, so a failing endpoint does not format per request.
     status_messages: Vec<Option<MessageId>>,
-    cpu_at_interval_start: (Duration, Duration),
+    /// How late the loop's timed waits woke after their deadlines, µs, this interval.
+    wake_late: Histogram<u64>,
+    /// The thread's CPU time and context switches, its run-queue delay and its CPU's steal time at the
+    /// start of the interval (the record holds the differences).
+    usage_at_interval_start: crate::sys::ThreadUsage,
+    run_delay_at_interval_start: Option<u64>,
+    steal_at_interval_start: Option<u64>,
+    probe: crate::sys::SchedProbe,
     started_total: u64,
     dropped_total: u64,
     local_resource: (u64, Option<String>),
@@ -326,14 +342,17 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// A recorder writing through `writer` (whose blocks go to `sink`), with the statistics slots of
-    /// the names already interned and room for `users` requests in flight.
+    /// the names already interned and room for `users` requests in flight. It must be created on the
+    /// core's own thread, pinned to `cpu` (or not pinned: `None`), since it measures that thread.
     pub(crate) fn new(
         writer: LogWriter<QueueSink>,
         sink: QueueSink,
         core: u32,
         by_name: Vec<NameTally>,
         users: usize,
+        cpu: Option<u32>,
     ) -> Recorder {
+        let mut probe = crate::sys::SchedProbe::for_current_thread(cpu);
         Recorder {
             writer: Some(writer),
             sink,
@@ -350,7 +369,11 @@ impl Recorder {
             in_flight: vec![None; users],
             in_flight_count: 0,
             status_messages: vec![None; 600],
-            cpu_at_interval_start: crate::sys::thread_cpu_time(),
+            wake_late: histogram(2),
+            usage_at_interval_start: crate::sys::thread_usage(),
+            run_delay_at_interval_start: probe.run_delay_us(),
+            steal_at_interval_start: probe.steal_us(),
+            probe,
             started_total: 0,
             dropped_total: 0,
             local_resource: (0, None),
@@ -392,6 +415,23 @@ impl Recorder {
 
     pub fn user_started(&mut self) {
         self.active_users += 1;
+        self.interval.users_started = self.interval.users_started.saturating_add(1);
+        self.interval.users_max = self.interval.users_max.max(self.active_users);
+    }
+
+    /// The core's schedule starts now, `late_us` after the run's time zero (0 when the core was ready
+    /// in time): the first interval measures from here, and records the lateness as start-up.
+    pub(crate) fn schedule_started(&mut self, late_us: u64) {
+        self.usage_at_interval_start = crate::sys::thread_usage();
+        self.run_delay_at_interval_start = self.probe.run_delay_us();
+        self.steal_at_interval_start = self.probe.steal_us();
+        self.interval.start_late_us = late_us.min(u64::from(u32::MAX)) as u32;
+    }
+
+    /// A timed wait of the core's loop ended `late_us` after its deadline.
+    pub(crate) fn woke(&mut self, late_us: u64) {
+        self.wake_late.saturating_record(late_us);
+        self.interval.wakeups = self.interval.wakeups.saturating_add(1);
     }
 
     pub fn user_stopped(&mut self, connection_open: bool) {
@@ -404,6 +444,11 @@ impl Recorder {
     pub fn iteration_started(&mut self) {
         self.interval.iterations_started = self.interval.iterations_started.saturating_add(1);
         self.started_total += 1;
+    }
+
+    /// An arrival found every user busy and waits in the queue for a free one.
+    pub fn iteration_queued(&mut self) {
+        self.interval.iterations_queued = self.interval.iterations_queued.saturating_add(1);
     }
 
     /// An arrival found no free user and no room to wait: counted, never skipped silently.
@@ -462,6 +507,7 @@ impl Recorder {
             latency_us: (end_us.saturating_sub(req.actual_us).max(1)).min(u64::from(u32::MAX))
                 as u32,
             connect_us: ex.connect_us,
+            tls_us: ex.tls_us,
             ttfb_us: ex.ttfb_us,
             status: ex.status,
             outcome,
@@ -496,6 +542,9 @@ impl Recorder {
         }
         self.uncorrected.saturating_record(u64::from(s.latency_us));
         let lag = s.actual_us.saturating_sub(s.intended_us).max(1);
+        if lag > u64::from(formats::health::LAG_LIMIT_US) {
+            self.interval.late_requests = self.interval.late_requests.saturating_add(1);
+        }
         self.lag.saturating_record(lag);
         self.lag_total.saturating_record(lag);
         self.interval.requests = self.interval.requests.saturating_add(1);
@@ -534,10 +583,18 @@ impl Recorder {
         now_us: u64,
         second: u64,
     ) -> SecondReport {
-        let cpu = crate::sys::thread_cpu_time();
-        let (u0, s0) = self.cpu_at_interval_start;
-        self.cpu_at_interval_start = cpu;
+        let usage = crate::sys::thread_usage();
+        let before = std::mem::replace(&mut self.usage_at_interval_start, usage);
+        let run_delay = self.probe.run_delay_us();
+        let run_delay_before = std::mem::replace(&mut self.run_delay_at_interval_start, run_delay);
+        let steal = self.probe.steal_us();
+        let steal_before = std::mem::replace(&mut self.steal_at_interval_start, steal);
+        let since = |now: Option<u64>, then: Option<u64>| {
+            Some(now?.saturating_sub(then?).min(u64::from(u32::MAX)) as u32)
+        };
+        let count = |n: u64| n.min(u64::from(u32::MAX)) as u32;
         let lag_at = |q: f64| self.lag.value_at_quantile(q).min(u64::from(u32::MAX)) as u32;
+        let wake_at = |q: f64| self.wake_late.value_at_quantile(q).min(u64::from(u32::MAX)) as u32;
         let stats = IntervalStats {
             start_us,
             duration_us: now_us.saturating_sub(start_us).min(u64::from(u32::MAX)) as u32,
@@ -545,9 +602,16 @@ impl Recorder {
             lag_p50_us: lag_at(0.5),
             lag_p99_us: lag_at(0.99),
             lag_max_us: self.lag.max().min(u64::from(u32::MAX)) as u32,
-            cpu_user_us: cpu.0.saturating_sub(u0).as_micros() as u32,
-            cpu_system_us: cpu.1.saturating_sub(s0).as_micros() as u32,
+            cpu_user_us: usage.user.saturating_sub(before.user).as_micros() as u32,
+            cpu_system_us: usage.system.saturating_sub(before.system).as_micros() as u32,
             open_connections: self.open_connections,
+            users_max: self.interval.users_max.max(self.active_users),
+            voluntary_switches: count(usage.voluntary.saturating_sub(before.voluntary)),
+            involuntary_switches: count(usage.involuntary.saturating_sub(before.involuntary)),
+            run_delay_us: since(run_delay, run_delay_before),
+            steal_us: since(steal, steal_before),
+            wake_late_p99_us: wake_at(0.99),
+            wake_late_max_us: count(self.wake_late.max()),
             ..self.interval
         };
         let live = crate::live::tally::close_second(
@@ -568,15 +632,21 @@ impl Recorder {
             lag_max_us: stats.lag_max_us,
             iterations_dropped: stats.iterations_dropped,
             live,
+            stats,
         };
         if let Some(w) = self.writer.as_mut() {
             w.push_interval(stats);
             let _ = w.flush();
         }
-        self.interval = IntervalStats::default();
+        // Users alive now are alive at the start of the next interval.
+        self.interval = IntervalStats {
+            users_max: self.active_users,
+            ..IntervalStats::default()
+        };
         self.second.reset();
         self.uncorrected.reset();
         self.lag.reset();
+        self.wake_late.reset();
         report
     }
 }
@@ -626,8 +696,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         CoreScenario::new(
             &setup.plan.scenario,
             &setup.plan.wires,
-            core,
-            setup.plan.cores,
+            setup.seat,
             u64::try_from(setup.clock.wall_ns / 1_000_000_000).unwrap_or(0),
             &mut interner,
         )
@@ -657,12 +726,20 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         end_us: crate::clock::micros(setup.plan.duration),
         stopping: Cell::new(false),
         lingering: Cell::new(0),
-        rng: RefCell::new(Rng::new(
-            u64::from_le_bytes(setup.header.run_id.0[..8].try_into().expect("8 bytes"))
-                ^ (u64::from(core) << 56 | 0x5eed),
-        )),
+        rng: RefCell::new(Rng::new(crate::rng::core_seed(
+            setup.header.run_id,
+            setup.seat,
+        ))),
         rec: RefCell::new(
-            Recorder::new(writer, sink.clone(), core, by_name, user_slots).live(setup.plan.live),
+            Recorder::new(
+                writer,
+                sink.clone(),
+                core,
+                by_name,
+                user_slots,
+                setup.cpu.filter(|_| pinned),
+            )
+            .live(setup.plan.live),
         ),
         slots: (0..user_slots).map(|_| UserSlot::default()).collect(),
         closed,
@@ -672,6 +749,11 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         addrs: setup.plan.addrs.clone(),
         next_addr: Cell::new(core as usize % setup.plan.addrs.len().max(1)),
     });
+
+    // Everything is set up: wait for time zero (STARTUP_LEAD ahead, or a --start-at instant), no task
+    // runs yet so blocking the thread holds up nothing, and note if the set-up overran it.
+    let late = ctx.clock.wait_for_zero();
+    ctx.rec.borrow_mut().schedule_started(late);
 
     let file = Rc::new(RefCell::new(Some(file)));
     let write_error: Rc<RefCell<Option<String>>> = Rc::default();
@@ -691,8 +773,11 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         }
     }
 
-    // The control loop: checks the stop flag and the clock every tick and reports every second.
+    // The control loop: checks the stop flag and the clock every tick and reports every second. It
+    // waits on a precise timer, whose lateness is the evidence for a thread the OS woke late (the
+    // runtime's own timers round to whole milliseconds, which would hide it).
     let clock = ctx.clock;
+    let precise = crate::timer::PreciseTimer::new().ok();
     let mut interval_start = 0u64;
     let mut next_second = 1_000_000u64;
     let interrupted = loop {
@@ -700,8 +785,21 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         let next_tick = (now + TICK.as_micros() as u64)
             .min(next_second)
             .min(ctx.end_us.max(now));
-        monoio::time::sleep_until(clock.at_us(next_tick).into()).await;
+        let waits = next_tick > now;
+        let timed = match &precise {
+            Some(t) => t
+                .sleep_until(clock.monotonic_at(next_tick.saturating_mul(1000)))
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if !timed {
+            monoio::time::sleep_until(clock.at_us(next_tick).into()).await;
+        }
         let now = clock.now_us();
+        if timed && waits {
+            ctx.rec.borrow_mut().woke(now.saturating_sub(next_tick));
+        }
         ctx.expire_overdue(now);
         if now >= next_second {
             let report =

@@ -17,10 +17,12 @@
 //! arrival scheduler and user pool), `timer` (waiting until an exact nanosecond), `console` (live
 //! lines and the summary), `live` (the dashboard and Prometheus metrics, `--web` and `--metrics`),
 //! `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the embedded
-//! target).
+//! target), [`shard`] (one test spread over several engines: shard identity, start instant, run name),
+//! `clock_sync` (how well the machine's clock is synchronised).
 
 pub mod cli;
 mod clock;
+mod clock_sync;
 mod console;
 mod core;
 mod direct;
@@ -39,6 +41,7 @@ mod runner;
 mod scenario;
 pub mod schedule;
 pub mod serve;
+pub mod shard;
 mod sys;
 mod timer;
 pub mod tls;

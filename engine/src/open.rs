@@ -182,6 +182,7 @@ pub(crate) async fn scheduler(ctx: Rc<CoreCtx>, open: OpenCore) {
             let r = ctx.rng.borrow_mut().below(total_weight);
             schedule::pick_weighted(weights.iter().copied(), r)
         };
+        let mut queued = false;
         loop {
             match pool.hand(kind, due) {
                 Handed::Idle(local) => {
@@ -209,6 +210,10 @@ pub(crate) async fn scheduler(ctx: Rc<CoreCtx>, open: OpenCore) {
                 ctx.rec.borrow_mut().iteration_dropped();
                 seq += 1;
                 continue 'arrivals;
+            }
+            if !queued {
+                queued = true;
+                ctx.rec.borrow_mut().iteration_queued();
             }
             let until = overflow_at.map(|at| ctx.clock.at(Duration::from_nanos(at.0)));
             let free = std::future::poll_fn(|cx| {
@@ -259,7 +264,11 @@ async fn wait_until(ctx: &CoreCtx, timer: Option<&PreciseTimer>, due: Nanos) {
             Some(t) => t.sleep_until(ctx.clock.monotonic_at(due.0)).await.is_ok(),
             None => false,
         };
-        if !slept {
+        if slept {
+            // The precise timer's lateness is the operating system's: evidence for a late wake-up.
+            let late_ns = ctx.clock.now_ns().saturating_sub(due.0);
+            ctx.rec.borrow_mut().woke(late_ns / 1000);
+        } else {
             monoio::time::sleep_until(ctx.clock.at(Duration::from_nanos(due.0)).into()).await;
         }
     }

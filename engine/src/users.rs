@@ -260,8 +260,11 @@ async fn sleep_precisely(ctx: &CoreCtx, timer: &mut Option<PreciseTimer>, due_ns
 pub(crate) async fn run_pooled_user(ctx: Rc<CoreCtx>, local: usize, kind_index: usize) {
     let pool = ctx.pool.as_ref().expect("an open core has a pool");
     let kind = ctx.scenario.kind(kind_index);
+    // Pool users are numbered like closed users: this core's `local`-th is its seat's `local`-th item
+    // of the run-wide deal, so `user_id()` and unique rows never repeat across cores or shards.
+    let global = ctx.scenario.seat.item(local as u64).unwrap_or(u64::MAX);
     let plan = UserPlan {
-        global: local as u32,
+        global: u32::try_from(global).unwrap_or(u32::MAX),
         kind: kind_index,
         spawn_at: Duration::ZERO,
     };

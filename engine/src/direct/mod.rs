@@ -321,6 +321,8 @@ impl Core {
         let ex = Exchange {
             status,
             connect_us: conn.connect_us,
+            // The direct loop serves plain http:// only (`eligible`): no handshake to time.
+            tls_us: 0,
             ttfb_us: conn.ttfb_us,
             last_read_at: None,
             bytes_sent: conn.bytes_sent,
@@ -672,8 +674,7 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     if addrs.is_empty() {
         return fail(format!("core {core}: the target has no address"));
     }
-    let seed = u64::from_le_bytes(setup.header.run_id.0[..8].try_into().expect("8 bytes"))
-        ^ (u64::from(core) << 56 | 0x5eed);
+    let seed = crate::rng::core_seed(setup.header.run_id, setup.seat);
     let conns = setup
         .users
         .iter()
@@ -707,7 +708,15 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         requests,
         next_addr: core as usize % addrs.len(),
         addrs,
-        rec: Recorder::new(writer, sink.clone(), core, by_name, users).live(setup.plan.live),
+        rec: Recorder::new(
+            writer,
+            sink.clone(),
+            core,
+            by_name,
+            users,
+            setup.cpu.filter(|_| pinned),
+        )
+        .live(setup.plan.live),
         rng: Rng::new(seed),
         clock: setup.clock,
         limits: setup.plan.limits,
@@ -726,6 +735,8 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         path: setup.log_path.clone(),
     };
 
+    // Set up ahead of a --start-at instant, the core starts its schedule on it.
+    cl.clock.wait_for_zero();
     let end_us = crate::clock::micros(setup.plan.duration);
     let spawn_at: Vec<u64> = setup
         .users
@@ -742,6 +753,9 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
     let mut give_up = u64::MAX;
     let mut interrupted = false;
     let mut loop_error = None;
+    // Everything is set up: wait for time zero, and note if the set-up overran it.
+    let late = cl.clock.wait_for_zero();
+    cl.rec.schedule_started(late);
     loop {
         let now = cl.clock.now_us();
         // Users due by now start, at their spawn time.
@@ -767,12 +781,20 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
         if let Some(&Reverse((ready, _))) = cl.sleepers.peek() {
             wake = wake.min(ready);
         }
-        let timeout = Duration::from_micros(wake.saturating_sub(now).max(1));
+        // The timeout counts from a fresh reading: the work since `now` must not push the wake-up
+        // past its deadline, and a late wake-up is then the OS's alone.
+        let waiting_from = cl.clock.now_us();
+        let timeout = Duration::from_micros(wake.saturating_sub(waiting_from).max(1));
         if let Err(e) = cl.ring.submit_and_wait(1, timeout) {
             loop_error = Some(format!("core {core}: io_uring wait failed: {e}"));
             break;
         }
         let t = cl.clock.now_us();
+        // A wait that reached its deadline: how late the thread woke is the evidence for a late
+        // wake-up.
+        if wake > waiting_from && t >= wake {
+            cl.rec.woke(t - wake);
+        }
         cl.ring.reap(&mut cqes);
         cl.dispatch(&mut cqes, t);
 

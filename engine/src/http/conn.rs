@@ -126,8 +126,10 @@ pub(crate) struct Limits {
 pub(crate) struct Exchange {
     /// Status code; 0 when no head arrived.
     pub status: u16,
-    /// Connect time when this request opened the connection, else 0.
+    /// Connect time (TCP connect plus TLS handshake) when this request opened the connection, else 0.
     pub connect_us: u32,
+    /// The TLS handshake's part of `connect_us` when this request did one, else 0.
+    pub tls_us: u32,
     /// Time from the actual start to the first response byte, 0 when none arrived.
     pub ttfb_us: u32,
     /// When the last read completed (the end of a complete response); `None` if nothing was read.
@@ -280,7 +282,7 @@ impl Connection {
     }
 
     /// Opens the connection; for TLS, the handshake is part of it (and of its timeout), so the
-    /// sample's connect time includes the handshake.
+    /// sample's connect time includes the handshake, and its TLS time says how much of it that was.
     async fn connect(
         &mut self,
         addr: SocketAddr,
@@ -301,18 +303,21 @@ impl Connection {
             match tls {
                 None => {
                     let (rx, tx) = stream.into_split();
-                    Ok(Link::Idle(rx, tx))
+                    Ok((Link::Idle(rx, tx), 0))
                 }
-                Some(tls) => match tls.connector.connect(tls.server_name.clone(), stream).await {
-                    Ok(s) => Ok(Link::Tls(Box::new(s))),
-                    Err(e) => Err(match crate::tls::handshake_failure(&e) {
-                        Ok(message) => Failure {
-                            outcome: Outcome::Tls,
-                            message: Cow::Owned(message),
-                        },
-                        Err(io) => Failure::io("TLS handshake", io),
-                    }),
-                },
+                Some(tls) => {
+                    let handshake = Instant::now();
+                    match tls.connector.connect(tls.server_name.clone(), stream).await {
+                        Ok(s) => Ok((Link::Tls(Box::new(s)), micros_since(handshake))),
+                        Err(e) => Err(match crate::tls::handshake_failure(&e) {
+                            Ok(message) => Failure {
+                                outcome: Outcome::Tls,
+                                message: Cow::Owned(message),
+                            },
+                            Err(io) => Failure::io("TLS handshake", io),
+                        }),
+                    }
+                }
             }
         };
         match monoio::time::timeout(limits.connect_timeout, opening).await {
@@ -322,8 +327,9 @@ impl Connection {
             )),
             Err(_) => Err(Failure::new(Outcome::ConnectTimeout, "connect timed out")),
             Ok(Err(f)) => Err(f),
-            Ok(Ok(link)) => {
+            Ok(Ok((link, tls_us))) => {
                 ex.connect_us = (start.elapsed().as_micros() as u32).max(1);
+                ex.tls_us = tls_us.min(ex.connect_us);
                 ex.connected = true;
                 self.link = link;
                 Ok(())
@@ -406,6 +412,11 @@ impl Connection {
         }
         result
     }
+}
+
+/// Whole microseconds since `t`, at least 1 (a time that happened is never stored as "none").
+pub(crate) fn micros_since(t: Instant) -> u32 {
+    (t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32).max(1)
 }
 
 async fn send<W: AsyncWriteRent>(

@@ -6,5 +6,7 @@ mod conn;
 mod response;
 
 pub use chunked::{ChunkError, Chunked};
-pub(crate) use conn::{Connection, Exchange, Failure, Keep, KeptResponse, Limits, RequestRef};
+pub(crate) use conn::{
+    Connection, Exchange, Failure, Keep, KeptResponse, Limits, RequestRef, micros_since,
+};
 pub use response::{BodyKind, Head, HeadError, parse_head};

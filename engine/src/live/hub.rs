@@ -437,6 +437,7 @@ mod tests {
             lag: histogram(2),
             lag_max_us: 0,
             iterations_dropped: 0,
+            stats: IntervalStats::default(),
             live: Some(Box::new(LiveSecond {
                 new_names: if second == 1 {
                     vec!["GET /".into()]

@@ -22,7 +22,7 @@ use crate::core::{CoreCtx, InFlight, Message};
 use crate::http::{Connection, Exchange, Failure, Keep, RequestRef};
 use crate::plan::{UserPlan, Wait};
 use crate::profile::spec::{Method, TokenCache};
-use crate::schedule;
+use crate::schedule::{self, Seat};
 
 /// After a failed connect a user pauses this long before its next attempt, so that a refused port
 /// cannot spin a core at 100 % (a refused loopback connect can fail without ever yielding).
@@ -60,8 +60,8 @@ pub(crate) struct CoreScenario {
     /// Per auth plan; used by per-core OAuth2 tokens.
     tokens: Vec<SharedToken>,
     regex_locs: Vec<RefCell<CaptureLocations>>,
-    pub(crate) core: u32,
-    pub(crate) cores: u32,
+    /// This core's shard and index.
+    pub(crate) seat: Seat,
     this_year: u32,
 }
 
@@ -70,8 +70,7 @@ impl CoreScenario {
     pub fn new(
         plan: &Scenario,
         wires: &[Wire],
-        core: u32,
-        cores: u32,
+        seat: Seat,
         wall_secs: u64,
         interner: &mut dyn Interner,
     ) -> CoreScenario {
@@ -139,8 +138,7 @@ impl CoreScenario {
             requests,
             plan,
             seq: Cell::new(0),
-            core,
-            cores: cores.max(1),
+            seat,
             this_year: cookies::current_year(wall_secs),
         }
     }
@@ -248,10 +246,9 @@ impl UserState {
                     rows: &self.rows,
                     rng: &mut rng,
                     user: plan.global,
-                    core: sc.core,
+                    seat: sc.seat,
                     iteration: self.iteration,
                     seq: &sc.seq,
-                    seq_stride: u64::from(sc.cores),
                     clock: &ctx.clock,
                     scratch: &mut self.scratch,
                 };
@@ -277,8 +274,7 @@ impl UserState {
                 continue;
             }
             let at = Draw {
-                core: sc.core,
-                cores: sc.cores,
+                seat: sc.seat,
                 user: plan.global,
             };
             match feeder.draw(&sc.cursors[usize::from(f)], at, &mut ctx.rng.borrow_mut()) {
@@ -475,10 +471,9 @@ async fn ensure_auth(
                     rows: &user.rows,
                     rng: &mut rng,
                     user: plan.global,
-                    core: sc.core,
+                    seat: sc.seat,
                     iteration: user.iteration,
                     seq: &sc.seq,
-                    seq_stride: u64::from(sc.cores),
                     clock: &ctx.clock,
                     scratch: &mut user.scratch,
                 };
@@ -642,10 +637,9 @@ async fn exchange(
                 rows,
                 rng: &mut rng,
                 user: plan.global,
-                core: sc.core,
+                seat: sc.seat,
                 iteration: *iteration,
                 seq: &sc.seq,
-                seq_stride: u64::from(sc.cores),
                 clock: &ctx.clock,
                 scratch,
             };
@@ -761,10 +755,9 @@ async fn exchange(
                         rows,
                         rng: &mut rng,
                         user: plan.global,
-                        core: sc.core,
+                        seat: sc.seat,
                         iteration: *iteration,
                         seq: &sc.seq,
-                        seq_stride: u64::from(sc.cores),
                         clock: &ctx.clock,
                         scratch,
                     };

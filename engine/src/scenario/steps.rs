@@ -129,10 +129,9 @@ pub(crate) async fn step(
             rows,
             rng: &mut rng,
             user: plan.global,
-            core: sc.core,
+            seat: sc.seat,
             iteration: *iteration,
             seq: &sc.seq,
-            seq_stride: u64::from(sc.cores),
             clock: &ctx.clock,
             scratch,
         };
@@ -176,7 +175,7 @@ pub(crate) async fn step(
         ));
         crate::users::until_timed_out(&ctx.slots[local], run).await
     };
-    let (result, connect_us) = match finished {
+    let (result, (connect_us, tls_us)) = match finished {
         Some(done) => done,
         None => {
             let connecting = matches!(conn, ChannelConn::Closed);
@@ -189,7 +188,7 @@ pub(crate) async fn step(
             } else {
                 StepResult::fail(Outcome::Timeout, "request timed out")
             };
-            (result, 0)
+            (result, (0, 0))
         }
     };
     let end_us = ctx.clock.now_us();
@@ -224,6 +223,7 @@ pub(crate) async fn step(
     let ex = Exchange {
         status: result.status,
         connect_us,
+        tls_us: tls_us.min(connect_us),
         bytes_sent: result.bytes_sent,
         bytes_received: result.bytes_received,
         connected: connect_us > 0,
@@ -248,8 +248,8 @@ pub(crate) async fn step(
     }
 }
 
-/// Connects if needed and runs the step; returns its result and the connect time (0 if it reused a
-/// connection).
+/// Connects if needed and runs the step; returns its result, the connect time and the TLS handshake's
+/// part of it (0 and 0 if it reused a connection).
 #[allow(clippy::too_many_arguments)]
 async fn run_step(
     conn: &mut ChannelConn,
@@ -261,8 +261,9 @@ async fn run_step(
     input: &mut Vec<u8>,
     args: &[Vec<u8>],
     start: Instant,
-) -> (StepResult, u32) {
+) -> (StepResult, (u32, u32)) {
     let mut connect_us = 0;
+    let mut tls_us = 0;
     if matches!(conn, ChannelConn::Closed) {
         let opened =
             monoio::time::timeout(limits.connect_timeout, open(kind, endpoint, tls, start)).await;
@@ -270,13 +271,14 @@ async fn run_step(
             Err(_) => {
                 return (
                     StepResult::fail(Outcome::ConnectTimeout, "connect timed out"),
-                    0,
+                    (0, 0),
                 );
             }
-            Ok(Err(failure)) => return (failure, 0),
-            Ok(Ok(c)) => {
+            Ok(Err(failure)) => return (failure, (0, 0)),
+            Ok(Ok((c, handshake_us))) => {
                 *conn = c;
                 connect_us = (start.elapsed().as_micros() as u32).max(1);
+                tls_us = handshake_us;
             }
         }
     }
@@ -318,7 +320,7 @@ async fn run_step(
             "internal error: a step ran on another kind of connection",
         ),
     };
-    (result, connect_us)
+    (result, (connect_us, tls_us))
 }
 
 async fn open(
@@ -326,14 +328,14 @@ async fn open(
     endpoint: &Endpoint,
     tls: Option<&crate::tls::TlsClient>,
     start: Instant,
-) -> Result<ChannelConn, StepResult> {
+) -> Result<(ChannelConn, u32), StepResult> {
     match kind {
         StepKind::Tcp { .. } => {
             let stream = TcpStream::connect_addr(endpoint.addr)
                 .await
                 .map_err(|e| StepResult::from_io("connect", &e))?;
             let _ = stream.set_nodelay(true);
-            Ok(ChannelConn::Tcp(stream))
+            Ok((ChannelConn::Tcp(stream), 0))
         }
         StepKind::Udp { .. } => {
             let local: SocketAddr = if endpoint.addr.is_ipv4() {
@@ -346,24 +348,32 @@ async fn open(
                 .connect(endpoint.addr)
                 .await
                 .map_err(|e| StepResult::from_io("connect", &e))?;
-            Ok(ChannelConn::Udp(socket))
+            Ok((ChannelConn::Udp(socket), 0))
         }
         StepKind::WebSocket { .. } => {
             let stream = TcpStream::connect_addr(endpoint.addr)
                 .await
                 .map_err(|e| StepResult::from_io("connect", &e))?;
             let _ = stream.set_nodelay(true);
-            let stream = match tls {
-                None => WsStream::Plain(stream),
-                Some(tls) => match tls.connector.connect(tls.server_name.clone(), stream).await {
-                    Ok(s) => WsStream::Tls(Box::new(s)),
-                    Err(e) => {
-                        return Err(match crate::tls::handshake_failure(&e) {
-                            Ok(message) => StepResult::fail(Outcome::Tls, message),
-                            Err(io) => StepResult::from_io("TLS handshake", io),
-                        });
+            // The connect time of a WebSocket step also covers the upgrade; the TLS time is the
+            // handshake alone.
+            let (stream, tls_us) = match tls {
+                None => (WsStream::Plain(stream), 0),
+                Some(tls) => {
+                    let handshake = Instant::now();
+                    match tls.connector.connect(tls.server_name.clone(), stream).await {
+                        Ok(s) => (
+                            WsStream::Tls(Box::new(s)),
+                            crate::http::micros_since(handshake),
+                        ),
+                        Err(e) => {
+                            return Err(match crate::tls::handshake_failure(&e) {
+                                Ok(message) => StepResult::fail(Outcome::Tls, message),
+                                Err(io) => StepResult::from_io("TLS handshake", io),
+                            });
+                        }
                     }
-                },
+                }
             };
             let seed = start.elapsed().as_nanos() as u64
                 ^ u64::from(endpoint.addr.port()).rotate_left(32)
@@ -377,11 +387,12 @@ async fn open(
                 mask_state: seed | 1,
             };
             upgrade(&mut conn, endpoint).await?;
-            Ok(ChannelConn::Ws(Box::new(conn)))
+            Ok((ChannelConn::Ws(Box::new(conn)), tls_us))
         }
-        StepKind::Custom { protocol, .. } => {
-            protocol.connect(endpoint).await.map(ChannelConn::Custom)
-        }
+        StepKind::Custom { protocol, .. } => protocol
+            .connect(endpoint)
+            .await
+            .map(|c| (ChannelConn::Custom(c), 0)),
     }
 }
 
