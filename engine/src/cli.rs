@@ -34,8 +34,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a load test from a profile (or an ad-hoc `--url`) and write a run directory.
+    // Boxed: a run has many more flags than `serve`.
     #[command(after_help = EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the embedded HTTP target (for demos and tests) until interrupted.
     #[command(
         after_help = "Routes: / , /items/{id}, POST /login, /private (Bearer token from /login, OAuth2 \
@@ -114,6 +115,22 @@ pub struct RunArgs {
     /// instant and the profile name.
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// The live dashboard and Prometheus metrics.
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// `engine run --web` and `--metrics`: watching a run while it goes (docs/live.md).
+#[derive(Debug, Clone, Args, Default)]
+pub struct LiveArgs {
+    /// Serve a live dashboard at ADDR while the run goes (e.g. `127.0.0.1:8089`; a bare port means
+    /// 127.0.0.1; port 0 picks a free one). It also serves /metrics. An address other than loopback
+    /// lets anyone who reaches it watch and stop the run.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
+    pub web: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run goes (e.g. `127.0.0.1:9464`).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `engine serve`.
@@ -187,6 +204,22 @@ fn parse_latency_mix(s: &str) -> Result<LatencyMix, String> {
         return Err("every weight is 0".into());
     }
     Ok(LatencyMix(parts))
+}
+
+/// `HOST:PORT`, `[IPv6]:PORT`, or a bare port on 127.0.0.1.
+fn parse_listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(([127, 0, 0, 1], port).into());
+    }
+    let hint = "expected HOST:PORT or a port, e.g. 127.0.0.1:8089";
+    if !s.contains(':') {
+        return Err(format!("{s:?} has no port: {hint}"));
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot use {s:?}: {e}; {hint}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address; {hint}"))
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

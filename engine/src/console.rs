@@ -468,6 +468,7 @@ mod tests {
             lag,
             lag_max_us: stats.lag_max_us,
             iterations_dropped: 0,
+            live: None,
             stats,
         }
     }

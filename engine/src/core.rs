@@ -19,6 +19,7 @@ use hdrhistogram::Histogram;
 use crate::clock::Clock;
 use crate::driver::IoDriver;
 use crate::http::{Exchange, Limits};
+use crate::live::tally::{LiveSecond, LiveTrack, NameTally, histogram};
 use crate::logsink::{LogFile, QueueSink};
 use crate::open::Pool;
 use crate::plan::{LoadPlan, OpenCore, UserPlan};
@@ -60,6 +61,8 @@ pub(crate) struct SharedPlan {
     pub channel_tls: Vec<Option<TlsClient>>,
     pub duration: Duration,
     pub load: LoadPlan,
+    /// Whether a live view (`--web`, `--metrics`) wants per-name data every second.
+    pub live: bool,
 }
 
 /// Everything a core thread is started with.
@@ -106,6 +109,8 @@ pub(crate) struct SecondReport {
     pub lag: Histogram<u64>,
     pub lag_max_us: u32,
     pub iterations_dropped: u32,
+    /// What the live view needs besides the console's figures; `None` without a live view.
+    pub live: Option<Box<LiveSecond>>,
     /// The interval record this core logged for the second: the evidence the console judges the
     /// second by, with the same rule as the analyzer (`formats::health`).
     pub stats: IntervalStats,
@@ -305,8 +310,13 @@ pub(crate) struct Recorder {
     writer: Option<LogWriter<QueueSink>>,
     sink: QueueSink,
     core: u32,
-    by_name: Vec<NameStats>,
+    by_name: Vec<NameTally>,
+    /// Corrected latency of the second's requests, all names: filled from `by_name` at each tick.
     second: Histogram<u64>,
+    /// Uncorrected latency (from the actual start) of the second's requests, all names.
+    uncorrected: Histogram<u64>,
+    /// Set when a live view wants per-name data every second.
+    live: Option<LiveTrack>,
     lag: Histogram<u64>,
     /// Schedule lag over the whole run.
     lag_total: Histogram<u64>,
@@ -330,19 +340,6 @@ pub(crate) struct Recorder {
     local_resource: (u64, Option<String>),
 }
 
-#[derive(Debug)]
-pub(crate) struct NameStats {
-    name: String,
-    latency: Histogram<u64>,
-    ok: u64,
-    failed: u64,
-}
-
-fn histogram(sigfig: u8) -> Histogram<u64> {
-    // 1 µs to one hour; larger values saturate at the top bucket.
-    Histogram::new_with_bounds(1, 3_600_000_000, sigfig).expect("valid histogram bounds")
-}
-
 impl Recorder {
     /// A recorder writing through `writer` (whose blocks go to `sink`), with the statistics slots of
     /// the names already interned and room for `users` requests in flight. It must be created on the
@@ -351,7 +348,7 @@ impl Recorder {
         writer: LogWriter<QueueSink>,
         sink: QueueSink,
         core: u32,
-        by_name: Vec<NameStats>,
+        by_name: Vec<NameTally>,
         users: usize,
         cpu: Option<u32>,
     ) -> Recorder {
@@ -362,6 +359,8 @@ impl Recorder {
             core,
             by_name,
             second: histogram(2),
+            uncorrected: histogram(2),
+            live: None,
             lag: histogram(2),
             lag_total: histogram(2),
             interval: IntervalStats::default(),
@@ -381,6 +380,12 @@ impl Recorder {
         }
     }
 
+    /// With `on`, the recorder hands the live view its per-name data every second.
+    pub(crate) fn live(mut self, on: bool) -> Recorder {
+        self.live = on.then(LiveTrack::default);
+        self
+    }
+
     /// Finishes the log (its last block goes to the sink) and hands over the core's totals.
     pub(crate) fn take_done(&mut self, core: u32, pinned: bool) -> CoreDone {
         let writer = self.writer.take().expect("the writer is taken only here");
@@ -388,11 +393,7 @@ impl Recorder {
         let _ = writer.finish();
         CoreDone {
             core,
-            names: self
-                .by_name
-                .iter()
-                .map(|n| (n.name.clone(), n.latency.clone(), n.ok, n.failed))
-                .collect(),
+            names: self.by_name.iter_mut().map(NameTally::take_done).collect(),
             samples,
             lag: Some(self.lag_total.clone()),
             iterations_started: self.started_total,
@@ -535,15 +536,11 @@ impl Recorder {
         };
         let _ = writer.push(*s);
         let corrected = s.corrected_latency_us();
-        let stats = &mut self.by_name[s.name.0 as usize];
-        stats.latency.saturating_record(corrected);
-        if s.outcome == Outcome::Ok {
-            stats.ok += 1;
-        } else {
-            stats.failed += 1;
+        self.by_name[s.name.0 as usize].record(s, corrected);
+        if s.outcome != Outcome::Ok {
             self.interval.failures = self.interval.failures.saturating_add(1);
         }
-        self.second.saturating_record(corrected);
+        self.uncorrected.saturating_record(u64::from(s.latency_us));
         let lag = s.actual_us.saturating_sub(s.intended_us).max(1);
         if lag > u64::from(formats::health::LAG_LIMIT_US) {
             self.interval.late_requests = self.interval.late_requests.saturating_add(1);
@@ -617,6 +614,13 @@ impl Recorder {
             wake_late_max_us: count(self.wake_late.max()),
             ..self.interval
         };
+        let live = crate::live::tally::close_second(
+            &mut self.by_name,
+            &mut self.second,
+            &self.uncorrected,
+            &stats,
+            self.live.as_mut(),
+        );
         let report = SecondReport {
             core: self.core,
             second,
@@ -627,6 +631,7 @@ impl Recorder {
             lag: self.lag.clone(),
             lag_max_us: stats.lag_max_us,
             iterations_dropped: stats.iterations_dropped,
+            live,
             stats,
         };
         if let Some(w) = self.writer.as_mut() {
@@ -639,6 +644,7 @@ impl Recorder {
             ..IntervalStats::default()
         };
         self.second.reset();
+        self.uncorrected.reset();
         self.lag.reset();
         self.wake_late.reset();
         report
@@ -681,7 +687,7 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
 
     // Names and failure messages are interned once, here, in request order: the request path only
     // copies ids.
-    let mut by_name: Vec<NameStats> = Vec::new();
+    let mut by_name: Vec<NameTally> = Vec::new();
     let scenario = {
         let mut interner = CoreInterner {
             writer: &mut writer,
@@ -724,14 +730,17 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             setup.header.run_id,
             setup.seat,
         ))),
-        rec: RefCell::new(Recorder::new(
-            writer,
-            sink.clone(),
-            core,
-            by_name,
-            user_slots,
-            setup.cpu.filter(|_| pinned),
-        )),
+        rec: RefCell::new(
+            Recorder::new(
+                writer,
+                sink.clone(),
+                core,
+                by_name,
+                user_slots,
+                setup.cpu.filter(|_| pinned),
+            )
+            .live(setup.plan.live),
+        ),
         slots: (0..user_slots).map(|_| UserSlot::default()).collect(),
         closed,
         pool,
@@ -872,13 +881,13 @@ async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
 /// Interns into the core's log writer, keeping a statistics slot per request name.
 pub(crate) struct CoreInterner<'a> {
     writer: &'a mut LogWriter<QueueSink>,
-    by_name: &'a mut Vec<NameStats>,
+    by_name: &'a mut Vec<NameTally>,
 }
 
 impl<'a> CoreInterner<'a> {
     pub(crate) fn new(
         writer: &'a mut LogWriter<QueueSink>,
-        by_name: &'a mut Vec<NameStats>,
+        by_name: &'a mut Vec<NameTally>,
     ) -> CoreInterner<'a> {
         CoreInterner { writer, by_name }
     }
@@ -893,12 +902,7 @@ impl Interner for CoreInterner<'_> {
     fn name(&mut self, name: &str) -> NameId {
         let id = self.writer.intern_name(name);
         if id.0 as usize >= self.by_name.len() {
-            self.by_name.push(NameStats {
-                name: name.to_owned(),
-                latency: histogram(3),
-                ok: 0,
-                failed: 0,
-            });
+            self.by_name.push(NameTally::new(name));
         }
         id
     }

@@ -50,6 +50,19 @@ pub enum Error {
     /// TLS could not be set up (unreadable CA file, no system roots); exit code 2.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsSetupError),
+    /// `--web` or `--metrics` cannot listen where asked (the port is taken, or the address is not
+    /// this machine's); exit code 2, before the run starts.
+    #[error(
+        "{flag} {addr}: cannot listen there: {source}; pick another address or port (port 0 picks a free one)"
+    )]
+    Listen {
+        /// The flag that named the address.
+        flag: &'static str,
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
     /// The run directory (or this shard's directory in it) exists already; exit code 2.
     #[error(
         "{path} exists: {what}; give this run another --run-id (or, to run it again under the same name, move the old directory away first)"
@@ -116,6 +129,7 @@ impl Error {
             | Error::Resolve { .. }
             | Error::Tls(_)
             | Error::DirectLoop { .. }
+            | Error::Listen { .. }
             | Error::RunExists { .. }
             | Error::Unreachable { .. } => 2,
             Error::TooLate { .. } => 3,

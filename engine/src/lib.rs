@@ -15,9 +15,10 @@
 //! `runner` (orchestration, run directory, manifest), `core` (one engine thread), [`http`] (request
 //! rendering, response parsing, connections), `users` (virtual users), `open` (the open model's
 //! arrival scheduler and user pool), `timer` (waiting until an exact nanosecond), `console` (live
-//! lines and the summary), `logsink` (moves finished log blocks to the file off the request path),
-//! [`serve`] (the embedded target), [`shard`] (one test spread over several engines: shard identity,
-//! start instant, run name), `clock_sync` (how well the machine's clock is synchronised). [`kube`]
+//! lines and the summary), `live` (the dashboard and Prometheus metrics, `--web` and `--metrics`),
+//! `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the embedded
+//! target), [`shard`] (one test spread over several engines: shard identity, start instant, run name),
+//! `clock_sync` (how well the machine's clock is synchronised). [`kube`]
 //! renders the Kubernetes manifests that run a profile as shards (`engine kube`).
 
 pub mod cli;
@@ -31,6 +32,7 @@ mod engine_main;
 mod error;
 pub mod http;
 pub mod kube;
+mod live;
 mod logsink;
 mod open;
 pub mod plan;

@@ -102,7 +102,7 @@ pub fn run_with(
     if let Some(start) = plan.start_at {
         check_not_late(&plan, start.unix_ns, "")?;
     }
-    execute(plan, server_cpu)
+    execute(plan, server_cpu, &args.live)
 }
 
 /// The load model in a few words, for the console's first line.
@@ -360,7 +360,11 @@ pub(crate) fn tls_client(
     Ok(crate::tls::TlsClient::new(config, name))
 }
 
-fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
+fn execute(
+    plan: Plan,
+    server_cpu: Option<u32>,
+    live_args: &crate::cli::LiveArgs,
+) -> Result<RunOutcome, Error> {
     let direct_ok = crate::direct::eligible(&plan);
     if plan.io == IoChoice::Direct
         && let Err(why) = &direct_ok
@@ -377,6 +381,8 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
             source,
         })?;
     sys::raise_nofile_limit();
+    // A taken --web or --metrics port stops the run here, before anything is written.
+    let listeners = crate::live::Listeners::bind(live_args)?;
 
     let mut server = None;
     let (addrs, host_header, target_url) = match &plan.target {
@@ -467,6 +473,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         addrs,
         tls,
         endpoints,
+        live: listeners.is_some(),
         channel_tls,
         duration: plan.duration,
         load: plan.load.clone(),
@@ -603,6 +610,34 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         );
     }
 
+    let mut live = match listeners {
+        Some(listeners) => Some(crate::live::Live::start(
+            listeners,
+            crate::live::RunInfo {
+                profile: plan.name.clone(),
+                run_id: run_id.to_string(),
+                environment: plan.environment.clone(),
+                target: target_url.clone(),
+                load: describe_load(&plan),
+                open_model: matches!(plan.load, plan::LoadPlan::Open { .. }),
+                planned_s: plan.duration.as_secs_f64(),
+                cores: plan.cores.len() as u32,
+                io: driver.manifest_name().to_owned(),
+                started_at: manifest.started_at.clone(),
+                dir: dir.display().to_string(),
+                engine_version: manifest.engine_version.clone(),
+                shard: manifest.shard.as_ref().map(|s| (s.index, s.count)),
+                can_stop: true,
+            },
+            plan.load.clone(),
+            crate::live::StopHandle {
+                stop: Arc::clone(&stop),
+                interrupts: Arc::clone(&signal_count),
+            },
+        )?),
+        None => None,
+    };
+
     let (tx, rx) = mpsc::channel::<Report>();
     let mut threads = Vec::new();
     for core in &plan.cores {
@@ -649,8 +684,18 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     let mut done: Vec<CoreDone> = Vec::new();
     while done.len() < plan.cores.len() {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Report::Second(s)) => console.on_second(s),
-            Ok(Report::Done(d)) => done.push(d),
+            Ok(Report::Second(s)) => {
+                if let Some(live) = &mut live {
+                    live.on_second(&s);
+                }
+                console.on_second(s);
+            }
+            Ok(Report::Done(d)) => {
+                if let Some(live) = &mut live {
+                    live.on_done(d.core);
+                }
+                done.push(d);
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -691,6 +736,9 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
             source,
         });
     }
+    if let Some(live) = &mut live {
+        live.ended(manifest.state, manifest.error.clone());
+    }
     signal_handle.close();
 
     done.sort_by_key(|d| d.core);
@@ -710,6 +758,9 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         eprintln!("error: {e}");
     }
     println!("{}", dir.display());
+    if let Some(live) = live {
+        live.close();
+    }
     Ok(RunOutcome {
         dir,
         state: manifest.state,

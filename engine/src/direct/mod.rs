@@ -715,7 +715,8 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
             by_name,
             users,
             setup.cpu.filter(|_| pinned),
-        ),
+        )
+        .live(setup.plan.live),
         rng: Rng::new(seed),
         clock: setup.clock,
         limits: setup.plan.limits,

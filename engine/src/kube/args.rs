@@ -256,7 +256,7 @@ pub(super) fn engine_run_args(args: &KubeArgs) -> Result<RunArgs, KubeError> {
     let Command::Run(run) = cli.command else {
         unreachable!("parsed as `engine run`")
     };
-    Ok(run)
+    Ok(*run)
 }
 
 /// `512Mi`, `2Gi` or `1Ti` as MiB.
