@@ -19,7 +19,6 @@
 
 mod log;
 mod plan;
-mod response;
 mod ring;
 
 pub(crate) use plan::eligible;
@@ -40,14 +39,13 @@ use crate::core::{
     CoreDone, CoreInterner, CoreSetup, GRACE_COMPLETED, GRACE_INTERRUPTED, InFlight, Message,
     Recorder, Report, TICK,
 };
-use crate::http::{Exchange, Failure};
+use crate::http::{Exchange, Failure, Keep, Reader, Step};
 use crate::logsink::QueueSink;
 use crate::profile::spec::Method;
 use crate::rng::Rng;
 
 use log::LogOut;
 use plan::{Kind, Request, static_scenario};
-use response::{Reader, Step};
 use ring::{AddrId, BufId, Cqe, Ring, Target};
 
 /// How often queued log blocks go to the file.
@@ -194,7 +192,7 @@ impl Core {
         let head = self.requests[r].head;
         let max_body = self.limits.max_body;
         let conn = &mut self.conns[c];
-        conn.reader.start(head, max_body);
+        conn.reader.start(head, max_body, Keep::default());
         conn.request = r;
         conn.intended_us = intended_us;
         conn.connect_us = 0;

@@ -8,9 +8,8 @@
 //! the next request allocates a fresh one. That is the only allocation after warm-up, and it happens on
 //! the failure path.
 //!
-//! A request may ask for the response to be kept ([`Keep`]): its head (for headers and cookies) and
-//! body (for extraction and checks) are then copied into a per-connection buffer that lives until the
-//! next exchange. Requests that keep nothing pay one branch per read.
+//! Responses are read by the shared sans-I/O [`Reader`], which also keeps what a request asked to keep
+//! ([`Keep`]) until the next exchange.
 
 use std::borrow::Cow;
 use std::io;
@@ -26,8 +25,7 @@ use monoio::net::tcp::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
 use std::pin::pin;
 use std::task::Poll;
 
-use super::chunked::Chunked;
-use super::response::{BodyKind, Head, parse_head};
+use super::reader::{Keep, KeptResponse, Reader, Step};
 use crate::tls::TlsClient;
 
 /// A TLS stream over TCP (client side).
@@ -35,8 +33,6 @@ type TlsStream = monoio_rustls::ClientTlsStream<TcpStream>;
 
 /// Initial read buffer. Most response heads fit; bodies stream through it in pieces this size.
 const READ_BUF: usize = 4096;
-/// A response head larger than this is refused as malformed rather than buffered without bound.
-const MAX_HEAD: usize = 64 << 10;
 
 /// The connection's socket.
 #[derive(Debug, Default)]
@@ -63,8 +59,8 @@ pub(crate) struct Connection {
     rbuf: Vec<u8>,
     /// The request being sent; lent to each write.
     wbuf: Vec<u8>,
-    /// The last response, as far as the request asked to keep it.
-    kept: Kept,
+    /// Reads responses, and keeps the last one as far as its request asked.
+    reader: Reader,
 }
 
 /// What the client sends and how it treats the answer.
@@ -74,44 +70,6 @@ pub(crate) struct RequestRef<'a> {
     pub head: bool,
     pub keep: Keep,
 }
-
-/// Which parts of the response to keep for the caller after the exchange.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Keep {
-    /// The head (status line and headers).
-    pub head: bool,
-    /// The head and the body.
-    pub body: bool,
-    /// The head, when it sets a cookie.
-    pub cookies: bool,
-}
-
-/// A kept response: raw bytes as received (a chunked body still chunked), valid until the next
-/// exchange on the connection.
-#[derive(Debug, Default)]
-struct Kept {
-    buf: Vec<u8>,
-    head_len: usize,
-    chunked: bool,
-    set_cookie: bool,
-    valid: bool,
-}
-
-/// A view of the kept response.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct KeptResponse<'a> {
-    /// Status line and headers, final CRLF included.
-    pub head: &'a [u8],
-    /// The body as received (empty unless the body was kept).
-    pub body: &'a [u8],
-    /// Whether `body` is in chunked transfer coding.
-    pub chunked: bool,
-    /// Whether the head has a Set-Cookie header.
-    pub set_cookie: bool,
-}
-
-/// A kept response larger than this is not held on to between requests.
-const KEEP_RETAIN: usize = 64 << 10;
 
 /// Limits that apply to every request.
 #[derive(Debug, Clone, Copy)]
@@ -207,18 +165,12 @@ impl Connection {
     /// be mid-response, so it cannot carry another request.
     pub fn abandon(&mut self) {
         self.link = Link::Closed;
-        self.kept.valid = false;
+        self.reader.forget();
     }
 
     /// The last response as far as its request asked to keep it; `None` if nothing was kept.
     pub fn kept(&self) -> Option<KeptResponse<'_>> {
-        let k = &self.kept;
-        k.valid.then(|| KeptResponse {
-            head: &k.buf[..k.head_len],
-            body: &k.buf[k.head_len..],
-            chunked: k.chunked,
-            set_cookie: k.set_cookie,
-        })
+        self.reader.kept()
     }
 
     /// Sends `req` to `addr` (connecting first if needed) and reads the whole response. `start` is the
@@ -236,11 +188,7 @@ impl Connection {
         start: Instant,
     ) -> Exchange {
         let mut ex = Exchange::default();
-        self.kept.valid = false;
-        // One large response must not pin its buffer for the rest of the run.
-        if self.kept.buf.capacity() > KEEP_RETAIN {
-            self.kept.buf = Vec::new();
-        }
+        self.reader.forget();
         let reused = self.is_open();
         if !reused && let Err(f) = self.connect(addr, tls, limits, start, &mut ex).await {
             ex.failure = Some(f);
@@ -339,22 +287,13 @@ impl Connection {
         start: Instant,
         ex: &mut Exchange,
     ) -> Result<bool, Failure> {
+        self.reader.start(req.head, max_body, req.keep);
         let (rx, tx) = match &mut self.link {
             Link::Idle(rx, tx) => (rx, tx),
             Link::Tls(stream) => {
                 send(&mut **stream, &mut self.wbuf, req.bytes).await?;
                 ex.bytes_sent = ex.bytes_sent.saturating_add(req.bytes.len() as u32);
-                return receive(
-                    &mut **stream,
-                    &mut self.rbuf,
-                    req.head,
-                    max_body,
-                    start,
-                    ex,
-                    req.keep,
-                    &mut self.kept,
-                )
-                .await;
+                return receive(&mut **stream, &mut self.rbuf, &mut self.reader, start, ex).await;
             }
             Link::Closed => unreachable!("exchange connects before sending"),
         };
@@ -369,12 +308,9 @@ impl Connection {
             let mut receiving = pin!(receive(
                 rx,
                 &mut self.rbuf,
-                req.head,
-                max_body,
+                &mut self.reader,
                 start,
-                &mut *ex,
-                req.keep,
-                &mut self.kept,
+                &mut *ex
             ));
             let mut received: Option<Result<bool, Failure>> = None;
             std::future::poll_fn(|cx| {
@@ -446,164 +382,36 @@ async fn read_more<R: AsyncReadRent>(
     Ok(n)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Reads one response through the shared reader ([`Reader`]); returns whether the connection must be
+/// closed afterwards.
 async fn receive<R: AsyncReadRent>(
     stream: &mut R,
     rbuf: &mut Vec<u8>,
-    head_request: bool,
-    max_body: u64,
+    reader: &mut Reader,
     start: Instant,
     ex: &mut Exchange,
-    keep: Keep,
-    kept: &mut Kept,
 ) -> Result<bool, Failure> {
-    rbuf.clear();
-    // Interim responses are bounded like a head: a target sending `100 Continue` without end, faster
-    // than we parse, would otherwise keep every read ready and this task from ever yielding, so that
-    // not even the request timeout could fire.
-    let mut interim = 0usize;
-    let head: Head = loop {
-        let parsed = if rbuf.is_empty() {
-            Ok(None)
-        } else {
-            parse_head(rbuf, head_request)
+    loop {
+        rbuf.clear();
+        let got = read_more(stream, rbuf, ex, start).await;
+        let step = match got {
+            Ok(0) => reader.on_eof(),
+            Ok(_) => reader.on_data(rbuf),
+            Err(f) => {
+                ex.status = reader.status;
+                return Err(f);
+            }
         };
-        match parsed {
-            // An interim response (100 Continue, 103 Early Hints) is followed by the real one, which
-            // may already be in the buffer.
-            Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
-                interim += h.len;
-                if interim > MAX_HEAD {
-                    return Err(Failure::new(
-                        Outcome::Malformed,
-                        "interim (1xx) responses longer than 64 KiB",
-                    ));
-                }
-                rbuf.drain(..h.len);
-                continue;
+        match step {
+            Step::NeedMore => {}
+            Step::Done { close } => {
+                ex.status = reader.status;
+                return Ok(close);
             }
-            Ok(Some(h)) => break h,
-            Ok(None) => {}
-            Err(e) => {
-                return Err(Failure {
-                    outcome: Outcome::Malformed,
-                    message: Cow::Owned(e.to_string()),
-                });
-            }
-        }
-        if rbuf.len() >= MAX_HEAD {
-            return Err(Failure::new(
-                Outcome::Malformed,
-                "response head larger than 64 KiB",
-            ));
-        }
-        if read_more(stream, rbuf, ex, start).await? == 0 {
-            return Err(Failure::new(
-                Outcome::Reset,
-                "connection closed before the response was complete",
-            ));
-        }
-    };
-    ex.status = head.status;
-    let mut close = head.close;
-    let already = rbuf.len() - head.len;
-    let keep_body = keep.body && head.body != BodyKind::None;
-    if keep.head || keep.body || (keep.cookies && head.set_cookie) {
-        kept.buf.clear();
-        kept.buf
-            .extend_from_slice(&rbuf[..if keep_body { rbuf.len() } else { head.len }]);
-        kept.head_len = head.len;
-        kept.chunked = head.body == BodyKind::Chunked;
-        kept.set_cookie = head.set_cookie;
-        kept.valid = true;
-    }
-    // Called after each body read, when `rbuf` holds just the bytes read.
-    let keep_more = |kept: &mut Kept, rbuf: &[u8]| {
-        if keep_body {
-            kept.buf.extend_from_slice(rbuf);
-        }
-    };
-    match head.body {
-        BodyKind::None => close |= already > 0,
-        BodyKind::Length(n) => {
-            if n > max_body {
-                return Err(Failure {
-                    outcome: Outcome::Malformed,
-                    message: Cow::Owned(format!(
-                        "response body larger than the limit of {max_body} bytes"
-                    )),
-                });
-            }
-            let mut left = n.saturating_sub(already as u64);
-            // Bytes beyond the body mean the server and we disagree about framing: do not reuse.
-            close |= already as u64 > n;
-            while left > 0 {
-                rbuf.clear();
-                let got = read_more(stream, rbuf, ex, start).await?;
-                if got == 0 {
-                    return Err(Failure::new(
-                        Outcome::Reset,
-                        "connection closed in the middle of the body",
-                    ));
-                }
-                keep_more(kept, rbuf);
-                close |= got as u64 > left;
-                left = left.saturating_sub(got as u64);
-            }
-            if keep_body {
-                kept.buf.truncate(kept.head_len + n as usize);
-            }
-        }
-        BodyKind::Chunked => {
-            let mut decoder = Chunked::new(max_body);
-            let mut fed = feed(&mut decoder, &rbuf[head.len..])?;
-            while fed.is_none() {
-                rbuf.clear();
-                if read_more(stream, rbuf, ex, start).await? == 0 {
-                    return Err(Failure::new(
-                        Outcome::Reset,
-                        "connection closed in the middle of a chunked body",
-                    ));
-                }
-                keep_more(kept, rbuf);
-                fed = feed(&mut decoder, rbuf)?;
-                if let Some(used) = fed {
-                    close |= used < rbuf.len();
-                }
-            }
-        }
-        BodyKind::UntilClose => {
-            let mut total = already as u64;
-            loop {
-                if total > max_body {
-                    return Err(Failure {
-                        outcome: Outcome::Malformed,
-                        message: Cow::Owned(format!(
-                            "response body larger than the limit of {max_body} bytes"
-                        )),
-                    });
-                }
-                rbuf.clear();
-                let got = read_more(stream, rbuf, ex, start).await?;
-                if got == 0 {
-                    break;
-                }
-                keep_more(kept, rbuf);
-                total += got as u64;
+            Step::Fail(f) => {
+                ex.status = reader.status;
+                return Err(f);
             }
         }
     }
-    // Return a buffer that grew for a large head to its usual size, so one odd response does not pin
-    // memory for the rest of the run.
-    if rbuf.capacity() > 4 * READ_BUF {
-        *rbuf = Vec::with_capacity(READ_BUF);
-    }
-    Ok(close)
-}
-
-fn feed(decoder: &mut Chunked, bytes: &[u8]) -> Result<Option<usize>, Failure> {
-    decoder.feed(bytes).map_err(|e| Failure {
-        outcome: Outcome::Malformed,
-        message: Cow::Owned(e.to_string()),
-    })
 }
