@@ -82,8 +82,9 @@ pub struct RunArgs {
     /// Where run directories go.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub out: PathBuf,
-    /// The I/O driver: `auto` picks the fastest available (see docs/io-drivers.md).
-    #[arg(long, value_enum, default_value_t = IoChoice::Auto)]
+    /// The I/O backend of the event loop: `auto` picks io_uring where the kernel allows it, else epoll
+    /// (see docs/io-drivers.md).
+    #[arg(long, value_enum, default_value_t = IoChoice::Auto, env = "STAMPEDE_IO")]
     pub io: IoChoice,
     /// Set a profile variable (repeatable); beats `$STAMPEDE_VAR_<KEY>`, the environment and the profile.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]

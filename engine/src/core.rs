@@ -380,7 +380,12 @@ impl Recorder {
         }
     }
 
-    /// The open-connections gauge, for a loop that tracks sockets itself (the direct loop).
+    /// The queue the log writer's finished blocks go to.
+    pub(crate) fn sink(&self) -> QueueSink {
+        self.sink.clone()
+    }
+
+    /// The open-connections gauge, for a loop that tracks sockets itself.
     pub(crate) fn connection_opened_gauge(&mut self) {
         self.open_connections += 1;
     }
@@ -582,7 +587,7 @@ pub(crate) fn run_core(setup: CoreSetup) {
     let core = setup.index;
     let driver = setup.driver;
     let done = match driver {
-        IoDriver::Direct => crate::direct::core_main(setup, pinned),
+        IoDriver::Loop(backend) => crate::event_loop::core_main(setup, pinned, backend),
         _ => match driver.block_on(core_main(setup, pinned)) {
             Ok(done) => done,
             Err(e) => CoreDone::failed(
@@ -790,11 +795,6 @@ impl<'a> CoreInterner<'a> {
         by_name: &'a mut Vec<NameStats>,
     ) -> CoreInterner<'a> {
         CoreInterner { writer, by_name }
-    }
-
-    /// The id of request name `name`, interned on first use.
-    pub(crate) fn name_id(&mut self, name: &str) -> NameId {
-        self.name(name)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Choosing and building the I/O driver: monoio on io_uring (tuned), or on epoll (its legacy driver).
+//! Choosing the I/O driver: the engine's own loop (`event_loop`) on io_uring or epoll, or, for plans
+//! the loop does not run yet and for `engine serve`, monoio on io_uring (tuned) or epoll.
 //!
 //! docs/io-drivers.md has the measurements behind [`IoDriver::select`] and the setup flags.
 
@@ -8,6 +9,7 @@ use std::io;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::cli::IoChoice;
+use crate::event_loop::LoopBackend;
 
 /// The I/O driver a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,9 +18,8 @@ pub enum IoDriver {
     Uring(UringSetup),
     /// epoll, through monoio's legacy driver.
     Epoll,
-    /// The direct loop (`direct/`): the engine's own io_uring loop with multishot receives, provided
-    /// buffers and registered files, for plans whose requests need nothing computed per request.
-    Direct,
+    /// The engine's own loop (`event_loop`) on one of its backends.
+    Loop(LoopBackend),
 }
 
 /// How the io_uring instance is set up. The variants are the configurations measured in
@@ -43,8 +44,8 @@ impl IoDriver {
     /// The name the manifest records.
     pub fn manifest_name(self) -> &'static str {
         match self {
-            IoDriver::Uring(_) | IoDriver::Direct => "io_uring",
-            IoDriver::Epoll => "epoll",
+            IoDriver::Uring(_) | IoDriver::Loop(LoopBackend::Uring) => "io_uring",
+            IoDriver::Epoll | IoDriver::Loop(LoopBackend::Epoll) => "epoll",
         }
     }
 
@@ -55,27 +56,36 @@ impl IoDriver {
             IoDriver::Uring(UringSetup::Coop) => "COOP_TASKRUN",
             IoDriver::Uring(UringSetup::Defer) => "SINGLE_ISSUER|DEFER_TASKRUN",
             IoDriver::Epoll => "edge-triggered epoll",
-            IoDriver::Direct => {
-                "direct loop: SINGLE_ISSUER|DEFER_TASKRUN, multishot receive, provided buffers, registered files"
+            IoDriver::Loop(LoopBackend::Uring) => {
+                "event loop: SINGLE_ISSUER|DEFER_TASKRUN, multishot receive, provided buffers, registered files"
+            }
+            IoDriver::Loop(LoopBackend::Epoll) => {
+                "event loop: level-triggered epoll, sends at submission, timerfd deadlines"
             }
         }
     }
 
-    /// Resolves `--io` for a run whose plan the direct loop can (`direct_ok`) or cannot run.
-    /// `direct` is the direct loop, or the error of its probe; the caller has refused `direct` for a
-    /// plan it cannot run. `auto` picks the direct loop when the plan allows it and the kernel has
-    /// what it needs (it measured fastest, docs/io-drivers.md), otherwise as [`IoDriver::select`].
-    pub fn select_for_run(choice: IoChoice, direct_ok: bool) -> Result<IoDriver, io::Error> {
+    /// Resolves `--io` for a run whose plan the loop can (`loop_ok`) or cannot run. `auto` picks the
+    /// loop on io_uring when the kernel allows it, else the loop on epoll; `uring` (and its old name
+    /// `direct`) insists on io_uring, `epoll` picks epoll. Plans the loop cannot run yet go to monoio
+    /// as [`IoDriver::select`] says. `STAMPEDE_URING_SETUP` pins monoio's io_uring setup for
+    /// measurements (and keeps `auto` on monoio).
+    pub fn select_for_run(choice: IoChoice, loop_ok: bool) -> Result<IoDriver, io::Error> {
+        if !loop_ok || (choice == IoChoice::Auto && UringSetup::from_env().is_some()) {
+            return IoDriver::select(choice);
+        }
         match choice {
-            IoChoice::Direct => crate::direct::probe().map(|()| IoDriver::Direct),
-            IoChoice::Auto
-                if direct_ok
-                    && UringSetup::from_env().is_none()
-                    && crate::direct::probe().is_ok() =>
-            {
-                Ok(IoDriver::Direct)
+            IoChoice::Epoll => Ok(IoDriver::Loop(LoopBackend::Epoll)),
+            IoChoice::Uring | IoChoice::Direct => {
+                crate::event_loop::probe_uring().map(|()| IoDriver::Loop(LoopBackend::Uring))
             }
-            _ => IoDriver::select(choice),
+            IoChoice::Auto => Ok(IoDriver::Loop(
+                if crate::event_loop::probe_uring().is_ok() {
+                    LoopBackend::Uring
+                } else {
+                    LoopBackend::Epoll
+                },
+            )),
         }
     }
 
@@ -131,9 +141,9 @@ impl IoDriver {
                     .build()?;
                 Ok(rt.block_on(future))
             }
-            // The direct loop is not a monoio runtime: `core::run_core` runs it without one.
-            IoDriver::Direct => Err(io::Error::other(
-                "the direct loop runs without a monoio runtime",
+            // The loop is not a monoio runtime: `core::run_core` runs it without one.
+            IoDriver::Loop(_) => Err(io::Error::other(
+                "the event loop runs without a monoio runtime",
             )),
             IoDriver::Epoll => {
                 let mut rt = RuntimeBuilder::<LegacyDriver>::new()

@@ -33,7 +33,7 @@ pub enum Error {
     },
     /// `--io direct` for a plan the direct loop cannot run; exit code 2.
     #[error(
-        "--io direct runs plain HTTP requests rendered once in a closed model (no stages, pacing, cookie jar, extraction or checks), but here {why}; without --io, the run uses monoio's io_uring loop"
+        "--io direct runs on the engine's event loop, which does not run this plan yet: {why}; without --io, the run uses monoio"
     )]
     DirectLoop {
         /// The first thing that keeps the plan off the direct loop.

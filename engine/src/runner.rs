@@ -239,19 +239,15 @@ pub(crate) fn tls_client(
 }
 
 fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
-    let direct_ok = crate::direct::eligible(&plan);
+    let loop_ok = crate::event_loop::eligible(&plan.scenario);
     if plan.io == IoChoice::Direct
-        && let Err(why) = &direct_ok
+        && let Err(why) = &loop_ok
     {
         return Err(Error::DirectLoop { why: why.clone() });
     }
     let driver =
-        IoDriver::select_for_run(plan.io, direct_ok.is_ok()).map_err(|source| Error::Driver {
-            driver: if plan.io == IoChoice::Direct {
-                "direct-loop io_uring"
-            } else {
-                "io_uring"
-            },
+        IoDriver::select_for_run(plan.io, loop_ok.is_ok()).map_err(|source| Error::Driver {
+            driver: "io_uring",
             source,
         })?;
     sys::raise_nofile_limit();
@@ -545,11 +541,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         "{} samples, {} ({})",
         samples,
         manifest.state.describe(),
-        if driver == IoDriver::Direct {
-            "io_uring, direct loop"
-        } else {
-            driver.manifest_name()
-        }
+        driver.manifest_name()
     );
     for e in &errors {
         eprintln!("error: {e}");

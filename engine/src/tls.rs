@@ -128,6 +128,8 @@ pub fn server_name(name: &str) -> Result<ServerName<'static>, TlsSetupError> {
 #[derive(Clone)]
 pub(crate) struct TlsClient {
     pub connector: monoio_rustls::TlsConnector,
+    /// The configuration every connection's session is made from.
+    pub config: Arc<ClientConfig>,
     pub server_name: ServerName<'static>,
 }
 
@@ -142,7 +144,8 @@ impl std::fmt::Debug for TlsClient {
 impl TlsClient {
     pub fn new(config: Arc<ClientConfig>, server_name: ServerName<'static>) -> TlsClient {
         TlsClient {
-            connector: monoio_rustls::TlsConnector::from(config),
+            connector: monoio_rustls::TlsConnector::from(Arc::clone(&config)),
+            config,
             server_name,
         }
     }

@@ -86,9 +86,22 @@ pub(crate) struct SharedToken {
     /// A user is fetching a token; others wait instead of fetching too.
     pub fetching: Cell<bool>,
     waiters: RefCell<Vec<Waker>>,
+    /// Users (by local index) of the core's loop waiting for the fetch in progress.
+    user_waiters: RefCell<Vec<u32>>,
 }
 
 impl SharedToken {
+    /// User `local` waits for the fetch in progress; [`SharedToken::finish_fetch`] names it.
+    pub fn wait_for_fetch(&self, local: u32) {
+        self.user_waiters.borrow_mut().push(local);
+    }
+
+    /// Ends a fetch, moving the users that waited for it into `wake`.
+    pub fn finish_fetch(&self, wake: &mut Vec<u32>) {
+        self.fetching.set(false);
+        wake.append(&mut self.user_waiters.borrow_mut());
+    }
+
     /// Waits until no fetch is in progress.
     pub async fn until_idle(&self) {
         std::future::poll_fn(|cx| {

@@ -55,14 +55,14 @@ pub(crate) struct CoreScenario {
     pub requests: Vec<CoreRequest>,
     /// Each step's interned name.
     pub step_names: Vec<NameId>,
-    cursors: Vec<Cursor>,
+    pub(crate) cursors: Vec<Cursor>,
     pub(crate) seq: Cell<u64>,
     /// Per auth plan; used by per-core OAuth2 tokens.
-    tokens: Vec<SharedToken>,
-    regex_locs: Vec<RefCell<CaptureLocations>>,
+    pub(crate) tokens: Vec<SharedToken>,
+    pub(crate) regex_locs: Vec<RefCell<CaptureLocations>>,
     pub(crate) core: u32,
     pub(crate) cores: u32,
-    this_year: u32,
+    pub(crate) this_year: u32,
 }
 
 impl CoreScenario {
