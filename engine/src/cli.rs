@@ -130,16 +130,15 @@ pub struct LatencyMix(pub Vec<(u32, Duration)>);
 /// Which I/O driver to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum IoChoice {
-    /// The driver that measured fastest on this kind of machine, falling back when it is unavailable.
+    /// io_uring where the kernel allows it, else epoll.
     #[default]
     Auto,
-    /// io_uring; fails if the kernel or sandbox does not allow it.
+    /// io_uring (Linux 6.1+); fails if the kernel or sandbox does not allow it.
     Uring,
-    /// epoll (monoio's legacy driver); works everywhere.
+    /// epoll; works everywhere (Docker's default seccomp profile, gVisor, old kernels).
     Epoll,
-    /// The engine's own io_uring loop (multishot receive, provided buffers, registered files): plain
-    /// HTTP requests rendered once, closed model without stages or pacing, no cookie jar, extraction
-    /// or checks; fails for other plans (`auto` uses it whenever it can).
+    /// The old name of `uring`, from when the io_uring loop ran only some plans.
+    #[value(hide = true)]
     Direct,
 }
 

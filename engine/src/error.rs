@@ -31,14 +31,6 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
-    /// `--io direct` for a plan the direct loop cannot run; exit code 2.
-    #[error(
-        "--io direct runs on the engine's event loop, which does not run this plan yet: {why}; without --io, the run uses monoio"
-    )]
-    DirectLoop {
-        /// The first thing that keeps the plan off the direct loop.
-        why: String,
-    },
     /// The run directory or a file in it could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -64,11 +56,7 @@ impl Error {
     /// The process exit code for this error: 2 for bad input (profile, flags, host), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Profile(_)
-            | Error::Plan(_)
-            | Error::Resolve { .. }
-            | Error::Tls(_)
-            | Error::DirectLoop { .. } => 2,
+            Error::Profile(_) | Error::Plan(_) | Error::Resolve { .. } | Error::Tls(_) => 2,
             _ => 1,
         }
     }

@@ -1,8 +1,9 @@
 //! # Stampede's load generator
 //!
 //! `engine run profile.ron` turns a RON profile into a [`plan::Plan`], starts one pinned thread per core
-//! (each owning its monoio runtime, connections, virtual users, RNG, histograms and sample-log writer),
-//! and writes a run directory through the `formats` crate, the only contract with the analyzer.
+//! (each running one event loop that owns its connections, virtual users, RNG, histograms and
+//! sample-log writer), and writes a run directory through the `formats` crate, the only contract with
+//! the analyzer.
 //!
 //! ```text
 //! profile.ron ──profile::load──▶ ProfileSpec ──Plan::resolve──▶ Plan ──runner──▶ cores ──▶ runs/<id>/
@@ -11,12 +12,14 @@
 //!
 //! Module map, in the order a run touches them: [`cli`] (flags), [`profile`] (the file as written, with
 //! located errors), [`plan`] (the resolved, typed plan), `scenario` (templates, feeders, extraction,
-//! checks, cookies, auth: compiled once, executed per request), [`schedule`] (pure timing functions),
-//! `runner` (orchestration, run directory, manifest), `core` (one engine thread), [`http`] (request
-//! rendering, response parsing, connections), `users` (virtual users), `open` (the open model's
-//! arrival scheduler and user pool), `timer` (waiting until an exact nanosecond), `console` (live
-//! lines and the summary), `logsink` (moves finished log blocks to the file off the request path),
-//! [`serve`] (the embedded target).
+//! checks, cookies, auth compiled once; the users' programs as state machines), [`schedule`] (pure
+//! timing functions), `runner` (orchestration, run directory, manifest), `core` (what every core
+//! shares: setup, recorder, reports), `event_loop` (the per-core loop on io_uring or epoll:
+//! connections, TLS, HTTP exchanges, built-in protocol steps, timers, the hosted executor of custom
+//! protocols), `load` (closed users, the open model's arrivals and pool), [`http`] (request rendering,
+//! the sans-I/O response reader), [`protocol`] (custom protocols), `console` (live lines and the
+//! summary), `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the
+//! embedded target, on monoio).
 
 pub mod cli;
 mod clock;
@@ -29,7 +32,6 @@ mod event_loop;
 pub mod http;
 mod load;
 mod logsink;
-mod open;
 pub mod plan;
 pub mod profile;
 pub mod protocol;
@@ -39,9 +41,7 @@ mod scenario;
 pub mod schedule;
 pub mod serve;
 mod sys;
-mod timer;
 pub mod tls;
-mod users;
 mod ws;
 
 pub use driver::IoDriver;

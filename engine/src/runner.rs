@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use formats::{LogFile, LogHeader, Manifest, RunId, RunState};
 
-use crate::cli::{IoChoice, RunArgs};
+use crate::cli::RunArgs;
 use crate::clock::{self, Clock};
 use crate::console::{self, Console};
 use crate::core::{self, CoreDone, CoreSetup, Report, SharedPlan};
@@ -239,17 +239,10 @@ pub(crate) fn tls_client(
 }
 
 fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
-    let loop_ok = crate::event_loop::eligible(&plan.scenario);
-    if plan.io == IoChoice::Direct
-        && let Err(why) = &loop_ok
-    {
-        return Err(Error::DirectLoop { why: why.clone() });
-    }
-    let driver =
-        IoDriver::select_for_run(plan.io, loop_ok.is_ok()).map_err(|source| Error::Driver {
-            driver: "io_uring",
-            source,
-        })?;
+    let driver = IoDriver::select(plan.io).map_err(|source| Error::Driver {
+        driver: "io_uring",
+        source,
+    })?;
     sys::raise_nofile_limit();
 
     let mut server = None;

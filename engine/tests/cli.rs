@@ -68,8 +68,6 @@ fn bad_flags_exit_2() {
     let demo = demo.to_str().unwrap();
     let stages = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/stages.ron");
     let stages = stages.to_str().unwrap().to_owned();
-    let tcp = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/tcp.ron");
-    let tcp = tcp.to_str().unwrap().to_owned();
     let cases: &[(&[&str], &str)] = &[
         (&[demo, "--users", "0"], "--users"),
         (&[demo, "--duration", "5x"], "not a duration"),
@@ -85,8 +83,6 @@ fn bad_flags_exit_2() {
         (&[&stages, "--duration", "5s"], "stages set the duration"),
         (&[&stages, "--users", "5"], "stages set the users"),
         (&[demo, "--io", "bogus"], "--io"),
-        // Steps of other protocols do not run on the event loop yet: the error says so, once.
-        (&[&tcp, "--io", "direct"], "steps of another protocol"),
         (&[demo, "--no-such-flag"], "--no-such-flag"),
         (&[demo, "--users", "-3"], "-3"),
         (&[demo, "--users", "many"], "--users"),
@@ -103,14 +99,6 @@ fn bad_flags_exit_2() {
             err.contains(fragment),
             "{args:?}: expected {fragment:?} in {err}"
         );
-        // The binary once printed an engine error's cause twice (its message and the `{:#}` chain).
-        if args.contains(&"direct") {
-            assert_eq!(
-                err.matches(fragment).count(),
-                1,
-                "{args:?}: the message repeats itself: {err}"
-            );
-        }
     }
 }
 

@@ -26,7 +26,6 @@ pub(crate) enum SockKind {
     /// A TCP stream (connect completes with [`EventKind::Connected`]).
     Tcp,
     /// A connected UDP socket (connected at once).
-    #[expect(dead_code, reason = "steps of other protocols move onto the loop next")]
     Udp,
 }
 
@@ -81,10 +80,6 @@ pub(crate) trait Backend {
     /// Where received bytes are until recycled.
     type Buf;
 
-    /// How the backend was set up, for the manifest and the console.
-    #[expect(dead_code, reason = "steps of other protocols move onto the loop next")]
-    fn setup(&self) -> &'static str;
-
     /// Keeps `bytes` for the run, to be sent without copying.
     fn intern(&mut self, bytes: Vec<u8>) -> Interned;
 
@@ -115,7 +110,6 @@ pub(crate) trait Backend {
 
     /// Reports each time `fd` becomes readable as an [`EventKind::Ready`] with `c == key`. The caller
     /// keeps the descriptor open for the rest of the run.
-    #[expect(dead_code, reason = "steps of other protocols move onto the loop next")]
     fn watch(&mut self, fd: BorrowedFd<'_>, key: u32) -> io::Result<()>;
 
     /// Submits what is queued and waits for events until the run's clock reaches `until_us`.

@@ -9,6 +9,7 @@ use formats::Outcome;
 use crate::http::{Failure, Reader, Step};
 
 use super::backend::Interned;
+use super::steps::StepIo;
 
 /// Where a connection's socket is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub(super) enum Link {
     Connecting,
     /// Connected; the TLS handshake is in progress.
     Handshaking,
+    /// Connected (and TLS set up); the WebSocket opening handshake is in progress.
+    Upgrading,
     /// Ready for exchanges.
     Open,
 }
@@ -46,14 +49,25 @@ pub(super) struct Conn {
     /// The send buffer; it has no capacity while lent to the backend.
     pub out: Vec<u8>,
     pub lent: bool,
-    /// Bytes to send once the current send completes.
-    pub pending: Vec<u8>,
     pub op: SendOp,
     /// The socket already carried a complete exchange (for the one retry of a stale keep-alive).
     pub reused: bool,
     pub retried: bool,
+    /// The socket counts in the open-connections gauge.
+    pub counted: bool,
+    /// What reads and writes the connection's plaintext.
+    pub p: Proto,
+}
+
+/// The protocol side of a connection: what it reads with, and the plaintext it has to send.
+#[derive(Debug, Default)]
+pub(super) struct Proto {
     /// Reads HTTP responses.
     pub reader: Reader,
+    /// Steps' replies and WebSocket state.
+    pub step: StepIo,
+    /// Plaintext to send (through TLS when there is a session) once the current send completes.
+    pub pending: Vec<u8>,
 }
 
 impl Default for Conn {
@@ -65,11 +79,11 @@ impl Default for Conn {
             tls: None,
             out: Vec::new(),
             lent: false,
-            pending: Vec::new(),
             op: SendOp::None,
             reused: false,
             retried: false,
-            reader: Reader::new(),
+            counted: false,
+            p: Proto::default(),
         }
     }
 }
@@ -100,6 +114,8 @@ pub(super) enum Fed {
     More,
     /// The TLS handshake just completed.
     Handshaken,
+    /// The WebSocket opening handshake just completed.
+    Upgraded,
     /// The exchange's answer is complete; `close` when the connection cannot carry another.
     Done { close: bool },
     /// The exchange failed; the connection must be closed.
@@ -115,7 +131,7 @@ pub(super) trait Sink {
     /// Whether an exchange is waiting for bytes.
     fn expecting(&self) -> bool;
     /// Takes plaintext bytes.
-    fn on_bytes(&mut self, reader: &mut Reader, bytes: &[u8]) -> Fed;
+    fn on_bytes(&mut self, p: &mut Proto, bytes: &[u8]) -> Fed;
 }
 
 /// An HTTP response being read for an exchange.
@@ -129,9 +145,9 @@ impl Sink for HttpSink<'_> {
         self.exchanging
     }
 
-    fn on_bytes(&mut self, reader: &mut Reader, bytes: &[u8]) -> Fed {
+    fn on_bytes(&mut self, p: &mut Proto, bytes: &[u8]) -> Fed {
         *self.bytes_received = self.bytes_received.saturating_add(bytes.len() as u32);
-        match reader.on_data(bytes) {
+        match p.reader.on_data(bytes) {
             Step::NeedMore => Fed::More,
             Step::Done { close } => Fed::Done { close },
             Step::Fail(f) => Fed::Fail(f),
@@ -146,7 +162,7 @@ pub(super) fn feed(conn: &mut Conn, data: &[u8], sink: &mut impl Sink, plain: &m
         if !sink.expecting() {
             return Fed::Unwanted;
         }
-        return sink.on_bytes(&mut conn.reader, data);
+        return sink.on_bytes(&mut conn.p, data);
     };
     let mut rest = data;
     while !rest.is_empty() {
@@ -181,7 +197,7 @@ pub(super) fn feed(conn: &mut Conn, data: &[u8], sink: &mut impl Sink, plain: &m
                 if !sink.expecting() {
                     return Fed::Unwanted;
                 }
-                result = sink.on_bytes(&mut conn.reader, &plain[..n]);
+                result = sink.on_bytes(&mut conn.p, &plain[..n]);
                 if matches!(result, Fed::Fail(_)) {
                     return result;
                 }

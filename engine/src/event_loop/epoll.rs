@@ -272,10 +272,6 @@ impl Epoll {
 impl Backend for Epoll {
     type Buf = (u32, u32);
 
-    fn setup(&self) -> &'static str {
-        "level-triggered epoll, sends at submission, timerfd deadlines"
-    }
-
     fn intern(&mut self, bytes: Vec<u8>) -> Interned {
         self.interned.push(bytes.into_boxed_slice());
         Interned(self.interned.len() as u32 - 1)

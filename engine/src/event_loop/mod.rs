@@ -1,9 +1,11 @@
 //! The engine's per-core loop: one thread, one loop, every feature. Users are state machines
 //! (`scenario::program`), connections are state machines ([`conn`]), responses are read by the
-//! sans-I/O reader (`http::Reader`), TLS sessions are rustls on buffers, and every deadline of the core
-//! (spawn times, think times, pacing slots, open-model arrivals, on_stop times, step windows) waits in
-//! one timer heap ([`timers`]) whose earliest entry bounds the loop's wait. No futures, wakers or tasks
-//! are on the request path.
+//! sans-I/O reader (`http::Reader`), raw TCP, UDP and WebSocket steps by sans-I/O machines
+//! ([`steps`]), TLS sessions are rustls on buffers, and every deadline of the core (spawn times, think
+//! times, pacing slots, open-model arrivals, on_stop times, step windows) waits in one timer heap
+//! ([`timers`]) whose earliest entry bounds the loop's wait. No futures, wakers or tasks are on the
+//! request path; custom protocols written against async libraries run on an executor hosted by the
+//! loop ([`hosted`]).
 //!
 //! The loop talks to the kernel through a small completion interface ([`backend::Backend`]) with two
 //! implementations: io_uring (`uring.rs`, with the only `unsafe` of the engine in `ring.rs`) and epoll
@@ -19,73 +21,66 @@
 
 mod backend;
 mod conn;
+mod custom;
 mod epoll;
+mod exchange;
+pub(crate) mod hosted;
 mod log;
 mod ring;
+mod steps;
 mod timers;
 mod uring;
 
+use std::any::Any;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use formats::{LogWriter, Outcome};
 
 use crate::core::{
-    CoreDone, CoreInterner, CoreSetup, GRACE_COMPLETED, GRACE_INTERRUPTED, InFlight, Message,
-    Recorder, Report, TICK,
+    CoreDone, CoreInterner, CoreSetup, GRACE_COMPLETED, GRACE_INTERRUPTED, Recorder, Report, TICK,
 };
-use crate::http::{Exchange, Failure, Limits};
+use crate::driver::IoDriver;
+use crate::http::{Failure, Limits};
 use crate::load::{Arrivals, Closed, Handed, Load, Open, Pool};
 use crate::logsink::QueueSink;
 use crate::plan::LoadPlan;
+use crate::protocol::Endpoint;
 use crate::rng::Rng;
+use crate::scenario::StepKind;
 use crate::scenario::exec::CoreScenario;
 use crate::scenario::program::{Cx, Input, Next, Program};
-use crate::scenario::user::{Rendered, UserState, failure_flow};
-use crate::scenario::{Node, Scenario};
+use crate::scenario::user::{Rendered, UserState};
 
-use backend::{Addr, Backend, Event, EventKind, GENERATION_MASK, Interned, SockKind, Src};
-use conn::{Conn, Fed, HttpSink, Link, SendOp, feed, tls_failure, write_plain};
+use backend::{Addr, Backend, Event, EventKind, GENERATION_MASK, Interned};
+use conn::{Conn, Link};
+use hosted::Hosted;
 use log::LogOut;
 use timers::{Owner, Timers};
 
 pub(crate) use epoll::Epoll;
 pub(crate) use uring::Uring;
 
+/// The watch key of the hosted executor's descriptor.
+const HOSTED_KEY: u32 = u32::MAX;
 /// How often queued log blocks go to the file.
 const DRAIN_EVERY_US: u64 = 250_000;
 /// Decrypted bytes are read from a TLS session this many at a time.
 const PLAIN_CHUNK: usize = 16 << 10;
-
-/// Which kernel interface the loop runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoopBackend {
-    /// io_uring (Linux 6.1+, where allowed).
-    Uring,
-    /// epoll, everywhere.
-    Epoll,
-}
 
 /// Whether this machine can run the io_uring backend.
 pub(crate) fn probe_uring() -> std::io::Result<()> {
     Uring::probe()
 }
 
-/// Why a plan cannot run on the loop yet, or `Ok` when it can.
-pub(crate) fn eligible(scenario: &Scenario) -> Result<(), String> {
-    if scenario.nodes.iter().any(|n| matches!(n, Node::Step(_))) {
-        return Err("a task has steps of another protocol".into());
-    }
-    Ok(())
-}
-
 /// The body of a core thread on the loop. Never panics on I/O trouble: errors are reported in
 /// [`CoreDone`].
-pub(crate) fn core_main(setup: CoreSetup, pinned: bool, backend: LoopBackend) -> CoreDone {
+pub(crate) fn core_main(setup: CoreSetup, pinned: bool, backend: IoDriver) -> CoreDone {
     let core = setup.index;
     let conns = connections_for(&setup);
     match backend {
-        LoopBackend::Uring => match Uring::new(conns) {
+        IoDriver::Uring => match Uring::new(conns) {
             Ok(io) => run(setup, pinned, io),
             Err(e) => CoreDone::failed(
                 core,
@@ -93,7 +88,7 @@ pub(crate) fn core_main(setup: CoreSetup, pinned: bool, backend: LoopBackend) ->
                 format!("core {core}: could not set up io_uring: {e}"),
             ),
         },
-        LoopBackend::Epoll => match Epoll::new(conns) {
+        IoDriver::Epoll => match Epoll::new(conns) {
             Ok(io) => run(setup, pinned, io),
             Err(e) => CoreDone::failed(
                 core,
@@ -124,14 +119,13 @@ struct Flight {
     active: bool,
     /// Its start was stamped and logged as in flight.
     stamped: bool,
-    /// The request, and how its bytes were made.
+    /// The request, and how its bytes were made; or the step.
     r: usize,
     rendered: Rendered,
+    step: Option<usize>,
     /// Its connection slot.
     c: u32,
     actual_us: u64,
-    /// When the TCP connect completed, for the TLS handshake's time.
-    connected_at_us: u64,
     connect_us: u32,
     ttfb_us: u32,
     bytes_sent: u32,
@@ -140,6 +134,12 @@ struct Flight {
     /// Plaintext length of the request, and whether it was handed to the transport.
     req_len: u32,
     request_out: bool,
+    /// A step: the status or code it reports, whether it ends once its bytes are sent, when its
+    /// reply window closes (0: none), and its task (custom protocols).
+    status: u16,
+    when_sent: bool,
+    deadline_us: u64,
+    task: Option<usize>,
 }
 
 impl Default for Flight {
@@ -149,9 +149,9 @@ impl Default for Flight {
             stamped: false,
             r: 0,
             rendered: Rendered::Fixed,
+            step: None,
             c: 0,
             actual_us: 0,
-            connected_at_us: 0,
             connect_us: 0,
             ttfb_us: 0,
             bytes_sent: 0,
@@ -159,6 +159,10 @@ impl Default for Flight {
             connected: false,
             req_len: 0,
             request_out: false,
+            status: 0,
+            when_sent: false,
+            deadline_us: 0,
+            task: None,
         }
     }
 }
@@ -186,6 +190,19 @@ struct Core<B: Backend> {
     fixed: Vec<Option<Interned>>,
     addrs: Vec<Addr>,
     next_addr: usize,
+    /// Each step channel's address, endpoint and TLS, and one of its steps (for bytes between steps).
+    chan_addrs: Vec<Addr>,
+    endpoints: Vec<Arc<Endpoint>>,
+    channel_tls: Vec<Option<crate::tls::TlsClient>>,
+    channel_steps: Vec<usize>,
+    /// The hosted executor (custom protocols only), its timer, and whether its descriptor fired.
+    hosted: Option<Hosted>,
+    hosted_at: u64,
+    hosted_dirty: bool,
+    /// Custom protocols' connection objects by slot, custom steps' argument names, finished steps.
+    custom: Vec<Option<Box<dyn Any>>>,
+    custom_names: Vec<Arc<[String]>>,
+    finished: custom::Finished,
     rec: Recorder,
     rng: Rng,
     clock: crate::clock::Clock,
@@ -313,6 +330,45 @@ impl<B: Backend> Core<B> {
             return Err(format!("core {core}: the target has no address"));
         }
         let addrs: Vec<Addr> = plan.addrs.iter().map(|&a| io.intern_addr(a)).collect();
+        let chan_addrs = plan
+            .endpoints
+            .iter()
+            .map(|e| io.intern_addr(e.addr))
+            .collect();
+        let channel_steps = (0..plan.scenario.channels.len())
+            .map(|ch| {
+                plan.scenario
+                    .steps
+                    .iter()
+                    .position(|s| s.channel == ch)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let has_custom = plan
+            .scenario
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::Custom { .. }));
+        let hosted = if has_custom {
+            let h = Hosted::new(setup.clock).map_err(|e| {
+                format!("core {core}: could not start the custom protocols' executor: {e}")
+            })?;
+            io.watch(h.fd(), HOSTED_KEY).map_err(|e| {
+                format!("core {core}: could not watch the custom protocols' executor: {e}")
+            })?;
+            Some(h)
+        } else {
+            None
+        };
+        let custom_names = plan
+            .scenario
+            .steps
+            .iter()
+            .map(|s| match &s.kind {
+                StepKind::Custom { arg_names, .. } => Arc::from(arg_names.as_slice()),
+                _ => Arc::from(Vec::new()),
+            })
+            .collect();
         let users_n = users_for(setup);
         let load = match (&plan.load, &setup.open) {
             (
@@ -374,6 +430,16 @@ impl<B: Backend> Core<B> {
             fixed,
             next_addr: core as usize % addrs.len(),
             addrs,
+            chan_addrs,
+            endpoints: plan.endpoints.iter().cloned().map(Arc::new).collect(),
+            channel_tls: plan.channel_tls.clone(),
+            channel_steps,
+            hosted,
+            hosted_at: u64::MAX,
+            hosted_dirty: false,
+            custom: (0..users_n * per_user as usize).map(|_| None).collect(),
+            custom_names,
+            finished: custom::Finished::default(),
             rec: Recorder::new(writer, sink, core, by_name, users_n),
             rng: Rng::new(seed),
             clock: setup.clock,
@@ -431,7 +497,12 @@ impl<B: Backend> Core<B> {
             if let Some(at) = self.timers.next() {
                 wake = wake.min(at);
             }
-            if !self.deferred.is_empty() || !self.wake.is_empty() || self.arrivals_dirty {
+            if !self.deferred.is_empty()
+                || !self.wake.is_empty()
+                || self.arrivals_dirty
+                || !self.queued.is_empty()
+                || self.hosted.as_ref().is_some_and(Hosted::has_ready)
+            {
                 wake = now;
             }
             if let Err(e) = self.io.wait(&self.clock, now, wake) {
@@ -511,7 +582,13 @@ impl<B: Backend> Core<B> {
                         self.arrivals_dirty = true;
                     }
                 }
-                Owner::Conn(_) | Owner::Hosted => {}
+                Owner::Conn(c) => self.step_deadline(c, at, now),
+                Owner::Hosted => {
+                    if self.hosted_at == at {
+                        self.hosted_at = u64::MAX;
+                        self.hosted_dirty = true;
+                    }
+                }
             }
         }
         if self.arrivals_dirty {
@@ -527,6 +604,8 @@ impl<B: Backend> Core<B> {
         if !self.queued.is_empty() {
             self.stamp_queued(now);
         }
+        // Custom steps' tasks run after their start is stamped, so that their I/O follows it.
+        self.turn_hosted();
     }
 
     fn finished_early(&self) -> bool {
@@ -624,7 +703,7 @@ impl<B: Backend> Core<B> {
         }
         match next {
             Next::Request(r) => self.start_request(u, r),
-            Next::Step(_) => unreachable!("`eligible` keeps plans with steps off the loop"),
+            Next::Step(s) => self.start_step(u, s),
             Next::Sleep(at) => {
                 self.users[u].wake_at = at;
                 self.timers.push(at, Owner::User(u as u32));
@@ -642,482 +721,14 @@ impl<B: Backend> Core<B> {
         self.rec.user_stopped(false);
     }
 
-    /// Starts request `r` of user `u`, intended at its ready time.
-    fn start_request(&mut self, u: usize, r: usize) {
-        let c = u as u32 * self.per_user;
-        let rendered = {
-            let user = &mut self.users[u];
-            user.state
-                .render(&self.sc, &mut self.rng, &self.clock, user.prog.global, r)
-        };
-        let cr = &self.sc.requests[r];
-        self.conns[c as usize]
-            .reader
-            .start(cr.head, self.limits.max_body, cr.keep);
-        self.users[u].flight = Flight {
-            active: true,
-            r,
-            rendered,
-            c,
-            ..Flight::default()
-        };
-        self.exchanges += 1;
-        self.queued.push(u as u32);
-        if self.conns[c as usize].link == Link::Closed {
-            if let Err(f) = self.connect(c) {
-                self.deferred.push((u as u32, f));
-            }
-        } else {
-            self.send_request(u, c);
-        }
-    }
-
-    /// Stamps the actual start of every request queued since the last wait, and logs it as in
-    /// flight.
-    fn stamp_queued(&mut self, now: u64) {
-        for i in 0..self.queued.len() {
-            let u = self.queued[i] as usize;
-            self.stamp(u, now);
-        }
-        self.queued.clear();
-    }
-
-    fn stamp(&mut self, u: usize, now: u64) {
-        let user = &mut self.users[u];
-        let f = &mut user.flight;
-        if !f.active || f.stamped {
-            return;
-        }
-        f.stamped = true;
-        f.actual_us = now;
-        self.rec.begin(
-            u,
-            InFlight {
-                name: self.sc.requests[f.r].name,
-                intended_us: user.prog.ready_us.min(now),
-                actual_us: now,
-                user: user.prog.global,
-                deadline_us: now.saturating_add(crate::clock::micros(self.limits.request_timeout)),
-            },
-        );
-    }
-
-    /// Opens a socket for `c` and starts its connect.
-    fn connect(&mut self, c: u32) -> Result<(), Failure> {
-        let addr = self.addrs[self.next_addr];
-        self.next_addr = (self.next_addr + 1) % self.addrs.len();
-        let conn = &mut self.conns[c as usize];
-        conn.generation = (conn.generation + 1) & GENERATION_MASK;
-        conn.reused = false;
-        match self.io.open(c, conn.generation, SockKind::Tcp, addr) {
-            Ok(_) => {
-                conn.link = Link::Connecting;
-                Ok(())
-            }
-            Err(e) => Err(Failure::io("connect", &e)),
-        }
-    }
-
-    /// `c`'s connect completed with `result` at `t`.
-    fn on_connected(&mut self, c: u32, result: i32, t: u64) {
-        if self.conns[c as usize].link != Link::Connecting {
-            return;
-        }
-        let u = (c / self.per_user) as usize;
-        if result < 0 {
-            let e = std::io::Error::from_raw_os_error(-result);
-            self.fail(u, c, Failure::io("connect", &e), t);
-            return;
-        }
-        self.rec.connection_opened_gauge();
-        let conn = &mut self.conns[c as usize];
-        conn.link = Link::Open;
-        if let Err(e) = self.io.arm(c, conn.generation) {
-            self.fail(u, c, Failure::io("receive", &e), t);
-            return;
-        }
-        conn.armed = true;
-        let f = &mut self.users[u].flight;
-        f.connected_at_us = t;
-        f.connect_us = t.saturating_sub(f.actual_us).max(1) as u32;
-        f.connected = true;
-        if let Some(tls) = &self.tls {
-            match rustls::ClientConnection::new(
-                std::sync::Arc::clone(&tls.config),
-                tls.server_name.clone(),
-            ) {
-                Ok(session) => {
-                    conn.tls = Some(Box::new(session));
-                    conn.link = Link::Handshaking;
-                    self.flush(c, t);
-                }
-                Err(e) => self.fail(u, c, tls_failure(&e, true), t),
-            }
-            return;
-        }
-        self.send_request(u, c);
-    }
-
-    /// Sends user `u`'s request on `c` (open, or its TLS handshake just done).
-    fn send_request(&mut self, u: usize, c: u32) {
-        let (r, rendered) = {
-            let f = &self.users[u].flight;
-            (f.r, f.rendered)
-        };
-        let bytes: &[u8] = match rendered {
-            Rendered::Fixed => self.sc.requests[r].wire.fixed_bytes().unwrap_or_default(),
-            Rendered::Wire => &self.users[u].state.wire,
-        };
-        let len = bytes.len() as u32;
-        let conn = &mut self.conns[c as usize];
-        let tls = conn.tls.is_some();
-        let sent = match conn.tls.as_mut() {
-            Some(session) => write_plain(session, bytes).map_err(|e| (e, None)),
-            None => {
-                let src = match (rendered, self.fixed[r]) {
-                    (Rendered::Fixed, Some(id)) => {
-                        conn.op = SendOp::Interned(id, len, 0);
-                        Src::Interned(id, 0)
-                    }
-                    _ => {
-                        let mut out = conn.take_out();
-                        out.extend_from_slice(bytes);
-                        conn.op = SendOp::Owned(0);
-                        Src::Owned(out, 0)
-                    }
-                };
-                self.io.send(c, conn.generation, src)
-            }
-        };
-        let f = &mut self.users[u].flight;
-        f.req_len = len;
-        f.request_out = true;
-        match sent {
-            Ok(()) if tls => {
-                let t = self.clock.now_us();
-                self.flush(c, t);
-            }
-            Ok(()) => {}
-            Err((e, buf)) => {
-                let conn = &mut self.conns[c as usize];
-                if let Some(b) = buf {
-                    conn.give_back(b);
-                }
-                conn.op = SendOp::None;
-                self.deferred.push((u as u32, Failure::io("send", &e)));
-            }
-        }
-    }
-
-    /// Sends what `c` has waiting (TLS records, queued bytes) if no send is in flight.
-    fn flush(&mut self, c: u32, t: u64) {
-        let conn = &mut self.conns[c as usize];
-        if conn.op != SendOp::None || conn.link == Link::Closed {
-            return;
-        }
-        let mut out = conn.take_out();
-        if let Some(tls) = conn.tls.as_mut() {
-            conn::write_tls(tls, &mut out);
-        }
-        if !conn.pending.is_empty() {
-            out.extend_from_slice(&conn.pending);
-            conn.pending.clear();
-        }
-        if out.is_empty() {
-            conn.give_back(out);
-            return;
-        }
-        conn.op = SendOp::Owned(0);
-        if let Err((e, buf)) = self.io.send(c, conn.generation, Src::Owned(out, 0)) {
-            if let Some(b) = buf {
-                conn.give_back(b);
-            }
-            conn.op = SendOp::None;
-            let u = (c / self.per_user) as usize;
-            if self.users[u].flight.active && self.users[u].flight.c == c {
-                self.fail(u, c, Failure::io("send", &e), t);
-            } else {
-                self.close(c);
-            }
-        }
-    }
-
-    /// A send on `c` completed with `result` (bytes taken, or a negative errno).
-    fn on_sent(&mut self, c: u32, result: i32, buf: Option<Vec<u8>>, t: u64) {
-        let u = (c / self.per_user) as usize;
-        let conn = &mut self.conns[c as usize];
-        if let Some(b) = buf {
-            conn.give_back(b);
-        }
-        let op = std::mem::replace(&mut conn.op, SendOp::None);
-        if result < 0 {
-            let e = std::io::Error::from_raw_os_error(-result);
-            self.transport_failure(u, c, Failure::io("send", &e), t);
-            return;
-        }
-        let n = result as u32;
-        let rest = match op {
-            SendOp::Interned(id, len, done) if done + n < len => {
-                conn.op = SendOp::Interned(id, len, done + n);
-                Some(Src::Interned(id, (done + n) as usize))
-            }
-            SendOp::Owned(done) if ((done + n) as usize) < conn.out.len() => {
-                conn.op = SendOp::Owned(done + n);
-                let out = std::mem::take(&mut conn.out);
-                conn.lent = true;
-                Some(Src::Owned(out, (done + n) as usize))
-            }
-            _ => None,
-        };
-        match rest {
-            // A short send: the rest follows.
-            Some(src) => {
-                if let Err((e, buf)) = self.io.send(c, conn.generation, src) {
-                    if let Some(b) = buf {
-                        conn.give_back(b);
-                    }
-                    conn.op = SendOp::None;
-                    self.transport_failure(u, c, Failure::io("send", &e), t);
-                }
-            }
-            None => {
-                let f = &mut self.users[u].flight;
-                if f.active && f.c == c && f.request_out {
-                    f.bytes_sent = f.req_len;
-                }
-                self.flush(c, t);
-            }
-        }
-    }
-
-    /// Bytes arrived on `c`.
-    fn on_received(&mut self, c: u32, buf: B::Buf, t: u64) {
-        let u = (c / self.per_user) as usize;
-        let f = &mut self.users[u].flight;
-        let exchanging = f.active && f.c == c && f.stamped;
-        if exchanging && f.ttfb_us == 0 {
-            f.ttfb_us = t.saturating_sub(f.actual_us).max(1) as u32;
-        }
-        let data = self.io.bytes(&buf);
-        let fed = {
-            let mut sink = HttpSink {
-                exchanging: exchanging && self.conns[c as usize].link == Link::Open,
-                bytes_received: &mut f.bytes_received,
-            };
-            feed(
-                &mut self.conns[c as usize],
-                data,
-                &mut sink,
-                &mut self.plain,
-            )
-        };
-        self.io.recycle(buf);
-        self.on_fed(u, c, fed, t);
-        if self.conns[c as usize]
-            .tls
-            .as_ref()
-            .is_some_and(|tls| tls.wants_write())
-        {
-            self.flush(c, t);
-        }
-    }
-
-    fn on_fed(&mut self, u: usize, c: u32, fed: Fed, t: u64) {
-        match fed {
-            Fed::More => {}
-            Fed::Handshaken => {
-                let f = &mut self.users[u].flight;
-                let _tls_us = t.saturating_sub(f.connected_at_us).max(1) as u32;
-                f.connect_us = t.saturating_sub(f.actual_us).max(1) as u32;
-                self.conns[c as usize].link = Link::Open;
-                if f.active && f.c == c {
-                    self.send_request(u, c);
-                }
-            }
-            Fed::Done { close } => self.complete(u, c, close, t),
-            Fed::Fail(failure) => self.transport_failure(u, c, failure, t),
-            // Bytes or an end between exchanges: the connection is unusable; the next request
-            // reconnects.
-            Fed::Unwanted => self.close(c),
-            Fed::Closed => self.on_eof(c, t),
-        }
-    }
-
-    /// The peer closed `c`.
-    fn on_eof(&mut self, c: u32, t: u64) {
-        let u = (c / self.per_user) as usize;
-        let f = self.users[u].flight;
-        if !(f.active && f.c == c) {
-            // Closed while idle: the next request reconnects.
-            self.close(c);
-            return;
-        }
-        let conn = &mut self.conns[c as usize];
-        if conn.link == Link::Handshaking {
-            let failure = Failure::new(
-                Outcome::Tls,
-                "TLS handshake: the peer closed the connection",
-            );
-            self.fail(u, c, failure, t);
-            return;
-        }
-        if self.retry_stale(u, c) {
-            return;
-        }
-        match self.conns[c as usize].reader.on_eof() {
-            crate::http::Step::Done { .. } => self.complete(u, c, true, t),
-            crate::http::Step::Fail(failure) => self.fail(u, c, failure, t),
-            crate::http::Step::NeedMore => self.close(c),
-        }
-    }
-
-    /// A keep-alive connection the server closed just as we reused it: the request never reached it.
-    /// Retry once on a fresh connection, as browsers do; the retry keeps the original actual start, so
-    /// the lost attempt counts in its latency.
-    fn retry_stale(&mut self, u: usize, c: u32) -> bool {
-        let conn = &self.conns[c as usize];
-        let f = self.users[u].flight;
-        if !(conn.reused && f.bytes_received == 0 && !conn.retried) {
-            return false;
-        }
-        self.close(c);
-        let conn = &mut self.conns[c as usize];
-        conn.retried = true;
-        let cr = &self.sc.requests[f.r];
-        conn.reader.start(cr.head, self.limits.max_body, cr.keep);
-        let fl = &mut self.users[u].flight;
-        fl.bytes_sent = 0;
-        fl.request_out = false;
-        if let Err(failure) = self.connect(c) {
-            self.deferred.push((u as u32, failure));
-        }
-        true
-    }
-
-    /// A transport failure on `c`: retried if it is a stale keep-alive, else the exchange fails (or an
-    /// idle connection closes).
-    fn transport_failure(&mut self, u: usize, c: u32, failure: Failure, t: u64) {
-        let f = self.users[u].flight;
-        if !(f.active && f.c == c) {
-            self.close(c);
-            return;
-        }
-        if failure.outcome == Outcome::Reset && self.retry_stale(u, c) {
-            return;
-        }
-        self.fail(u, c, failure, t);
-    }
-
-    /// `c`'s exchange ended with a complete answer at `t`.
-    fn complete(&mut self, u: usize, c: u32, close: bool, t: u64) {
-        let status = self.conns[c as usize].reader.status;
-        if close {
-            self.close(c);
-        }
-        let user = &mut self.users[u];
-        let f = user.flight;
-        let (outcome, message, flow) = user.state.on_response(
-            &self.sc,
-            &mut self.rng,
-            &self.clock,
-            user.prog.global,
-            f.r,
-            f.rendered,
-            status,
-            self.conns[c as usize].reader.kept(),
-            t.saturating_sub(f.actual_us),
-        );
-        let ex = Exchange {
-            status,
-            connect_us: f.connect_us,
-            ttfb_us: f.ttfb_us,
-            bytes_sent: f.bytes_sent.max(f.req_len),
-            bytes_received: f.bytes_received,
-            connected: f.connected,
-            ..Exchange::default()
-        };
-        let message = message.map_or(Message::Default, Message::Id);
-        self.rec.finish(u, &ex, outcome, message, t, false, false);
-        let conn = &mut self.conns[c as usize];
-        conn.reused = !close;
-        conn.retried = false;
-        self.users[u].flight.active = false;
-        self.exchanges -= 1;
-        self.drive(u, Input::Done { flow, end_us: t });
-    }
-
-    /// `c`'s exchange failed at `t`: the connection closes, one sample, and the user moves on.
-    fn fail(&mut self, u: usize, c: u32, failure: Failure, t: u64) {
-        let f = self.users[u].flight;
-        if !f.active {
-            return;
-        }
-        if !f.stamped {
-            // It never reached the submission point: its start is now.
-            if let Some(pos) = self.queued.iter().position(|&q| q as usize == u) {
-                self.queued.swap_remove(pos);
-            }
-            self.stamp(u, t);
-        }
-        let conn = &mut self.conns[c as usize];
-        let status = conn.reader.status;
-        conn.reader.forget();
-        conn.retried = false;
-        self.close(c);
-        let f = self.users[u].flight;
-        let ex = Exchange {
-            status,
-            connect_us: f.connect_us,
-            ttfb_us: f.ttfb_us,
-            bytes_sent: f.bytes_sent,
-            bytes_received: f.bytes_received,
-            connected: f.connected,
-            ..Exchange::default()
-        };
-        self.rec.finish(
-            u,
-            &ex,
-            failure.outcome,
-            Message::Text(failure.message.as_ref()),
-            t,
-            false,
-            false,
-        );
-        self.users[u].flight.active = false;
-        self.exchanges -= 1;
-        self.drive(
-            u,
-            Input::Done {
-                flow: failure_flow(failure.outcome),
-                end_us: t,
-            },
-        );
-    }
-
-    /// Closes `c`'s socket. Its pending operations end and their completions are ignored by
-    /// generation; a send buffer still in the kernel comes back with its completion.
-    fn close(&mut self, c: u32) {
-        let conn = &mut self.conns[c as usize];
-        if conn.link == Link::Closed {
-            return;
-        }
-        self.io.close(c, conn.generation);
-        if conn.link != Link::Connecting {
-            self.rec.connection_closed_gauge();
-        }
-        conn.link = Link::Closed;
-        conn.generation = (conn.generation + 1) & GENERATION_MASK;
-        conn.armed = false;
-        conn.tls = None;
-        conn.op = SendOp::None;
-        conn.pending.clear();
-        conn.reused = false;
-    }
-
     fn dispatch(&mut self, t: u64) {
         let mut events = std::mem::take(&mut self.events);
         for ev in events.drain(..) {
             let c = ev.c;
+            if matches!(ev.kind, EventKind::Ready) {
+                self.hosted_dirty = true;
+                continue;
+            }
             let Some(conn) = self.conns.get_mut(c as usize) else {
                 continue;
             };
@@ -1130,26 +741,7 @@ impl<B: Backend> Core<B> {
                 }
                 continue;
             }
-            match ev.kind {
-                EventKind::Connected(result) => self.on_connected(c, result, t),
-                EventKind::Sent(result, buf) => self.on_sent(c, result, buf, t),
-                EventKind::Received(b) => self.on_received(c, b, t),
-                EventKind::Eof => self.on_eof(c, t),
-                EventKind::RecvFailed(e) => {
-                    let u = (c / self.per_user) as usize;
-                    let e = std::io::Error::from_raw_os_error(-e);
-                    self.transport_failure(u, c, Failure::io("receive", &e), t);
-                }
-                EventKind::RecvEnded => {
-                    let conn = &mut self.conns[c as usize];
-                    if conn.link != Link::Closed && self.io.arm(c, conn.generation).is_err() {
-                        let u = (c / self.per_user) as usize;
-                        let failure = Failure::new(Outcome::Other, "receive: could not re-arm");
-                        self.transport_failure(u, c, failure, t);
-                    }
-                }
-                EventKind::Ready => {}
-            }
+            self.on_event(c, ev.kind, t);
         }
         self.events = events;
     }

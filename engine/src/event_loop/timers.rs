@@ -16,12 +16,10 @@ pub(crate) enum Owner {
     /// A user (by local index) sleeping until the deadline.
     User(u32),
     /// The exchange on a connection slot (a step's reply window).
-    #[expect(dead_code, reason = "steps of other protocols move onto the loop next")]
     Conn(u32),
     /// The open model's arrival release.
     Arrivals,
     /// The hosted executor's earliest timer.
-    #[expect(dead_code, reason = "steps of other protocols move onto the loop next")]
     Hosted,
 }
 

@@ -68,7 +68,7 @@ pub(crate) struct Uring {
     interned: Vec<ReqBytes>,
     addrs: Vec<(AddrId, AddressFamily, SockaddrStorage)>,
     /// Watched descriptors by key, to arm their poll again when it ends.
-    watches: Vec<RawFd>,
+    watches: Vec<(u32, RawFd)>,
     cqes: Vec<Cqe>,
 }
 
@@ -110,14 +110,6 @@ impl Uring {
 
 impl Backend for Uring {
     type Buf = (BufId, u32);
-
-    fn setup(&self) -> &'static str {
-        if self.ring.fixed_files() {
-            "SINGLE_ISSUER|DEFER_TASKRUN, multishot receive, provided buffers, registered files"
-        } else {
-            "SINGLE_ISSUER|DEFER_TASKRUN, multishot receive, provided buffers"
-        }
-    }
 
     fn intern(&mut self, bytes: Vec<u8>) -> Interned {
         self.interned.push(self.ring.intern(bytes));
@@ -246,10 +238,11 @@ impl Backend for Uring {
 
     fn watch(&mut self, fd: BorrowedFd<'_>, key: u32) -> io::Result<()> {
         let fd = fd.as_raw_fd();
-        if self.watches.len() <= key as usize {
-            self.watches.resize(key as usize + 1, -1);
+        // Keys are sparse (the hosted executor's is `u32::MAX`): a short list, not a table by key.
+        match self.watches.iter_mut().find(|(k, _)| *k == key) {
+            Some(w) => w.1 = fd,
+            None => self.watches.push((key, fd)),
         }
-        self.watches[key as usize] = fd;
         self.ring.poll_multishot(fd, user_data(OP_WATCH, 0, key))
     }
 
@@ -299,7 +292,7 @@ impl Backend for Uring {
                 OP_WATCH => {
                     if !cqe.more
                         && cqe.result >= 0
-                        && let Some(&fd) = self.watches.get(c as usize)
+                        && let Some(&(_, fd)) = self.watches.iter().find(|(k, _)| *k == c)
                     {
                         let _ = self.ring.poll_multishot(fd, user_data(OP_WATCH, 0, c));
                     }

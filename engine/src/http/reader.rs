@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use formats::Outcome;
 
 use super::chunked::Chunked;
-use super::conn::Failure;
+use super::exchange::Failure;
 use super::response::{BodyKind, parse_head};
 
 /// A response head larger than this is refused as malformed rather than buffered without bound.

@@ -24,7 +24,6 @@ pub(crate) mod json;
 pub(crate) mod program;
 pub(crate) mod response;
 pub(crate) mod rules;
-pub(crate) mod steps;
 pub(crate) mod template;
 pub(crate) mod user;
 pub mod vars;

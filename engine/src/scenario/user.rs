@@ -123,6 +123,8 @@ impl UserState {
         if !self.draw_rows(sc, rng, global, kind, true) {
             return false;
         }
+        // The task walk's stack, at its deepest, once.
+        self.stack.reserve(kind.depth + 1);
         for (slot, template) in &kind.initial {
             let mut value = std::mem::take(&mut self.vars[usize::from(*slot)]);
             value.clear();
@@ -232,7 +234,6 @@ impl UserState {
     }
 
     /// Renders step `s`'s payload into `step_out` (and a custom step's arguments into `step_args`).
-    #[expect(dead_code, reason = "steps of other protocols move onto the loop next")]
     pub fn render_step(
         &mut self,
         sc: &CoreScenario,
@@ -520,7 +521,6 @@ fn local_failure(
             intended_us: ready_us.min(now),
             actual_us: now,
             user: global,
-            deadline_us: u64::MAX,
         },
     );
     rec.finish(
@@ -539,4 +539,15 @@ pub(crate) fn request_path(request: &[u8]) -> &[u8] {
     let mut parts = request.splitn(3, |&b| b == b' ');
     parts.next();
     parts.next().unwrap_or(b"/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_paths() {
+        assert_eq!(request_path(b"GET /a/b?c HTTP/1.1\r\n"), b"/a/b?c");
+        assert_eq!(request_path(b"garbage"), b"/");
+    }
 }
