@@ -513,3 +513,86 @@ impl Drop for TcpStream {
         self.reactor.deregister(self.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Turns the executor until `done` is set or two seconds pass; returns whether it was set.
+    fn run_until(hosted: &Hosted, clock: Clock, done: &Cell<bool>) -> bool {
+        let give_up = clock.now_us() + 2_000_000;
+        while !done.get() && clock.now_us() < give_up {
+            hosted.turn();
+            if !hosted.has_ready() {
+                let next = hosted.next_deadline().unwrap_or(give_up).min(give_up);
+                std::thread::sleep(Duration::from_micros(
+                    next.saturating_sub(clock.now_us()).min(10_000),
+                ));
+            }
+        }
+        done.get()
+    }
+
+    #[test]
+    fn a_dropped_sleep_never_takes_a_later_sleeps_wake_up() {
+        let clock = Clock::start();
+        let hosted = Hosted::new(clock).unwrap();
+        let done = Rc::new(Cell::new(false));
+        let flag = Rc::clone(&done);
+        hosted.spawn(async move {
+            // The 50 ms sleep is dropped when the 1 ms timeout wins, leaving its heap entry behind;
+            // the 100 ms sleep that follows must still end, at its own deadline and not before.
+            assert!(
+                timeout(Duration::from_millis(1), sleep(Duration::from_millis(50)))
+                    .await
+                    .is_none()
+            );
+            let start = clock.now_us();
+            sleep(Duration::from_millis(100)).await;
+            assert!(clock.now_us() - start >= 100_000);
+            flag.set(true);
+        });
+        assert!(
+            run_until(&hosted, clock, &done),
+            "the second sleep never ended"
+        );
+    }
+
+    #[test]
+    fn a_sleep_started_while_another_is_being_woken_keeps_its_wake_up() {
+        let clock = Clock::start();
+        let hosted = Hosted::new(clock).unwrap();
+        let done = Rc::new(Cell::new(false));
+        let flag = Rc::clone(&done);
+        // A sleeps until 6 ms; B's first sleep ends at 5 ms, so in one turn B runs first and starts its
+        // second sleep while A's sleep has fired but not yet been polled (and dropped).
+        hosted.spawn(sleep(Duration::from_millis(6)));
+        hosted.spawn(async move {
+            sleep(Duration::from_millis(5)).await;
+            sleep(Duration::from_millis(30)).await;
+            flag.set(true);
+        });
+        hosted.turn();
+        std::thread::sleep(Duration::from_millis(8));
+        assert!(
+            run_until(&hosted, clock, &done),
+            "B's second sleep never ended"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_task_is_dropped_with_what_it_owns() {
+        let clock = Clock::start();
+        let hosted = Hosted::new(clock).unwrap();
+        let owned = Rc::new(());
+        let held = Rc::clone(&owned);
+        let id = hosted.spawn(async move {
+            let _held = held;
+            sleep(Duration::from_secs(60)).await;
+        });
+        hosted.turn();
+        assert_eq!(Rc::strong_count(&owned), 2);
+        hosted.cancel(id);
+        assert_eq!(Rc::strong_count(&owned), 1);
+    }
+}
