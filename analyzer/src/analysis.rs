@@ -30,6 +30,8 @@ pub struct RunAnalysis {
     pub health: Health,
     /// The failure breakdown.
     pub failures: Failures,
+    /// Where each request's time went: connect, TLS, waiting and receiving per name.
+    pub phases: crate::phases::Phases,
     /// The corrected latency distribution as (quantile, ms) points for the plot, within about 1%
     /// (bucket midpoints; the tables are exact).
     pub distribution: Vec<(f64, f64)>,
@@ -58,6 +60,8 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
     clock.lap("time series");
     let failures = failures(run, &timeseries.t_s)?;
     clock.lap("failures");
+    let phases = crate::phases::phases(run)?;
+    clock.lap("phases");
     let health = assess(&run.intervals, &timeseries);
     let mut notes = run.notes.clone();
     if let Some(t) = timeseries.cut_at_s {
@@ -67,6 +71,19 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
             message: format!(
                 "some samples start more than a week after the first; the time series stop at second {t} \
                  (the tables include every sample)"
+            ),
+        });
+    }
+    if let Some(end) = timeseries.partial_end.filter(|e| e.samples_left_out > 0) {
+        notes.push(QualityNote {
+            severity: Severity::Info,
+            file: "(all logs)".into(),
+            message: format!(
+                "the run ended {} into a second (interrupted, or stopped early): the {} requests meant to start in \
+                 that partial second are left out of the per-second charts and the generator's health, and counted \
+                 in every table",
+                crate::format::duration_s(end.duration_s),
+                crate::format::int(end.samples_left_out)
             ),
         });
     }
@@ -89,6 +106,7 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
         total: summaries.total,
         endpoints: summaries.endpoints,
         failures,
+        phases,
         health,
         distribution: summaries.distribution,
         distribution_uncorrected: summaries.distribution_uncorrected,

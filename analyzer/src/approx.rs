@@ -97,7 +97,7 @@ pub struct LatencyAgg {
 }
 
 impl LatencyAgg {
-    fn new(digits: u8) -> Self {
+    pub(crate) fn new(digits: u8) -> Self {
         LatencyAgg {
             moments: Moments::new(),
             histogram: histogram(digits),
@@ -105,13 +105,13 @@ impl LatencyAgg {
     }
 
     #[inline]
-    fn record(&mut self, v: u32) {
+    pub(crate) fn record(&mut self, v: u32) {
         self.moments.record(v);
         self.histogram
             .saturating_record(u64::from(v).clamp(1, MAX_US));
     }
 
-    fn add(&mut self, o: &LatencyAgg) {
+    pub(crate) fn add(&mut self, o: &LatencyAgg) {
         self.moments.add(&o.moments);
         self.histogram
             .add(&o.histogram)

@@ -45,29 +45,36 @@ Exit status: 0 on success (even when some logs were damaged: see the report's da
 Examples:
   analyzer synth --samples 1000000 --cores 2 --seed 7 --out /tmp/run && analyzer report /tmp/run
   analyzer synth --seed 8 --latency-scale 1.2 --out /tmp/slower   # every latency 20 % higher
-  analyzer compare /tmp/run /tmp/slower                           # ... reported as regressed")]
+  analyzer compare /tmp/run /tmp/slower                           # ... P50 higher, P99 undecided")]
     Synth(SynthArgs),
     /// Judge a candidate run against a baseline: per request name, the change in P50/P90/P99, error
-    /// rate and throughput with a confidence interval, and a verdict (regressed, improved, within
-    /// noise, or not resolvable at this run length).
+    /// rate and throughput with a confidence interval; against each limit, within, beyond or
+    /// undecided (with the run length that would decide).
     #[command(after_help = "\
 Examples:
   analyzer compare runs/main-last runs/2026-03-02T09-00-00Z-checkout
   analyzer compare base cand --max-regression p99=10%,p50=5%,error_rate=0.5pp,throughput=5%
-  analyzer compare base cand --skip 30s --out reports/pr-123 --format html,md,json
+  analyzer compare base cand --skip 30s --out reports/pr-123 --junit compare-junit.xml
+  analyzer compare base cand --undecided fail       # a limit the runs cannot decide fails too
 
 --max-regression names the metrics whose regression fails the comparison and by how much each may
-regress before it counts: latency percentiles (p50, p75, p90, p95, p99, p99.9) and throughput in %,
-the error rate in percentage points (pp). Default: p99=10%,error_rate=0.5pp.
+regress: latency percentiles (p50, p75, p90, p95, p99, p99.9) and throughput in %, the error rate in
+percentage points (pp). Default: p99=10%,error_rate=0.5pp. Other metrics are shown, never judged.
 
-A limit counts as broken only when the whole confidence interval of the change lies beyond it, so
-noise alone does not fail a pipeline. Intervals come from a moving-block bootstrap over one-second
-windows, 99 % family-wise over all rows (Bonferroni); docs/ci.md explains the method.
+Against each limit the answer is one of three:
+  within     the whole confidence interval of the change keeps the limit
+  beyond     the whole interval breaks it (the comparison fails)
+  undecided  the interval straddles the limit, or a run has too few samples for an interval (fewer
+             than 10 one-second windows with samples, or fewer than 10 samples above a percentile);
+             the output says what run length would decide it
+Intervals come from a moving-block bootstrap over one-second windows, 99 % family-wise over all rows
+(Bonferroni); docs/ci.md explains the method and the rules.
 
 Runs whose load generator's health is INVALID are refused.
 
-Exit status: 0 when no limit is broken beyond noise, 1 when one is, 2 for bad input (unreadable or
-INVALID runs, a bad option).")]
+Exit status: 0 when no limit is beyond (undecided ones pass with a warning, unless --undecided fail),
+1 when one is beyond (or undecided under --undecided fail), 2 for bad input (unreadable or INVALID
+runs, a bad option).")]
     Compare(CompareArgs),
     /// Check a run against thresholds (from its profile and/or an SLO file): print each threshold, its
     /// measured value and verdict; optionally write JUnit XML and a GitHub step summary.
@@ -75,6 +82,7 @@ INVALID runs, a bad option).")]
 Examples:
   analyzer check runs/2026-03-02T09-00-00Z-checkout
   analyzer check runs/<id> --slo slo.ron --junit junit.xml --summary \"$GITHUB_STEP_SUMMARY\"
+  analyzer check runs/<id> --undecided fail --json check.json
 
 An SLO file (RON) maps request names (\"*\" is all requests together) to thresholds:
   (thresholds: {
@@ -85,11 +93,17 @@ Metrics: p50 p75 p90 p95 p99 p99.9 max mean (latency: us, ms, s), error_rate (%)
 lag_p99 (the generator's schedule lag, \"*\" only). Operators: < <= > >=. \"per 10s\": every full
 10-second window must pass; the worst window is reported.
 
+Percentiles, mean and error_rate are judged with a confidence interval over the run's one-second
+windows: PASS when the whole interval keeps the threshold, FAIL when the whole interval breaks it,
+UNDECIDED when it straddles it or the run has too few samples (the output says what run length would
+decide). max, rps and lag_p99 are exact for the run and judged as points.
+
 The profile's own `thresholds` field (same shape) is used too; for a request name present in both,
 --slo's list replaces the profile's.
 
-Exit status: 0 when every threshold passes, 1 when any fails, 2 for bad input (unreadable run,
-malformed SLO file, unknown metric or request name).")]
+Exit status: 0 when every threshold passes (undecided ones pass with a warning, unless --undecided
+fail), 1 when any fails, 2 for bad input (unreadable run, malformed SLO file, unknown metric or
+request name).")]
     Check(CheckArgs),
     /// Write every sample of one or more runs to CSV.
     #[command(after_help = "\
@@ -187,6 +201,30 @@ pub struct CompareArgs {
     /// Seed of the bootstrap resampling: the same runs and seed give the same intervals.
     #[arg(long, value_name = "N", default_value_t = 0x5eed)]
     pub seed: u64,
+    /// What an undecided limit does: `pass` (exit 0, with a warning) or `fail` (exit 1).
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = Undecided::Pass)]
+    pub undecided: Undecided,
+    /// Write JUnit XML here: one test case per request name and limit.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+/// `--undecided`: what a limit or threshold that the run cannot decide does to the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Undecided {
+    /// Exit 0, with a warning naming each undecided one and what would decide it.
+    Pass,
+    /// Exit 1, as if it were broken.
+    Fail,
+}
+
+impl From<Undecided> for crate::significance::OnUndecided {
+    fn from(u: Undecided) -> Self {
+        match u {
+            Undecided::Pass => crate::significance::OnUndecided::Pass,
+            Undecided::Fail => crate::significance::OnUndecided::Fail,
+        }
+    }
 }
 
 /// `analyzer check`.
@@ -204,9 +242,18 @@ pub struct CheckArgs {
     /// Append a Markdown summary to this file (give it "$GITHUB_STEP_SUMMARY").
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    /// Write the outcome as JSON here (every threshold with its value, interval and answer).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     /// Leave out a warm-up (e.g. 10s).
     #[arg(long, value_name = "DURATION", default_value = "0s")]
     pub skip: String,
+    /// What an undecided threshold does: `pass` (exit 0, with a warning) or `fail` (exit 1).
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = Undecided::Pass)]
+    pub undecided: Undecided,
+    /// Seed of the bootstrap resampling: the same run and seed give the same intervals.
+    #[arg(long, value_name = "N", default_value_t = 0x5eed)]
+    pub seed: u64,
 }
 
 /// `analyzer export`.
@@ -215,7 +262,15 @@ pub struct ExportArgs {
     /// Run directories.
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
-    /// The CSV file to write.
+    /// The CSV file to write: one row per sample.
+    #[arg(long, value_name = "FILE", required_unless_present = "hdr")]
+    pub csv: Option<PathBuf>,
+    /// An HdrHistogram interval log to write (one run only): corrected latency of all requests
+    /// untagged, uncorrected tagged "uncorrected", µs values, one-second intervals of intended start.
     #[arg(long, value_name = "FILE")]
-    pub csv: PathBuf,
+    pub hdr: Option<PathBuf>,
+    /// With --hdr, also one corrected and one uncorrected histogram per request name and second,
+    /// tagged "corrected:NAME" and "uncorrected:NAME".
+    #[arg(long, requires = "hdr")]
+    pub by_name: bool,
 }

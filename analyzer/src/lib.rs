@@ -13,12 +13,15 @@
 //! stats       per-name and total summaries (select, or approx; failures per name via polars)
 //! timeseries  per-second series (select, or approx) and generator health from interval records (polars)
 //! failures    the failure breakdown by kind, status, message and second (polars, lazy)
+//! phases      timing phases per name (connect, TLS, waiting, receiving): select over a ttfb column
+//!             and per-connection lists, or per-name histograms past the exact limit
 //! health      the generator's health over the window and the verdict: OK, SUSPECT, INVALID, UNKNOWN
 //! analysis    all of the above for one run: RunAnalysis
 //! view        RunAnalysis(es) → ReportView, a flat tree of strings and numbers; charts → SVG (plotters)
 //! render      ReportView → HTML / Markdown through minijinja templates; RunAnalysis → JSON
 //! report      the `report` command: load, analyze and render each run, write the files; pdf prints
-//!             the HTML with headless Chromium; export streams samples to CSV; synth writes test runs
+//!             the HTML with headless Chromium; export streams samples to CSV, and hdr_export writes
+//!             HdrHistogram interval logs; synth writes test runs
 //! ```
 //!
 //! Invariants: the analyzer reads files and writes files and never touches the network; it reads
@@ -37,9 +40,11 @@ pub mod error;
 pub mod export;
 pub mod failures;
 pub mod format;
+pub mod hdr_export;
 pub mod health;
 pub mod load;
 pub mod pdf;
+pub mod phases;
 pub mod render;
 pub mod report;
 pub(crate) mod rng;

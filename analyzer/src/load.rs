@@ -3,7 +3,8 @@
 //!
 //! Each core's log is streamed one samples block at a time with [`formats::LogReader::next_samples`],
 //! and only the columns the analysis needs are kept, as `u32`: the start second, the request name,
-//! the corrected and uncorrected latency, and whether the request succeeded. Failed requests also go
+//! the corrected and uncorrected latency, the time to first byte (for the timing phases, with the few
+//! per-connection figures in short lists beside it), and whether the request succeeded. Failed requests also go
 //! to a second, much smaller frame with their kind, status and message. Byte counts are summed per
 //! name while streaming, so they never take a column. Logs are read in parallel, one thread per core
 //! log up to the number of CPUs.
@@ -31,10 +32,12 @@ pub struct LoadOptions {
     pub exact_limit: Option<u64>,
 }
 
-/// Bytes of memory an exactly kept sample costs at the peak of the analysis: 16 in the columns plus
-/// headroom for the selection's collections and the failures frame (the 100M-sample benchmark peaks
-/// at about 25 bytes a sample including the log buffers; see docs/performance.md).
-pub const BYTES_PER_EXACT_SAMPLE: u64 = 24;
+/// Bytes of memory an exactly kept sample costs at the peak of the analysis: 20 in the columns (16 for
+/// the latency columns, 4 for the timing phases' `ttfb_us`) plus headroom for the selection's
+/// collections and the failures frame (the 100M-sample benchmark peaked at about 25 bytes a sample
+/// including the log buffers before the phase column; see docs/performance.md). Each new connection's
+/// phase entries count as one more sample ([`crate::phases`]).
+pub const BYTES_PER_EXACT_SAMPLE: u64 = 28;
 
 /// Memory available now (MemAvailable in /proc/meminfo), in bytes; `None` where it cannot be read.
 pub fn available_memory() -> Option<u64> {
@@ -147,8 +150,9 @@ pub struct LoadedRun {
     pub names: Vec<String>,
     /// Failure messages, indexed by the `message` column of `failures`; index 0 is "no message".
     pub messages: Vec<String>,
-    /// One row per kept sample: `t_s`, `name`, `latency_us` (corrected) and `latency_uncorrected_us`,
-    /// all `u32`, one chunk per core log. Empty when `approx` is used.
+    /// One row per kept sample: `t_s`, `name`, `latency_us` (corrected), `latency_uncorrected_us` and
+    /// `ttfb_us` (time to first byte, bit 31 set when the request opened a connection; see
+    /// [`crate::phases`]), all `u32`, one chunk per core log. Empty when `approx` is used.
     pub samples: DataFrame,
     /// One row per failed sample: `t_s`, `name`, `kind` (outcome code), `status`, `message` (all `u32`).
     pub failures: DataFrame,
@@ -159,6 +163,8 @@ pub struct LoadedRun {
     /// For runs too large for exact percentiles: per-name and per-second aggregates, in which case
     /// `samples` is empty. See [`crate::approx`].
     pub approx: Option<Aggregates>,
+    /// Timing-phase data besides the `ttfb_us` column: per-connection lists, or aggregates.
+    pub phases: crate::phases::PhaseColumns,
     /// Samples analyzed (after the warm-up was dropped).
     pub rows: u64,
     /// The limit that decided between exact and approximate percentiles.
@@ -180,6 +186,8 @@ struct CoreColumns {
     name: Vec<u32>,
     latency: Vec<u32>,
     latency_uncorrected: Vec<u32>,
+    ttfb: Vec<u32>,
+    phases: crate::phases::PhaseColumns,
     f_t_s: Vec<u32>,
     f_name: Vec<u32>,
     f_kind: Vec<u32>,
@@ -400,10 +408,13 @@ impl CoreColumns {
                 self.latency_uncorrected[i],
             );
         }
+        self.phases
+            .switch_to_approx(&self.name, &self.latency_uncorrected, &self.ttfb);
         self.t_s = Vec::new();
         self.name = Vec::new();
         self.latency = Vec::new();
         self.latency_uncorrected = Vec::new();
+        self.ttfb = Vec::new();
         self.approx = Some(agg);
     }
 }
@@ -468,15 +479,18 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
     out.name.reserve(guess);
     out.latency.reserve(guess);
     out.latency_uncorrected.reserve(guess);
+    out.ttfb.reserve(guess);
     let mut block = SampleColumns::default();
     let mut counts_by_name: Vec<(u64, u64)> = Vec::new();
     let mut used_names: Vec<bool> = Vec::new();
     while let Some(n) = reader.next_samples(&mut block) {
         if out.approx.is_none() {
-            if kept.load(Ordering::Relaxed) + n as u64 > limit {
+            // A new connection's phase entries cost about what a sample does.
+            let n = n as u64 + block.connect_us.iter().filter(|&&c| c > 0).count() as u64;
+            if kept.load(Ordering::Relaxed) + n > limit {
                 out.switch_to_approx();
             } else {
-                kept.fetch_add(n as u64, Ordering::Relaxed);
+                kept.fetch_add(n, Ordering::Relaxed);
             }
         }
         for i in 0..block.len() {
@@ -495,13 +509,21 @@ fn read_core(core: u32, path: &Path, skip_us: u64, kept: &AtomicU64, limit: u64)
             let name = block.name[i];
             let ok = block.outcome[i] == 0;
             out.rows += 1;
+            let phases = crate::phases::SamplePhases {
+                latency: latency_u,
+                connect: block.connect_us[i],
+                tls: block.tls_us[i],
+                ttfb: block.ttfb_us[i],
+            };
             if let Some(agg) = &mut out.approx {
                 agg.record(name, t, corrected, latency_u);
+                out.phases.record_approx(name, phases);
             } else {
                 out.t_s.push(t);
                 out.name.push(name);
                 out.latency.push(corrected);
                 out.latency_uncorrected.push(latency_u);
+                out.ttfb.push(out.phases.record_exact(name, phases));
             }
             out.first_us = out.first_us.min(intended);
             out.last_end_us = out
@@ -605,7 +627,8 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
     } else {
         None
     };
-    let mut sample_cols: Vec<[Series; 4]> = Vec::new();
+    let mut sample_cols: Vec<[Series; 5]> = Vec::new();
+    let mut phases = crate::phases::PhaseColumns::default();
     let mut failure_cols: Vec<[Series; 5]> = Vec::new();
     for mut c in cores {
         notes.append(&mut c.notes);
@@ -677,6 +700,7 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
         if let (Some(all), Some(mine)) = (&mut approx, &c.approx) {
             all.merge(mine, &map_name);
         }
+        phases.merge(std::mem::take(&mut c.phases), &map_name);
         rows += c.rows;
         if c.rows > 0 {
             first = first.min(c.first_us);
@@ -688,6 +712,7 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
             Series::from_vec("name".into(), c.name),
             Series::from_vec("latency_us".into(), c.latency),
             Series::from_vec("latency_uncorrected_us".into(), c.latency_uncorrected),
+            Series::from_vec("ttfb_us".into(), c.ttfb),
         ]);
         failure_cols.push([
             Series::from_vec("t_s".into(), c.f_t_s),
@@ -699,7 +724,13 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
     }
     let samples = frame(
         sample_cols,
-        ["t_s", "name", "latency_us", "latency_uncorrected_us"],
+        [
+            "t_s",
+            "name",
+            "latency_us",
+            "latency_uncorrected_us",
+            "ttfb_us",
+        ],
     )?;
     let failures = frame(failure_cols, ["t_s", "name", "kind", "status", "message"])?;
     bytes.resize(names.len(), (0, 0));
@@ -711,6 +742,7 @@ fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
         samples,
         failures,
         approx,
+        phases,
         rows,
         exact_limit: 0,
         bytes,

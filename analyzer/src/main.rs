@@ -82,12 +82,32 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let outcome = analyzer::export::export_csv(&args.runs, &args.csv)?;
-    for w in &outcome.warnings {
-        eprintln!("warning: {w}");
+    if let Some(csv) = &args.csv {
+        let outcome = analyzer::export::export_csv(&args.runs, csv)?;
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
+        eprintln!("{} rows", outcome.rows);
+        println!("{}", csv.display());
     }
-    eprintln!("{} rows", outcome.rows);
-    println!("{}", args.csv.display());
+    if let Some(hdr) = &args.hdr {
+        let [run] = args.runs.as_slice() else {
+            return Err(analyzer::Error::Usage(format!(
+                "--hdr writes one run's interval log, but {} runs were given; export them one at a time",
+                args.runs.len()
+            ))
+            .into());
+        };
+        let outcome = analyzer::hdr_export::export_hdr(run, hdr, args.by_name)?;
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
+        eprintln!(
+            "{} samples in {} interval histograms",
+            outcome.samples, outcome.histograms
+        );
+        println!("{}", hdr.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -113,6 +133,8 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         },
         out: args.out,
         formats,
+        junit: args.junit,
+        on_undecided: args.undecided.into(),
     };
     let outcome = analyzer::compare::run_compare(&options)?;
     for w in &outcome.warnings {
@@ -123,11 +145,20 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         outcome.labels.1, outcome.labels.0
     );
     println!("{}", outcome.result.text_table());
+    let undecided = outcome.result.undecided().count();
+    if undecided > 0 && outcome.result.passed() {
+        // A pass that decided less than it was asked to must not look like a clean one.
+        eprintln!(
+            "warning: {undecided} {} undecided: these runs can neither confirm nor rule out a breach \
+             (see UNDECIDED above for what would decide); passing because --undecided pass",
+            if undecided == 1 { "limit" } else { "limits" }
+        );
+    }
     // The HTML comparison's path is the last line, so scripts can open it.
     for path in &outcome.written {
         println!("{}", path.display());
     }
-    Ok(if outcome.result.broken().next().is_none() {
+    Ok(if outcome.result.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -140,14 +171,32 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         run: args.run,
         slo: args.slo,
         skip,
+        on_undecided: args.undecided.into(),
+        seed: args.seed,
     };
     let outcome = analyzer::check::check(&options)?;
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
     print!("{}", outcome.text());
+    let undecided = outcome.undecided();
+    if undecided > 0 && outcome.passed() {
+        eprintln!(
+            "warning: {undecided} {} undecided: this run can neither confirm nor rule out a breach \
+             (see the UNDECIDED lines for what would decide); passing because --undecided pass",
+            if undecided == 1 {
+                "threshold"
+            } else {
+                "thresholds"
+            }
+        );
+    }
     if let Some(path) = &args.junit {
         analyzer::check::write_junit(&outcome, path)?;
+        println!("{}", path.display());
+    }
+    if let Some(path) = &args.json {
+        analyzer::check::write_json(&outcome, path)?;
         println!("{}", path.display());
     }
     if let Some(path) = &args.summary {

@@ -271,7 +271,7 @@ fn manifest(params: &SynthParams, run_id: RunId) -> Manifest {
             }
         ),
         environment: Some("synthetic".into()),
-        target: Some("http://shop.invalid".into()),
+        target: Some("https://shop.invalid".into()),
         engine_version: format!("analyzer synth {}", env!("CARGO_PKG_VERSION")),
         host: HostInfo {
             name: "synth-host".into(),
@@ -310,6 +310,8 @@ struct SecondCounters {
     /// Schedule lag in log2 buckets of µs, enough for approximate p50/p99.
     lag_buckets: [u32; 32],
     lag_max_us: u32,
+    /// Requests that started more than the lag limit late.
+    late: u32,
 }
 
 impl SecondCounters {
@@ -356,6 +358,7 @@ fn write_core(
             Some(*acc)
         })
         .collect();
+    let stall = (stall_from, stall_to);
     let mut second = 0u32;
     let mut counters = SecondCounters::default();
     for i in 0..samples {
@@ -363,7 +366,7 @@ fn write_core(
         let t = shape.time_at(f);
         let intended_us = (t * 1e6) as u64;
         while intended_us >= (u64::from(second) + 1) * 1_000_000 {
-            log.push_interval(interval(&shape, core, second, &counters, &mut rng));
+            log.push_interval(interval(&shape, core, second, &counters, stall, &mut rng));
             log.flush().map_err(io)?;
             counters = SecondCounters::default();
             second += 1;
@@ -401,6 +404,7 @@ fn write_core(
             } else {
                 0
             },
+            tls_us: 0,
             ttfb_us: 0,
             status: 200,
             outcome: Outcome::Ok,
@@ -450,16 +454,31 @@ fn write_core(
                 _ => {}
             }
         }
-        sample.ttfb_us = (f64::from(sample.latency_us) * 0.85) as u32;
+        // The target is https: a new connection's connect time is about 40 % TCP and 60 % TLS
+        // handshake, and fits inside the request. The first byte comes after the connection and most
+        // of the wait; nothing arrives for a timeout, a refused connection or a reset without data.
+        if sample.outcome == Outcome::ConnectError {
+            sample.connect_us = 0;
+        }
+        sample.connect_us = sample.connect_us.min(sample.latency_us / 2);
+        sample.tls_us = sample.connect_us * 3 / 5;
+        let no_response = matches!(sample.outcome, Outcome::Timeout | Outcome::ConnectError)
+            || (sample.outcome == Outcome::Reset && sample.bytes_received == 0);
+        sample.ttfb_us = if no_response {
+            0
+        } else {
+            sample.connect_us + (f64::from(sample.latency_us - sample.connect_us) * 0.85) as u32
+        };
         counters.requests += 1;
         counters.failures += u32::from(sample.outcome != Outcome::Ok);
         let lag = u32::try_from(lag_us).unwrap_or(u32::MAX);
         counters.lag_buckets[(32 - lag.leading_zeros()).min(31) as usize] += 1;
         counters.lag_max_us = counters.lag_max_us.max(lag);
+        counters.late += u32::from(lag > formats::health::LAG_LIMIT_US);
         log.push(sample).map_err(io)?;
     }
     while second < params.duration_s {
-        log.push_interval(interval(&shape, core, second, &counters, &mut rng));
+        log.push_interval(interval(&shape, core, second, &counters, stall, &mut rng));
         counters = SecondCounters::default();
         second += 1;
     }
@@ -473,9 +492,15 @@ fn interval(
     core: u32,
     second: u32,
     c: &SecondCounters,
+    stall: (f64, f64),
     rng: &mut Rng,
 ) -> IntervalStats {
     let level = shape.level(f64::from(second) + 0.5);
+    let users = |at: f64| (USERS_PER_CORE * shape.level(at)).round() as u32;
+    // The stall is another process holding the generator's CPU: the thread waits runnable for the
+    // part of the stall that falls in this second.
+    let from = f64::from(second);
+    let stalled = (stall.1.min(from + 1.0) - stall.0.max(from)).max(0.0);
     // About 70 µs of CPU a request plus a little housekeeping: a generator comfortably below saturation.
     let busy = (f64::from(c.requests) * 70.0 + 30_000.0 * level + rng.unit() * 20_000.0).min(1e6);
     let _ = core;
@@ -494,6 +519,18 @@ fn interval(
         cpu_system_us: (busy * 0.4) as u32,
         connections_opened: c.requests / 50,
         open_connections: (USERS_PER_CORE * level).round() as u32,
+        users_max: users(from + 1.0).max(users(from)),
+        users_started: users(from + 1.0).saturating_sub(users(from)),
+        late_requests: c.late,
+        voluntary_switches: c.requests,
+        involuntary_switches: u32::from(stalled > 0.0) * 3,
+        run_delay_us: Some((stalled * 1e6) as u32 + c.requests / 10),
+        steal_us: Some(0),
+        wakeups: 20,
+        wake_late_p99_us: 60,
+        wake_late_max_us: 80,
+        start_late_us: 0,
+        iterations_queued: 0,
     }
 }
 

@@ -1,6 +1,13 @@
 //! Per-second series: requests, failures and latency percentiles from the samples (by intended start
 //! second), and the generator's health (users, schedule lag, CPU, dropped iterations) from the
 //! interval blocks every core writes once a second.
+//!
+//! The series cover whole seconds. The interval a core closes when the run ends (the grace period
+//! after the planned end, a few milliseconds, or the fraction of a second before an interrupt) is not
+//! a second: a 10 ms interval would show a CPU of 103 % and a throughput of zero, and a run of 5 s
+//! would have 6 seconds. It is left out of every series, chart and per-second judgement (as the
+//! engine's console leaves it out), and samples meant to start after the last whole second are left
+//! out of the series with it; the tables count everything.
 
 use polars::prelude::*;
 
@@ -25,7 +32,8 @@ pub struct TimeSeries {
     pub p95_ms: Vec<Option<f64>>,
     /// Corrected latency P99, ms.
     pub p99_ms: Vec<Option<f64>>,
-    /// Active virtual users summed over cores.
+    /// Virtual users that ran during the second (the most alive at once on each core), summed over
+    /// cores.
     pub users: Vec<Option<u64>>,
     /// The worst core's P99 schedule lag, ms.
     pub lag_p99_ms: Vec<Option<f64>>,
@@ -39,6 +47,29 @@ pub struct TimeSeries {
     pub dropped: Vec<Option<u64>>,
     /// Set when data reached past [`MAX_SECONDS`] after the first second: the series stop there.
     pub cut_at_s: Option<u32>,
+    /// What the series leave out at the end of the run, when any core's last interval was partial.
+    pub partial_end: Option<PartialEnd>,
+}
+
+/// The partial interval at the end of a run, which the series leave out.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PartialEnd {
+    /// The longest partial interval over the cores, s.
+    pub duration_s: f64,
+    /// Requests the engine completed in it.
+    pub requests: u64,
+    /// Samples meant to start after the last whole second, left out of the series (the tables
+    /// include them).
+    pub samples_left_out: u64,
+}
+
+/// Whether the per-second view uses `s`: whole intervals only, unless the run has none (a run shorter
+/// than a second), when its partial intervals are all there is.
+pub fn per_second_filter(
+    intervals: &[(u32, formats::IntervalStats)],
+) -> impl Fn(&formats::IntervalStats) -> bool {
+    let any_whole = intervals.iter().any(|(_, s)| formats::health::is_whole(s));
+    move |s| !any_whole || formats::health::is_whole(s)
 }
 
 /// The longest span the series cover (one week). A start time far beyond it can only be a clock
@@ -91,6 +122,20 @@ pub fn timeseries(run: &LoadedRun, first_s: u32) -> Result<TimeSeries> {
     let Some(mut last) = last else {
         return Ok(TimeSeries::default());
     };
+    // With interval records, the series end with the last whole second.
+    let partial_end = partial_end(run);
+    let mut samples_left_out = 0;
+    if let Some(last_whole) = health.iter().map(|h| h.0).max()
+        && last_whole < last
+    {
+        samples_left_out = seconds
+            .iter()
+            .zip(&requests)
+            .filter(|(t, _)| **t > last_whole)
+            .map(|(_, n)| n.unwrap_or(0.0) as u64)
+            .sum();
+        last = last_whole;
+    }
     let first = first_s.min(last);
     let mut cut_at_s = None;
     if last - first >= MAX_SECONDS
@@ -114,6 +159,10 @@ pub fn timeseries(run: &LoadedRun, first_s: u32) -> Result<TimeSeries> {
         cpu_max_pct: vec![None; n],
         dropped: vec![None; n],
         cut_at_s,
+        partial_end: partial_end.map(|mut p| {
+            p.samples_left_out = samples_left_out;
+            p
+        }),
     };
     let ms = |v: Option<f64>| v.map(|us| us / 1000.0);
     for (row, &t) in seconds.iter().enumerate() {
@@ -251,34 +300,44 @@ struct Health {
     cpu_max_pct: f64,
 }
 
-/// Aggregates the interval records of every core by second.
+/// The partial intervals the series leave out, over every core.
+fn partial_end(run: &LoadedRun) -> Option<PartialEnd> {
+    let used = per_second_filter(&run.intervals);
+    let left_out: Vec<_> = run.intervals.iter().filter(|(_, s)| !used(s)).collect();
+    if left_out.is_empty() {
+        return None;
+    }
+    Some(PartialEnd {
+        duration_s: left_out
+            .iter()
+            .map(|(_, s)| f64::from(s.duration_us) / 1e6)
+            .fold(0.0, f64::max),
+        requests: left_out.iter().map(|(_, s)| u64::from(s.requests)).sum(),
+        samples_left_out: 0,
+    })
+}
+
+/// Aggregates the interval records of every core by second (whole seconds only).
 fn health(run: &LoadedRun) -> Result<Vec<(u32, Health)>> {
-    if run.intervals.is_empty() {
+    let used = per_second_filter(&run.intervals);
+    let r: Vec<&(u32, formats::IntervalStats)> =
+        run.intervals.iter().filter(|(_, s)| used(s)).collect();
+    if r.is_empty() {
         return Ok(Vec::new());
     }
-    let r = &run.intervals;
     let col_u32 = |name: &str, f: &dyn Fn(&formats::IntervalStats) -> u32| {
         Column::new(
             name.into(),
             r.iter().map(|(_, s)| f(s)).collect::<Vec<u32>>(),
         )
     };
-    let cpu: Vec<f64> = r
-        .iter()
-        .map(|(_, s)| {
-            let busy = f64::from(s.cpu_user_us) + f64::from(s.cpu_system_us);
-            if s.duration_us == 0 {
-                0.0
-            } else {
-                100.0 * busy / f64::from(s.duration_us)
-            }
-        })
-        .collect();
+    let cpu: Vec<f64> = r.iter().map(|(_, s)| formats::health::cpu_pct(s)).collect();
     let df = DataFrame::new_infer_height(vec![
         col_u32("t_s", &|s| {
             u32::try_from(s.start_us / 1_000_000).unwrap_or(u32::MAX)
         }),
-        col_u32("users", &|s| s.active_users),
+        // v1.0 records have no users_max: their end-of-second count is the best there is.
+        col_u32("users", &|s| s.users_max.max(s.active_users)),
         col_u32("dropped", &|s| s.iterations_dropped),
         col_u32("lag_p99", &|s| s.lag_p99_us),
         col_u32("lag_max", &|s| s.lag_max_us),

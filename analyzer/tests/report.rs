@@ -224,8 +224,9 @@ fn json_report_follows_schema_1() {
     for key in ["name", "kind", "message", "count"] {
         assert!(!m[key].is_null(), "failure_messages[].{key}");
     }
-    // The synthetic run's generator stalls for half a percent of it: lag far past 1 ms in that
-    // second, so the run is suspect (not invalid: one second of 60, nothing dropped), and says why.
+    // The synthetic run's generator stalls for half a percent of it (another process holds its CPU):
+    // lag far past 1 ms in that second, so the run is suspect (not invalid: one second of 60, nothing
+    // dropped), and says why, naming the cause with its evidence.
     let health = &run["health"];
     assert_eq!(health["verdict"], "SUSPECT", "{health}");
     assert!(health["lagging_seconds"].as_u64().unwrap() >= 1);
@@ -235,9 +236,29 @@ fn json_report_follows_schema_1() {
     assert!(
         reasons
             .iter()
-            .any(|r| r.as_str().unwrap().contains("schedule lag P99 passed 1 ms")),
+            .any(|r| r.as_str().unwrap().contains("started over 1 ms late in")),
         "{reasons:?}"
     );
+    assert_eq!(health["causes"][0]["cause"], "preempted", "{health}");
+    assert!(
+        reasons.iter().any(|r| {
+            let r = r.as_str().unwrap();
+            r.starts_with("preempted in second") && r.contains("for a CPU while runnable")
+        }),
+        "{reasons:?}"
+    );
+    let second = &health["lagging"][0];
+    for key in [
+        "second",
+        "requests",
+        "late",
+        "cause",
+        "core",
+        "cpu_pct",
+        "run_delay_ms",
+    ] {
+        assert!(!second[key].is_null(), "health.lagging[].{key}: {second}");
+    }
     assert_eq!(ts["dropped"].as_array().unwrap().len(), len);
     // 10,000 samples cannot support P99.9 (10 above it needs 10,000 ≥ 10 — exactly enough) but each
     // endpoint has fewer, so its P99.9 is marked.
@@ -320,7 +341,7 @@ fn html_links_nothing_outside_itself() {
         (vec![a.clone()], None),
         (vec![a, b], Some(tmp.path().join("cmp"))),
     ] {
-        let outcome = report(&all_formats(runs, out)).unwrap();
+        let outcome = report(&all_formats(runs, out.clone())).unwrap();
         let html = std::fs::read_to_string(outcome.html.unwrap()).unwrap();
         let urls = linked_urls(&html);
         assert!(
@@ -333,7 +354,9 @@ fn html_links_nothing_outside_itself() {
         assert!(!html.contains("<link"), "no external stylesheet");
         assert!(!html.contains("url("), "no CSS url()");
         assert!(!html.contains("@import"), "no CSS import");
-        assert_eq!(html.matches("<svg").count(), 7, "seven inline charts");
+        // A single run also has the timing-phases chart; a comparison does not.
+        let charts = if out.is_none() { 8 } else { 7 };
+        assert_eq!(html.matches("<svg").count(), charts, "inline charts");
     }
 }
 
@@ -720,4 +743,78 @@ fn a_start_far_in_the_future_cuts_the_series_instead_of_exhausting_memory() {
             a.notes
         );
     }
+}
+
+/// A 3 s run whose core closed a 10 ms interval after the planned end (busy shutting down: 103 % CPU)
+/// and whose users left during the last second: the series, charts and health cover the 3 whole
+/// seconds, the CPU never reads 103 %, and the last second shows the users that ran in it.
+#[test]
+fn the_partial_end_interval_is_left_out_everywhere() {
+    use formats::{IntervalStats, LogHeader, LogWriter, RunId, Sample};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = handmade_run(
+        tmp.path(),
+        &[("GET /", 1_000, Outcome::Ok, 200, None)],
+        RunState::Completed,
+    );
+    let header = LogHeader::new(RunId([3; 16]), 0, 1_000, 1_772_442_000_000_000_000);
+    let mut log = LogWriter::new(&header, Vec::new()).unwrap();
+    let name = log.intern_name("GET /");
+    for second in 0..3u64 {
+        for i in 0..100u64 {
+            let t = second * 1_000_000 + i * 10_000;
+            log.push(Sample {
+                name,
+                intended_us: t,
+                actual_us: t + 5,
+                latency_us: 1_000,
+                status: 200,
+                ..Sample::default()
+            })
+            .unwrap();
+        }
+        log.push_interval(IntervalStats {
+            start_us: second * 1_000_000,
+            duration_us: 1_000_000,
+            requests: 100,
+            iterations_started: 100,
+            cpu_user_us: 20_000,
+            // Users leave during the last second, before its interval closes.
+            active_users: if second == 2 { 0 } else { 10 },
+            users_max: 10,
+            run_delay_us: Some(0),
+            ..IntervalStats::default()
+        });
+    }
+    log.push_interval(IntervalStats {
+        start_us: 3_000_200,
+        duration_us: 10_000,
+        requests: 1,
+        cpu_user_us: 10_300,
+        late_requests: 1,
+        lag_max_us: 2_000,
+        ..IntervalStats::default()
+    });
+    std::fs::write(dir.join("core-0.log"), log.finish().unwrap()).unwrap();
+    let a = analyze_one(&dir);
+    assert_eq!(a.timeseries.t_s, [0, 1, 2]);
+    assert_eq!(a.timeseries.users, [Some(10), Some(10), Some(10)]);
+    assert!(
+        a.timeseries
+            .cpu_max_pct
+            .iter()
+            .all(|c| c.is_some_and(|c| c < 3.0)),
+        "{:?}",
+        a.timeseries.cpu_max_pct
+    );
+    assert_eq!(a.health.seconds, 3);
+    assert_eq!(
+        a.health.verdict,
+        analyzer::health::Verdict::Ok,
+        "{:?}",
+        a.health.reasons
+    );
+    assert!(a.health.cpu_max_pct < 3.0);
+    let end = a.timeseries.partial_end.unwrap();
+    assert_eq!((end.requests, end.samples_left_out), (1, 0));
 }

@@ -12,6 +12,7 @@ Examples:
   engine run profiles/shop.ron --env staging --users 200 --duration 2m
   engine run --url http://127.0.0.1:8080/ --users 50 --duration 10s
   engine run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s   # open model: 2000 iterations/s
+  engine run profiles/shop.ron --shard 0/4 --start-at 2026-12-05T14:00:00Z --run-id shop-1
   engine serve --addr 127.0.0.1:0                     # the embedded target on its own
   engine serve --stall-every 2s --stall-for 200ms --latency-mix 90:1ms,10:20ms
   engine serve --tls-cert cert.pem --tls-key key.pem  # the embedded target over HTTPS
@@ -92,6 +93,25 @@ pub struct RunArgs {
     /// No live console lines, only the summary and the run directory.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Run shard I (from 0) of a test spread over N engines: this engine runs its deterministic share
+    /// of the users, arrivals, data rows and iterations, so that N shards add up to the profile. With
+    /// N > 1, give every shard the same --start-at and --run-id (docs/distributed.md).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// The shard count, this engine's index coming from $JOB_COMPLETION_INDEX (a Kubernetes Indexed
+    /// Job); like $STAMPEDE_SHARDS.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// Wait, then start the schedule at this wall-clock instant (the run's time zero): RFC 3339, e.g.
+    /// 2026-12-05T14:00:00Z, or an offset from now such as +30s (one engine only). An engine that is not
+    /// ready by then does not start (exit 3).
+    #[arg(long, value_name = "INSTANT")]
+    pub start_at: Option<String>,
+    /// Name the run: its directory is OUT/ID/ (shard I's, OUT/ID/shard-I/) and its run id is derived
+    /// from ID, so every shard given the same ID writes the same run. Default for a shard: the start
+    /// instant and the profile name.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
 }
 
 /// `engine serve`.

@@ -7,13 +7,11 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use formats::IntervalStats;
+use formats::health::{self as rule, Cause};
 use hdrhistogram::Histogram;
 
 use crate::core::{CoreDone, SecondReport};
-
-/// Schedule lag at P99 above this means the generator, not the target, set the pace: the console
-/// warns and the summary says how often it happened.
-pub(crate) const LAG_P99_LIMIT_US: u64 = 1000;
 
 #[derive(Debug)]
 struct Second {
@@ -25,17 +23,31 @@ struct Second {
     latency: Option<Histogram<u64>>,
     lag: Option<Histogram<u64>>,
     worst_lag: (u32, u32),
+    /// Each core's interval record for the second.
+    records: Vec<(u32, IntervalStats)>,
 }
 
-/// What the live lines saw of the generator's health, for the summary.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// What the live lines saw of the generator's health, for the summary. Whole seconds only: the
+/// partial interval at the end of a run is shown but not judged, as in the analyzer's report.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Health {
-    /// Seconds shown.
+    /// Whole seconds shown.
     pub seconds: u32,
-    /// Seconds whose schedule lag P99 (all cores together) passed [`LAG_P99_LIMIT_US`].
+    /// Seconds that lagged by `formats::health::lagging`.
     pub lagging_seconds: u32,
-    /// The worst per-second lag P99, µs.
+    /// The worst per-second lag P99 (all cores together), µs.
     pub worst_lag_p99_us: u64,
+    /// Requests completed in those seconds, and how many of them started late.
+    pub requests: u64,
+    pub late: u64,
+    /// Late requests in seconds that did not lag: too few to judge.
+    pub late_unjudged: u64,
+    /// Lagging seconds by cause: (second numbers, evidence of the one with most late requests, its
+    /// late requests).
+    pub causes: BTreeMap<Cause, (Vec<u64>, String, u64)>,
+    /// Whole seconds in which an engine core used at least `CPU_LIMIT_PCT` of its CPU, and the peak.
+    pub saturated_seconds: u32,
+    pub cpu_max_pct: f64,
 }
 
 /// Aggregates core reports into one line a second.
@@ -75,9 +87,13 @@ impl Console {
             latency: None,
             lag: None,
             worst_lag: (0, 0),
+            records: Vec::new(),
         });
         entry.reported += 1;
-        entry.active_users += r.active_users;
+        // Users that ran during the second, not only those still alive at its end (users leave
+        // during the last second of a run, before its interval closes).
+        entry.active_users += r.stats.users_max.max(r.active_users);
+        entry.records.push((r.core, r.stats));
         entry.requests += u64::from(r.requests);
         entry.failures += u64::from(r.failures);
         entry.dropped += u64::from(r.iterations_dropped);
@@ -108,10 +124,11 @@ impl Console {
     }
 
     fn draw(&mut self, sec: u64, s: &Second) {
-        // The trailing partial interval after the planned end is usually empty; it would overwrite
-        // the last real second on a terminal.
-        let after_end = Duration::from_secs(sec) > self.planned;
-        if after_end && s.requests == 0 {
+        // The partial interval a core closes at the end of a run (the grace period after the planned
+        // end, or the fraction of a second before an interrupt) is not a second: it is shown when it
+        // holds requests, but neither counted nor judged.
+        let partial = s.records.iter().any(|(_, r)| !rule::is_whole(r));
+        if partial && s.requests == 0 {
             return;
         }
         let lag_p99 = s
@@ -119,18 +136,17 @@ impl Console {
             .as_ref()
             .filter(|h| !h.is_empty())
             .map_or(0, |h| h.value_at_quantile(0.99));
-        let lagging = lag_p99 > LAG_P99_LIMIT_US;
-        self.health.seconds += 1;
-        self.health.lagging_seconds += u32::from(lagging);
-        self.health.worst_lag_p99_us = self.health.worst_lag_p99_us.max(lag_p99);
+        let judged = rule::judge_second(s.records.iter().map(|(c, r)| (*c, r)));
+        if !partial {
+            self.tally(sec, s, &judged, lag_p99);
+        }
         if self.quiet {
             return;
         }
         let (p50, p99) = s.latency.as_ref().map_or((0, 0), |h| {
             (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
         });
-        // The last report of a run closes a partial interval after the planned end.
-        let label = if after_end {
+        let label = if partial {
             "end".to_owned()
         } else {
             format!("{sec}s")
@@ -152,9 +168,19 @@ impl Console {
         if s.dropped > 0 {
             let _ = write!(line, "  dropped {}", s.dropped);
         }
-        if lagging {
-            line.push_str(
-                "  WARNING lag p99 > 1ms: the generator is the bottleneck: results are suspect",
+        if judged.late > 0 {
+            let _ = write!(line, "  late {}", judged.late);
+        }
+        if judged.lagging
+            && !partial
+            && let Some((cause, _, evidence)) = &judged.cause
+        {
+            let _ = write!(
+                line,
+                "  WARNING {} of {} requests over 1ms late: {}: {evidence}",
+                judged.late,
+                judged.requests,
+                cause.name()
             );
         }
         let mut err = std::io::stderr().lock();
@@ -165,6 +191,38 @@ impl Console {
             let _ = writeln!(err, "{line}");
         }
         let _ = err.flush();
+    }
+
+    /// Counts a whole second towards the summary's verdict.
+    fn tally(&mut self, sec: u64, s: &Second, judged: &rule::SecondJudgement, lag_p99: u64) {
+        let h = &mut self.health;
+        h.seconds += 1;
+        h.worst_lag_p99_us = h.worst_lag_p99_us.max(lag_p99);
+        h.requests += judged.requests;
+        h.late += judged.late;
+        if judged.lagging {
+            h.lagging_seconds += 1;
+            if let Some((cause, _, evidence)) = &judged.cause {
+                let entry = h
+                    .causes
+                    .entry(*cause)
+                    .or_insert_with(|| (Vec::new(), String::new(), 0));
+                entry.0.push(sec);
+                if judged.late > entry.2 {
+                    entry.1.clone_from(evidence);
+                    entry.2 = judged.late;
+                }
+            }
+        } else {
+            h.late_unjudged += judged.late;
+        }
+        let cpu = s
+            .records
+            .iter()
+            .map(|(_, r)| rule::cpu_pct(r))
+            .fold(0.0, f64::max);
+        h.cpu_max_pct = h.cpu_max_pct.max(cpu);
+        h.saturated_seconds += u32::from(cpu >= rule::CPU_LIMIT_PCT);
     }
 
     /// Ends the in-place line so later output starts on a fresh line; returns what the lines saw of
@@ -287,17 +345,50 @@ fn local_resource_verdict(done: &[CoreDone]) -> String {
     )
 }
 
-/// The console's verdict on the generator: facts and what they mean; the analyzer makes the
-/// formal SUSPECT / INVALID call from the interval stats.
+/// The console's verdict on the generator: facts, their likely cause and what to do; the analyzer
+/// makes the formal SUSPECT / INVALID call from the same interval records by the same rule
+/// (`formats::health`).
 pub(crate) fn health_verdict(health: &Health, started: u64, dropped: u64) -> String {
     let mut out = String::new();
     if health.lagging_seconds > 0 {
         let _ = writeln!(
             out,
-            "WARNING: schedule lag p99 passed 1ms in {} of {} seconds (worst {}): the generator is the bottleneck: results are suspect",
+            "WARNING: more than 1% of requests (and at least {}) started over 1ms late in {} of {} seconds ({} of {} requests, worst lag p99 {}); results are suspect:",
+            rule::MIN_LATE_REQUESTS,
             health.lagging_seconds,
             health.seconds,
+            health.late - health.late_unjudged,
+            health.requests,
             micros(health.worst_lag_p99_us)
+        );
+        for (cause, (seconds, evidence, _)) in &health.causes {
+            let _ = writeln!(
+                out,
+                "  {} in {}: {}; {evidence}; do: {}",
+                cause.name(),
+                seconds_list(seconds),
+                cause.meaning(),
+                cause.advice()
+            );
+        }
+    }
+    if health.late_unjudged > 0 {
+        let _ = writeln!(
+            out,
+            "note: {} request(s) started over 1ms late in seconds with too few to count as lagging (a second needs at least {} and more than 1% of its requests)",
+            health.late_unjudged,
+            rule::MIN_LATE_REQUESTS
+        );
+    }
+    if health.saturated_seconds > 0 {
+        let _ = writeln!(
+            out,
+            "WARNING: an engine core used {:.0}% of its CPU (at least {:.0}% in {} of {} seconds): the generator's own capacity may have limited throughput; do: {}",
+            health.cpu_max_pct,
+            rule::CPU_LIMIT_PCT,
+            health.saturated_seconds,
+            health.seconds,
+            Cause::Capacity.advice()
         );
     }
     if dropped > 0 {
@@ -307,12 +398,32 @@ pub(crate) fn health_verdict(health: &Health, started: u64, dropped: u64) -> Str
             "WARNING: {dropped} iterations ({share:.2}%) were dropped because no user was free: raise max_users (or queue) or lower the rate; results are suspect"
         );
     }
-    if out.is_empty() {
-        out.push_str(
-            "generator health: ok (lag p99 under 1ms every second, no dropped iterations)\n",
+    if health.lagging_seconds == 0 && health.saturated_seconds == 0 && dropped == 0 {
+        let _ = writeln!(
+            out,
+            "generator health: ok ({} seconds, {} requests: no second with more than 1% of its requests over 1ms late, no core at {:.0}% CPU, no dropped iterations)",
+            health.seconds,
+            health.requests,
+            rule::CPU_LIMIT_PCT
         );
     }
     out
+}
+
+/// `3s`, `1s, 5s and 9s`, `1s, 2s, 3s … (12 seconds)`.
+fn seconds_list(seconds: &[u64]) -> String {
+    const SHOWN: usize = 6;
+    let names: Vec<String> = seconds
+        .iter()
+        .take(SHOWN)
+        .map(|s| format!("{s}s"))
+        .collect();
+    match seconds.len() {
+        0 => String::new(),
+        1 => names[0].clone(),
+        n if n <= SHOWN => format!("{} and {}", names[..n - 1].join(", "), names[n - 1]),
+        n => format!("{} … ({n} seconds)", names.join(", ")),
+    }
 }
 
 fn truncate(s: &str, width: usize) -> String {
@@ -331,5 +442,115 @@ fn micros(us: u64) -> String {
         format!("{:.1}ms", us as f64 / 1e3)
     } else {
         format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(core: u32, second: u64, stats: IntervalStats) -> SecondReport {
+        let mut lag = Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap();
+        let late = u64::from(stats.late_requests);
+        for _ in 0..u64::from(stats.requests).saturating_sub(late) {
+            lag.record(5).unwrap();
+        }
+        for _ in 0..late {
+            lag.record(2_500).unwrap();
+        }
+        SecondReport {
+            core,
+            second,
+            active_users: stats.active_users,
+            requests: stats.requests,
+            failures: 0,
+            latency: lag.clone(),
+            lag,
+            lag_max_us: stats.lag_max_us,
+            iterations_dropped: 0,
+            stats,
+        }
+    }
+
+    fn whole(requests: u32, late: u32) -> IntervalStats {
+        IntervalStats {
+            duration_us: 1_000_000,
+            requests,
+            late_requests: late,
+            lag_max_us: if late > 0 { 2_500 } else { 5 },
+            cpu_user_us: 20_000,
+            run_delay_us: Some(0),
+            active_users: 20,
+            users_max: 20,
+            ..IntervalStats::default()
+        }
+    }
+
+    /// The demo's first second: one late request out of 245 is noted, not judged; a preempted second
+    /// is judged and named; the partial interval after the end is neither counted nor judged.
+    #[test]
+    fn seconds_are_judged_by_the_shared_rule_and_the_partial_end_is_left_out() {
+        let mut c = Console::new(1, Duration::from_secs(3), true);
+        c.on_second(report(0, 1, whole(245, 1)));
+        c.on_second(report(
+            0,
+            2,
+            IntervalStats {
+                run_delay_us: Some(8_000),
+                involuntary_switches: 41,
+                ..whole(250, 12)
+            },
+        ));
+        c.on_second(report(0, 3, whole(250, 0)));
+        // The grace period after the planned end: 10 ms, a busy shutdown and one late request.
+        c.on_second(report(
+            0,
+            4,
+            IntervalStats {
+                duration_us: 10_000,
+                cpu_user_us: 10_300,
+                ..whole(6, 6)
+            },
+        ));
+        let h = c.finish();
+        assert_eq!((h.seconds, h.lagging_seconds), (3, 1));
+        assert_eq!((h.requests, h.late, h.late_unjudged), (745, 13, 1));
+        assert_eq!(
+            h.saturated_seconds, 0,
+            "the partial end is not a saturated second"
+        );
+        let (seconds, evidence, _) = &h.causes[&Cause::Preempted];
+        assert_eq!(seconds, &[2]);
+        assert!(evidence.contains("waited 8.0 ms for a CPU"), "{evidence}");
+        let verdict = health_verdict(&h, 100, 0);
+        assert!(verdict.contains("in 1 of 3 seconds"), "{verdict}");
+        assert!(verdict.contains("preempted in 2s"), "{verdict}");
+        assert!(verdict.contains("chrt -f 10"), "{verdict}");
+        assert!(verdict.contains("note: 1 request(s)"), "{verdict}");
+    }
+
+    #[test]
+    fn a_quiet_run_is_ok_and_says_what_it_rests_on() {
+        let mut c = Console::new(2, Duration::from_secs(2), true);
+        for sec in 1..=2 {
+            c.on_second(report(0, sec, whole(120, 0)));
+            c.on_second(report(1, sec, whole(125, 0)));
+        }
+        let h = c.finish();
+        let verdict = health_verdict(&h, 400, 0);
+        assert!(
+            verdict.starts_with("generator health: ok (2 seconds, 490 requests"),
+            "{verdict}"
+        );
+    }
+
+    #[test]
+    fn lists_of_seconds_stay_short() {
+        assert_eq!(seconds_list(&[3]), "3s");
+        assert_eq!(seconds_list(&[1, 5, 9]), "1s, 5s and 9s");
+        assert_eq!(
+            seconds_list(&(1..=12).collect::<Vec<_>>()),
+            "1s, 2s, 3s, 4s, 5s, 6s … (12 seconds)"
+        );
     }
 }

@@ -26,6 +26,12 @@ use crate::tls::TlsClient;
 
 /// How often a core looks at the global stop flag and the clock.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
+/// How far ahead of now the run's time zero is set: the time every core has to set up (runtime,
+/// io_uring, log file, users' memory) before its schedule starts. On the shared 2-core VM, under
+/// builds, cores were ready in time with this lead; only a deliberately starved core (a busy thread on
+/// its CPU, the engine at nice 19) was late. A late core records how late in its first interval
+/// (`start_late_us`), and its first second is then reported as start-up.
+pub(crate) const STARTUP_LEAD: Duration = Duration::from_millis(50);
 /// How long in-flight requests may take to finish after a planned end.
 pub(crate) const GRACE_COMPLETED: Duration = Duration::from_secs(2);
 /// ... and after Ctrl-C, which must finalize the run within a second.
@@ -37,8 +43,6 @@ pub(crate) struct SharedPlan {
     pub scenario: Scenario,
     /// Each request's wire template, for the target's Host header.
     pub wires: Vec<Wire>,
-    /// Engine threads in the run.
-    pub cores: u32,
     pub limits: Limits,
     pub addrs: Vec<SocketAddr>,
     /// TLS for an `https://` target.
@@ -61,6 +65,8 @@ pub(crate) struct CoreSetup {
     pub iterations: Option<u64>,
     /// This core's arrivals and pool, in an open model.
     pub open: Option<OpenCore>,
+    /// Where this core sits in the deal of users, arrivals and rows (its shard and core).
+    pub seat: crate::schedule::Seat,
     pub plan: Arc<SharedPlan>,
     pub driver: IoDriver,
     pub clock: Clock,
@@ -93,6 +99,9 @@ pub(crate) struct SecondReport {
     pub lag: Histogram<u64>,
     pub lag_max_us: u32,
     pub iterations_dropped: u32,
+    /// The interval record this core logged for the second: the evidence the console judges the
+    /// second by, with the same rule as the analyzer (`formats::health`).
+    pub stats: IntervalStats,
 }
 
 #[derive(Debug)]
@@ -169,7 +178,14 @@ pub(crate) struct Recorder {
     in_flight_count: usize,
     /// Interned "unexpected status N" messages, so a failing endpoint does not format per request.
     status_messages: Vec<Option<MessageId>>,
-    cpu_at_interval_start: (Duration, Duration),
+    /// How late the loop's timed waits woke after their deadlines, µs, this interval.
+    wake_late: Histogram<u64>,
+    /// The thread's CPU time and context switches, its run-queue delay and its CPU's steal time at the
+    /// start of the interval (the record holds the differences).
+    usage_at_interval_start: crate::sys::ThreadUsage,
+    run_delay_at_interval_start: Option<u64>,
+    steal_at_interval_start: Option<u64>,
+    probe: crate::sys::SchedProbe,
     started_total: u64,
     dropped_total: u64,
     local_resource: (u64, Option<String>),
@@ -190,14 +206,17 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
 
 impl Recorder {
     /// A recorder writing through `writer` (whose blocks go to `sink`), with the statistics slots of
-    /// the names already interned and room for `users` requests in flight.
+    /// the names already interned and room for `users` requests in flight. It must be created on the
+    /// core's own thread, pinned to `cpu` (or not pinned: `None`), since it measures that thread.
     pub(crate) fn new(
         writer: LogWriter<QueueSink>,
         sink: QueueSink,
         core: u32,
         by_name: Vec<NameStats>,
         users: usize,
+        cpu: Option<u32>,
     ) -> Recorder {
+        let mut probe = crate::sys::SchedProbe::for_current_thread(cpu);
         Recorder {
             writer: Some(writer),
             sink,
@@ -212,7 +231,11 @@ impl Recorder {
             in_flight: vec![None; users],
             in_flight_count: 0,
             status_messages: vec![None; 600],
-            cpu_at_interval_start: crate::sys::thread_cpu_time(),
+            wake_late: histogram(2),
+            usage_at_interval_start: crate::sys::thread_usage(),
+            run_delay_at_interval_start: probe.run_delay_us(),
+            steal_at_interval_start: probe.steal_us(),
+            probe,
             started_total: 0,
             dropped_total: 0,
             local_resource: (0, None),
@@ -257,6 +280,23 @@ impl Recorder {
 
     pub fn user_started(&mut self) {
         self.active_users += 1;
+        self.interval.users_started = self.interval.users_started.saturating_add(1);
+        self.interval.users_max = self.interval.users_max.max(self.active_users);
+    }
+
+    /// The core's schedule starts now, `late_us` after the run's time zero (0 when the core was ready
+    /// in time): the first interval measures from here, and records the lateness as start-up.
+    pub(crate) fn schedule_started(&mut self, late_us: u64) {
+        self.usage_at_interval_start = crate::sys::thread_usage();
+        self.run_delay_at_interval_start = self.probe.run_delay_us();
+        self.steal_at_interval_start = self.probe.steal_us();
+        self.interval.start_late_us = late_us.min(u64::from(u32::MAX)) as u32;
+    }
+
+    /// A timed wait of the core's loop ended `late_us` after its deadline.
+    pub(crate) fn woke(&mut self, late_us: u64) {
+        self.wake_late.saturating_record(late_us);
+        self.interval.wakeups = self.interval.wakeups.saturating_add(1);
     }
 
     pub fn user_stopped(&mut self, connection_open: bool) {
@@ -269,6 +309,11 @@ impl Recorder {
     pub fn iteration_started(&mut self) {
         self.interval.iterations_started = self.interval.iterations_started.saturating_add(1);
         self.started_total += 1;
+    }
+
+    /// An arrival found every user busy and waits in the queue for a free one.
+    pub fn iteration_queued(&mut self) {
+        self.interval.iterations_queued = self.interval.iterations_queued.saturating_add(1);
     }
 
     /// An arrival found no free user and no room to wait: counted, never skipped silently.
@@ -327,6 +372,7 @@ impl Recorder {
             latency_us: (end_us.saturating_sub(req.actual_us).max(1)).min(u64::from(u32::MAX))
                 as u32,
             connect_us: ex.connect_us,
+            tls_us: ex.tls_us,
             ttfb_us: ex.ttfb_us,
             status: ex.status,
             outcome,
@@ -365,6 +411,9 @@ impl Recorder {
         }
         self.second.saturating_record(corrected);
         let lag = s.actual_us.saturating_sub(s.intended_us).max(1);
+        if lag > u64::from(formats::health::LAG_LIMIT_US) {
+            self.interval.late_requests = self.interval.late_requests.saturating_add(1);
+        }
         self.lag.saturating_record(lag);
         self.lag_total.saturating_record(lag);
         self.interval.requests = self.interval.requests.saturating_add(1);
@@ -403,10 +452,18 @@ impl Recorder {
         now_us: u64,
         second: u64,
     ) -> SecondReport {
-        let cpu = crate::sys::thread_cpu_time();
-        let (u0, s0) = self.cpu_at_interval_start;
-        self.cpu_at_interval_start = cpu;
+        let usage = crate::sys::thread_usage();
+        let before = std::mem::replace(&mut self.usage_at_interval_start, usage);
+        let run_delay = self.probe.run_delay_us();
+        let run_delay_before = std::mem::replace(&mut self.run_delay_at_interval_start, run_delay);
+        let steal = self.probe.steal_us();
+        let steal_before = std::mem::replace(&mut self.steal_at_interval_start, steal);
+        let since = |now: Option<u64>, then: Option<u64>| {
+            Some(now?.saturating_sub(then?).min(u64::from(u32::MAX)) as u32)
+        };
+        let count = |n: u64| n.min(u64::from(u32::MAX)) as u32;
         let lag_at = |q: f64| self.lag.value_at_quantile(q).min(u64::from(u32::MAX)) as u32;
+        let wake_at = |q: f64| self.wake_late.value_at_quantile(q).min(u64::from(u32::MAX)) as u32;
         let stats = IntervalStats {
             start_us,
             duration_us: now_us.saturating_sub(start_us).min(u64::from(u32::MAX)) as u32,
@@ -414,9 +471,16 @@ impl Recorder {
             lag_p50_us: lag_at(0.5),
             lag_p99_us: lag_at(0.99),
             lag_max_us: self.lag.max().min(u64::from(u32::MAX)) as u32,
-            cpu_user_us: cpu.0.saturating_sub(u0).as_micros() as u32,
-            cpu_system_us: cpu.1.saturating_sub(s0).as_micros() as u32,
+            cpu_user_us: usage.user.saturating_sub(before.user).as_micros() as u32,
+            cpu_system_us: usage.system.saturating_sub(before.system).as_micros() as u32,
             open_connections: self.open_connections,
+            users_max: self.interval.users_max.max(self.active_users),
+            voluntary_switches: count(usage.voluntary.saturating_sub(before.voluntary)),
+            involuntary_switches: count(usage.involuntary.saturating_sub(before.involuntary)),
+            run_delay_us: since(run_delay, run_delay_before),
+            steal_us: since(steal, steal_before),
+            wake_late_p99_us: wake_at(0.99),
+            wake_late_max_us: count(self.wake_late.max()),
             ..self.interval
         };
         let report = SecondReport {
@@ -429,14 +493,20 @@ impl Recorder {
             lag: self.lag.clone(),
             lag_max_us: stats.lag_max_us,
             iterations_dropped: stats.iterations_dropped,
+            stats,
         };
         if let Some(w) = self.writer.as_mut() {
             w.push_interval(stats);
             let _ = w.flush();
         }
-        self.interval = IntervalStats::default();
+        // Users alive now are alive at the start of the next interval.
+        self.interval = IntervalStats {
+            users_max: self.active_users,
+            ..IntervalStats::default()
+        };
         self.second.reset();
         self.lag.reset();
+        self.wake_late.reset();
         report
     }
 }

@@ -42,6 +42,51 @@ pub enum Error {
     /// TLS could not be set up (unreadable CA file, no system roots); exit code 2.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsSetupError),
+    /// The run directory (or this shard's directory in it) exists already; exit code 2.
+    #[error(
+        "{path} exists: {what}; give this run another --run-id (or, to run it again under the same name, move the old directory away first)"
+    )]
+    RunExists {
+        /// The directory.
+        path: PathBuf,
+        /// What is there.
+        what: String,
+    },
+    /// A sharded or scheduled run could not connect to its target before the start; exit code 2.
+    #[error(
+        "cannot connect to {target} ({addr}): {reason}; a run with --shard or --start-at checks its target before the start instant: check the address, and that this machine may reach it (firewall, network policy)"
+    )]
+    Unreachable {
+        /// The target as the profile names it.
+        target: String,
+        /// The address tried.
+        addr: std::net::SocketAddr,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The start instant passed before this engine was ready to start: it does not run, so that no
+    /// shard joins a test midway with a schedule shifted from the others'; exit code 3.
+    #[error(
+        "--start-at {start_at} passed {late} ago (by this machine's clock{ready}){which}: not starting, since a late shard would either shift its schedule or burst to catch up; the other shards' run is partial without it (the analyzer says which share is missing). Give every shard a --start-at far enough ahead for all of them to be ready (image pull, profile and data loading, target check)"
+    )]
+    TooLate {
+        /// The start instant, RFC 3339.
+        start_at: String,
+        /// How long ago it passed, for people.
+        late: String,
+        /// ", when it was ready" once the setup ran, else empty.
+        ready: &'static str,
+        /// " - shard I/N" for a shard, else empty.
+        which: String,
+    },
+    /// Ctrl-C or SIGTERM came while waiting for `--start-at`; nothing ran, nothing is left; exit code 130.
+    #[error(
+        "interrupted while waiting for --start-at {start_at}: nothing ran, and no run directory is left"
+    )]
+    InterruptedBeforeStart {
+        /// The start instant, RFC 3339.
+        start_at: String,
+    },
     /// Something else in the environment failed (threads, signals, the embedded server).
     #[error("{context}: {source}")]
     System {
@@ -53,10 +98,19 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error: 2 for bad input (profile, flags, host), 1 otherwise.
+    /// The process exit code for this error: 2 for bad input (profile, flags, host, a run directory
+    /// that exists, an unreachable target), 3 for a start instant that passed before the engine was
+    /// ready, 130 for an interrupt before the start, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Profile(_) | Error::Plan(_) | Error::Resolve { .. } | Error::Tls(_) => 2,
+            Error::Profile(_)
+            | Error::Plan(_)
+            | Error::Resolve { .. }
+            | Error::Tls(_)
+            | Error::RunExists { .. }
+            | Error::Unreachable { .. } => 2,
+            Error::TooLate { .. } => 3,
+            Error::InterruptedBeforeStart { .. } => 130,
             _ => 1,
         }
     }

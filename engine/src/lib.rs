@@ -19,10 +19,12 @@
 //! protocols), `load` (closed users, the open model's arrivals and pool), [`http`] (request rendering,
 //! the sans-I/O response reader), [`protocol`] (custom protocols), `console` (live lines and the
 //! summary), `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the
-//! embedded target, on monoio).
+//! embedded target, on monoio), [`shard`] (one test spread over several engines: shard identity, start
+//! instant, run name), `clock_sync` (how well the machine's clock is synchronised).
 
 pub mod cli;
 mod clock;
+mod clock_sync;
 mod console;
 mod core;
 mod driver;
@@ -40,6 +42,7 @@ mod runner;
 mod scenario;
 pub mod schedule;
 pub mod serve;
+pub mod shard;
 mod sys;
 pub mod tls;
 mod ws;

@@ -152,6 +152,15 @@ impl Pool {
     }
 }
 
+/// What became of an arrival that did not start at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tally {
+    /// Every user of its kind was busy: it waits in the queue for one.
+    Queued,
+    /// No user was free and the queue had no room: it never starts.
+    Dropped,
+}
+
 /// The open model's arrival release.
 #[derive(Debug)]
 pub(crate) struct Arrivals {
@@ -161,6 +170,8 @@ pub(crate) struct Arrivals {
     seq: u64,
     /// Its kind, once picked (picked once, however long it waits).
     kind: Option<usize>,
+    /// It found every user busy and was counted as queued.
+    waited: bool,
     /// The intended start of the previous arrival, for the grid.
     previous: Nanos,
     /// When the loop should call [`Arrivals::release`] again, ns; `None` while waiting only for a user
@@ -178,6 +189,7 @@ impl Arrivals {
             total_weight,
             seq: 0,
             kind: None,
+            waited: false,
             previous: Nanos(0),
             wake_ns: Some(0),
             done: false,
@@ -185,14 +197,16 @@ impl Arrivals {
     }
 
     /// Hands every arrival due by `now_ns` to a user (into `out`: user, kind, intended start in µs),
-    /// drops those the queue cannot hold, and sets [`Arrivals::wake_ns`]. `dropped` counts drops.
+    /// drops those the queue cannot hold, and sets [`Arrivals::wake_ns`]. `count` hears of each
+    /// arrival that waits in the queue for a free user (once, however often it is looked at) and of
+    /// each one dropped.
     pub fn release(
         &mut self,
         now_ns: u64,
         pool: &mut Pool,
         rng: &mut Rng,
         out: &mut Vec<(Handed, usize, u64)>,
-        dropped: &mut impl FnMut(),
+        count: &mut impl FnMut(Tally),
     ) {
         let grid = GRID.as_nanos() as u64;
         self.wake_ns = None;
@@ -232,9 +246,13 @@ impl Arrivals {
                 None => false,
             };
             if overflowed {
-                dropped();
+                count(Tally::Dropped);
                 self.advance(due);
                 continue;
+            }
+            if !self.waited {
+                self.waited = true;
+                count(Tally::Queued);
             }
             // Called again when a user is released, or when the queue would overflow.
             self.wake_ns = overflow_at.map(|at| at.0);
@@ -246,6 +264,7 @@ impl Arrivals {
         self.previous = due;
         self.seq += 1;
         self.kind = None;
+        self.waited = false;
     }
 
     /// The run stopped: arrivals due by `now_ns` and not handed out were dropped, not skipped.
@@ -267,14 +286,13 @@ impl Arrivals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::{CoreArrivals, RateCurve};
+    use crate::schedule::{CoreArrivals, RateCurve, Seat};
 
     fn open(rate: f64, secs: u64, pool: u32, queue: u32) -> (Pool, Arrivals) {
         let open = OpenCore {
             arrivals: CoreArrivals {
                 curve: RateCurve::constant(rate, Duration::from_secs(secs)),
-                cores: 1,
-                core: 0,
+                seat: Seat::single(0, 1),
                 limit: None,
             },
             pool: vec![pool],
@@ -291,7 +309,9 @@ mod tests {
         let mut out = Vec::new();
         let mut drops = 0;
         // 1000/s: arrivals every 1 ms, sparser than the grid, so the wake is the next arrival itself.
-        arr.release(2_500_000, &mut pool, &mut rng, &mut out, &mut || drops += 1);
+        arr.release(2_500_000, &mut pool, &mut rng, &mut out, &mut |t| {
+            drops += u32::from(t == Tally::Dropped);
+        });
         assert_eq!(out.len(), 3, "{out:?}");
         assert_eq!(out[0].0, Handed::New(0));
         assert_eq!(out[2].2, 2_000);
@@ -305,11 +325,15 @@ mod tests {
         let mut rng = Rng::new(1);
         let mut out = Vec::new();
         let mut drops = 0;
-        arr.release(1_500_000, &mut pool, &mut rng, &mut out, &mut || drops += 1);
+        arr.release(1_500_000, &mut pool, &mut rng, &mut out, &mut |t| {
+            drops += u32::from(t == Tally::Dropped);
+        });
         assert_eq!((out.len(), drops), (1, 1));
         pool.release(0, 0);
         out.clear();
-        arr.release(2_000_000, &mut pool, &mut rng, &mut out, &mut || drops += 1);
+        arr.release(2_000_000, &mut pool, &mut rng, &mut out, &mut |t| {
+            drops += u32::from(t == Tally::Dropped);
+        });
         assert_eq!(out, vec![(Handed::Idle(0), 0, 2_000)]);
     }
 
@@ -318,13 +342,26 @@ mod tests {
         let (mut pool, mut arr) = open(1000.0, 1, 1, 2);
         let mut rng = Rng::new(1);
         let mut out = Vec::new();
-        let mut drops = 0;
-        arr.release(1_000_000, &mut pool, &mut rng, &mut out, &mut || drops += 1);
+        let mut tallies = Vec::new();
+        arr.release(1_000_000, &mut pool, &mut rng, &mut out, &mut |t| {
+            tallies.push(t);
+        });
         // Arrival 1 waits; arrival 1 + 2 = 3 falling due (at 3 ms) would overflow the queue.
-        assert_eq!((out.len(), drops), (1, 0));
+        assert_eq!((out.len(), tallies.as_slice()), (1, &[Tally::Queued][..]));
         assert_eq!(arr.wake_ns, Some(3_000_000));
-        arr.release(3_000_000, &mut pool, &mut rng, &mut out, &mut || drops += 1);
-        assert_eq!(drops, 1, "the oldest waiting arrival is dropped");
+        // Looked at again before anything changed, the waiting arrival is not counted twice.
+        arr.release(2_000_000, &mut pool, &mut rng, &mut out, &mut |t| {
+            tallies.push(t);
+        });
+        assert_eq!(tallies, [Tally::Queued]);
+        arr.release(3_000_000, &mut pool, &mut rng, &mut out, &mut |t| {
+            tallies.push(t);
+        });
+        assert_eq!(
+            tallies,
+            [Tally::Queued, Tally::Dropped, Tally::Queued],
+            "the oldest waiting arrival is dropped, and the next one waits"
+        );
         let mut stopped = 0;
         arr.stop(3_000_000, &mut || stopped += 1);
         assert_eq!(stopped, 2, "arrivals 2 and 3 were due and never handed out");

@@ -1,6 +1,6 @@
 //! The resolved plan: the profile after `--env`, `--var`, environment-variable and flag overrides,
-//! with typed durations, users split across cores, and the scenario compiled. Nothing after
-//! [`Plan::resolve`] looks at the profile spec.
+//! with typed durations, users split across cores (and, in a sharded test, this shard's share of
+//! them), and the scenario compiled. Nothing after [`Plan::resolve`] looks at the profile spec.
 //!
 //! Precedence, highest first: command-line flags > process environment variables (`STAMPEDE_ENV`,
 //! `STAMPEDE_HOST`, `STAMPEDE_VAR_<name>`) > the selected environment > the profile's top level.
@@ -18,7 +18,8 @@ use crate::profile::{self, suggest};
 use crate::scenario::Scenario;
 use crate::scenario::compile::{self, CompileError};
 use crate::scenario::vars::{self, ENV_VAR_PREFIX, Layer, Raw, Vars};
-use crate::schedule::{self, CoreArrivals, Nanos, Population, RateCurve, Spawn, UserStages};
+use crate::schedule::{self, CoreArrivals, Nanos, Population, RateCurve, Seat, Spawn, UserStages};
+use crate::shard::{Shard, StartAt};
 
 /// The process environment variable that selects the profile environment (like `--env`).
 pub const ENV_SELECT: &str = "STAMPEDE_ENV";
@@ -71,6 +72,8 @@ pub struct PlanEnv {
     pub cpus: Vec<u32>,
     /// The process environment (for `STAMPEDE_*` overrides and `${NAME}` in profiles).
     pub vars: BTreeMap<String, String>,
+    /// The wall clock when the engine started, ns since the Unix epoch (for `--start-at +30s`).
+    pub now_unix_ns: i64,
 }
 
 impl PlanEnv {
@@ -79,6 +82,7 @@ impl PlanEnv {
         PlanEnv {
             cpus,
             vars: std::env::vars().collect(),
+            now_unix_ns: crate::clock::wall_now_ns(),
         }
     }
 }
@@ -127,6 +131,23 @@ pub struct Plan {
     pub quiet: bool,
     /// The resolved profile as RON, secrets redacted, for the manifest.
     pub profile_ron: String,
+    /// Which shard of a test spread over several engines this engine runs; `None` when it runs the
+    /// whole test.
+    pub shard: Option<ShardPlan>,
+    /// The run's time zero on the wall clock (`--start-at`), when given.
+    pub start_at: Option<StartAt>,
+    /// The run's name (`--run-id`), when given: it names the run directory and derives the run id.
+    pub run_name: Option<String>,
+}
+
+/// This engine's part of a sharded test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardPlan {
+    /// Which shard.
+    pub shard: Shard,
+    /// Every shard's share of the load, by index (summing to 1): of the users in a closed model, of
+    /// the arrival rate in an open one.
+    pub shares: Vec<f64>,
 }
 
 /// Where requests go.
@@ -276,6 +297,8 @@ pub struct CorePlan {
     pub users: Vec<UserPlan>,
     /// This core's share of the iteration limit (closed models; open ones count arrivals run-wide).
     pub iterations: Option<u64>,
+    /// Where this core sits in the deal of users, arrivals and data rows.
+    pub seat: Seat,
     /// This core's arrivals and pool (open models).
     pub open: Option<OpenCore>,
 }
@@ -296,7 +319,8 @@ pub struct OpenCore {
 /// One virtual user.
 #[derive(Debug, Clone, Copy)]
 pub struct UserPlan {
-    /// Index across the whole run (users are dealt to cores round-robin).
+    /// Index across the whole run, over every shard (users are dealt round-robin to shards, then to
+    /// cores: [`Seat`]).
     pub global: u32,
     /// Index of its kind among the scenario's user kinds.
     pub kind: usize,
@@ -498,6 +522,12 @@ impl Plan {
                 format!("{core_count} is more engine threads than makes sense (at most 1024)"),
             ));
         }
+        let Sharding {
+            shard,
+            start_at,
+            run_name,
+        } = resolve_sharding(args, env)?;
+        let this = shard.unwrap_or(Shard { index: 0, count: 1 });
 
         let base_dir = args
             .profile
@@ -523,31 +553,58 @@ impl Plan {
                 cpu: (!env.cpus.is_empty()).then(|| env.cpus[i as usize % env.cpus.len()]),
                 users: Vec::new(),
                 iterations: None,
+                seat: Seat {
+                    shard: this.index,
+                    shards: this.count,
+                    core: i,
+                    cores: core_count,
+                },
                 open: None,
             })
             .collect();
+        let shares: Vec<f64> = match &resolved.load {
+            LoadPlan::Closed { .. } if users > 0 => (0..this.count)
+                .map(|s| share(u64::from(users), this.count, s) as f64 / f64::from(users))
+                .collect(),
+            _ => vec![1.0 / f64::from(this.count); this.count as usize],
+        };
         match &resolved.load {
             LoadPlan::Closed { population, .. } => {
                 let assignment = schedule::assign_kinds(&weights, users);
                 let end = Nanos::from_duration(duration);
+                // Users are dealt over every shard's cores; this shard keeps its own. Which shards
+                // have users at all decides how the iteration limit is split.
+                let mut shard_has_users = vec![false; this.count as usize];
                 for g in 0..users {
                     // Users the schedule never wants (a spawn time past the end) are not planned.
                     let Some((start, _)) = population.next_span(g, Nanos(0), end) else {
                         continue;
                     };
-                    cores[(g % core_count) as usize].users.push(UserPlan {
+                    let (s, core, _) = schedule::deal(u64::from(g), this.count, core_count);
+                    shard_has_users[s as usize] = true;
+                    if s != this.index {
+                        continue;
+                    }
+                    cores[core as usize].users.push(UserPlan {
                         global: g,
                         kind: assignment[g as usize],
                         spawn_at: Duration::from_nanos(start.0),
                     });
                 }
-                // The iteration limit is shared by the cores that have users.
+                // The iteration limit is split over the shards that have users, then over the cores
+                // of this shard that have users: the parts add up to the limit exactly.
                 if let Some(total) = resolved.iterations {
+                    let busy_shards = shard_has_users.iter().filter(|&&b| b).count() as u32;
+                    let rank = shard_has_users[..this.index as usize]
+                        .iter()
+                        .filter(|&&b| b)
+                        .count() as u32;
+                    let mine = share(total, busy_shards, rank);
                     let busy: Vec<usize> = (0..cores.len())
                         .filter(|&c| !cores[c].users.is_empty())
                         .collect();
                     for (i, &c) in busy.iter().enumerate() {
-                        cores[c].iterations = Some(share(total, busy.len() as u32, i as u32));
+                        cores[c].iterations = Some(share(mine, busy.len() as u32, i as u32));
                     }
                 }
             }
@@ -556,9 +613,13 @@ impl Plan {
                 max_users,
                 queue,
             } => {
+                // The pool and queue limits are totals over the test: this shard's part, then its
+                // cores' parts.
+                let shard_users = share(u64::from(*max_users), this.count, this.index);
+                let shard_queue = share(u64::from(*queue), this.count, this.index);
                 for core in &mut cores {
                     // Every core gets at least one user, or its share of arrivals could never start.
-                    let mine = share(u64::from(*max_users), core_count, core.index).max(1) as u32;
+                    let mine = share(shard_users, core_count, core.index).max(1) as u32;
                     let mut pool = vec![0u32; weights.len()];
                     for kind in schedule::assign_kinds(&weights, mine) {
                         pool[kind] += 1;
@@ -572,13 +633,12 @@ impl Plan {
                     core.open = Some(OpenCore {
                         arrivals: CoreArrivals {
                             curve: curve.clone(),
-                            cores: core_count,
-                            core: core.index,
+                            seat: core.seat,
                             limit: resolved.iterations,
                         },
                         pool,
                         weights: weights.clone(),
-                        queue: share(u64::from(*queue), core_count, core.index) as u32,
+                        queue: share(shard_queue, core_count, core.index) as u32,
                     });
                 }
             }
@@ -627,8 +687,70 @@ impl Plan {
             out_dir: args.out.clone(),
             quiet: args.quiet,
             profile_ron,
+            shard: shard.map(|shard| ShardPlan { shard, shares }),
+            start_at,
+            run_name,
         })
     }
+}
+
+/// The shard (`--shard`, `--shards`, `JOB_COMPLETION_INDEX`, `STAMPEDE_SHARDS`), the start instant
+/// (`--start-at`) and the run name (`--run-id`), checked together: the shards of a test must start
+/// at one instant that every one of them was given, so several shards need an absolute `--start-at`.
+fn resolve_sharding(args: &RunArgs, env: &PlanEnv) -> Result<Sharding, PlanError> {
+    let shard = crate::shard::resolve(args.shard, args.shards, &env.vars)?;
+    let start_at = args
+        .start_at
+        .as_deref()
+        .map(|text| crate::shard::parse_start_at(text, env.now_unix_ns))
+        .transpose()?;
+    let run_name = args
+        .run_id
+        .as_deref()
+        .map(crate::shard::check_run_id)
+        .transpose()?;
+    if let Some(shard) = shard
+        && shard.count > 1
+    {
+        let field = if args.shard.is_some() {
+            "--shard"
+        } else {
+            "--shards"
+        };
+        match start_at {
+            None => {
+                return Err(err(
+                    field,
+                    format!(
+                        "shard {shard}: the {} shards of a test start together: give every one the same --start-at instant, e.g. --start-at $(date -u -d '+1 minute' +%Y-%m-%dT%H:%M:%SZ)",
+                        shard.count
+                    ),
+                ));
+            }
+            Some(StartAt { relative: true, .. }) => {
+                return Err(err(
+                    "--start-at",
+                    format!(
+                        "{:?} is read from each machine's clock when its shard starts, so shards launched moments apart would not share an instant (nor a run name): give every shard the same absolute instant, e.g. --start-at $(date -u -d '+1 minute' +%Y-%m-%dT%H:%M:%SZ)",
+                        args.start_at.as_deref().unwrap_or_default().trim()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(Sharding {
+        shard,
+        start_at,
+        run_name,
+    })
+}
+
+/// The flags that place a run among others: [`resolve_sharding`]'s answer.
+struct Sharding {
+    shard: Option<Shard>,
+    start_at: Option<StartAt>,
+    run_name: Option<String>,
 }
 
 /// Checks the TLS settings that apply: the CA file must hold certificates, and the server name must
@@ -1186,6 +1308,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            ..PlanEnv::default()
         }
     }
 
@@ -1244,6 +1367,197 @@ mod tests {
             Some(&br#"{"user":"a","n":1}"#[..])
         );
         assert_eq!(plan.scenario.requests[1].name, "POST /login");
+    }
+
+    const START: &str = "2026-12-05T14:00:00Z";
+    /// A minute before `START`.
+    const NOW: i64 = 1_796_479_140_000_000_000;
+
+    fn sharded(load: &str, shard: Option<Shard>, cores: u32, iterations: Option<u64>) -> Plan {
+        let text = format!(
+            r#"(name: "t", host: "http://127.0.0.1:9", load: {load},
+                users: [(name: "a", weight: 2, tasks: [(requests: [(path: "/")])]),
+                        (name: "b", weight: 1, tasks: [(requests: [(path: "/b")])])])"#
+        );
+        let spec = profile::load_str(&text, Path::new("t.ron")).unwrap();
+        let args = RunArgs {
+            shard,
+            start_at: shard.map(|_| START.to_owned()),
+            cores: Some(cores),
+            iterations,
+            ..RunArgs::default()
+        };
+        let env = PlanEnv {
+            now_unix_ns: NOW,
+            ..env()
+        };
+        Plan::resolve(spec, &args, &env).unwrap()
+    }
+
+    /// Every user of a core: (global index, kind, spawn time).
+    fn dealt(core: &CorePlan) -> Vec<(u32, usize, Duration)> {
+        core.users
+            .iter()
+            .map(|u| (u.global, u.kind, u.spawn_at))
+            .collect()
+    }
+
+    /// For closed models (a spawn ramp, stages, users that do and do not divide by the seats, more
+    /// seats than users): shard `s`'s core `c` of N shards x C cores gets exactly the users of core
+    /// `s + N c` of one engine with N x C cores, with the same kinds and spawn times; the shares are
+    /// the shards' parts of the users, summing to 1; and iteration limits split exactly.
+    #[test]
+    fn shards_deal_users_as_one_engine_with_every_core() {
+        let loads = [
+            r#"Closed(users: 7, spawn_rate: 10.0, duration: "10s")"#,
+            r#"Closed(users: 24, duration: "10s")"#,
+            r#"Closed(users: 2, duration: "10s")"#,
+            r#"Stages(stages: [(users: 9, over: "3s"), (users: 4, over: "2s")])"#,
+        ];
+        for load in loads {
+            for shards in 1..=4u32 {
+                for cores in 1..=3u32 {
+                    let one = sharded(load, None, shards * cores, Some(1001));
+                    let mut iterations = 0;
+                    let mut shares = Vec::new();
+                    for index in 0..shards {
+                        let shard = Shard {
+                            index,
+                            count: shards,
+                        };
+                        let plan = sharded(load, Some(shard), cores, Some(1001));
+                        let part = plan.shard.as_ref().unwrap();
+                        assert_eq!(part.shard, shard);
+                        shares = part.shares.clone();
+                        for core in &plan.cores {
+                            assert_eq!(
+                                dealt(core),
+                                dealt(&one.cores[(index + shards * core.index) as usize]),
+                                "{load}: {shards} shards x {cores} cores, shard {index} core {}",
+                                core.index
+                            );
+                            iterations += core.iterations.unwrap_or(0);
+                        }
+                        assert_eq!(plan.profile_ron, one.profile_ron, "the same profile text");
+                    }
+                    assert_eq!(
+                        iterations, 1001,
+                        "{load}: {shards}x{cores}: the limit splits exactly"
+                    );
+                    assert_eq!(shares.len(), shards as usize);
+                    assert!(
+                        (shares.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+                        "{shares:?}"
+                    );
+                    let users = one.users;
+                    for (i, share) in shares.iter().enumerate() {
+                        let mine = (i as u32..users).step_by(shards as usize).count();
+                        assert!(
+                            (share - mine as f64 / f64::from(users)).abs() < 1e-12,
+                            "{load}: shard {i} has {mine} of {users} users, share {share}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Open models: every seat's arrivals, pool and queue; the pool and queue limits split so that
+    /// they add up to the profile's (when every core can have one user), and each shard's share of
+    /// the rate is 1/N.
+    #[test]
+    fn shards_split_the_arrival_rate_and_the_pool() {
+        let load = r#"Open(rate: 100.0, duration: "2s", max_users: 50, queue: 9)"#;
+        for shards in [1u32, 2, 3, 5] {
+            for cores in [1u32, 2, 3] {
+                let mut pool = 0;
+                let mut queue = 0;
+                let mut arrivals = Vec::new();
+                for index in 0..shards {
+                    let shard = Shard {
+                        index,
+                        count: shards,
+                    };
+                    let plan = sharded(load, Some(shard), cores, None);
+                    let shares = &plan.shard.as_ref().unwrap().shares;
+                    assert!(shares.iter().all(|&s| s == 1.0 / f64::from(shards)));
+                    for core in &plan.cores {
+                        let open = core.open.as_ref().unwrap();
+                        assert_eq!(open.arrivals.seat, core.seat);
+                        assert_eq!(
+                            (core.seat.shard, core.seat.shards, core.seat.cores),
+                            (index, shards, cores)
+                        );
+                        pool += open.pool.iter().sum::<u32>();
+                        queue += open.queue;
+                        arrivals.extend((0..).map_while(|k| open.arrivals.intended_start(k)));
+                    }
+                }
+                assert_eq!(pool, 50, "{shards}x{cores}: the pool adds up to max_users");
+                assert_eq!(queue, 9, "{shards}x{cores}: the queue adds up");
+                assert_eq!(
+                    arrivals.len(),
+                    200,
+                    "{shards}x{cores}: rate x duration arrivals"
+                );
+                arrivals.sort();
+                arrivals.dedup();
+                assert_eq!(arrivals.len(), 200, "no arrival twice");
+            }
+        }
+    }
+
+    #[test]
+    fn several_shards_need_one_absolute_start() {
+        let spec = || profile::load_str(PROFILE, Path::new("t.ron")).unwrap();
+        let env = PlanEnv {
+            now_unix_ns: NOW,
+            ..env()
+        };
+        let shard = Some(Shard { index: 1, count: 3 });
+        let rows: &[(RunArgs, &str, &str)] = &[
+            (
+                RunArgs {
+                    shard,
+                    ..RunArgs::default()
+                },
+                "--shard",
+                "give every one the same --start-at",
+            ),
+            (
+                RunArgs {
+                    shard,
+                    start_at: Some("+30s".into()),
+                    ..RunArgs::default()
+                },
+                "--start-at",
+                "the same absolute instant",
+            ),
+            (
+                RunArgs {
+                    shard,
+                    start_at: Some(START.into()),
+                    run_id: Some("a/b".into()),
+                    ..RunArgs::default()
+                },
+                "--run-id",
+                "cannot name a run directory",
+            ),
+        ];
+        for (args, field, fragment) in rows {
+            let e = Plan::resolve(spec(), args, &env).unwrap_err();
+            assert_eq!(e.field, *field, "{e}");
+            assert!(e.message.contains(fragment), "{e}");
+        }
+        // One shard, or one engine, may start relative to now.
+        let args = RunArgs {
+            shard: Some(Shard { index: 0, count: 1 }),
+            start_at: Some("+30s".into()),
+            ..RunArgs::default()
+        };
+        let plan = Plan::resolve(spec(), &args, &env).unwrap();
+        assert_eq!(plan.start_at.unwrap().unix_ns, NOW + 30_000_000_000);
+        assert_eq!(plan.shard.unwrap().shares, [1.0]);
     }
 
     /// The documented precedence: flags > process environment > selected environment > profile.

@@ -1,16 +1,20 @@
 //! `engine run`: from flags to a finalized run directory.
 //!
 //! Order of events: read the profile and resolve the plan (bad input stops here, before any file is
-//! written); pick the I/O driver; start the embedded target if asked; resolve the host once; create the
-//! run directory and write the manifest as `running`; start one thread per core; act as the
-//! coordinator (console, signals) until every core is done; finalize the manifest.
+//! written); pick the I/O driver; start the embedded target if asked; resolve the host once (a shard,
+//! or a run with `--start-at`, also connects to it once); create the run directory and write the
+//! manifest as `running`; with `--start-at`, wait for the start instant; start one thread per core;
+//! act as the coordinator (console, signals) until every core is done; finalize the manifest.
+//!
+//! Everything that can go wrong before the load starts happens before `--start-at`, so an orchestrator
+//! sees a shard that cannot start as a non-zero exit, not as a shard that never reports.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use formats::{LogFile, LogHeader, Manifest, RunId, RunState};
 
@@ -25,6 +29,10 @@ use crate::plan::{Plan, PlanEnv, Target};
 use crate::scenario::wire::Wire;
 use crate::serve::Server;
 use crate::{plan, profile, sys};
+
+/// How long before a `--start-at` instant the cores are started, to be set up and waiting when it
+/// comes: enough for the manifest's write and a core's set-up on a busy machine.
+const PRESTART: Duration = Duration::from_millis(250);
 
 /// How a run ended.
 #[derive(Debug)]
@@ -82,11 +90,18 @@ pub fn run_with(
     let plan = Plan::resolve_with(spec, args, &plan_env, protocols).map_err(|mut e| {
         // Faults in profile fields (not flags or environment variables) name the file, like the
         // parser's errors do.
-        if e.file.is_none() && !e.field.starts_with("--") && !e.field.starts_with("STAMPEDE_") {
+        if e.file.is_none()
+            && !e.field.starts_with("--")
+            && !e.field.starts_with("STAMPEDE_")
+            && e.field != crate::shard::ENV_INDEX
+        {
             e.file.clone_from(&args.profile);
         }
         e
     })?;
+    if let Some(start) = plan.start_at {
+        check_not_late(&plan, start.unix_ns, "")?;
+    }
     execute(plan, server_cpu)
 }
 
@@ -96,15 +111,25 @@ fn describe_load(plan: &Plan) -> String {
         .iterations
         .map(|n| format!(", at most {n} iterations"))
         .unwrap_or_default();
-    match &plan.load {
+    // A shard says its part of the whole.
+    let (shard, of) = match &plan.shard {
+        Some(s) => (format!("shard {}: ", s.shard), " in all shards"),
+        None => (String::new(), ""),
+    };
+    let mine: usize = plan.cores.iter().map(|c| c.users.len()).sum();
+    let users = |total: u32| match &plan.shard {
+        Some(_) => format!("{mine} of {total}"),
+        None => total.to_string(),
+    };
+    let load = match &plan.load {
         plan::LoadPlan::Closed { population, .. } => match population {
             crate::schedule::Population::Spawn(_) => {
-                format!("{} users (closed){limit}", plan.users)
+                format!("{} users (closed){limit}", users(plan.users))
             }
             crate::schedule::Population::Stages(s) => {
                 format!(
                     "up to {} users in {} stages (closed){limit}",
-                    plan.users,
+                    users(plan.users),
                     s.stages.len()
                 )
             }
@@ -115,11 +140,108 @@ fn describe_load(plan: &Plan) -> String {
             let arrivals = plan
                 .iterations
                 .map_or(curve.arrivals(), |n| n.min(curve.arrivals()));
+            let arrivals = match &plan.shard {
+                Some(s) => plan::share(arrivals, s.shard.count, s.shard.index),
+                None => arrivals,
+            };
             format!(
-                "{arrivals} arrivals, {:.1}/s on average (open, at most {max_users} users busy)",
+                "{arrivals} arrivals, {:.1}/s on average (open, at most {max_users} users busy{of})",
                 arrivals as f64 / plan.duration.as_secs_f64().max(1e-9)
             )
         }
+    };
+    format!("{shard}{load}")
+}
+
+/// Refuses to start when the start instant has passed: `ready` says at which point it was noticed.
+fn check_not_late(plan: &Plan, start_ns: i64, ready: &'static str) -> Result<(), Error> {
+    let now = clock::wall_now_ns();
+    if now < start_ns {
+        return Ok(());
+    }
+    Err(Error::TooLate {
+        start_at: formats::run::format_utc(start_ns),
+        late: crate::shard::human(Duration::from_nanos((now - start_ns) as u64)),
+        ready,
+        which: plan
+            .shard
+            .as_ref()
+            .map(|s| format!(" - shard {}", s.shard))
+            .unwrap_or_default(),
+    })
+}
+
+/// Connects once to every address the run will use (not UDP ones), so that a shard that cannot reach
+/// its target fails before the start instant.
+fn check_targets(
+    plan: &Plan,
+    addrs: &[SocketAddr],
+    endpoints: &[crate::protocol::Endpoint],
+    target_url: &str,
+) -> Result<(), Error> {
+    let mut checks: Vec<(String, Vec<SocketAddr>)> = Vec::new();
+    match &plan.target {
+        Target::Embedded => return Ok(()),
+        Target::Other { scheme, .. } if scheme == "udp" => {}
+        Target::Http { .. } | Target::Other { .. } => {
+            checks.push((target_url.to_owned(), addrs.to_vec()));
+        }
+    }
+    for e in endpoints.iter().filter(|e| e.scheme != "udp") {
+        checks.push((
+            format!("{}://{}:{}", e.scheme, e.host, e.port),
+            vec![e.addr],
+        ));
+    }
+    for (target, addrs) in checks {
+        crate::shard::check_reachable(&addrs, plan.http.connect_timeout).map_err(|(addr, e)| {
+            Error::Unreachable {
+                target,
+                addr,
+                reason: e.to_string(),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates the run directory: a shard's `<out>/<run name>/shard-<I>/`, a named run's `<out>/<run
+/// name>/`, else the usual `<out>/<UTC start>-<profile name>/`. Returns it with the run id: derived
+/// from the run name when there is one (so every shard has the same), else random.
+fn create_dir(plan: &Plan, start_ns: i64) -> Result<(PathBuf, RunId), Error> {
+    let named = plan.shard.is_some() || plan.run_name.is_some();
+    if !named {
+        let dir = formats::run::create_run_dir(&plan.out_dir, start_ns, &plan.name).map_err(
+            |source| Error::Write {
+                path: plan.out_dir.clone(),
+                source,
+            },
+        )?;
+        return Ok((dir, RunId(crate::rng::random_id())));
+    }
+    let name = plan
+        .run_name
+        .clone()
+        .unwrap_or_else(|| formats::run::run_dir_name(start_ns, &plan.name));
+    let dir = match &plan.shard {
+        Some(s) => crate::shard::create_shard_dir(&plan.out_dir, &name, s.shard)?,
+        None => crate::shard::create_named_dir(&plan.out_dir, &name)?,
+    };
+    Ok((dir, crate::shard::run_id_of(&name)))
+}
+
+/// Removes a run directory this process created and nothing ran in (a shard that did not start), and
+/// its parent when that is now empty (the run directory of a shard), so that the run can be retried
+/// under the same name.
+fn remove_unstarted(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(formats::manifest::MANIFEST_FILE));
+    let _ = std::fs::remove_dir(dir);
+    if let Some(parent) = dir.parent()
+        && dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("shard-"))
+    {
+        let _ = std::fs::remove_dir(parent);
     }
 }
 
@@ -296,6 +418,9 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         _ => None,
     };
     let endpoints = channel_endpoints(&plan, &addrs)?;
+    if plan.shard.is_some() || plan.start_at.is_some() {
+        check_targets(&plan, &addrs, &endpoints, &target_url)?;
+    }
     let mut channel_tls = Vec::new();
     for e in &endpoints {
         channel_tls.push(if e.scheme == "wss" {
@@ -323,7 +448,6 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
             .map(|r| Wire::build(r, &host_header))
             .collect(),
         scenario: plan.scenario.clone(),
-        cores: plan.cores.len() as u32,
         limits: Limits {
             connect_timeout: plan.http.connect_timeout,
             request_timeout: plan.http.request_timeout,
@@ -379,47 +503,78 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
             })?;
     }
 
-    let clock = Clock::start();
-    let dir = formats::run::create_run_dir(&plan.out_dir, clock.wall_ns, &plan.name).map_err(
-        |source| Error::Write {
-            path: plan.out_dir.clone(),
-            source,
-        },
-    )?;
-    let run_id = RunId(crate::rng::random_id());
-    let mut manifest = Manifest {
-        schema: formats::manifest::MANIFEST_SCHEMA,
-        log_format: format!("{}.{}", formats::FORMAT_MAJOR, formats::FORMAT_MINOR),
-        run_id,
-        profile_name: plan.name.clone(),
-        profile: plan.profile_ron.clone(),
-        environment: plan.environment.clone(),
-        target: Some(target_url.clone()),
-        engine_version: env!("CARGO_PKG_VERSION").to_owned(),
-        host: sys::host_info(),
-        io_driver: driver.manifest_name().to_owned(),
-        io_setup: Some(driver.setup_name().to_owned()),
-        started_at: formats::run::format_utc(clock.wall_ns),
-        started_unix_ns: clock.wall_ns,
-        monotonic_base_ns: clock.monotonic_ns,
-        planned_duration_s: Some(plan.duration.as_secs_f64()),
-        ended_at: None,
-        ended_unix_ns: None,
-        state: RunState::Running,
-        error: None,
-        logs: plan
-            .cores
-            .iter()
-            .map(|c| LogFile {
-                core: c.index,
-                cpu: c.cpu,
-                file: formats::run::log_file_name(c.index),
-            })
-            .collect(),
-        shard: None,
-        clock_sync: None,
-        extra: Default::default(),
+    // With --start-at, the directory and the `running` manifest are written before the start instant
+    // (a name taken by another run is an error the orchestrator sees before the start), and the
+    // run's time zero is the instant itself, not whenever this process woke up.
+    let (clock, dir, run_id) = match plan.start_at {
+        None => {
+            // Time zero lies a little ahead, so that every core has set up and waits for it: the
+            // first requests start on time rather than after the engine's own start-up.
+            let clock = Clock::start_in(core::STARTUP_LEAD);
+            let (dir, run_id) = create_dir(&plan, clock.wall_ns)?;
+            (clock, dir, run_id)
+        }
+        Some(start) => {
+            let (dir, run_id) = create_dir(&plan, start.unix_ns)?;
+            let waiting = Clock::at_wall(start.unix_ns);
+            let mut manifest = new_manifest(&plan, run_id, waiting, &target_url, driver);
+            // Until the start, the manifest lists no logs: none exist yet.
+            manifest.logs.clear();
+            if let Err(source) = manifest.write_to(&dir) {
+                remove_unstarted(&dir);
+                return Err(Error::Write {
+                    path: dir.join("manifest.json"),
+                    source,
+                });
+            }
+            if let Err(e) = check_not_late(&plan, start.unix_ns, ", when it was ready") {
+                remove_unstarted(&dir);
+                return Err(e);
+            }
+            if !plan.quiet {
+                let left = start.unix_ns - clock::wall_now_ns();
+                eprintln!(
+                    "stampede: {}ready; starting at {} (in {})",
+                    plan.shard
+                        .as_ref()
+                        .map(|s| format!("shard {} ", s.shard))
+                        .unwrap_or_default(),
+                    formats::run::format_utc(start.unix_ns),
+                    crate::shard::human(Duration::from_nanos(left.max(0) as u64))
+                );
+            }
+            // The cores are started a little ahead and wait for the instant themselves, so their
+            // set-up (runtime, log file, users) does not delay the first requests. The instant is
+            // mapped to the monotonic clock only then, so that a clock adjusted during a long wait
+            // cannot move it.
+            let set_up_by = start.unix_ns.saturating_sub(PRESTART.as_nanos() as i64);
+            if !clock::wait_until_wall(set_up_by, &stop) {
+                remove_unstarted(&dir);
+                return Err(Error::InterruptedBeforeStart {
+                    start_at: formats::run::format_utc(start.unix_ns),
+                });
+            }
+            (Clock::at_wall(start.unix_ns), dir, run_id)
+        }
     };
+    let mut manifest = new_manifest(&plan, run_id, clock, &target_url, driver);
+    if plan.shard.is_some()
+        && let Some(sync) = &manifest.clock_sync
+        && !sync.synchronised
+    {
+        eprintln!(
+            "warning: this machine's clock is not synchronised (adjtimex says so): its shard's schedule lines up with the others' only as well as the clocks agree; run NTP, chrony or PTP on every load generator"
+        );
+    }
+    if let Some(s) = &plan.shard
+        && plan.cores.iter().all(|c| c.users.is_empty())
+        && matches!(plan.load, plan::LoadPlan::Closed { .. })
+    {
+        eprintln!(
+            "warning: shard {} has no users: the test's {} users are dealt over {} shards; use fewer shards",
+            s.shard, plan.users, s.shard.count
+        );
+    }
     manifest.write_to(&dir).map_err(|source| Error::Write {
         path: dir.join("manifest.json"),
         source,
@@ -438,7 +593,6 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
     }
 
     let (tx, rx) = mpsc::channel::<Report>();
-    let started = Instant::now();
     let mut threads = Vec::new();
     for core in &plan.cores {
         let setup = CoreSetup {
@@ -447,6 +601,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
             users: core.users.clone(),
             iterations: core.iterations,
             open: core.open.clone(),
+            seat: core.seat,
             plan: Arc::clone(&shared),
             driver,
             clock,
@@ -493,7 +648,7 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         let _ = t.join();
     }
     let health = console.finish();
-    let elapsed = started.elapsed();
+    let elapsed = Duration::from_micros(clock.now_us());
     if let Some(s) = server.take() {
         s.stop();
     }
@@ -544,4 +699,54 @@ fn execute(plan: Plan, server_cpu: Option<u32>) -> Result<RunOutcome, Error> {
         dir,
         state: manifest.state,
     })
+}
+
+/// The manifest of a run starting at `clock`'s time zero, as `running`.
+fn new_manifest(
+    plan: &Plan,
+    run_id: RunId,
+    clock: Clock,
+    target_url: &str,
+    driver: IoDriver,
+) -> Manifest {
+    Manifest {
+        schema: formats::manifest::MANIFEST_SCHEMA,
+        log_format: format!("{}.{}", formats::FORMAT_MAJOR, formats::FORMAT_MINOR),
+        run_id,
+        profile_name: plan.name.clone(),
+        profile: plan.profile_ron.clone(),
+        environment: plan.environment.clone(),
+        target: Some(target_url.to_owned()),
+        engine_version: env!("CARGO_PKG_VERSION").to_owned(),
+        host: sys::host_info(),
+        io_driver: driver.manifest_name().to_owned(),
+        io_setup: Some(driver.setup_name().to_owned()),
+        started_at: formats::run::format_utc(clock.wall_ns),
+        started_unix_ns: clock.wall_ns,
+        monotonic_base_ns: clock.monotonic_ns,
+        planned_duration_s: Some(plan.duration.as_secs_f64()),
+        ended_at: None,
+        ended_unix_ns: None,
+        state: RunState::Running,
+        error: None,
+        logs: plan
+            .cores
+            .iter()
+            .map(|c| LogFile {
+                core: c.index,
+                cpu: c.cpu,
+                file: formats::run::log_file_name(c.index),
+            })
+            .collect(),
+        shard: plan.shard.as_ref().map(|s| formats::ShardInfo {
+            index: s.shard.index,
+            count: s.shard.count,
+            shares: s.shares.clone(),
+            start_at: plan
+                .start_at
+                .map(|start| formats::run::format_utc(start.unix_ns)),
+        }),
+        clock_sync: crate::clock_sync::read(),
+        extra: Default::default(),
+    }
 }

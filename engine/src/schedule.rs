@@ -13,7 +13,9 @@
 //!
 //! Arrivals are dealt to cores round-robin by their run-wide index (core `c` of `C` takes arrivals
 //! `c, c + C, c + 2C, ...`), so the union of every core's arrivals is exactly the run's schedule,
-//! whatever the rate and however it divides by the core count; the same rule deals closed users.
+//! whatever the rate and however it divides by the core count; the same rule deals closed users and
+//! data rows. A test spread over several engines (shards) deals first to shards, then within each
+//! shard to its cores ([`Seat`]), so N shards of C cores deal exactly as one engine of N × C cores.
 
 use std::time::Duration;
 
@@ -192,26 +194,90 @@ impl RateCurve {
     }
 }
 
-/// One core's share of an open model's arrivals: run-wide arrivals `core, core + cores, ...`, cut
-/// off after `limit` run-wide arrivals when the profile limits iterations.
+/// Where one engine thread sits when a test's users, arrivals and data rows are dealt: core `core` of
+/// `cores` in shard `shard` of `shards` (a test run by one engine is shard 0 of 1).
+///
+/// Items are dealt round-robin by their run-wide index, first to shards, then within a shard to its
+/// cores: item `n` goes to shard `n % shards` as that shard's item `m = n / shards`, and item `m` of a
+/// shard goes to core `m % cores` as its item `m / cores`. When every shard has the same core count,
+/// this is exactly the round-robin deal of one engine with `shards × cores` cores, shard `s`'s core
+/// `c` being that engine's core `s + shards × c` (because `n mod NC = n mod N + N × ((n div N) mod C)`).
+/// When shards have different core counts, each still deals only its own residue class, so the shards
+/// together still take every item exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Seat {
+    /// The shard, `< shards`.
+    pub shard: u32,
+    /// Engines running the test together (at least 1).
+    pub shards: u32,
+    /// The engine thread within the shard, `< cores`.
+    pub core: u32,
+    /// Engine threads of this shard (at least 1).
+    pub cores: u32,
+}
+
+impl Seat {
+    /// Core `core` of `cores` of a test run by one engine.
+    pub fn single(core: u32, cores: u32) -> Seat {
+        Seat {
+            shard: 0,
+            shards: 1,
+            core,
+            cores,
+        }
+    }
+
+    /// The run-wide index of this seat's `k`-th item (from 0); `None` past `u64::MAX`.
+    pub fn item(&self, k: u64) -> Option<u64> {
+        k.checked_mul(u64::from(self.cores.max(1)))?
+            .checked_add(u64::from(self.core))?
+            .checked_mul(u64::from(self.shards.max(1)))?
+            .checked_add(u64::from(self.shard))
+    }
+
+    /// How many of the run-wide items `0..n` this seat gets.
+    pub fn count_of(&self, n: u64) -> u64 {
+        let shard_items = crate::plan::share(n, self.shards, self.shard);
+        crate::plan::share(shard_items, self.cores, self.core)
+    }
+
+    /// This seat's place among all `shards × cores` seats, as `(index, seats)`: the core it would be in
+    /// one engine of `shards × cores` cores (exact when every shard has this seat's core count).
+    pub fn overall(&self) -> (u64, u64) {
+        let shards = u64::from(self.shards.max(1));
+        (
+            u64::from(self.shard) + shards * u64::from(self.core),
+            shards * u64::from(self.cores.max(1)),
+        )
+    }
+}
+
+/// Where run-wide item `n` is dealt among `shards` shards of `cores` cores each: `(shard, core, k)`,
+/// the item being that seat's `k`-th ([`Seat::item`] is the inverse).
+pub fn deal(n: u64, shards: u32, cores: u32) -> (u32, u32, u64) {
+    let (shards, cores) = (u64::from(shards.max(1)), u64::from(cores.max(1)));
+    let local = n / shards;
+    // Both remainders are below a u32 count.
+    ((n % shards) as u32, (local % cores) as u32, local / cores)
+}
+
+/// One core's share of an open model's arrivals: the run-wide arrivals its [`Seat`] is dealt
+/// (`core, core + cores, ...` in a one-engine test), cut off after `limit` run-wide arrivals when the
+/// profile limits iterations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CoreArrivals {
     /// The run-wide schedule.
     pub curve: RateCurve,
-    /// Engine threads sharing it.
-    pub cores: u32,
-    /// This core's index, `< cores`.
-    pub core: u32,
-    /// The run's iteration limit, counted over every core's arrivals.
+    /// This core's seat in the deal.
+    pub seat: Seat,
+    /// The run's iteration limit, counted over every core's arrivals (of every shard).
     pub limit: Option<u64>,
 }
 
 impl CoreArrivals {
     /// When this core's `seq`-th arrival is due (`seq` from 0); `None` once its share is exhausted.
     pub fn intended_start(&self, seq: u64) -> Option<Nanos> {
-        let n = seq
-            .checked_mul(u64::from(self.cores.max(1)))?
-            .checked_add(u64::from(self.core))?;
+        let n = self.seat.item(seq)?;
         if self.limit.is_some_and(|limit| n >= limit) {
             return None;
         }
@@ -627,8 +693,7 @@ mod tests {
         for (i, (curve, cores, core, limit, seq, want)) in rows.into_iter().enumerate() {
             let a = CoreArrivals {
                 curve,
-                cores,
-                core,
+                seat: Seat::single(core, cores),
                 limit,
             };
             assert_eq!(a.intended_start(seq), want, "row {i}");
@@ -654,8 +719,7 @@ mod tests {
                 for core in 0..cores {
                     let a = CoreArrivals {
                         curve: curve.clone(),
-                        cores,
-                        core,
+                        seat: Seat::single(core, cores),
                         limit: None,
                     };
                     let mine: Vec<Nanos> = (0..).map_while(|k| a.intended_start(k)).collect();
@@ -664,6 +728,150 @@ mod tests {
                 }
                 union.sort();
                 assert_eq!(union, global, "{cores} cores, {curve:?}");
+            }
+        }
+    }
+
+    /// Where item `n` goes among shards × cores. Rows: (n, shards, cores, (shard, core, k)).
+    #[test]
+    fn deal_table() {
+        type Row = (u64, u32, u32, (u32, u32, u64));
+        #[rustfmt::skip]
+        let rows: &[Row] = &[
+            // One engine: round-robin over its cores.
+            (0, 1, 2, (0, 0, 0)),
+            (5, 1, 2, (0, 1, 2)),
+            // Two shards of two cores: items 0, 1, 2, 3 go to shard 0 core 0, shard 1 core 0, shard 0
+            // core 1, shard 1 core 1, as one engine's cores 0, 1, 2, 3 would take them.
+            (0, 2, 2, (0, 0, 0)),
+            (1, 2, 2, (1, 0, 0)),
+            (2, 2, 2, (0, 1, 0)),
+            (3, 2, 2, (1, 1, 0)),
+            (4, 2, 2, (0, 0, 1)),
+            // Eight shards of one core: shard n % 8.
+            (19, 8, 1, (3, 0, 2)),
+            // Zero counts (never in a valid plan) act as one.
+            (7, 0, 0, (0, 0, 7)),
+        ];
+        for (i, &(n, shards, cores, want)) in rows.iter().enumerate() {
+            assert_eq!(deal(n, shards, cores), want, "row {i}");
+            let (shard, core, k) = want;
+            let seat = Seat {
+                shard,
+                shards: shards.max(1),
+                core,
+                cores: cores.max(1),
+            };
+            assert_eq!(seat.item(k), Some(n), "row {i}: item() inverts deal()");
+        }
+        assert_eq!(
+            Seat {
+                shard: 1,
+                shards: 2,
+                core: 1,
+                cores: 2
+            }
+            .item(u64::MAX / 2),
+            None,
+            "overflow is the end of the seat's items, not a wrap"
+        );
+    }
+
+    /// For every shard count N, core count C and item count n: the seats of N shards × C cores take
+    /// every item of `0..n` exactly once, each seat as many as `count_of` says, and every item lands
+    /// on the seat that one engine with N × C cores would give it.
+    #[test]
+    fn shards_times_cores_deal_as_one_engine_with_every_core() {
+        for shards in 1..=7u32 {
+            for cores in 1..=5u32 {
+                for n in [0u64, 1, 2, 5, 11, 12, 35, 36, 37, 100] {
+                    let mut taken = vec![0u32; n as usize];
+                    for shard in 0..shards {
+                        for core in 0..cores {
+                            let seat = Seat {
+                                shard,
+                                shards,
+                                core,
+                                cores,
+                            };
+                            let count = seat.count_of(n);
+                            let (overall, seats) = seat.overall();
+                            assert_eq!(seats, u64::from(shards * cores));
+                            for k in 0..count {
+                                let item = seat.item(k).unwrap();
+                                assert!(
+                                    item < n,
+                                    "{shards}x{cores}, n={n}: item {item} out of range"
+                                );
+                                taken[item as usize] += 1;
+                                assert_eq!(item % seats, overall, "one engine's core");
+                            }
+                            assert!(seat.item(count).unwrap() >= n, "count_of is exact");
+                        }
+                    }
+                    assert!(
+                        taken.iter().all(|&t| t == 1),
+                        "{shards}x{cores}, n={n}: {taken:?}"
+                    );
+                }
+            }
+        }
+        // Shards with different core counts (machines of different sizes) still partition the items.
+        let mut taken = vec![0u32; 50];
+        for (shard, cores) in [(0u32, 2u32), (1, 3), (2, 1)] {
+            for core in 0..cores {
+                let seat = Seat {
+                    shard,
+                    shards: 3,
+                    core,
+                    cores,
+                };
+                for k in 0..seat.count_of(50) {
+                    taken[seat.item(k).unwrap() as usize] += 1;
+                }
+            }
+        }
+        assert!(taken.iter().all(|&t| t == 1), "{taken:?}");
+    }
+
+    /// The arrivals of every core of every shard make the run-wide schedule exactly (same count, same
+    /// instants), with and without an iteration limit.
+    #[test]
+    fn shards_together_make_the_run_wide_schedule() {
+        let curves = [
+            RateCurve::constant(7.0, secs(3)),
+            RateCurve::constant(999.9, secs(1)),
+            RateCurve::ramps(1.0, &[(333.0, Duration::from_millis(1700)), (0.5, secs(1))]),
+        ];
+        for curve in curves {
+            for limit in [None, Some(1), Some(17), Some(u64::MAX)] {
+                let global: Vec<Nanos> = (0..)
+                    .map_while(|n| curve.arrival(n))
+                    .take(limit.unwrap_or(u64::MAX).try_into().unwrap_or(usize::MAX))
+                    .collect();
+                for (shards, cores) in [(1u32, 1u32), (2, 1), (3, 2), (4, 3), (16, 1)] {
+                    let mut union = Vec::new();
+                    for shard in 0..shards {
+                        for core in 0..cores {
+                            let a = CoreArrivals {
+                                curve: curve.clone(),
+                                seat: Seat {
+                                    shard,
+                                    shards,
+                                    core,
+                                    cores,
+                                },
+                                limit,
+                            };
+                            let mine: Vec<Nanos> =
+                                (0..).map_while(|k| a.intended_start(k)).collect();
+                            assert!(mine.windows(2).all(|w| w[0] <= w[1]));
+                            union.extend(mine);
+                        }
+                    }
+                    union.sort();
+                    assert_eq!(union, global, "{shards}x{cores}, {limit:?}, {curve:?}");
+                }
             }
         }
     }

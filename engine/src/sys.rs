@@ -25,18 +25,135 @@ pub(crate) fn pin_current_thread(cpu: u32) -> bool {
     sched_setaffinity(Pid::from_raw(0), &set).is_ok()
 }
 
-/// CPU time of the calling thread: (user, system).
-pub(crate) fn thread_cpu_time() -> (Duration, Duration) {
+/// What `getrusage(RUSAGE_THREAD)` says about the calling thread, cumulative since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ThreadUsage {
+    pub user: Duration,
+    pub system: Duration,
+    /// Voluntary context switches: the thread blocked (waited for I/O or a timer).
+    pub voluntary: u64,
+    /// Involuntary context switches: the kernel took the CPU from the thread while it could run.
+    pub involuntary: u64,
+}
+
+/// CPU time and context switches of the calling thread (zeros if the kernel refuses).
+pub(crate) fn thread_usage() -> ThreadUsage {
     use nix::sys::resource::{UsageWho, getrusage};
     match getrusage(UsageWho::RUSAGE_THREAD) {
         Ok(u) => {
             let tv = |t: nix::sys::time::TimeVal| {
                 Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000)
             };
-            (tv(u.user_time()), tv(u.system_time()))
+            ThreadUsage {
+                user: tv(u.user_time()),
+                system: tv(u.system_time()),
+                voluntary: u.voluntary_context_switches() as u64,
+                involuntary: u.involuntary_context_switches() as u64,
+            }
         }
-        Err(_) => (Duration::ZERO, Duration::ZERO),
+        Err(_) => ThreadUsage::default(),
     }
+}
+
+/// Reads, once a second, what the kernel knows about the CPU time a core's thread did not get: its
+/// run-queue delay (`/proc/thread-self/schedstat`) and its CPU's steal time (`/proc/stat`). The files
+/// stay open and are re-read from offset 0, into a buffer allocated once; a kernel without either
+/// file or field gives `None`, never an error.
+#[derive(Debug)]
+pub(crate) struct SchedProbe {
+    /// `/proc/thread-self/schedstat` as opened by the core's thread: the descriptor keeps naming that
+    /// thread.
+    schedstat: Option<std::fs::File>,
+    /// `/proc/stat`, and the CPU whose line to read.
+    stat: Option<(std::fs::File, u32)>,
+    /// Microseconds per clock tick of `/proc/stat`.
+    tick_us: u64,
+    buf: Vec<u8>,
+}
+
+impl SchedProbe {
+    /// A probe for the calling thread, pinned to `cpu` (steal is read only for a pinned thread: an
+    /// unpinned one runs on whichever CPU is free).
+    pub(crate) fn for_current_thread(cpu: Option<u32>) -> SchedProbe {
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .filter(|&hz| hz > 0)
+            .unwrap_or(100) as u64;
+        SchedProbe {
+            schedstat: std::fs::File::open("/proc/thread-self/schedstat").ok(),
+            stat: cpu.and_then(|c| Some((std::fs::File::open("/proc/stat").ok()?, c))),
+            tick_us: 1_000_000 / hz,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Total time the thread has waited runnable on a run queue, µs.
+    pub(crate) fn run_delay_us(&mut self) -> Option<u64> {
+        let text = read_start(self.schedstat.as_ref()?, &mut self.buf, 256)?;
+        parse_schedstat_delay_ns(text).map(|ns| ns / 1000)
+    }
+
+    /// Total steal time of the pinned CPU, µs.
+    pub(crate) fn steal_us(&mut self) -> Option<u64> {
+        let (file, cpu) = self.stat.as_ref()?;
+        let label = CpuLabel::new(*cpu);
+        // The per-CPU lines come first, each well under 160 bytes.
+        let want = 160 * (*cpu as usize + 2);
+        let text = read_start(file, &mut self.buf, want)?;
+        parse_stat_steal_ticks(text, label.as_str()).map(|ticks| ticks * self.tick_us)
+    }
+}
+
+/// `cpu7 `: the label of a CPU's line in `/proc/stat`, formatted without allocating.
+struct CpuLabel([u8; 16], usize);
+
+impl CpuLabel {
+    fn new(cpu: u32) -> CpuLabel {
+        use std::io::Write as _;
+        let mut bytes = [0u8; 16];
+        let mut w = &mut bytes[..];
+        let _ = write!(w, "cpu{cpu} ");
+        let len = 16 - w.len();
+        CpuLabel(bytes, len)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0[..self.1]).unwrap_or("cpu? ")
+    }
+}
+
+/// The first `want` bytes (at least) of `file`, in one read from offset 0: `/proc` files are generated
+/// whole on every read from the start, so one large read costs less than several small ones. The
+/// result ends at the last complete line.
+fn read_start<'a>(file: &std::fs::File, buf: &'a mut Vec<u8>, want: usize) -> Option<&'a str> {
+    use std::os::unix::fs::FileExt;
+    buf.resize(want.max(buf.len()), 0);
+    let n = file.read_at(buf, 0).ok()?;
+    let whole = buf[..n]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(n, |i| i + 1);
+    std::str::from_utf8(&buf[..whole]).ok()
+}
+
+fn find_line<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(label))
+}
+
+/// The run-queue delay in `/proc/<pid>/task/<tid>/schedstat`: "on-CPU ns, waiting ns, timeslices".
+fn parse_schedstat_delay_ns(text: &str) -> Option<u64> {
+    text.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
+/// The steal column (the eighth number) of the `/proc/stat` line that starts with `label`; `None`
+/// when the line is missing or too short (kernels before 2.6.11 have no steal column).
+fn parse_stat_steal_ticks(text: &str, label: &str) -> Option<u64> {
+    find_line(text, label)?
+        .split_ascii_whitespace()
+        .nth(7)?
+        .parse()
+        .ok()
 }
 
 /// Raises the soft open-file limit to the hard limit, since every virtual user holds a socket.
@@ -81,5 +198,47 @@ pub(crate) fn host_info() -> formats::HostInfo {
         kernel,
         cpu_count,
         cpu_model,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_schedstat_and_steal() {
+        assert_eq!(parse_schedstat_delay_ns("3815093 43452 17\n"), Some(43452));
+        assert_eq!(parse_schedstat_delay_ns("3815093\n"), None);
+        let stat = "cpu  115356 0 17862 428942 15847 0 3414 100 0 0\n\
+                    cpu0 56948 0 8516 213049 10317 0 2121 49 0 0\n\
+                    cpu1 58407 0 9345 215893 5530 0 1293 51 0 0\n\
+                    cpu10 1 0 1 1 1 0 1 7 0 0\n\
+                    intr 1 2 3\n";
+        assert_eq!(parse_stat_steal_ticks(stat, "cpu1 "), Some(51));
+        assert_eq!(parse_stat_steal_ticks(stat, "cpu10 "), Some(7));
+        assert_eq!(parse_stat_steal_ticks(stat, "cpu2 "), None);
+        // An old kernel's line without the steal column.
+        assert_eq!(
+            parse_stat_steal_ticks("cpu0 1 2 3 4 5 6 7\n", "cpu0 "),
+            None
+        );
+        assert_eq!(CpuLabel::new(12).as_str(), "cpu12 ");
+    }
+
+    /// On this machine the probe reads real figures, and a second reading never goes backwards.
+    #[test]
+    fn the_probe_reads_this_thread() {
+        let cpu = allowed_cpus()[0];
+        let mut probe = SchedProbe::for_current_thread(Some(cpu));
+        if std::path::Path::new("/proc/thread-self/schedstat").exists() {
+            let a = probe.run_delay_us().expect("schedstat is readable");
+            let b = probe.run_delay_us().unwrap();
+            assert!(b >= a);
+        }
+        if let (Some(a), Some(b)) = (probe.steal_us(), probe.steal_us()) {
+            assert!(b >= a);
+        }
+        let u = thread_usage();
+        assert!(u.voluntary + u.involuntary < u64::MAX);
     }
 }

@@ -134,6 +134,20 @@ fn https_with_a_ca_file_verifies_and_every_request_is_a_sample() {
                 .filter(|&c| c > 0)
                 .collect();
             assert_eq!(connected.len(), 4, "{io} {host}: {connected:?}");
+            // The handshake's part of each connect is recorded (format v1.1), and only there.
+            let s = &r.logs[0].samples;
+            for i in 0..s.len() {
+                if s.connect_us[i] > 0 {
+                    assert!(
+                        s.tls_us[i] > 0 && s.tls_us[i] <= s.connect_us[i],
+                        "{io} {host}: connect {} tls {}",
+                        s.connect_us[i],
+                        s.tls_us[i]
+                    );
+                } else {
+                    assert_eq!(s.tls_us[i], 0, "{io} {host}: a reused connection did TLS");
+                }
+            }
             assert_eq!(server.tls_failures(), 0);
             assert!(
                 r.manifest
@@ -270,4 +284,11 @@ fn wss_upgrades_over_tls_and_echoes() {
     assert!(r.rows().len() > 20);
     assert_eq!(r.rows().len() as u64, server.served());
     assert_eq!(server.tls_failures(), 0);
+    // Each of the two users upgraded once over TLS: the handshake time is recorded for exactly those.
+    let s = &r.samples;
+    let handshakes = (0..s.len()).filter(|&i| s.tls_us[i] > 0).count();
+    let connects = (0..s.len()).filter(|&i| s.connect_us[i] > 0).count();
+    assert_eq!(handshakes, connects, "{:?}", s.tls_us);
+    assert!(handshakes >= 2);
+    assert!((0..s.len()).all(|i| s.tls_us[i] <= s.connect_us[i]));
 }

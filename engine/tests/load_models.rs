@@ -473,9 +473,15 @@ fn console_warns_when_the_generator_falls_behind() {
     assert_eq!(out.status.code(), Some(0));
     let err = stderr(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // The lag is the pool's doing, not the generator's speed, and the console says so and what to do.
     assert!(
-        err.contains("the generator is the bottleneck: results are suspect"),
+        err.contains("requests over 1ms late: pool full:")
+            && err.contains("arrivals waited for a free user"),
         "{err}"
+    );
+    assert!(
+        stdout.contains("pool full in") && stdout.contains("raise max_users"),
+        "{stdout}"
     );
     assert!(
         stdout.contains("iterations were dropped") || stdout.contains("dropped because"),

@@ -1,10 +1,12 @@
 //! Measures the sample-log format on a realistic synthetic stream.
 //!
-//! `cargo run --release -p formats --example format-bench [-- --samples N] [--out LOG_FILE]`
+//! `cargo run --release -p formats --example format-bench [-- --samples N] [--out LOG_FILE] [--tls]`
 //!
 //! The stream: 5 request names, 50,000 arrivals a second (Poisson) on one core, log-normal latencies
 //! clamped to 0.2–50 ms, 1 % failures of three kinds with three messages, 0.5 % new connections,
 //! schedule lag of a few µs, 256 users, samples written in completion order as the engine writes them.
+//! With `--tls`, every new connection also does a TLS handshake of 0.3–0.8 ms (an https target), so
+//! the v1.1 sample-extras blocks are written; without it the stream is plain HTTP, as in v1.0.
 //! The last line is `bytes_per_sample=<x> write_ns_per_sample=<y> read_msamples_per_s=<z>`, where the
 //! write time covers pushing samples and encoding blocks, and the read rate is the decoding of all
 //! twelve columns into reused 8192-sample column batches.
@@ -41,7 +43,12 @@ impl Rng {
     }
 }
 
-fn synthesize(n: usize, names: &[formats::NameId], messages: &[formats::MessageId]) -> Vec<Sample> {
+fn synthesize(
+    n: usize,
+    names: &[formats::NameId],
+    messages: &[formats::MessageId],
+    tls: bool,
+) -> Vec<Sample> {
     const MEDIAN_US: [f64; 5] = [900.0, 2_500.0, 1_500.0, 6_000.0, 400.0];
     const SENT: [u32; 5] = [98, 142, 310, 120, 87];
     const RECEIVED: [u32; 5] = [512, 2_300, 180, 9_800, 64];
@@ -70,6 +77,7 @@ fn synthesize(n: usize, names: &[formats::NameId], messages: &[formats::MessageI
             } else {
                 0
             },
+            tls_us: 0,
             ttfb_us: latency - (rng.exp(4.0) as u32).min(latency - 1),
             status: 200,
             outcome: Outcome::Ok,
@@ -78,6 +86,11 @@ fn synthesize(n: usize, names: &[formats::NameId], messages: &[formats::MessageI
             bytes_received: RECEIVED[k] + if k == 1 { rng.below(16) as u32 } else { 0 },
             user: rng.below(256) as u32,
         };
+        // Derived without drawing from the generator, so the rest of the stream is the same either way.
+        if tls && s.connect_us > 0 {
+            s.tls_us = 300 + (s.connect_us * 13) % 500;
+            s.connect_us += s.tls_us;
+        }
         if rng.below(100) == 0 {
             let kind = rng.below(3) as usize;
             s.outcome = [Outcome::Status, Outcome::Timeout, Outcome::Reset][kind];
@@ -118,13 +131,18 @@ impl formats::BlockSink for Keep {
 fn main() {
     let mut n = 10_000_000usize;
     let mut keep: Option<String> = None;
+    let mut tls = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        if a == "--tls" {
+            tls = true;
+            continue;
+        }
         match (a.as_str(), args.next()) {
             ("--samples", Some(v)) => n = v.parse().expect("--samples takes a whole number"),
             ("--out", Some(path)) => keep = Some(path),
             _ => {
-                eprintln!("usage: format-bench [--samples N] [--out LOG_FILE]");
+                eprintln!("usage: format-bench [--samples N] [--out LOG_FILE] [--tls]");
                 std::process::exit(2);
             }
         }
@@ -152,7 +170,7 @@ fn main() {
     // The engine builds each sample in registers; to time the writer rather than DRAM, the stream
     // repeats a cache-sized pattern of 65,536 samples, each repetition shifted later in time so the
     // stream stays in completion order.
-    let pattern = synthesize(n.min(1 << 16), &names, &messages);
+    let pattern = synthesize(n.min(1 << 16), &names, &messages, tls);
     let end = |s: &Sample| s.actual_us + u64::from(s.latency_us);
     let period = end(&pattern[pattern.len() - 1]) - end(&pattern[0]) + 20;
     let sample_at = |i: usize| {

@@ -37,6 +37,9 @@ pub enum BlockKind {
     Intervals,
     /// The end of the log ([`crate::EndOfLog`]); nothing follows it.
     End,
+    /// Extra per-sample columns for the samples block just before it (v1.1: the TLS handshake time;
+    /// see [`crate::samples`]). Readers of v1.0 skip it and still read every sample.
+    SampleExtras,
     /// A kind this build does not know; skipped.
     Unknown(u8),
 }
@@ -50,6 +53,7 @@ impl BlockKind {
             BlockKind::Messages => 3,
             BlockKind::Intervals => 4,
             BlockKind::End => 5,
+            BlockKind::SampleExtras => 6,
             BlockKind::Unknown(c) => c,
         }
     }
@@ -62,6 +66,7 @@ impl BlockKind {
             3 => BlockKind::Messages,
             4 => BlockKind::Intervals,
             5 => BlockKind::End,
+            6 => BlockKind::SampleExtras,
             c => BlockKind::Unknown(c),
         }
     }
@@ -75,6 +80,7 @@ impl fmt::Display for BlockKind {
             BlockKind::Messages => f.write_str("message table"),
             BlockKind::Intervals => f.write_str("interval stats"),
             BlockKind::End => f.write_str("end-of-file"),
+            BlockKind::SampleExtras => f.write_str("sample extras"),
             BlockKind::Unknown(c) => write!(f, "unknown (kind {c})"),
         }
     }

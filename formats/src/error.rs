@@ -49,6 +49,14 @@ pub enum PayloadError {
     /// A struct encoded with postcard did not decode.
     #[error("a record did not decode: {0}")]
     Record(String),
+    /// A sample-extras block does not hold as many samples as the samples block it belongs to.
+    #[error("the block holds {extras} samples, but the samples block before it holds {samples}")]
+    ExtrasCount {
+        /// Samples in the extras block.
+        extras: u64,
+        /// Samples in the samples block before it.
+        samples: u64,
+    },
     /// Bytes were left over after the last field.
     #[error("{bytes} bytes left over after the last field")]
     TrailingBytes {

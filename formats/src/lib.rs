@@ -10,7 +10,7 @@
 //! `engine run` creates `runs/<UTC start>-<profile name>/` holding `manifest.json` ([`Manifest`]) and one
 //! sample log per engine thread, `core-<N>.log`. See [`run`].
 //!
-//! ## A sample log, version 1.0
+//! ## A sample log, version 1.0 (and 1.1)
 //!
 //! Little-endian throughout. A 60-byte [header] (magic `89 53 4D 50 4C 0D 0A 1A`, version, run
 //! id, core, clock base, CRC32C), then [blocks](block) until the end of the file:
@@ -30,6 +30,18 @@
 //! A table block always precedes the first samples block that uses its ids. A log without an
 //! end-of-file block was never finished: its writer was killed, crashed, or is still running.
 //!
+//! ## v1.1 additions
+//!
+//! | kind | block            | payload                                                       |
+//! |------|------------------|---------------------------------------------------------------|
+//! | 6    | sample extras    | extra columns for the samples block just before it: the TLS handshake time ([`samples`]) |
+//!
+//! A v1.1 writer puts a sample-extras block right after a samples block whose samples did any TLS
+//! handshake, and leaves it out otherwise. [`Sample::tls_us`] reads as 0 from v1.0 logs and where the
+//! block is absent; a v1.0 reader skips the block and reads every sample as before. `connect_us` keeps
+//! its v1.0 meaning (TCP connect *plus* TLS handshake), so the TCP connect alone is
+//! `connect_us − tls_us`.
+//!
 //! **Time.** Every time is a whole number of microseconds. Starts count from the run's time zero, whose
 //! CLOCK_MONOTONIC reading (ns) and wall-clock UTC (ns since the epoch) are in the header and the
 //! manifest. Microseconds, not nanoseconds, because the clock reads and the kernel's completion
@@ -38,7 +50,10 @@
 //!
 //! **Versions.** A reader accepts every minor version of its major and refuses a newer major with
 //! [`DecodeErrorKind::NewerMajorVersion`]. Minor versions may add block kinds (older readers skip them),
-//! lengthen the header, and append fields to interval records.
+//! lengthen the header, append fields to interval records, and append columns to sample-extras blocks.
+//! Version 1.1 appended the fields that explain schedule lag to [`IntervalStats`] (context switches,
+//! run-queue delay, steal, wake-up lateness, users started, late requests); [`health`] is the rule that
+//! reads them. It also added the sample-extras block (the TLS handshake time of each sample).
 //!
 //! ## Writing and reading back
 //!
@@ -71,6 +86,7 @@ pub mod block;
 mod column;
 mod error;
 pub mod header;
+pub mod health;
 pub mod manifest;
 mod reader;
 pub mod records;
@@ -97,4 +113,4 @@ pub use writer::{BlockSink, IoSink, LogWriter, MAX_MESSAGES};
 /// The major version this build writes and reads.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The minor version this build writes.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;

@@ -160,7 +160,10 @@ impl<'a> LogReader<'a> {
                 self.pos = at + len;
                 let result = match kind {
                     BlockKind::Samples => match self.decoder.decode(payload, out) {
-                        Ok(n) => return Some(n),
+                        Ok(n) => {
+                            self.attach_extras(out, n);
+                            return Some(n);
+                        }
                         Err(e) => Err(e),
                     },
                     BlockKind::Names => {
@@ -173,7 +176,8 @@ impl<'a> LogReader<'a> {
                     }
                     BlockKind::Intervals => records::decode_intervals(payload, &mut self.intervals),
                     BlockKind::End => records::decode_end(payload).map(|e| self.end = Some(e)),
-                    BlockKind::Unknown(_) => Ok(()),
+                    // Extras whose samples block was damaged (and reported) have nothing to attach to.
+                    BlockKind::SampleExtras | BlockKind::Unknown(_) => Ok(()),
                 };
                 if let Err(error) = result {
                     self.problem(at, DecodeErrorKind::Payload { block: kind, error });
@@ -230,6 +234,33 @@ impl<'a> LogReader<'a> {
             }
         }
         None
+    }
+
+    /// Reads the sample-extras block that follows the samples block just decoded (its `n` samples are
+    /// the last in `out`), if there is an intact one. Without it the extra columns stay 0; a damaged
+    /// one is left to the block loop, which reports it and resynchronises.
+    fn attach_extras(&mut self, out: &mut SampleColumns, n: usize) {
+        let at = self.pos;
+        let Some(rest) = self.data.get(at..) else {
+            return;
+        };
+        if let Frame::Block {
+            kind: BlockKind::SampleExtras,
+            payload,
+            len,
+        } = block::parse(rest)
+        {
+            self.pos = at + len;
+            if let Err(error) = self.decoder.decode_extras(payload, n, out) {
+                self.problem(
+                    at,
+                    DecodeErrorKind::Payload {
+                        block: BlockKind::SampleExtras,
+                        error,
+                    },
+                );
+            }
+        }
     }
 
     /// The next offset at or after `from` where a block with a valid checksum starts, or where an

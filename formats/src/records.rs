@@ -3,6 +3,10 @@
 //! Both are encoded with postcard (varints for integers, fields in declaration order). An intervals
 //! payload is `count varint` then `count × (length varint, postcard record)`; the length lets a later
 //! minor version append fields that this version skips. An end payload is one postcard [`EndOfLog`].
+//!
+//! A record written by an older minor version is shorter than this version's: the fields it lacks
+//! read as 0 (or `None`). The reader pads the record with zero bytes before decoding it, which works
+//! because postcard writes a varint 0 and an `Option::None` as one zero byte each.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +16,10 @@ use crate::varint::{self, Cursor};
 /// What one engine core measured about itself over one interval (normally one second).
 ///
 /// These are the generator's health figures: the analyzer uses them to tell whether the load generator
-/// kept up with its schedule.
+/// kept up with its schedule, and if it did not, why (the rules are in [`crate::health`]).
+///
+/// Fields up to `open_connections` are format v1.0; the rest were added in v1.1 and read as 0 or
+/// `None` in records written by v1.0 writers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct IntervalStats {
     /// Start of the interval, µs since the run's clock base.
@@ -43,7 +50,49 @@ pub struct IntervalStats {
     pub connections_opened: u32,
     /// Connections open at the end of the interval.
     pub open_connections: u32,
+    // Format v1.1 from here on: what explains schedule lag.
+    /// The most virtual users alive at once during the interval (v1.1). `active_users` is the count at
+    /// the end, which misses users that ran during the interval and left before its end.
+    pub users_max: u32,
+    /// Virtual users started in the interval: spawned, or back for a new span of a staged population
+    /// (v1.1).
+    pub users_started: u32,
+    /// Requests completed in the interval whose schedule lag passed
+    /// [`crate::health::LAG_LIMIT_US`] (v1.1): the count a per-second lag judgement rests on.
+    pub late_requests: u32,
+    /// Voluntary context switches of the core's thread in the interval: it waited for I/O or a timer
+    /// (v1.1).
+    pub voluntary_switches: u32,
+    /// Involuntary context switches of the core's thread in the interval: the kernel took the CPU
+    /// away while it could run (v1.1).
+    pub involuntary_switches: u32,
+    /// Time the core's thread was runnable but not running (waiting on a run queue), µs, from
+    /// `/proc/thread-self/schedstat` (v1.1). `None` where the kernel does not report it.
+    pub run_delay_us: Option<u32>,
+    /// Steal time of the CPU the core's thread is pinned to, µs, from `/proc/stat`: time a hypervisor
+    /// gave that virtual CPU to someone else (v1.1). `None` when the thread is not pinned or the kernel
+    /// does not report steal. Counted in clock ticks (usually 10 ms).
+    pub steal_us: Option<u32>,
+    /// Timed waits of the core's loop that ended in the interval: the sample behind the two
+    /// wake-up lateness figures (v1.1).
+    pub wakeups: u32,
+    /// 99th percentile of how late those waits woke up after their deadline, µs (v1.1).
+    pub wake_late_p99_us: u32,
+    /// The latest wake-up after a deadline, µs (v1.1).
+    pub wake_late_max_us: u32,
+    /// In a core's first interval only: how long after the run's time zero the core finished setting
+    /// up (runtime, log, connections' memory) and could start its schedule, µs; 0 when it was ready in
+    /// time (v1.1).
+    pub start_late_us: u32,
+    /// Open models: arrivals that found every user of their kind busy and waited in the queue for one
+    /// to become free (v1.1). Their wait is schedule lag, but the pool's size, not the generator's
+    /// speed, caused it.
+    pub iterations_queued: u32,
 }
+
+/// An encoded [`IntervalStats`] is at most this long: 10 bytes for the `u64`, 5 for each `u32`, 6 for
+/// each `Option<u32>`. Shorter records (older minor versions) are padded to it before decoding.
+const MAX_RECORD: usize = 10 + 23 * 5 + 2 * 6;
 
 /// The last block of a log the writer finished properly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -56,9 +105,9 @@ pub struct EndOfLog {
 
 pub(crate) fn encode_intervals(records: &[IntervalStats], out: &mut Vec<u8>) {
     varint::put(out, records.len() as u64);
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; MAX_RECORD];
     for r in records {
-        let bytes = postcard::to_slice(r, &mut buf).expect("an IntervalStats fits in 128 bytes");
+        let bytes = postcard::to_slice(r, &mut buf).expect("an IntervalStats fits in MAX_RECORD");
         varint::put(out, bytes.len() as u64);
         out.extend_from_slice(bytes);
     }
@@ -74,6 +123,14 @@ pub(crate) fn decode_intervals(
     for _ in 0..count {
         let len = cur.length(cur.remaining())?;
         let record = cur.take(len)?;
+        // Fields an older writer did not know read as zero bytes: 0 or None.
+        let mut padded = [0u8; MAX_RECORD];
+        let record = if record.len() < MAX_RECORD {
+            padded[..record.len()].copy_from_slice(record);
+            &padded[..]
+        } else {
+            record
+        };
         match postcard::take_from_bytes::<IntervalStats>(record) {
             Ok((r, _newer_fields)) => out.push(r),
             Err(e) => {
@@ -100,4 +157,135 @@ pub(crate) fn decode_end(payload: &[u8]) -> Result<EndOfLog, PayloadError> {
     postcard::take_from_bytes::<EndOfLog>(payload)
         .map(|(e, _)| e)
         .map_err(|e| PayloadError::Record(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record as format v1.0 wrote it: the same fields, fewer of them.
+    #[derive(Serialize)]
+    struct V10 {
+        start_us: u64,
+        duration_us: u32,
+        active_users: u32,
+        iterations_started: u32,
+        iterations_dropped: u32,
+        requests: u32,
+        failures: u32,
+        lag_p50_us: u32,
+        lag_p99_us: u32,
+        lag_max_us: u32,
+        cpu_user_us: u32,
+        cpu_system_us: u32,
+        connections_opened: u32,
+        open_connections: u32,
+    }
+
+    fn payload(records: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        varint::put(&mut out, records.len() as u64);
+        for r in records {
+            varint::put(&mut out, r.len() as u64);
+            out.extend_from_slice(r);
+        }
+        out
+    }
+
+    #[test]
+    fn a_v1_0_record_decodes_with_the_new_fields_zero() {
+        let old = V10 {
+            start_us: 3_000_000,
+            duration_us: 1_000_000,
+            active_users: 20,
+            iterations_started: 150,
+            iterations_dropped: 1,
+            requests: 245,
+            failures: 2,
+            lag_p50_us: 3,
+            lag_p99_us: 2200,
+            lag_max_us: 3300,
+            cpu_user_us: 15_000,
+            cpu_system_us: 5_000,
+            connections_opened: 4,
+            open_connections: 20,
+        };
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        // Two records, so that the padding of the first cannot swallow the second.
+        let mut out = Vec::new();
+        decode_intervals(&payload(&[&bytes, &bytes]), &mut out).unwrap();
+        let want = IntervalStats {
+            start_us: 3_000_000,
+            duration_us: 1_000_000,
+            active_users: 20,
+            iterations_started: 150,
+            iterations_dropped: 1,
+            requests: 245,
+            failures: 2,
+            lag_p50_us: 3,
+            lag_p99_us: 2200,
+            lag_max_us: 3300,
+            cpu_user_us: 15_000,
+            cpu_system_us: 5_000,
+            connections_opened: 4,
+            open_connections: 20,
+            ..IntervalStats::default()
+        };
+        assert_eq!(out, [want, want]);
+        assert_eq!(out[0].run_delay_us, None);
+        assert_eq!(out[0].steal_us, None);
+    }
+
+    #[test]
+    fn the_largest_record_fits_and_round_trips() {
+        let big = IntervalStats {
+            start_us: u64::MAX,
+            duration_us: u32::MAX,
+            active_users: u32::MAX,
+            iterations_started: u32::MAX,
+            iterations_dropped: u32::MAX,
+            requests: u32::MAX,
+            failures: u32::MAX,
+            lag_p50_us: u32::MAX,
+            lag_p99_us: u32::MAX,
+            lag_max_us: u32::MAX,
+            cpu_user_us: u32::MAX,
+            cpu_system_us: u32::MAX,
+            connections_opened: u32::MAX,
+            open_connections: u32::MAX,
+            users_max: u32::MAX,
+            users_started: u32::MAX,
+            late_requests: u32::MAX,
+            voluntary_switches: u32::MAX,
+            involuntary_switches: u32::MAX,
+            run_delay_us: Some(u32::MAX),
+            steal_us: Some(u32::MAX),
+            wakeups: u32::MAX,
+            wake_late_p99_us: u32::MAX,
+            wake_late_max_us: u32::MAX,
+            start_late_us: u32::MAX,
+            iterations_queued: u32::MAX,
+        };
+        assert_eq!(postcard::to_allocvec(&big).unwrap().len(), MAX_RECORD);
+        let mut payload = Vec::new();
+        encode_intervals(&[big], &mut payload);
+        let mut out = Vec::new();
+        decode_intervals(&payload, &mut out).unwrap();
+        assert_eq!(out, [big]);
+    }
+
+    #[test]
+    fn a_longer_record_from_a_later_version_keeps_the_fields_this_one_knows() {
+        let r = IntervalStats {
+            requests: 7,
+            steal_us: Some(10_000),
+            start_late_us: 5,
+            ..IntervalStats::default()
+        };
+        let mut bytes = postcard::to_allocvec(&r).unwrap();
+        bytes.extend_from_slice(&[0x7f; 200]);
+        let mut out = Vec::new();
+        decode_intervals(&payload(&[&bytes]), &mut out).unwrap();
+        assert_eq!(out, [r]);
+    }
 }

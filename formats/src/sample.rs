@@ -118,6 +118,10 @@ pub struct Sample {
     /// Time to open the connection (TCP connect plus TLS handshake) when this request opened one, µs;
     /// 0 when it reused a connection. A measured 0 is stored as 1.
     pub connect_us: u32,
+    /// The TLS handshake's part of `connect_us`, µs; 0 when the request did no handshake (plain TCP,
+    /// or a reused connection). A measured 0 is stored as 1; never more than `connect_us`. Added in
+    /// v1.1 (a sample-extras block); reads as 0 from v1.0 logs.
+    pub tls_us: u32,
     /// From the actual start to the first response byte, µs; 0 when no byte arrived. Never more than
     /// `latency_us`; a measured 0 with a response is stored as 1 where the latency allows.
     pub ttfb_us: u32,
@@ -155,6 +159,7 @@ pub struct SampleColumns {
     pub actual_us: Vec<u64>,
     pub latency_us: Vec<u32>,
     pub connect_us: Vec<u32>,
+    pub tls_us: Vec<u32>,
     pub ttfb_us: Vec<u32>,
     pub status: Vec<u16>,
     pub outcome: Vec<u8>,
@@ -173,6 +178,7 @@ impl SampleColumns {
             actual_us: Vec::with_capacity(n),
             latency_us: Vec::with_capacity(n),
             connect_us: Vec::with_capacity(n),
+            tls_us: Vec::with_capacity(n),
             ttfb_us: Vec::with_capacity(n),
             status: Vec::with_capacity(n),
             outcome: Vec::with_capacity(n),
@@ -200,6 +206,7 @@ impl SampleColumns {
         self.actual_us.clear();
         self.latency_us.clear();
         self.connect_us.clear();
+        self.tls_us.clear();
         self.ttfb_us.clear();
         self.status.clear();
         self.outcome.clear();
@@ -216,6 +223,7 @@ impl SampleColumns {
         self.actual_us.extend_from_slice(&other.actual_us);
         self.latency_us.extend_from_slice(&other.latency_us);
         self.connect_us.extend_from_slice(&other.connect_us);
+        self.tls_us.extend_from_slice(&other.tls_us);
         self.ttfb_us.extend_from_slice(&other.ttfb_us);
         self.status.extend_from_slice(&other.status);
         self.outcome.extend_from_slice(&other.outcome);
@@ -233,6 +241,7 @@ impl SampleColumns {
             actual_us: self.actual_us[i],
             latency_us: self.latency_us[i],
             connect_us: self.connect_us[i],
+            tls_us: self.tls_us[i],
             ttfb_us: self.ttfb_us[i],
             status: self.status[i],
             outcome: Outcome::from_code(self.outcome[i]).unwrap_or(Outcome::Other),
@@ -250,6 +259,7 @@ impl SampleColumns {
         self.actual_us.push(s.actual_us);
         self.latency_us.push(s.latency_us);
         self.connect_us.push(s.connect_us);
+        self.tls_us.push(s.tls_us);
         self.ttfb_us.push(s.ttfb_us);
         self.status.push(s.status);
         self.outcome.push(s.outcome.code());

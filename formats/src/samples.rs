@@ -26,6 +26,27 @@
 //! Samples are appended when requests complete, so `end` grows almost monotonically and its deltas are
 //! the gaps between completions, while the intended start (which concurrency reorders) is derived.
 //! Arithmetic on `end`, `lag` and starts wraps modulo 2^64, so every `u64` round-trips.
+//!
+//! ## v1.1 addition: the sample-extras block
+//!
+//! Columns added after v1.0 go in a separate block of kind 6 ([`crate::BlockKind::SampleExtras`])
+//! written right after the samples block they belong to, so a v1.0 reader (which skips unknown kinds)
+//! still reads every sample:
+//!
+//! ```text
+//! count    varint                 number of samples: the same n as the samples block before it
+//! columns  varint                 number of extra columns that follow (1 in v1.1)
+//! columns × (length varint, column)
+//! ```
+//!
+//! | # | column | residual r\[i\]                                                             |
+//! |---|--------|---------------------------------------------------------------------------|
+//! | 0 | tls    | the TLS handshake's part of connect, µs; 0 without a handshake            |
+//!
+//! A later minor version appends columns; a reader decodes the columns it knows and skips the rest by
+//! their lengths. The writer leaves the block out when every extra column of the block is 0 (plain
+//! HTTP, or only reused connections), and a reader reads a missing block as zeros, so logs without TLS
+//! cost nothing, and v1.0 logs read as they always did.
 
 use crate::column::{self, Base, ColumnEncoder};
 use crate::error::PayloadError;
@@ -40,6 +61,12 @@ pub const MAX_BLOCK_SAMPLES: usize = 8192;
 pub const MAX_NAME_ID: u32 = 65_535;
 
 const COLUMNS: usize = 12;
+
+/// The extra columns this build writes and reads in a sample-extras block (v1.1: tls).
+const EXTRA_COLUMNS: usize = 1;
+
+/// The most extra columns a reader accepts in one block (bounds the work a hostile block can ask for).
+const MAX_EXTRA_COLUMNS: usize = 64;
 
 /// Column indexes, in stored order.
 mod col {
@@ -92,6 +119,13 @@ pub(crate) struct BlockBuilder {
     prev_end: u64,
     /// The last bytes sent and received per name id in this block.
     last_bytes: Vec<(u32, u32)>,
+    /// (index in the block, TLS µs) of the samples that did a TLS handshake: few, since only requests
+    /// that open a connection do one, so pushing stays one predictable branch for the rest.
+    tls: Vec<(u32, u32)>,
+    /// The dense extra column for encoding, built only for blocks with a handshake.
+    extra: Vec<i64>,
+    /// The sample-extras payload of the block last encoded; empty when it has no extras.
+    extras_payload: Vec<u8>,
     columns: ColumnEncoder,
     body: Vec<u8>,
 }
@@ -108,6 +142,9 @@ impl Default for BlockBuilder {
             capacity: MAX_BLOCK_SAMPLES,
             prev_end: 0,
             last_bytes: Vec::new(),
+            tls: Vec::with_capacity(MAX_BLOCK_SAMPLES),
+            extra: Vec::with_capacity(MAX_BLOCK_SAMPLES),
+            extras_payload: Vec::with_capacity(4 * MAX_BLOCK_SAMPLES + 64),
             columns: ColumnEncoder::default(),
             body: Vec::with_capacity(8 * MAX_BLOCK_SAMPLES + 64),
         }
@@ -120,7 +157,8 @@ impl BlockBuilder {
         self.len
     }
 
-    /// Adds a sample whose `ttfb_us` is at most its `latency_us`. Returns `true` when the block is full.
+    /// Adds a sample whose `ttfb_us` is at most its `latency_us` and whose `tls_us` is at most its
+    /// `connect_us`. Returns `true` when the block is full.
     #[inline]
     pub(crate) fn push(&mut self, s: &Sample) -> bool {
         // The mask keeps the index provably in bounds; `len` never reaches MAX_BLOCK_SAMPLES here
@@ -146,6 +184,9 @@ impl BlockBuilder {
         r[col::SENT][i] = i64::from(s.bytes_sent) - i64::from(sent);
         r[col::RECEIVED][i] = i64::from(s.bytes_received) - i64::from(received);
         r[col::USER][i] = i64::from(s.user);
+        if s.tls_us != 0 {
+            self.tls.push((i as u32, s.tls_us));
+        }
         self.prev_end = end;
         self.len += 1;
         self.len >= self.capacity
@@ -156,7 +197,8 @@ impl BlockBuilder {
         self.capacity = samples.clamp(1, MAX_BLOCK_SAMPLES);
     }
 
-    /// Appends the payload for the collected samples (at least one) to `out` and starts a new block.
+    /// Appends the payload for the collected samples (at least one) to `out`, prepares the block's
+    /// sample-extras payload ([`BlockBuilder::extras_payload`]) and starts a new block.
     pub(crate) fn encode(&mut self, out: &mut Vec<u8>) {
         let n = self.len;
         debug_assert!(n > 0);
@@ -168,9 +210,36 @@ impl BlockBuilder {
             varint::put(out, self.body.len() as u64);
             out.extend_from_slice(&self.body);
         }
+        self.encode_extras(n);
         self.len = 0;
         self.prev_end = 0;
         self.last_bytes.clear();
+    }
+
+    /// The sample-extras payload of the block last encoded, or empty when every extra column of that
+    /// block is 0 (then no extras block is written).
+    pub(crate) fn extras_payload(&self) -> &[u8] {
+        &self.extras_payload
+    }
+
+    fn encode_extras(&mut self, n: usize) {
+        self.extras_payload.clear();
+        if self.tls.is_empty() {
+            return;
+        }
+        self.extra.clear();
+        self.extra.resize(n, 0);
+        for &(i, tls) in &self.tls {
+            self.extra[i as usize] = i64::from(tls);
+        }
+        self.tls.clear();
+        let out = &mut self.extras_payload;
+        varint::put(out, n as u64);
+        varint::put(out, EXTRA_COLUMNS as u64);
+        self.body.clear();
+        self.columns.encode(&self.extra, Base::Mode, &mut self.body);
+        varint::put(out, self.body.len() as u64);
+        out.extend_from_slice(&self.body);
     }
 }
 
@@ -189,6 +258,8 @@ pub(crate) struct SamplesDecoder {
     /// One residual buffer per column, as long as the largest block seen; a block uses the first `n`.
     columns: [Vec<u64>; COLUMNS],
     last_bytes: Vec<u64>,
+    /// The same for the extra columns of a sample-extras block.
+    extras: [Vec<u64>; EXTRA_COLUMNS],
 }
 
 impl SamplesDecoder {
@@ -257,6 +328,8 @@ impl SamplesDecoder {
         );
         out.latency_us.extend(latency.iter().map(|&v| v as u32));
         out.connect_us.extend(connect.iter().map(|&v| v as u32));
+        // Filled in by a sample-extras block when one follows; 0 otherwise (v1.0 logs, plain HTTP).
+        out.tls_us.resize(out.tls_us.len() + n, 0);
         out.ttfb_us.extend(
             ttfb.iter()
                 .zip(latency.iter())
@@ -270,6 +343,53 @@ impl SamplesDecoder {
             .extend(received.iter().map(|&v| v as u32));
         out.user.extend(user.iter().map(|&v| v as u32));
         Ok(n)
+    }
+
+    /// Decodes a sample-extras payload for the `n` samples last appended to `out` by [`Self::decode`]
+    /// and fills in their extra columns. On error `out` is left unchanged (the extras read as 0).
+    pub(crate) fn decode_extras(
+        &mut self,
+        payload: &[u8],
+        n: usize,
+        out: &mut SampleColumns,
+    ) -> Result<(), PayloadError> {
+        let mut cur = Cursor::new(payload);
+        let count = cur.length(MAX_BLOCK_SAMPLES)?;
+        if count != n {
+            return Err(PayloadError::ExtrasCount {
+                extras: count as u64,
+                samples: n as u64,
+            });
+        }
+        let columns = cur.length(MAX_EXTRA_COLUMNS)?;
+        for c in 0..columns {
+            let len = cur.length(cur.remaining())?;
+            let body = cur.take(len)?;
+            // Columns from a later minor version are skipped by their length.
+            if let Some(col) = self.extras.get_mut(c) {
+                if col.len() < n {
+                    col.resize(n, 0);
+                }
+                column::decode(body, &mut col[..n])?;
+            }
+        }
+        if cur.remaining() != 0 {
+            return Err(PayloadError::TrailingBytes {
+                bytes: cur.remaining() as u64,
+            });
+        }
+        let start = out.len() - n;
+        if columns > 0 {
+            let tls = &self.extras[0][..n];
+            let connect = &out.connect_us[start..];
+            if tls.iter().zip(connect).any(|(&t, &c)| t > u64::from(c)) {
+                return Err(PayloadError::ValueOutOfRange { column: "tls" });
+            }
+            for (dst, &t) in out.tls_us[start..].iter_mut().zip(tls) {
+                *dst = t as u32;
+            }
+        }
+        Ok(())
     }
 }
 

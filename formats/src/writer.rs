@@ -141,11 +141,14 @@ impl<S: BlockSink> LogWriter<S> {
     /// Adds one sample; writes a block when one fills up.
     ///
     /// A `ttfb_us` above `latency_us` is lowered to it, since the first byte cannot arrive after the
-    /// last.
+    /// last; a `tls_us` above `connect_us` likewise, since the handshake is part of the connect time.
     #[inline]
     pub fn push(&mut self, mut sample: Sample) -> Result<(), S::Error> {
         if sample.ttfb_us > sample.latency_us {
             sample.ttfb_us = sample.latency_us;
+        }
+        if sample.tls_us > sample.connect_us {
+            sample.tls_us = sample.connect_us;
         }
         if self.block.push(&sample) {
             self.write_samples()?;
@@ -231,7 +234,14 @@ impl<S: BlockSink> LogWriter<S> {
         self.samples_written += self.block.len() as u64;
         block::begin(&mut self.frame, BlockKind::Samples);
         self.block.encode(&mut self.frame);
-        self.emit()
+        self.emit()?;
+        // v1.1: the extra columns follow their samples block at once, and only when not all zero.
+        if !self.block.extras_payload().is_empty() {
+            block::begin(&mut self.frame, BlockKind::SampleExtras);
+            self.frame.extend_from_slice(self.block.extras_payload());
+            self.emit()?;
+        }
+        Ok(())
     }
 
     fn emit(&mut self) -> Result<(), S::Error> {

@@ -25,8 +25,13 @@ fn blocks(bytes: &[u8]) -> Vec<(usize, usize, u8, usize)> {
 
 #[test]
 fn truncation_at_every_offset_keeps_every_complete_block() {
-    let bytes = common::small_log();
-    let blocks = blocks(&bytes);
+    truncation_keeps_every_complete_block(&common::small_log());
+    truncation_keeps_every_complete_block(&common::small_log_with_tls());
+}
+
+fn truncation_keeps_every_complete_block(bytes: &[u8]) {
+    let clean = read_log(bytes).unwrap();
+    let blocks = blocks(bytes);
     assert!(
         blocks
             .iter()
@@ -49,6 +54,25 @@ fn truncation_at_every_offset_keeps_every_complete_block() {
                     .map(|b| b.3)
                     .sum();
                 assert_eq!(log.samples.len(), expected, "cut at {cut}");
+                // A TLS time is either the recorded one (its extras block was complete) or 0 (the
+                // cut fell inside that block), never anything else.
+                for (i, &t) in log.samples.tls_us.iter().enumerate() {
+                    assert!(
+                        t == 0 || t == clean.samples.tls_us[i],
+                        "cut {cut}, sample {i}"
+                    );
+                }
+                let extras_complete = blocks
+                    .iter()
+                    .filter(|b| b.2 == BlockKind::SampleExtras.code())
+                    .all(|b| b.0 + b.1 <= cut);
+                if extras_complete {
+                    assert_eq!(
+                        log.samples.tls_us[..],
+                        clean.samples.tls_us[..log.samples.len()],
+                        "cut {cut}"
+                    );
+                }
                 assert!(log.samples.len() >= previous);
                 previous = log.samples.len();
                 assert!(log.end.is_none());
@@ -79,9 +103,20 @@ fn truncation_at_every_offset_keeps_every_complete_block() {
 
 #[test]
 fn a_flipped_byte_loses_only_its_block() {
-    let bytes = common::small_log();
+    a_flipped_byte_loses_only_its_block_in(common::small_log());
+    let with_tls = common::small_log_with_tls();
+    assert!(
+        blocks(&with_tls)
+            .iter()
+            .any(|b| b.2 == BlockKind::SampleExtras.code())
+    );
+    a_flipped_byte_loses_only_its_block_in(with_tls);
+}
+
+fn a_flipped_byte_loses_only_its_block_in(bytes: Vec<u8>) {
     let clean = read_log(&bytes).unwrap();
-    for &(at, len, kind, samples) in &blocks(&bytes) {
+    let all = blocks(&bytes);
+    for (b, &(at, len, kind, samples)) in all.iter().enumerate() {
         for offset in [at + 9, at + 12, at + len - 1] {
             let mut damaged = bytes.clone();
             damaged[offset] ^= 0x10;
@@ -100,6 +135,29 @@ fn a_flipped_byte_loses_only_its_block() {
                 assert!(log.end.is_none());
             } else {
                 assert_eq!(log.end, clean.end);
+            }
+            if kind == BlockKind::SampleExtras.code() {
+                // Only the TLS times of the samples block before it are lost; every sample stays.
+                let before: usize = all[..b].iter().map(|b| b.3).sum();
+                let mine = all[b - 1].3;
+                assert!(
+                    log.samples.tls_us[before - mine..before]
+                        .iter()
+                        .all(|&t| t == 0)
+                );
+                let mut expect = clean.samples.tls_us.clone();
+                expect[before - mine..before].fill(0);
+                assert_eq!(log.samples.tls_us, expect);
+                assert_eq!(log.samples.latency_us, clean.samples.latency_us);
+            } else if kind == BlockKind::Samples.code() {
+                // The extras of a lost samples block are skipped without attaching anywhere.
+                let mut expect = clean.samples.clone();
+                let before: usize = all[..b].iter().map(|b| b.3).sum();
+                let keep = |v: &mut Vec<u32>| {
+                    v.drain(before..before + samples);
+                };
+                keep(&mut expect.tls_us);
+                assert_eq!(log.samples.tls_us, expect.tls_us);
             }
             if kind == BlockKind::Names.code() {
                 // The samples that used the lost names are still there, flagged and shown as "#id".
@@ -158,7 +216,12 @@ fn inserted_garbage_is_skipped_and_counted() {
 
 #[test]
 fn random_damage_never_panics() {
-    let bytes = common::small_log();
+    for bytes in [common::small_log(), common::small_log_with_tls()] {
+        random_damage_never_panics_in(bytes);
+    }
+}
+
+fn random_damage_never_panics_in(bytes: Vec<u8>) {
     let mut state = 0x1234_5678_9abc_def0u64;
     let mut next = || {
         state ^= state << 13;
@@ -175,6 +238,10 @@ fn random_damage_never_panics() {
         let cut = damaged.len() - (next() as usize % 64);
         if let Ok(log) = read_log(&damaged[..cut]) {
             assert!(log.samples.len() <= 40);
+            assert_eq!(log.samples.tls_us.len(), log.samples.len());
+            for i in 0..log.samples.len() {
+                assert!(log.samples.tls_us[i] <= log.samples.connect_us[i]);
+            }
         }
     }
 }
@@ -195,7 +262,10 @@ fn a_newer_major_version_is_refused_with_the_fix() {
     let err = read_log(&bytes).unwrap_err();
     assert_eq!(
         err.kind,
-        DecodeErrorKind::NewerMajorVersion { major: 2, minor: 0 }
+        DecodeErrorKind::NewerMajorVersion {
+            major: 2,
+            minor: formats::FORMAT_MINOR
+        }
     );
     assert!(err.to_string().contains("upgrade the analyzer"), "{err}");
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use formats::{IntervalStats, LogWriter, MessageId, NameId, Outcome, Sample, read_log};
+use formats::{BlockKind, IntervalStats, LogWriter, MessageId, NameId, Outcome, Sample, read_log};
 use proptest::prelude::*;
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -47,6 +47,7 @@ fn sample(names: u32, messages: u32) -> impl Strategy<Value = Sample> {
                     actual_us: start + lag,
                     latency_us: latency,
                     connect_us: connect,
+                    tls_us: 0,
                     ttfb_us: latency.saturating_sub(body),
                     status,
                     outcome,
@@ -92,6 +93,7 @@ fn sample(names: u32, messages: u32) -> impl Strategy<Value = Sample> {
                     actual_us: actual,
                     latency_us: latency,
                     connect_us: connect,
+                    tls_us: 0,
                     ttfb_us: ttfb.min(latency),
                     status,
                     outcome,
@@ -102,6 +104,18 @@ fn sample(names: u32, messages: u32) -> impl Strategy<Value = Sample> {
                 }
             },
         );
+    // v1.1: the TLS handshake's part of the connect time, on some of the samples that connected.
+    let realistic =
+        (realistic, prop::option::weighted(0.5, any::<u32>())).prop_map(|(mut s, t)| {
+            if let Some(t) = t.filter(|_| s.connect_us > 0) {
+                s.tls_us = t % s.connect_us + 1;
+            }
+            s
+        });
+    let extreme = (extreme, any::<u32>()).prop_map(|(mut s, t)| {
+        s.tls_us = t.min(s.connect_us);
+        s
+    });
     prop_oneof![4 => realistic, 1 => extreme]
 }
 
@@ -142,7 +156,10 @@ proptest! {
     /// Interval counters and odd names survive the trip, in order.
     #[test]
     fn intervals_and_tables_round_trip(
-        intervals in prop::collection::vec(any::<[u32; 13]>(), 0..50),
+        intervals in prop::collection::vec(
+            (any::<[u32; 23]>(), any::<Option<u32>>(), any::<Option<u32>>()),
+            0..50,
+        ),
         names in prop::collection::vec("\\PC{0,40}", 1..20),
     ) {
         let mut w = LogWriter::new(&common::header(0), Vec::new()).unwrap();
@@ -150,7 +167,7 @@ proptest! {
         let stats: Vec<IntervalStats> = intervals
             .iter()
             .enumerate()
-            .map(|(i, v)| IntervalStats {
+            .map(|(i, (v, run_delay_us, steal_us))| IntervalStats {
                 start_us: i as u64 * 1_000_000,
                 duration_us: v[0],
                 active_users: v[1],
@@ -165,6 +182,18 @@ proptest! {
                 cpu_system_us: v[10],
                 connections_opened: v[11],
                 open_connections: v[12],
+                users_max: v[13],
+                users_started: v[14],
+                late_requests: v[15],
+                voluntary_switches: v[16],
+                involuntary_switches: v[17],
+                run_delay_us: *run_delay_us,
+                steal_us: *steal_us,
+                wakeups: v[18],
+                wake_late_p99_us: v[19],
+                wake_late_max_us: v[20],
+                start_late_us: v[21],
+                iterations_queued: v[22],
             })
             .collect();
         for s in &stats {
@@ -250,4 +279,190 @@ fn smaller_blocks_close_at_the_chosen_size() {
     assert_eq!(log.samples.len(), 1_050);
     // One name-table block, eleven samples blocks.
     assert_eq!(log.end.unwrap().blocks, 12);
+}
+
+/// Writes `samples` (names "x"), one flush per `per_block`, and returns the log's bytes.
+fn log_of(samples: &[Sample], per_block: usize) -> Vec<u8> {
+    let mut w = LogWriter::new(&common::header(0), Vec::new()).unwrap();
+    w.intern_name("x");
+    for (i, s) in samples.iter().enumerate() {
+        w.push(*s).unwrap();
+        if (i + 1) % per_block == 0 {
+            w.flush().unwrap();
+        }
+    }
+    w.finish().unwrap()
+}
+
+/// (offset, length, kind) of every block.
+fn block_kinds(bytes: &[u8]) -> Vec<(usize, usize, u8)> {
+    let mut at = formats::header::HEADER_LEN;
+    let mut out = Vec::new();
+    while at < bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        out.push((at, formats::block::FRAME_LEN + len, bytes[at + 12]));
+        at += formats::block::FRAME_LEN + len;
+    }
+    out
+}
+
+fn connecting(i: u32, tls: bool) -> Sample {
+    let opens = i.is_multiple_of(50);
+    Sample {
+        name: NameId(0),
+        intended_us: u64::from(i) * 100,
+        actual_us: u64::from(i) * 100,
+        latency_us: 2_000 + i % 300,
+        connect_us: if opens { 900 + i % 7 } else { 0 },
+        tls_us: if opens && tls { 600 + i % 5 } else { 0 },
+        ttfb_us: 1_500,
+        status: 200,
+        ..Sample::default()
+    }
+}
+
+#[test]
+fn writer_clamps_tls_to_connect() {
+    let s = Sample {
+        connect_us: 100,
+        tls_us: 250,
+        ..connecting(1, true)
+    };
+    let log = read_log(&log_of(&[s], 1)).unwrap();
+    assert_eq!(log.samples.tls_us, [100]);
+}
+
+/// Logs without a handshake carry no extras block at all, so a plain-HTTP log costs exactly what it
+/// did in v1.0; with handshakes, one extras block follows each samples block that has any.
+#[test]
+fn extras_blocks_appear_only_after_samples_blocks_with_a_handshake() {
+    let plain: Vec<Sample> = (0..1_000).map(|i| connecting(i, false)).collect();
+    let bytes = log_of(&plain, 300);
+    let kinds: Vec<u8> = block_kinds(&bytes).iter().map(|b| b.2).collect();
+    assert!(
+        !kinds.contains(&BlockKind::SampleExtras.code()),
+        "{kinds:?}"
+    );
+
+    // Handshakes only in the first 300 samples: one extras block, right after the first samples block.
+    let mut tls = plain.clone();
+    tls[..300].copy_from_slice(&(0..300).map(|i| connecting(i, true)).collect::<Vec<_>>());
+    let bytes = log_of(&tls, 300);
+    let kinds: Vec<u8> = block_kinds(&bytes).iter().map(|b| b.2).collect();
+    let samples = BlockKind::Samples.code();
+    let extras = BlockKind::SampleExtras.code();
+    assert_eq!(
+        kinds.iter().filter(|&&k| k == extras).count(),
+        1,
+        "{kinds:?}"
+    );
+    let first_samples = kinds.iter().position(|&k| k == samples).unwrap();
+    assert_eq!(kinds[first_samples + 1], extras, "{kinds:?}");
+    let log = read_log(&bytes).unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    for (i, s) in tls.iter().enumerate() {
+        assert_eq!(log.samples.get(i), Some(*s), "sample {i}");
+    }
+    // Six handshakes in 300 samples cost a few bytes, not a column.
+    let extras_len = block_kinds(&bytes)
+        .iter()
+        .find(|b| b.2 == extras)
+        .unwrap()
+        .1;
+    assert!(extras_len < 40, "{extras_len} bytes");
+}
+
+/// What a v1.0 reader sees: it skips the unknown block kind, so removing the extras blocks must leave
+/// every sample as it was, with the TLS time 0.
+#[test]
+fn without_its_extras_blocks_a_log_reads_as_v1_0_did() {
+    let samples: Vec<Sample> = (0..2_000).map(|i| connecting(i, true)).collect();
+    let bytes = log_of(&samples, 700);
+    let mut stripped = bytes[..formats::header::HEADER_LEN].to_vec();
+    for (at, len, kind) in block_kinds(&bytes) {
+        if kind != BlockKind::SampleExtras.code() {
+            stripped.extend_from_slice(&bytes[at..at + len]);
+        }
+    }
+    assert!(stripped.len() < bytes.len());
+    let log = read_log(&stripped).unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    for (i, s) in samples.iter().enumerate() {
+        let want = Sample { tls_us: 0, ..*s };
+        assert_eq!(log.samples.get(i), Some(want), "sample {i}");
+    }
+}
+
+/// Replaces the payload of the block at `at` (of length `len`) with `payload`, framed and checksummed.
+fn replace_block(bytes: &[u8], at: usize, len: usize, kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut block = formats::block::SYNC.to_vec();
+    block.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c_append(crc32c::crc32c(&block[4..8]), &[kind]),
+        payload,
+    );
+    block.extend_from_slice(&crc.to_le_bytes());
+    block.push(kind);
+    block.extend_from_slice(payload);
+    let mut out = bytes[..at].to_vec();
+    out.extend_from_slice(&block);
+    out.extend_from_slice(&bytes[at + len..]);
+    out
+}
+
+/// A later minor version may append extra columns; this reader decodes the one it knows and skips the
+/// rest by length. An extras block whose count disagrees with its samples block, or whose TLS time
+/// exceeds the connect time, is reported and its samples keep TLS 0.
+#[test]
+fn extras_blocks_from_later_versions_and_bad_ones() {
+    let samples: Vec<Sample> = (0..100).map(|i| connecting(i, true)).collect();
+    let bytes = log_of(&samples, 1_000);
+    let (at, len, kind) = *block_kinds(&bytes)
+        .iter()
+        .find(|b| b.2 == BlockKind::SampleExtras.code())
+        .unwrap();
+    let payload = &bytes[at + formats::block::FRAME_LEN..at + len];
+    // count (100, one byte), columns (1), then the column.
+    assert_eq!(payload[..2], [100, 1]);
+    let column = &payload[2..];
+
+    // A future column of 3 bytes after the known one.
+    let mut future = vec![100, 2];
+    future.extend_from_slice(column);
+    future.extend_from_slice(&[3, 0xAA, 0xBB, 0xCC]);
+    let log = read_log(&replace_block(&bytes, at, len, kind, &future)).unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    assert_eq!(log.samples.tls_us, read_log(&bytes).unwrap().samples.tls_us);
+    assert_eq!(log.samples.tls_us[0], 600);
+
+    let mut wrong_count = vec![99, 1];
+    wrong_count.extend_from_slice(column);
+    let log = read_log(&replace_block(&bytes, at, len, kind, &wrong_count)).unwrap();
+    assert_eq!(log.samples.len(), 100);
+    assert!(log.samples.tls_us.iter().all(|&t| t == 0));
+    assert_eq!(log.problems.len(), 1, "{:?}", log.problems);
+    assert_eq!(log.problems[0].offset, at as u64);
+    assert!(
+        log.problems[0].to_string().contains("holds 99 samples"),
+        "{}",
+        log.problems[0]
+    );
+
+    // The TLS time of sample 0 raised above its connect time.
+    let mut too_long: Vec<Sample> = samples.clone();
+    too_long[0].tls_us = 5_000;
+    too_long[0].connect_us = 5_000;
+    let other = log_of(&too_long, 1_000);
+    let (o_at, o_len, _) = *block_kinds(&other)
+        .iter()
+        .find(|b| b.2 == BlockKind::SampleExtras.code())
+        .unwrap();
+    let bad_payload = other[o_at + formats::block::FRAME_LEN..o_at + o_len].to_vec();
+    let log = read_log(&replace_block(&bytes, at, len, kind, &bad_payload)).unwrap();
+    assert!(log.samples.tls_us.iter().all(|&t| t == 0));
+    assert!(
+        log.problems[0].to_string().contains("tls"),
+        "{:?}",
+        log.problems
+    );
 }

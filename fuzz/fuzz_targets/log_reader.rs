@@ -18,11 +18,13 @@ fn check(data: &[u8]) {
     if let Ok(log) = formats::read_log(data) {
         let n = log.samples.len();
         let s = &log.samples;
-        for len in [s.intended_us.len(), s.actual_us.len(), s.latency_us.len(), s.ttfb_us.len(), s.user.len()] {
+        for len in [s.intended_us.len(), s.actual_us.len(), s.latency_us.len(), s.ttfb_us.len(), s.tls_us.len(), s.user.len()] {
             assert_eq!(len, n);
         }
         for i in 0..n {
             assert!(s.ttfb_us[i] <= s.latency_us[i]);
+            // v1.1: the handshake is part of the connect time.
+            assert!(s.tls_us[i] <= s.connect_us[i]);
         }
     }
 }

@@ -86,6 +86,8 @@ pub struct RunJson {
     pub health: crate::health::Health,
     /// Data-quality notes.
     pub data_quality: Vec<QualityNote>,
+    /// Timing phases: where each request's time went.
+    pub phases: PhasesJson,
 }
 
 /// Latency statistics in ms.
@@ -334,5 +336,102 @@ fn run(r: &RunAnalysis) -> RunJson {
         },
         health: r.health.clone(),
         data_quality: r.notes.clone(),
+        phases: PhasesJson::new(&r.phases),
+    }
+}
+
+/// The timing phases of a run (`docs/report-json.md`).
+#[derive(Debug, Serialize)]
+pub struct PhasesJson {
+    /// `exact_nearest_rank`, or `hdr_histogram_3_digits` for runs too large to keep in memory.
+    pub percentile_method: &'static str,
+    /// What the engine does about DNS (once before the run, never per request).
+    pub dns: &'static str,
+    /// Whether any request recorded a TLS handshake time (sample-log format 1.1 and an https target).
+    pub tls_recorded: bool,
+    /// All requests together.
+    pub total: NamePhasesJson,
+    /// Per request name, sorted by name.
+    pub endpoints: Vec<NamePhasesJson>,
+}
+
+impl PhasesJson {
+    fn new(p: &crate::phases::Phases) -> Self {
+        PhasesJson {
+            percentile_method: if p.exact {
+                "exact_nearest_rank"
+            } else {
+                "hdr_histogram_3_digits"
+            },
+            dns: "resolved_once_before_the_run",
+            tls_recorded: p.any_tls,
+            total: NamePhasesJson::new(&p.total),
+            endpoints: p.endpoints.iter().map(NamePhasesJson::new).collect(),
+        }
+    }
+}
+
+/// The four phases of one request name (or of all requests).
+#[derive(Debug, Serialize)]
+pub struct NamePhasesJson {
+    /// The request name (`All requests` for the total).
+    pub name: String,
+    /// TCP connect, over the requests that opened a connection.
+    pub connect_ms: PhaseJson,
+    /// TLS handshake, over the requests that did one.
+    pub tls_ms: PhaseJson,
+    /// From the connection being ready (the actual start, on a reused one) to the first response byte.
+    pub waiting_ms: PhaseJson,
+    /// From the first response byte to the last.
+    pub receiving_ms: PhaseJson,
+}
+
+impl NamePhasesJson {
+    fn new(n: &crate::phases::NamePhases) -> Self {
+        NamePhasesJson {
+            name: n.name.clone(),
+            connect_ms: PhaseJson::new(&n.phases[0]),
+            tls_ms: PhaseJson::new(&n.phases[1]),
+            waiting_ms: PhaseJson::new(&n.phases[2]),
+            receiving_ms: PhaseJson::new(&n.phases[3]),
+        }
+    }
+}
+
+/// One phase in ms; every figure 0 when `count` is 0.
+#[derive(Debug, Serialize)]
+pub struct PhaseJson {
+    /// Requests that had the phase.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// P50.
+    pub p50: f64,
+    /// P90.
+    pub p90: f64,
+    /// P99.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Keys of percentiles with fewer than 10 samples above them (rough figures).
+    pub unsupported: Vec<&'static str>,
+}
+
+impl PhaseJson {
+    fn new(s: &crate::phases::PhaseStat) -> Self {
+        let ms = |us: f64| (us / 1000.0 * 1e6).round() / 1e6;
+        PhaseJson {
+            count: s.count,
+            mean: ms(s.mean),
+            p50: ms(s.percentiles[0]),
+            p90: ms(s.percentiles[1]),
+            p99: ms(s.percentiles[2]),
+            max: ms(s.max),
+            unsupported: crate::phases::PHASE_PERCENTILES
+                .iter()
+                .filter(|q| s.count > 0 && !supports(s.count, q.2))
+                .map(|q| q.1)
+                .collect(),
+        }
     }
 }

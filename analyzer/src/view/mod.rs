@@ -6,6 +6,7 @@
 
 mod chart;
 mod compare;
+mod phases;
 mod single;
 pub mod verdict;
 
@@ -52,6 +53,9 @@ pub struct ReportView {
     pub health: Vec<HealthView>,
     /// The generator's health figures: one row per run.
     pub health_table: TableView,
+    /// The lagging seconds of a single run with what the engine measured in each (empty title when
+    /// none lagged, or in a comparison).
+    pub health_seconds: TableView,
     /// How the numbers were computed, one paragraph per entry.
     pub method: Vec<String>,
 }
@@ -69,6 +73,8 @@ pub struct HealthView {
     pub summary: String,
     /// Why, one sentence per finding.
     pub reasons: Vec<String>,
+    /// Findings that do not change the verdict.
+    pub notes: Vec<String>,
 }
 
 /// One headline figure.
@@ -240,6 +246,11 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
         notes: notes(runs),
         health: runs.iter().map(health_view).collect(),
         health_table: health_table(runs),
+        health_seconds: if comparison {
+            TableView::default()
+        } else {
+            health_seconds(first)
+        },
         method: method(runs),
     };
     if comparison {
@@ -258,14 +269,20 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
 
 fn health_view(r: &RunAnalysis) -> HealthView {
     let v = r.health.verdict;
+    let h = &r.health;
     let summary = match v {
         Verdict::Ok => format!(
-            "the generator kept its schedule: lag P99 at most {} ms in every second, no iteration dropped, no core \
-             above {} % CPU",
+            "the generator kept its schedule: in none of {} seconds ({} requests) did more than {}% of the requests \
+             start over {} ms late, no iteration was dropped, no core reached {} % CPU",
+            h.seconds,
+            format::int(h.requests),
+            formats::health::LATE_SHARE_PCT,
             health::LAG_LIMIT_MS,
             health::CPU_LIMIT_PCT
         ),
-        Verdict::Suspect => "the generator struggled at times: read the numbers below with care".into(),
+        Verdict::Suspect => {
+            "the generator did not keep its schedule at times (why is below): read the numbers with care".into()
+        }
         Verdict::Invalid => {
             "the generator did not apply the load the profile asks for: these numbers describe a different test".into()
         }
@@ -277,6 +294,7 @@ fn health_view(r: &RunAnalysis) -> HealthView {
         class: v.as_str().to_ascii_lowercase(),
         summary,
         reasons: r.health.reasons.clone(),
+        notes: r.health.notes.clone(),
     }
 }
 
@@ -301,6 +319,23 @@ fn health_table(runs: &[RunAnalysis]) -> TableView {
                     f64::from(h.lagging_seconds),
                 ),
                 num(
+                    format!(
+                        "{} of {}",
+                        format::int(h.late_requests),
+                        format::int(h.requests)
+                    ),
+                    h.late_requests as f64,
+                ),
+                cell(if h.causes.is_empty() {
+                    "–".to_owned()
+                } else {
+                    h.causes
+                        .iter()
+                        .map(|c| format!("{} ({} s)", c.cause.name(), c.seconds.len()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
+                num(
                     format::int(h.iterations_started),
                     h.iterations_started as f64,
                 ),
@@ -316,22 +351,98 @@ fn health_table(runs: &[RunAnalysis]) -> TableView {
         id: "health-figures".into(),
         title: "Health figures".into(),
         caption: format!(
-            "From the engine's per-second records: schedule lag is actual minus intended start (worst core each \
-             second); a second counts as lagging above {} ms at P99. CPU is the busiest engine core's, in its \
+            "From the engine's per-second records, whole seconds only. Schedule lag is actual minus intended start \
+             (worst core each second). A request is late when it started more than {} ms late; a second lags when \
+             more than {}% of its requests, and at least {}, were late. CPU is the busiest engine core's, in its \
              busiest second.",
-            health::LAG_LIMIT_MS
+            health::LAG_LIMIT_MS,
+            formats::health::LATE_SHARE_PCT,
+            formats::health::MIN_LATE_REQUESTS
         ),
         headers: vec![
             header("Run", false),
             header("Verdict", false),
             header("Worst lag P99", true),
             header("Seconds lagging", true),
+            header("Late requests", true),
+            header("Causes", false),
             header("Iterations", true),
             header("Dropped", true),
             header("Peak CPU", true),
         ],
         rows,
         ..TableView::default()
+    }
+}
+
+/// The lagging seconds of a run, one row each, with the figures that name their cause.
+fn health_seconds(r: &RunAnalysis) -> TableView {
+    let h = &r.health;
+    if h.lagging.is_empty() {
+        return TableView::default();
+    }
+    let ms = |v: f64| num(format::latency_us(v * 1000.0), v);
+    let unknown = || num("unknown", -1.0);
+    let rows = h
+        .lagging
+        .iter()
+        .map(|e| {
+            vec![
+                num(
+                    format!("{} ({}–{} s)", e.second, e.second - 1, e.second),
+                    f64::from(e.second),
+                ),
+                num(
+                    format!("{} of {}", format::int(e.late), format::int(e.requests)),
+                    e.late as f64,
+                ),
+                ms(e.lag_p99_ms),
+                ms(e.lag_max_ms),
+                cell(e.cause.name()),
+                num(e.core.to_string(), f64::from(e.core)),
+                num(format!("{:.0} %", e.cpu_pct), e.cpu_pct),
+                e.run_delay_ms.map_or_else(unknown, ms),
+                num(e.preemptions.to_string(), f64::from(e.preemptions)),
+                e.steal_pct
+                    .map_or_else(unknown, |p| num(format!("{p:.0} %"), p)),
+                ms(e.wake_late_max_ms),
+                num(e.users_started.to_string(), f64::from(e.users_started)),
+            ]
+        })
+        .collect();
+    let mut footnotes = Vec::new();
+    if h.lagging_seconds as usize > h.lagging.len() {
+        footnotes.push(format!(
+            "The {} seconds with most late requests of {}; report.json lists the same.",
+            h.lagging.len(),
+            h.lagging_seconds
+        ));
+    }
+    TableView {
+        id: "health-seconds".into(),
+        title: "Lagging seconds and their evidence".into(),
+        caption: "Second n is the n-th second of the run, as the engine's console numbers it. The figures are the \
+                  core with most late requests: its CPU use, the time it waited for a CPU while runnable \
+                  (run delay), how often the kernel preempted it, its CPU's steal time, how late its timed waits \
+                  woke, and users it started. docs/load-models.md#generator-health has the rules."
+            .into(),
+        headers: vec![
+            header("Second", true),
+            header("Late requests", true),
+            header("Lag P99", true),
+            header("Lag max", true),
+            header("Cause", false),
+            header("Core", true),
+            header("CPU", true),
+            header("Run delay", true),
+            header("Preempted", true),
+            header("Steal", true),
+            header("Wake-up late", true),
+            header("Users started", true),
+        ],
+        rows,
+        footnotes,
+        class: "wide".into(),
     }
 }
 
@@ -478,6 +589,10 @@ fn method(runs: &[RunAnalysis]) -> Vec<String> {
             .into(),
         "Throughput is requests divided by the measured window: from the first request's intended start (after \
          any --skip) to the last response."
+            .into(),
+        "Per-second series, charts and the generator's health cover whole seconds. The interval each engine core \
+         closes when the run ends (the grace period after the planned end, or the fraction of a second before an \
+         interrupt) is left out of them, as the engine's console leaves it out; the tables count every request."
             .into(),
     ]
 }

@@ -223,6 +223,7 @@ pub(super) fn request_tables(r: &RunAnalysis) -> Vec<TableView> {
     if differs {
         tables.push(latency_table(r, false));
     }
+    tables.extend(super::phases::phase_table(r));
     tables
 }
 
@@ -283,6 +284,7 @@ pub(super) fn charts(r: &RunAnalysis) -> Result<Vec<ChartView>> {
          with three significant digits; the tables are exact.",
         &distribution_chart(lines),
     )?);
+    out.push(super::phases::phase_chart(r));
     let failure_lines: Vec<Line> = r
         .failures
         .over_time
@@ -312,14 +314,16 @@ pub(super) fn charts(r: &RunAnalysis) -> Result<Vec<ChartView>> {
     out.push(chart(
         "chart-users",
         "Active users",
-        "Virtual users alive at the end of each second, summed over the engine's cores.",
+        "Virtual users that ran during each second (the most alive at once on each core), summed over the engine's \
+         cores: the figure the engine's console shows.",
         &time_chart("users", "users", Scale::Linear, Unit::Count, vec![users]),
     )?);
     out.push(chart(
         "chart-lag",
         "Generator health: schedule lag",
-        "How late the engine started requests (the worst core each second). Sustained lag means the generator, \
-         not the target, was the bottleneck; corrected latency includes it.",
+        "How late the engine started requests (the worst core each second). A second lags when more than 1% of its \
+         requests, and at least 5, started over 1 ms late; the health section names why. Corrected latency \
+         includes lag.",
         &time_chart(
             "lag",
             "lag",
@@ -354,7 +358,8 @@ pub(super) fn charts(r: &RunAnalysis) -> Result<Vec<ChartView>> {
     out.push(chart(
         "chart-cpu",
         "Generator health: CPU",
-        "CPU time of the engine's threads, as % of one core (user + system). Near 100% the generator saturates.",
+        "CPU time of the engine's threads, as % of one core (user + system), over whole seconds. Near 100% the \
+         generator saturates.",
         &time_chart(
             "cpu",
             "CPU (% of a core)",

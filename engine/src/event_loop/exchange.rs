@@ -493,8 +493,12 @@ impl<B: Backend> Core<B> {
         match fed {
             Fed::More => {}
             Fed::Handshaken => {
+                // The handshake ran from the TCP connect's completion (the connect time so far) to
+                // now, both read from the turns' clock readings: no clock read of its own.
                 let f = &mut self.users[u].flight;
+                let tcp_us = f.connect_us;
                 f.connect_us = t.saturating_sub(f.actual_us).max(1) as u32;
+                f.tls_us = f.connect_us.saturating_sub(tcp_us).max(1);
                 self.conns[c as usize].link = Link::Open;
                 if self.exchanging(u, c) {
                     self.opened(u, c, t);
@@ -771,6 +775,7 @@ impl Flight {
         Exchange {
             status,
             connect_us: self.connect_us,
+            tls_us: self.tls_us.min(self.connect_us),
             ttfb_us: self.ttfb_us,
             bytes_sent,
             bytes_received: self.bytes_received,

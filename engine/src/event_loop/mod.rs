@@ -43,7 +43,7 @@ use crate::core::{
 };
 use crate::driver::IoDriver;
 use crate::http::{Failure, Limits};
-use crate::load::{Arrivals, Closed, Handed, Load, Open, Pool};
+use crate::load::{Arrivals, Closed, Handed, Load, Open, Pool, Tally};
 use crate::logsink::QueueSink;
 use crate::plan::LoadPlan;
 use crate::protocol::Endpoint;
@@ -127,6 +127,8 @@ struct Flight {
     c: u32,
     actual_us: u64,
     connect_us: u32,
+    /// The TLS handshake's part of `connect_us`.
+    tls_us: u32,
     ttfb_us: u32,
     bytes_sent: u32,
     bytes_received: u32,
@@ -153,6 +155,7 @@ impl Default for Flight {
             c: 0,
             actual_us: 0,
             connect_us: 0,
+            tls_us: 0,
             ttfb_us: 0,
             bytes_sent: 0,
             bytes_received: 0,
@@ -241,7 +244,7 @@ fn run<B: Backend>(setup: CoreSetup, pinned: bool, io: B) -> CoreDone {
         Ok(f) => f,
         Err(e) => return fail(format!("cannot create {}: {e}", setup.log_path.display())),
     };
-    let mut cl = match Core::new(&setup, io) {
+    let mut cl = match Core::new(&setup, pinned, io) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -254,6 +257,10 @@ fn run<B: Backend>(setup: CoreSetup, pinned: bool, io: B) -> CoreDone {
         error: None,
         path: setup.log_path.clone(),
     };
+    // Everything is set up: wait for time zero (STARTUP_LEAD ahead, or a --start-at instant), and
+    // note if the set-up overran it.
+    let late = cl.clock.wait_for_zero();
+    cl.rec.schedule_started(late);
     let loop_error = cl.run(&setup, &mut log);
 
     // Requests still on the wire are logged as cancelled; users still running stop.
@@ -300,7 +307,7 @@ fn run<B: Backend>(setup: CoreSetup, pinned: bool, io: B) -> CoreDone {
 }
 
 impl<B: Backend> Core<B> {
-    fn new(setup: &CoreSetup, mut io: B) -> Result<Core<B>, String> {
+    fn new(setup: &CoreSetup, pinned: bool, mut io: B) -> Result<Core<B>, String> {
         let core = setup.index;
         let plan = &setup.plan;
         let sink = QueueSink::default();
@@ -314,8 +321,7 @@ impl<B: Backend> Core<B> {
             CoreScenario::new(
                 &plan.scenario,
                 &plan.wires,
-                core,
-                plan.cores,
+                setup.seat,
                 u64::try_from(setup.clock.wall_ns / 1_000_000_000).unwrap_or(0),
                 &mut interner,
             )
@@ -405,13 +411,22 @@ impl<B: Backend> Core<B> {
                     )
                 })
                 .collect::<Vec<_>>(),
+            // Pool users are numbered like closed users: this core's `local`-th is its seat's
+            // `local`-th item of the run-wide deal, so `user_id()` and unique rows never repeat across
+            // cores or shards.
             Load::Open(open) => (0..users_n as u32)
-                .map(|local| Program::pooled(local, open.pool.kind_of(local)))
+                .map(|local| {
+                    let global = setup.seat.item(u64::from(local)).unwrap_or(u64::MAX);
+                    Program::pooled(
+                        local,
+                        u32::try_from(global).unwrap_or(u32::MAX),
+                        open.pool.kind_of(local),
+                    )
+                })
                 .collect(),
         };
         let per_user = 1 + plan.scenario.channels.len() as u32;
-        let seed = u64::from_le_bytes(setup.header.run_id.0[..8].try_into().expect("8 bytes"))
-            ^ (u64::from(core) << 56 | 0x5eed);
+        let seed = crate::rng::core_seed(setup.header.run_id, setup.seat);
         Ok(Core {
             users: users
                 .into_iter()
@@ -440,7 +455,14 @@ impl<B: Backend> Core<B> {
             custom: (0..users_n * per_user as usize).map(|_| None).collect(),
             custom_names,
             finished: custom::Finished::default(),
-            rec: Recorder::new(writer, sink, core, by_name, users_n),
+            rec: Recorder::new(
+                writer,
+                sink,
+                core,
+                by_name,
+                users_n,
+                setup.cpu.filter(|_| pinned),
+            ),
             rng: Rng::new(seed),
             clock: setup.clock,
             limits: plan.limits,
@@ -505,10 +527,18 @@ impl<B: Backend> Core<B> {
             {
                 wake = now;
             }
-            if let Err(e) = self.io.wait(&self.clock, now, wake) {
+            // The timeout counts from a fresh reading: the work since `now` must not push the wake-up
+            // past its deadline, and a late wake-up is then the OS's alone.
+            let waiting_from = self.clock.now_us();
+            if let Err(e) = self.io.wait(&self.clock, waiting_from, wake) {
                 return Some(format!("core {}: waiting for I/O failed: {e}", setup.index));
             }
             let t = self.clock.now_us();
+            // A wait that reached its deadline: how late the thread woke is the evidence for a late
+            // wake-up (the health statistics' wake lateness).
+            if wake > waiting_from && t >= wake {
+                self.rec.woke(t - wake);
+            }
             self.io.reap(&mut self.events);
             self.dispatch(t);
 
@@ -655,7 +685,10 @@ impl<B: Backend> Core<B> {
             &mut open.pool,
             &mut self.rng,
             &mut self.handed,
-            &mut || rec.iteration_dropped(),
+            &mut |t| match t {
+                Tally::Queued => rec.iteration_queued(),
+                Tally::Dropped => rec.iteration_dropped(),
+            },
         );
         if let Some(ns) = open.arrivals.wake_ns {
             let at = ns.div_ceil(1000);

@@ -21,8 +21,11 @@ pub(crate) struct Limits {
 pub(crate) struct Exchange {
     /// Status code; 0 when no head arrived.
     pub status: u16,
-    /// Connect time when this request opened the connection, else 0.
+    /// Connect time (TCP connect plus TLS handshake, plus a WebSocket's opening handshake) when this
+    /// request opened the connection, else 0.
     pub connect_us: u32,
+    /// The TLS handshake's part of `connect_us` when this request did one, else 0.
+    pub tls_us: u32,
     /// Time from the actual start to the first response byte, 0 when none arrived.
     pub ttfb_us: u32,
     pub bytes_sent: u32,

@@ -19,7 +19,7 @@ use crate::clock::micros;
 use crate::http::Keep;
 use crate::plan::Wait;
 use crate::profile::spec::Method;
-use crate::schedule;
+use crate::schedule::{self, Seat};
 
 /// After a failed connect a user pauses this long before its next attempt, so that a refused port
 /// cannot spin a core at 100 % (a refused loopback connect can fail without ever yielding).
@@ -57,8 +57,8 @@ pub(crate) struct CoreScenario {
     /// Per auth plan; used by per-core OAuth2 tokens.
     pub(crate) tokens: Vec<SharedToken>,
     pub(crate) regex_locs: Vec<RefCell<CaptureLocations>>,
-    pub(crate) core: u32,
-    pub(crate) cores: u32,
+    /// This core's shard and index.
+    pub(crate) seat: Seat,
     pub(crate) this_year: u32,
 }
 
@@ -67,8 +67,7 @@ impl CoreScenario {
     pub fn new(
         plan: &Scenario,
         wires: &[Wire],
-        core: u32,
-        cores: u32,
+        seat: Seat,
         wall_secs: u64,
         interner: &mut dyn Interner,
     ) -> CoreScenario {
@@ -136,8 +135,7 @@ impl CoreScenario {
             requests,
             plan,
             seq: Cell::new(0),
-            core,
-            cores: cores.max(1),
+            seat,
             this_year: cookies::current_year(wall_secs),
         }
     }

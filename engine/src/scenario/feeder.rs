@@ -2,15 +2,16 @@
 //! that every core shares (k6's "every VU copies the data" problem cannot happen: users hold a row
 //! index, never a copy).
 //!
-//! Which row a user gets is a pure function of the core, a per-core cursor, the user's index or the
-//! core's RNG, so cores never coordinate:
+//! Which row a user gets is a pure function of the core's seat (its shard and core), a per-core
+//! cursor, the user's index or the core's RNG, so cores (and the shards of a sharded test) never
+//! coordinate:
 //!
 //! | order        | row                                                                    | exhausted when          |
 //! |--------------|------------------------------------------------------------------------|-------------------------|
-//! | `Sequential` | core `c` of `C` takes rows `c, c+C, c+2C, …` (so each row once per run) | the core's stripe ends  |
+//! | `Sequential` | core `c` of `C` takes rows `c, c+C, c+2C, …` (so each row once per run); over shards, the rows of its seat ([`crate::schedule::Seat::item`]) | the core's stripe ends  |
 //! | `Circular`   | each core walks all rows from its own starting point, wrapping          | never                   |
 //! | `Random`     | uniformly random                                                        | never                   |
-//! | `Unique`     | user `g` (counted across the run) gets row `g` for its whole life       | `g` ≥ rows              |
+//! | `Unique`     | user `g` (counted across the run, over every shard) gets row `g` for its whole life | `g` ≥ rows  |
 //!
 //! On exhaustion, `Stop` stops the user (a user that never got a row does not start) and `Recycle`
 //! starts over (`Sequential`: the stripe again; `Unique`: row `g mod rows`, no longer unique).
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::profile::spec::{FeederFormat, FeederOrder, OnExhausted};
 use crate::rng::Rng;
+use crate::schedule::Seat;
 
 /// A loaded data file.
 #[derive(Debug)]
@@ -216,11 +218,10 @@ pub(crate) struct Cursor {
     taken: Cell<u64>,
 }
 
-/// Where a row is wanted: which core (of how many) and which user.
+/// Where a row is wanted: which core of which shard, and which user.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Draw {
-    pub core: u32,
-    pub cores: u32,
+    pub seat: Seat,
     pub user: u32,
 }
 
@@ -228,8 +229,8 @@ impl Feeder {
     /// The row for the next draw, or `None` when the feeder is exhausted for this core or user.
     pub(crate) fn draw(&self, cursor: &Cursor, at: Draw, rng: &mut Rng) -> Option<u32> {
         let n = u64::from(self.rows);
-        let cores = u64::from(at.cores.max(1));
-        let core = u64::from(at.core);
+        // The core's place among every core of every shard: one engine's core `c` of `C`.
+        let (core, cores) = at.seat.overall();
         let recycle = self.on_exhausted == OnExhausted::Recycle;
         match self.order {
             FeederOrder::Random => Some(rng.below(self.rows)),
@@ -249,18 +250,15 @@ impl Feeder {
             }
             FeederOrder::Sequential => {
                 let k = cursor.taken.get();
-                // Rows in this core's stripe: core, core + cores, ...
-                let stripe = if core < n {
-                    (n - core).div_ceil(cores)
-                } else {
-                    0
-                };
+                // Rows in this core's stripe: the rows its seat is dealt (core, core + cores, ... in an
+                // engine that runs the whole test).
+                let stripe = at.seat.count_of(n);
                 if k < stripe {
                     cursor.taken.set(k + 1);
-                    Some((core + k * cores) as u32)
+                    at.seat.item(k).map(|row| row as u32)
                 } else if recycle && stripe > 0 {
                     cursor.taken.set(1);
-                    Some(core as u32)
+                    at.seat.item(0).map(|row| row as u32)
                 } else if recycle {
                     // More cores than rows: this core has no stripe of its own; share one.
                     Some((core % n) as u32)
@@ -306,8 +304,7 @@ mod tests {
                         f.draw(
                             &cursor,
                             Draw {
-                                core,
-                                cores,
+                                seat: Seat::single(core, cores),
                                 user: core + i as u32 * cores,
                             },
                             &mut rng,
@@ -349,6 +346,62 @@ mod tests {
         assert_eq!(got[1], [Some(1), Some(3), None]);
         let f = feeder(4, FeederOrder::Unique, OnExhausted::Recycle);
         assert_eq!(draws(&f, 2, 3)[0], [Some(0), Some(2), Some(0)]);
+    }
+
+    /// Every core of every shard draws from the same file: sequential rows are dealt over all of
+    /// them (each row once in the whole test), unique rows follow the run-wide user index, and each
+    /// core's circular walk starts at its own place.
+    #[test]
+    fn shards_and_cores_partition_rows() {
+        for (shards, cores, rows) in [(2u32, 2u32, 10u32), (3, 1, 7), (4, 3, 50), (5, 2, 3)] {
+            let seq = feeder(rows, FeederOrder::Sequential, OnExhausted::Stop);
+            let uniq = feeder(rows, FeederOrder::Unique, OnExhausted::Stop);
+            let mut sequential = Vec::new();
+            let mut unique = Vec::new();
+            let mut rng = Rng::new(1);
+            for shard in 0..shards {
+                for core in 0..cores {
+                    let seat = Seat {
+                        shard,
+                        shards,
+                        core,
+                        cores,
+                    };
+                    let cursor = Cursor::default();
+                    // Users of this seat: its items of the run-wide user deal.
+                    for k in 0..u64::from(rows) {
+                        let user = seat.item(k).unwrap() as u32;
+                        let at = Draw { seat, user };
+                        sequential.extend(seq.draw(&cursor, at, &mut rng));
+                        unique.extend(uniq.draw(&Cursor::default(), at, &mut rng));
+                    }
+                }
+            }
+            for (what, mut got) in [("sequential", sequential), ("unique", unique)] {
+                got.sort_unstable();
+                assert_eq!(
+                    got,
+                    (0..rows).collect::<Vec<_>>(),
+                    "{what}, {shards} shards x {cores} cores: every row exactly once"
+                );
+            }
+        }
+        // Circular walks start spread over the file, as the cores of one big engine would.
+        let f = feeder(8, FeederOrder::Circular, OnExhausted::Stop);
+        let mut rng = Rng::new(1);
+        let starts: Vec<Option<u32>> = (0..2)
+            .flat_map(|core| (0..2).map(move |shard| (shard, core)))
+            .map(|(shard, core)| {
+                let seat = Seat {
+                    shard,
+                    shards: 2,
+                    core,
+                    cores: 2,
+                };
+                f.draw(&Cursor::default(), Draw { seat, user: 0 }, &mut rng)
+            })
+            .collect();
+        assert_eq!(starts, [Some(0), Some(2), Some(4), Some(6)]);
     }
 
     #[test]

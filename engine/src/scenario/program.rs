@@ -220,8 +220,8 @@ impl Program {
     }
 
     /// An open-model pool user (its global index is its local one, as in the samples before).
-    pub fn pooled(local: u32, kind: usize) -> Program {
-        Program::new(Pc::PoolNew, true, local, local, kind, 0)
+    pub fn pooled(local: u32, global: u32, kind: usize) -> Program {
+        Program::new(Pc::PoolNew, true, local, global, kind, 0)
     }
 
     fn new(pc: Pc, pool: bool, local: u32, global: u32, kind: usize, spawn_us: u64) -> Program {

@@ -426,10 +426,9 @@ mod tests {
                     rows: &[],
                     rng: &mut rng,
                     user: 0,
-                    core: 0,
+                    seat: crate::schedule::Seat::single(0, 1),
                     iteration: 0,
                     seq: &seq,
-                    seq_stride: 1,
                     clock: &clock,
                     scratch: &mut scratch,
                 };

@@ -61,12 +61,14 @@ pub(crate) enum Expr {
     Choice(Box<[Box<[u8]>]>),
     /// `uuid()`: a random version-4 UUID.
     Uuid,
-    /// `seq()`: a number unique across the run, increasing on each core.
+    /// `seq()`: a number unique across the run (over every shard), increasing on each core.
     Seq,
-    /// `user_id()`: the user's index across the run, from 0.
+    /// `user_id()`: the user's index across the run (over every shard), from 0.
     UserId,
-    /// `core_id()`: the engine thread's index, from 0.
+    /// `core_id()`: the engine thread's index within its engine, from 0.
     CoreId,
+    /// `shard_id()`: the engine's shard index in a sharded test (`--shard`), else 0.
+    ShardId,
     /// `iteration()`: the user's iteration count, from 0 (on_start sees 0).
     Iteration,
     /// `timestamp_ms()`: Unix time in milliseconds.
@@ -133,6 +135,7 @@ pub(crate) const FUNCTIONS: &[&str] = &[
     "seq",
     "user_id",
     "core_id",
+    "shard_id",
     "iteration",
     "timestamp_ms",
     "timestamp_rfc3339",
@@ -375,18 +378,18 @@ impl Expr {
             Expr::Seq => {
                 let n = env.seq.get();
                 env.seq.set(n + 1);
-                let _ = write!(
-                    out,
-                    "{}",
-                    n.wrapping_mul(env.seq_stride)
-                        .wrapping_add(u64::from(env.core))
-                );
+                // The core's n-th number is its seat's n-th item of the run-wide deal, so numbers are
+                // unique over every core of every shard.
+                let _ = write!(out, "{}", env.seat.item(n).unwrap_or(u64::MAX));
             }
             Expr::UserId => {
                 let _ = write!(out, "{}", env.user);
             }
             Expr::CoreId => {
-                let _ = write!(out, "{}", env.core);
+                let _ = write!(out, "{}", env.seat.core);
+            }
+            Expr::ShardId => {
+                let _ = write!(out, "{}", env.seat.shard);
             }
             Expr::Iteration => {
                 let _ = write!(out, "{}", env.iteration);
@@ -438,11 +441,11 @@ pub(crate) struct Env<'a> {
     pub rows: &'a [u32],
     pub rng: &'a mut Rng,
     pub user: u32,
-    pub core: u32,
+    /// The core's shard and index (`core_id()`, `shard_id()`, `seq()`).
+    pub seat: crate::schedule::Seat,
     pub iteration: u64,
-    /// The core's `seq()` counter; values are `counter × seq_stride + core`, unique across cores.
+    /// The core's `seq()` counter; the `n`-th value is the seat's `n`-th item, unique across cores.
     pub seq: &'a Cell<u64>,
-    pub seq_stride: u64,
     pub clock: &'a Clock,
     /// Room for encoders; reused.
     pub scratch: &'a mut Vec<u8>,
@@ -850,7 +853,7 @@ impl<'a, 's> Parser<'a, 's> {
                     .collect::<Result<Vec<_>, String>>()?;
                 Expr::Choice(options.into())
             }
-            "uuid" | "seq" | "user_id" | "core_id" | "iteration" | "timestamp_ms"
+            "uuid" | "seq" | "user_id" | "core_id" | "shard_id" | "iteration" | "timestamp_ms"
             | "timestamp_rfc3339" => {
                 arity(0, &format!("{name}()"))?;
                 match name {
@@ -858,6 +861,7 @@ impl<'a, 's> Parser<'a, 's> {
                     "seq" => Expr::Seq,
                     "user_id" => Expr::UserId,
                     "core_id" => Expr::CoreId,
+                    "shard_id" => Expr::ShardId,
                     "iteration" => Expr::Iteration,
                     "timestamp_ms" => Expr::TimestampMs,
                     _ => Expr::TimestampRfc3339,
@@ -964,10 +968,14 @@ pub(crate) mod tests {
             rows: &[],
             rng: &mut rng,
             user: 7,
-            core: 1,
+            seat: crate::schedule::Seat {
+                shard: 0,
+                shards: 1,
+                core: 1,
+                cores: 2,
+            },
             iteration: 3,
             seq: &seq,
-            seq_stride: 2,
             clock: &clock,
             scratch: &mut scratch,
         };
@@ -1003,6 +1011,7 @@ pub(crate) mod tests {
             ),
             // seq() = counter × cores + core: 5 × 2 + 1.
             ("{{seq()}},{{seq()}}", Escape::None, "11,13"),
+            ("{{shard_id()}}", Escape::None, "0"),
             ("{{base64(token, ':', id)}}", Escape::None, "dG9rIGVuOjk="),
             ("{{base64url(token)}}", Escape::None, "dG9rIGVu"),
             (

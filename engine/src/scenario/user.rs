@@ -66,10 +66,9 @@ macro_rules! env {
             rows: $rows,
             rng: $rng,
             user: $global,
-            core: $sc.core,
+            seat: $sc.seat,
             iteration: $iteration,
             seq: &$sc.seq,
-            seq_stride: u64::from($sc.cores),
             clock: $clock,
             scratch: $scratch,
         }
@@ -173,8 +172,7 @@ impl UserState {
                 continue;
             }
             let at = Draw {
-                core: sc.core,
-                cores: sc.cores,
+                seat: sc.seat,
                 user: global,
             };
             match feeder.draw(&sc.cursors[usize::from(f)], at, rng) {

@@ -16,8 +16,19 @@ pub fn header(core: u32) -> LogHeader {
     )
 }
 
-/// A small log with every block kind: names, messages, two samples blocks, intervals and the end.
+/// A small log with every block kind of v1.0: names, messages, two samples blocks, intervals and the
+/// end. It generates the v1 golden files, so it must keep writing no v1.1 block.
 pub fn small_log() -> Vec<u8> {
+    small_log_with(false)
+}
+
+/// The same log where the samples that open a connection also did a TLS handshake, so that each
+/// samples block is followed by a v1.1 sample-extras block.
+pub fn small_log_with_tls() -> Vec<u8> {
+    small_log_with(true)
+}
+
+fn small_log_with(tls: bool) -> Vec<u8> {
     let mut w = LogWriter::new(&header(3), Vec::new()).unwrap();
     let home = w.intern_name("GET /");
     let item = w.intern_name("GET /items/{id}");
@@ -32,6 +43,7 @@ pub fn small_log() -> Vec<u8> {
             actual_us: t + u64::from(i % 4),
             latency_us: 250 + i * 13,
             connect_us: if i % 10 == 0 { 90 + i } else { 0 },
+            tls_us: if tls && i % 10 == 0 { 60 + i } else { 0 },
             ttfb_us: 240 + i * 13,
             status: 200,
             outcome: Outcome::Ok,
@@ -43,7 +55,13 @@ pub fn small_log() -> Vec<u8> {
         if i == 17 {
             s.outcome = Outcome::ConnectError;
             s.message = Some(refused);
-            (s.status, s.ttfb_us, s.bytes_received, s.connect_us) = (0, 0, 0, 0);
+            (
+                s.status,
+                s.ttfb_us,
+                s.bytes_received,
+                s.connect_us,
+                s.tls_us,
+            ) = (0, 0, 0, 0, 0);
         }
         if i == 29 {
             s.outcome = Outcome::Status;
@@ -109,13 +127,79 @@ pub fn dump(log: &LogContents) -> String {
             s.user[i]
         )
         .unwrap();
+        // v1.1's column is printed only where it is set, so the v1.0 golden texts stay as recorded.
+        if s.tls_us[i] != 0 {
+            writeln!(out, "  tls={}", s.tls_us[i]).unwrap();
+        }
     }
     for iv in &log.intervals {
-        writeln!(out, "interval {iv:?}").unwrap();
+        writeln!(out, "interval {}", interval_text(iv)).unwrap();
     }
     writeln!(out, "end {:?}", log.end).unwrap();
     for p in &log.problems {
         writeln!(out, "problem {p}").unwrap();
     }
     out
+}
+
+/// An interval record as the v1.0 golden text shows it (the `Debug` form of the v1.0 struct), then the
+/// v1.1 fields, which are left out while they hold their defaults: a v1.0 record decodes to the same
+/// text as it always did.
+fn interval_text(iv: &IntervalStats) -> String {
+    let mut text = format!(
+        "IntervalStats {{ start_us: {}, duration_us: {}, active_users: {}, iterations_started: {}, \
+         iterations_dropped: {}, requests: {}, failures: {}, lag_p50_us: {}, lag_p99_us: {}, \
+         lag_max_us: {}, cpu_user_us: {}, cpu_system_us: {}, connections_opened: {}, open_connections: {} }}",
+        iv.start_us,
+        iv.duration_us,
+        iv.active_users,
+        iv.iterations_started,
+        iv.iterations_dropped,
+        iv.requests,
+        iv.failures,
+        iv.lag_p50_us,
+        iv.lag_p99_us,
+        iv.lag_max_us,
+        iv.cpu_user_us,
+        iv.cpu_system_us,
+        iv.connections_opened,
+        iv.open_connections
+    );
+    let v1_1 = IntervalStats {
+        users_max: iv.users_max,
+        users_started: iv.users_started,
+        late_requests: iv.late_requests,
+        voluntary_switches: iv.voluntary_switches,
+        involuntary_switches: iv.involuntary_switches,
+        run_delay_us: iv.run_delay_us,
+        steal_us: iv.steal_us,
+        wakeups: iv.wakeups,
+        wake_late_p99_us: iv.wake_late_p99_us,
+        wake_late_max_us: iv.wake_late_max_us,
+        start_late_us: iv.start_late_us,
+        iterations_queued: iv.iterations_queued,
+        ..IntervalStats::default()
+    };
+    if v1_1 != IntervalStats::default() {
+        write!(
+            text,
+            " v1.1 {{ users_max: {}, users_started: {}, late_requests: {}, voluntary_switches: {}, \
+             involuntary_switches: {}, run_delay_us: {:?}, steal_us: {:?}, wakeups: {}, \
+             wake_late_p99_us: {}, wake_late_max_us: {}, start_late_us: {}, iterations_queued: {} }}",
+            iv.users_max,
+            iv.users_started,
+            iv.late_requests,
+            iv.voluntary_switches,
+            iv.involuntary_switches,
+            iv.run_delay_us,
+            iv.steal_us,
+            iv.wakeups,
+            iv.wake_late_p99_us,
+            iv.wake_late_max_us,
+            iv.start_late_us,
+            iv.iterations_queued
+        )
+        .unwrap();
+    }
+    text
 }

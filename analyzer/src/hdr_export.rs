@@ -1,0 +1,272 @@
+//! `analyzer export RUN --hdr FILE`: a run's latencies as an HdrHistogram interval log, the format of
+//! HdrHistogram's `HistogramLogWriter`, which its own tools (`HistogramLogProcessor`, HdrHistogram
+//! plotters, the Python and Go ports' log readers) read.
+//!
+//! Choices, documented for users in docs/reports.md:
+//!
+//! - **Values** are latencies in whole **microseconds**, as recorded (HdrHistogram's Java tools assume
+//!   nanoseconds by default: pass `-outputValueUnitRatio 1000` to HistogramLogProcessor for ms). The
+//!   `Interval_Max` column is written in milliseconds (a max value divisor of 1000).
+//! - **Intervals** are one second of intended start, from the run's time zero, which is the log's
+//!   `StartTime` and `BaseTime`: a request belongs to the second it was meant to start in, as in the
+//!   report's time series. Seconds without requests are left out.
+//! - **Tags**: the untagged histograms are the corrected latency (from the intended start) of all
+//!   requests, so tools that read untagged histograms by default show what users saw; `uncorrected`
+//!   is the uncorrected latency of all requests. With `per_name`, `corrected:NAME` and
+//!   `uncorrected:NAME` follow for each request name, the name percent-encoded (`%`, space, comma, CR
+//!   and LF, which a tag may not hold).
+//! - **Precision**: three significant decimal digits (every value within 0.1 %), auto-resizing, so a
+//!   histogram covers whatever latencies occurred; each is written compressed (V2 with deflate,
+//!   `HISTFAA…`), as `HistogramLogWriter` does.
+//!
+//! **Memory.** Histograms are kept for a range of seconds at a time, sized so that they fit in about
+//! 256 MB; a run longer than that range is read once per range, so memory stays bounded however long
+//! the run is.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use formats::{LogReader, Run, SampleColumns};
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+
+use crate::error::{Error, Result};
+
+/// Significant digits of every exported histogram.
+pub const HDR_DIGITS: u8 = 3;
+
+/// The tag of the uncorrected all-requests histograms.
+pub const UNCORRECTED_TAG: &str = "uncorrected";
+
+/// About this much memory goes to histograms at once; longer runs are read once per range of seconds.
+const HISTOGRAM_BUDGET: usize = 256 << 20;
+/// A working estimate of one auto-resizing histogram's size with `u64` counts for latencies up to a
+/// few seconds (3 digits: 2048 sub-buckets, about twenty buckets of 1024 counts).
+const HISTOGRAM_BYTES: usize = 160 << 10;
+
+/// What `export --hdr` did.
+#[derive(Debug, Clone, Default)]
+pub struct HdrOutcome {
+    /// Samples recorded.
+    pub samples: u64,
+    /// Intervals (one second, one tag) written.
+    pub histograms: u64,
+    /// Problems found while reading (damaged blocks, unreadable logs).
+    pub warnings: Vec<String>,
+    /// Passes over the logs (more than one for runs too long to hold at once).
+    pub passes: u32,
+}
+
+/// `corrected:NAME` or `uncorrected:NAME`, the name percent-encoded so the tag is valid.
+pub fn name_tag(corrected: bool, name: &str) -> String {
+    let mut tag = String::from(if corrected {
+        "corrected:"
+    } else {
+        "uncorrected:"
+    });
+    for c in name.chars() {
+        match c {
+            '%' => tag.push_str("%25"),
+            ' ' => tag.push_str("%20"),
+            ',' => tag.push_str("%2C"),
+            '\r' => tag.push_str("%0D"),
+            '\n' => tag.push_str("%0A"),
+            c => tag.push(c),
+        }
+    }
+    tag
+}
+
+/// One second's histograms: corrected and uncorrected over all requests, and per name when asked.
+struct Second {
+    all: [Histogram<u64>; 2],
+    by_name: BTreeMap<String, [Histogram<u64>; 2]>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new(HDR_DIGITS).expect("3 significant digits are valid")
+}
+
+fn record(h: &mut Histogram<u64>, v: u64) {
+    // An auto-resizing histogram grows to take the value (`saturating_record` would clamp it to the
+    // current range instead); a measured 0 µs is recorded as 1. Only a value beyond any histogram's
+    // range, which a u32 latency plus a u64 lag cannot reach in practice, is clamped.
+    if h.record(v.max(1)).is_err() {
+        h.saturating_record(v);
+    }
+}
+
+/// Writes the interval log of the run in `dir` to `file`.
+pub fn export_hdr(dir: &Path, file: &Path, per_name: bool) -> Result<HdrOutcome> {
+    let run = Run::open(dir).map_err(|e| Error::NothingReadable {
+        paths: vec![dir.display().to_string()],
+        reasons: vec![e.to_string()],
+    })?;
+    let mut outcome = HdrOutcome::default();
+    let mut logs = Vec::new();
+    for (_, path) in &run.logs {
+        match std::fs::read(path) {
+            Ok(data) if LogReader::new(&data).is_ok() => logs.push((path.clone(), data)),
+            Ok(data) => {
+                let e = LogReader::new(&data).err().map(|e| e.to_string());
+                outcome
+                    .warnings
+                    .push(format!("{}: {}", path.display(), e.unwrap_or_default()));
+            }
+            Err(e) => outcome.warnings.push(format!("{}: {e}", path.display())),
+        }
+    }
+    if logs.is_empty() {
+        return Err(Error::NothingReadable {
+            paths: vec![dir.display().to_string()],
+            reasons: if outcome.warnings.is_empty() {
+                vec!["the run has no core-N.log files".into()]
+            } else {
+                outcome.warnings.clone()
+            },
+        });
+    }
+    let start_ns = match &run.manifest {
+        Ok(m) => m.started_unix_ns,
+        Err(_) => LogReader::new(&logs[0].1)
+            .map(|r| r.header().wall_start_unix_ns)
+            .unwrap_or(0),
+    };
+    let start = if start_ns >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(start_ns as u64)
+    } else {
+        SystemTime::UNIX_EPOCH
+    };
+
+    let f = std::fs::File::create(file).map_err(|e| Error::io(file, e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, f);
+    let mut serializer = V2DeflateSerializer::new();
+    let mut writer = IntervalLogWriterBuilder::new()
+        .add_comment(&format!(
+            "Stampede run {} ({}): latency in microseconds, one-second intervals of intended start",
+            run.manifest
+                .as_ref()
+                .map(|m| m.run_id.to_string())
+                .unwrap_or_default(),
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ))
+        .add_comment(
+            "Untagged: corrected latency (from the intended start) of all requests; tag \
+             \"uncorrected\": from the actual start; \"corrected:NAME\" / \"uncorrected:NAME\": per \
+             request name, percent-encoded. Interval_Max is in milliseconds.",
+        )
+        .with_start_time(start)
+        .with_base_time(start)
+        .with_max_value_divisor(1000.0)
+        .begin_log_with(&mut out, &mut serializer)
+        .map_err(|e| Error::io(file, e))?;
+    writer
+        .write_comment("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"")
+        .map_err(|e| Error::io(file, e))?;
+
+    let per_second = 2 * if per_name { 8 } else { 1 };
+    let range = (HISTOGRAM_BUDGET / (per_second * HISTOGRAM_BYTES)).max(60) as u64;
+    let mut from = 0u64;
+    let mut block = SampleColumns::default();
+    loop {
+        outcome.passes += 1;
+        let to = from + range;
+        let mut seconds: BTreeMap<u64, Second> = BTreeMap::new();
+        let mut beyond = false;
+        for (path, data) in &logs {
+            let Ok(mut reader) = LogReader::new(data) else {
+                continue;
+            };
+            while reader.next_samples(&mut block).is_some() {
+                for i in 0..block.len() {
+                    let t = block.intended_us[i] / 1_000_000;
+                    if t < from {
+                        continue;
+                    }
+                    if t >= to {
+                        beyond = true;
+                        continue;
+                    }
+                    let Some(s) = block.get(i) else { break };
+                    let corrected = s.corrected_latency_us();
+                    let uncorrected = u64::from(s.latency_us);
+                    let second = seconds.entry(t).or_insert_with(|| Second {
+                        all: [histogram(), histogram()],
+                        by_name: BTreeMap::new(),
+                    });
+                    record(&mut second.all[0], corrected);
+                    record(&mut second.all[1], uncorrected);
+                    if per_name {
+                        let name = reader.names().display(s.name.0);
+                        let h = second
+                            .by_name
+                            .entry(name)
+                            .or_insert_with(|| [histogram(), histogram()]);
+                        record(&mut h[0], corrected);
+                        record(&mut h[1], uncorrected);
+                    }
+                    outcome.samples += 1;
+                }
+                block.clear();
+            }
+            if outcome.passes == 1 {
+                for p in reader.problems() {
+                    outcome.warnings.push(format!("{}: {p}", path.display()));
+                }
+            }
+        }
+        for (t, second) in &seconds {
+            let at = Duration::from_secs(*t);
+            let length = Duration::from_secs(1);
+            let mut write = |h: &Histogram<u64>, tag: Option<Tag<'_>>| {
+                writer
+                    .write_histogram(h, at, length, tag)
+                    .map_err(|e| Error::io(file, std::io::Error::other(e.to_string())))
+            };
+            write(&second.all[0], None)?;
+            write(&second.all[1], Tag::new(UNCORRECTED_TAG))?;
+            outcome.histograms += 2;
+            for (name, [c, u]) in &second.by_name {
+                let (tc, tu) = (name_tag(true, name), name_tag(false, name));
+                write(c, Tag::new(&tc))?;
+                write(u, Tag::new(&tu))?;
+                outcome.histograms += 2;
+            }
+        }
+        if !beyond {
+            break;
+        }
+        from = to;
+    }
+    drop(writer);
+    out.flush().map_err(|e| Error::io(file, e))?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_tags_are_valid_and_reversible() {
+        for name in ["GET /", "a,b", "100%", "x\r\ny", "plain"] {
+            let tag = name_tag(true, name);
+            assert!(Tag::new(&tag).is_some(), "{tag}");
+            let decoded = tag
+                .strip_prefix("corrected:")
+                .unwrap()
+                .replace("%20", " ")
+                .replace("%2C", ",")
+                .replace("%0D", "\r")
+                .replace("%0A", "\n")
+                .replace("%25", "%");
+            assert_eq!(decoded, name);
+        }
+        assert_eq!(name_tag(false, "GET /a b"), "uncorrected:GET%20/a%20b");
+    }
+}
