@@ -160,7 +160,9 @@ impl Hosted {
     /// Wakes the tasks whose sockets are ready or whose timers are due, and polls every woken task.
     pub fn turn(&self) {
         let r = &self.reactor;
-        {
+        // Edge-triggered registrations are reported once: take every event the instance holds (a full
+        // batch may leave more, and its descriptor would not signal them again).
+        loop {
             let mut events = r.events.borrow_mut();
             let n = r.epoll.wait(&mut events, EpollTimeout::ZERO).unwrap_or(0);
             let mut sources = r.sources.borrow_mut();
@@ -180,6 +182,9 @@ impl Hosted {
                 {
                     w.wake();
                 }
+            }
+            if n < events.len() {
+                break;
             }
         }
         let now = r.clock.now_us();
