@@ -1,5 +1,5 @@
 //! A custom protocol for gRPC unary calls: HTTP/2 by the `h2` crate, messages by `prost`, on the
-//! engine's monoio sockets.
+//! engine's sockets.
 //!
 //! ```sh
 //! cargo run -p engine --example grpc_protocol -- run profiles/grpc.ron
@@ -12,23 +12,19 @@
 //!        args: {"name": "user-{{user_id()}}"}, extract: ["message"])
 //! ```
 //!
-//! `h2` is written against tokio's `AsyncRead`/`AsyncWrite`; the engine runs on monoio, whose I/O is
-//! completion-based (buffers are moved into each operation). [`Bridge`] joins the two without monoio's
-//! `poll-io` feature: a reader task and a writer task own the socket and exchange bytes with the h2
-//! connection through buffers on the same core, so it works under io_uring and epoll alike. Each user
-//! has one HTTP/2 connection; every call is a stream on it. A call whose `grpc-status` is not 0 is an
+//! `h2` is written against tokio's `AsyncRead`/`AsyncWrite`; [`Io`] adapts the engine's
+//! [`TcpStream`] (whose `poll_read`/`poll_write` are driven by the engine's loop) to them, and the
+//! HTTP/2 connection's driver runs beside the steps as a task of the same core
+//! ([`engine::protocol::spawn`]), under io_uring and epoll alike. Each user has one HTTP/2
+//! connection; every call is a stream on it. A call whose `grpc-status` is not 0 is an
 //! `Outcome::Status` sample with the gRPC code as its status.
 
-use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use engine::protocol::{Args, Endpoint, Outcome, Protocol, StepResult, Value};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
-use monoio::net::TcpStream;
+use engine::protocol::{Args, Endpoint, Outcome, Protocol, StepResult, TcpStream, Value};
 
 /// `helloworld.HelloRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -92,16 +88,16 @@ impl Protocol for Grpc {
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Conn, StepResult> {
-        let stream = TcpStream::connect_addr(endpoint.addr)
+        let stream = TcpStream::connect(endpoint.addr)
             .await
             .map_err(|e| StepResult::from_io("connect", &e))?;
         let _ = stream.set_nodelay(true);
-        let (send, connection) = h2::client::handshake(Bridge::start(stream))
+        let (send, connection) = h2::client::handshake(Io(stream))
             .await
             .map_err(|e| h2_failure("HTTP/2 handshake", &e))?;
         // The connection future drives the HTTP/2 state machine; it ends when the user's `Conn` (and
         // so its `SendRequest`) is dropped.
-        monoio::spawn(async move {
+        engine::protocol::spawn(async move {
             let _ = connection.await;
         });
         Ok(Conn {
@@ -230,139 +226,41 @@ fn h2_failure(what: &'static str, e: &h2::Error) -> StepResult {
     StepResult::fail(outcome, what)
 }
 
-/// What the h2 side and the socket tasks share (one core, so `RefCell`).
-#[derive(Default)]
-struct Shared {
-    /// Bytes read from the socket, not yet taken by h2.
-    inbound: BytesMut,
-    read_waker: Option<Waker>,
-    /// The socket closed (or failed) for reading.
-    eof: Option<io::ErrorKind>,
-    /// Bytes h2 wrote, not yet on the socket.
-    outbound: BytesMut,
-    write_waker: Option<Waker>,
-    /// The h2 side is gone: the tasks stop.
-    closed: bool,
-}
+/// tokio's `AsyncRead + AsyncWrite` over the engine's socket, which h2 is written against.
+struct Io(TcpStream);
 
-/// tokio's `AsyncRead + AsyncWrite` over a monoio socket, by a reader and a writer task.
-struct Bridge {
-    shared: Rc<RefCell<Shared>>,
-}
-
-impl Bridge {
-    fn start(stream: TcpStream) -> Bridge {
-        let shared = Rc::new(RefCell::new(Shared::default()));
-        let (mut rx, mut tx) = stream.into_split();
-        let s = Rc::clone(&shared);
-        monoio::spawn(async move {
-            let mut buf = Vec::with_capacity(16 << 10);
-            loop {
-                buf.clear();
-                let (res, b) = rx.read(buf).await;
-                buf = b;
-                let mut sh = s.borrow_mut();
-                match res {
-                    Ok(n) if n > 0 => sh.inbound.extend_from_slice(&buf[..n]),
-                    Ok(_) => sh.eof = Some(io::ErrorKind::UnexpectedEof),
-                    Err(e) => sh.eof = Some(e.kind()),
-                }
-                if let Some(w) = sh.read_waker.take() {
-                    w.wake();
-                }
-                if sh.eof.is_some() || sh.closed {
-                    return;
-                }
-            }
-        });
-        let s = Rc::clone(&shared);
-        monoio::spawn(async move {
-            loop {
-                let chunk = std::future::poll_fn(|cx| {
-                    let mut sh = s.borrow_mut();
-                    if !sh.outbound.is_empty() {
-                        return Poll::Ready(Some(sh.outbound.split().freeze()));
-                    }
-                    if sh.closed {
-                        return Poll::Ready(None);
-                    }
-                    sh.write_waker = Some(cx.waker().clone());
-                    Poll::Pending
-                })
-                .await;
-                let Some(chunk) = chunk else { return };
-                let (res, _) = tx.write_all(chunk.to_vec()).await;
-                if res.is_err() {
-                    let mut sh = s.borrow_mut();
-                    sh.eof.get_or_insert(io::ErrorKind::BrokenPipe);
-                    if let Some(w) = sh.read_waker.take() {
-                        w.wake();
-                    }
-                    return;
-                }
-            }
-        });
-        Bridge { shared }
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let mut sh = self.shared.borrow_mut();
-        sh.closed = true;
-        if let Some(w) = sh.write_waker.take() {
-            w.wake();
-        }
-    }
-}
-
-impl tokio::io::AsyncRead for Bridge {
+impl tokio::io::AsyncRead for Io {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let mut sh = self.shared.borrow_mut();
-        if !sh.inbound.is_empty() {
-            let n = sh.inbound.len().min(buf.remaining());
-            buf.put_slice(&sh.inbound[..n]);
-            sh.inbound.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        match sh.eof {
-            Some(io::ErrorKind::UnexpectedEof) => Poll::Ready(Ok(())),
-            Some(kind) => Poll::Ready(Err(kind.into())),
-            None => {
-                sh.read_waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
+        let n = match self.0.poll_read(cx, buf.initialize_unfilled()) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 
-impl tokio::io::AsyncWrite for Bridge {
+impl tokio::io::AsyncWrite for Io {
     fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut sh = self.shared.borrow_mut();
-        if let Some(kind) = sh.eof.filter(|k| *k != io::ErrorKind::UnexpectedEof) {
-            return Poll::Ready(Err(kind.into()));
-        }
-        sh.outbound.extend_from_slice(data);
-        if let Some(w) = sh.write_waker.take() {
-            w.wake();
-        }
-        Poll::Ready(Ok(data.len()))
+        self.0.poll_write(cx, data)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Writes go straight to the socket: nothing is buffered here.
         Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+        Poll::Ready(self.0.shutdown_write())
     }
 }
 

@@ -1,6 +1,6 @@
 //! A custom protocol for PostgreSQL: parameterised queries over the extended query protocol, encoded
-//! and decoded by `postgres-protocol` (the message layer of rust-postgres), on the engine's own
-//! monoio sockets, so it runs under io_uring and epoll alike.
+//! and decoded by `postgres-protocol` (the message layer of rust-postgres), on the engine's
+//! [`TcpStream`], so it runs on the engine's loop under io_uring and epoll alike.
 //!
 //! ```sh
 //! cargo run -p engine --example postgres_protocol -- run profiles/postgres.ron
@@ -21,11 +21,8 @@
 //! offered as the variable `value`.
 
 use bytes::BytesMut;
-use engine::protocol::{Args, Endpoint, Outcome, Protocol, StepResult, Value};
+use engine::protocol::{Args, Endpoint, Outcome, Protocol, StepResult, TcpStream, Value};
 use fallible_iterator::FallibleIterator;
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
 use postgres_protocol::IsNull;
 use postgres_protocol::message::{backend, frontend};
 
@@ -86,7 +83,7 @@ impl Protocol for Postgres {
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Conn, StepResult> {
-        let stream = TcpStream::connect_addr(endpoint.addr)
+        let stream = TcpStream::connect(endpoint.addr)
             .await
             .map_err(|e| StepResult::from_io("connect", &e))?;
         let _ = stream.set_nodelay(true);
@@ -193,9 +190,11 @@ impl Conn {
     }
 
     async fn flush(&mut self) -> Result<(), StepResult> {
-        let bytes = self.out.split().freeze().to_vec();
-        let (res, _) = self.stream.write_all(bytes).await;
-        res.map(|_| ()).map_err(|e| StepResult::from_io("send", &e))
+        let bytes = self.out.split();
+        self.stream
+            .write_all(&bytes)
+            .await
+            .map_err(|e| StepResult::from_io("send", &e))
     }
 
     /// The next backend message, reading as needed.
@@ -211,10 +210,7 @@ impl Conn {
                     ));
                 }
             }
-            let buf = std::mem::take(&mut self.scratch);
-            let cap = buf.capacity();
-            let (res, slice) = self.stream.read(buf.slice_mut(0..cap)).await;
-            self.scratch = slice.into_inner();
+            let res = self.stream.read(&mut self.scratch).await;
             if let Ok(n) = res {
                 self.input.extend_from_slice(&self.scratch[..n]);
                 self.received += n as u64;

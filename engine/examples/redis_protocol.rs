@@ -16,10 +16,7 @@
 //! to the user's variable `reply` when the step lists it in `extract`. docs/extending.md walks through
 //! this file.
 
-use engine::protocol::{Args, Endpoint, Outcome, Protocol, StepResult, Value};
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+use engine::protocol::{Args, Endpoint, Outcome, Protocol, StepResult, TcpStream, Value};
 
 /// The protocol: no settings of its own.
 #[derive(Debug)]
@@ -69,7 +66,7 @@ impl Protocol for Redis {
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Conn, StepResult> {
-        let stream = TcpStream::connect_addr(endpoint.addr)
+        let stream = TcpStream::connect(endpoint.addr)
             .await
             .map_err(|e| StepResult::from_io("connect", &e))?;
         let _ = stream.set_nodelay(true);
@@ -102,7 +99,7 @@ impl Protocol for Redis {
             out.extend_from_slice(b"\r\n");
         }
         let sent = out.len() as u32;
-        let (res, out) = conn.stream.write_all(out).await;
+        let res = conn.stream.write_all(&out).await;
         conn.out = out;
         if let Err(e) = res {
             return StepResult::from_io("send", &e);
@@ -130,13 +127,11 @@ impl Protocol for Redis {
                     return result;
                 }
             }
-            if conn.input.capacity() - conn.input.len() < 512 {
-                conn.input.reserve(4096);
+            let mut chunk = [0u8; 4096];
+            let res = conn.stream.read(&mut chunk).await;
+            if let Ok(n) = res {
+                conn.input.extend_from_slice(&chunk[..n]);
             }
-            let buf = std::mem::take(&mut conn.input);
-            let (len, cap) = (buf.len(), buf.capacity());
-            let (res, slice) = conn.stream.read(buf.slice_mut(len..cap)).await;
-            conn.input = slice.into_inner();
             match res {
                 Ok(0) => {
                     return StepResult::fail(Outcome::Reset, "Redis closed the connection")

@@ -87,8 +87,9 @@ pub struct RunArgs {
     /// Where run directories go.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub out: PathBuf,
-    /// The I/O driver: `auto` picks the fastest available (see docs/io-drivers.md).
-    #[arg(long, value_enum, default_value_t = IoChoice::Auto)]
+    /// The I/O backend of the event loop: `auto` picks io_uring where the kernel allows it, else epoll
+    /// (see docs/io-drivers.md).
+    #[arg(long, value_enum, default_value_t = IoChoice::Auto, env = "STAMPEDE_IO")]
     pub io: IoChoice,
     /// Set a profile variable (repeatable); beats `$STAMPEDE_VAR_<KEY>`, the environment and the profile.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
@@ -169,16 +170,15 @@ pub struct LatencyMix(pub Vec<(u32, Duration)>);
 /// Which I/O driver to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum IoChoice {
-    /// The driver that measured fastest on this kind of machine, falling back when it is unavailable.
+    /// io_uring where the kernel allows it, else epoll.
     #[default]
     Auto,
-    /// io_uring; fails if the kernel or sandbox does not allow it.
+    /// io_uring (Linux 6.1+); fails if the kernel or sandbox does not allow it.
     Uring,
-    /// epoll (monoio's legacy driver); works everywhere.
+    /// epoll; works everywhere (Docker's default seccomp profile, gVisor, old kernels).
     Epoll,
-    /// The engine's own io_uring loop (multishot receive, provided buffers, registered files): plain
-    /// HTTP requests rendered once, closed model without stages or pacing, no cookie jar, extraction
-    /// or checks; fails for other plans (`auto` uses it whenever it can).
+    /// The old name of `uring`, from when the io_uring loop ran only some plans.
+    #[value(hide = true)]
     Direct,
 }
 

@@ -109,36 +109,11 @@ impl Clock {
         self.zero.elapsed().as_micros() as u64
     }
 
-    /// Nanoseconds since time zero.
-    #[inline]
-    pub fn now_ns(&self) -> u64 {
-        u64::try_from(self.zero.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
     /// The `CLOCK_MONOTONIC` reading `ns` nanoseconds after time zero, for absolute timers. It was
     /// read just before time zero's `Instant`, so it may be a few tens of nanoseconds early: callers
-    /// check [`Clock::now_ns`] after waking.
+    /// check [`Clock::now_us`] after waking.
     pub fn monotonic_at(&self, ns: u64) -> u64 {
         self.monotonic_ns.saturating_add(ns)
-    }
-
-    /// Microseconds from time zero to `at` (0 for instants before it).
-    #[inline]
-    pub fn us_at(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.zero).as_micros() as u64
-    }
-
-    /// The instant `offset` after time zero.
-    pub fn at(&self, offset: Duration) -> Instant {
-        self.zero
-            .checked_add(offset)
-            .unwrap_or_else(|| self.zero + Duration::from_secs(86_400 * 365))
-    }
-
-    /// The instant `us` microseconds after time zero.
-    #[inline]
-    pub fn at_us(&self, us: u64) -> Instant {
-        self.at(Duration::from_micros(us))
     }
 }
 

@@ -1,16 +1,14 @@
-//! One engine thread: a pinned OS thread owning a monoio runtime, its users' connections, an RNG,
-//! histograms and the `formats` log writer. Nothing here is shared with other cores except the
-//! read-only plan (copied in at start), the stop flag (read by a timer, not per request) and the
-//! channel for per-second reports.
+//! What every core shares, whatever runs it: the read-only plan a core starts with, the reports it
+//! sends the coordinator, and the [`Recorder`] that turns every request into one sample (the log
+//! writer, histograms, interval records). The loop itself is `event_loop`. Nothing here is shared
+//! with other cores except the read-only plan (copied in at start), the stop flag (read on the loop's
+//! tick, not per request) and the channel for per-second reports.
 
-use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
-use std::task::Waker;
 use std::time::Duration;
 
 use formats::{IntervalStats, LogHeader, LogWriter, MessageId, NameId, Outcome, Sample};
@@ -20,14 +18,11 @@ use crate::clock::Clock;
 use crate::driver::IoDriver;
 use crate::http::{Exchange, Limits};
 use crate::live::tally::{LiveSecond, LiveTrack, NameTally, histogram};
-use crate::logsink::{LogFile, QueueSink};
-use crate::open::Pool;
+use crate::logsink::QueueSink;
 use crate::plan::{LoadPlan, OpenCore, UserPlan};
-use crate::rng::Rng;
 use crate::scenario::Scenario;
-use crate::scenario::exec::{CoreScenario, Interner};
+use crate::scenario::exec::Interner;
 use crate::scenario::wire::Wire;
-use crate::schedule::Population;
 use crate::tls::TlsClient;
 
 /// How often a core looks at the global stop flag and the clock.
@@ -38,8 +33,6 @@ pub(crate) const TICK: Duration = Duration::from_millis(50);
 /// its CPU, the engine at nice 19) was late. A late core records how late in its first interval
 /// (`start_late_us`), and its first second is then reported as start-up.
 pub(crate) const STARTUP_LEAD: Duration = Duration::from_millis(50);
-/// How often the file-writer task drains queued blocks.
-const DRAIN_EVERY: Duration = Duration::from_millis(250);
 /// How long in-flight requests may take to finish after a planned end.
 pub(crate) const GRACE_COMPLETED: Duration = Duration::from_secs(2);
 /// ... and after Ctrl-C, which must finalize the run within a second.
@@ -170,138 +163,6 @@ pub(crate) struct InFlight {
     pub intended_us: u64,
     pub actual_us: u64,
     pub user: u32,
-    /// When the request timeout expires, µs since time zero.
-    pub deadline_us: u64,
-}
-
-/// What the watchdog and a user's request share: a flag the watchdog sets when the request is overdue,
-/// and the user task's waker (stored once; a task's waker does not change on its own core).
-#[derive(Debug, Default)]
-pub(crate) struct UserSlot {
-    pub timed_out: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl UserSlot {
-    pub fn register(&self, waker: &Waker) {
-        let mut slot = self.waker.borrow_mut();
-        match &*slot {
-            Some(w) if w.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
-    }
-
-    fn time_out(&self) {
-        self.timed_out.set(true);
-        self.wake();
-    }
-
-    /// Wakes the user's task (a new arrival for a pooled user, or the end of the run).
-    pub fn wake(&self) {
-        if let Some(w) = &*self.waker.borrow() {
-            w.wake_by_ref();
-        }
-    }
-}
-
-/// A closed model as one core runs it.
-#[derive(Debug)]
-pub(crate) struct ClosedLoad {
-    pub population: Population,
-    /// Each user stops after this many iterations.
-    pub per_user: Option<u64>,
-}
-
-/// What the users of one core share. Single-threaded: `Cell`/`RefCell`, never locks.
-#[derive(Debug)]
-pub(crate) struct CoreCtx {
-    pub clock: Clock,
-    /// Users, requests, feeder cursors, shared tokens.
-    pub scenario: CoreScenario,
-    pub limits: Limits,
-    /// TLS for an `https://` target (the configuration is shared read-only; sessions are per user).
-    pub tls: Option<TlsClient>,
-    /// Where each step channel connects.
-    pub endpoints: Vec<crate::protocol::Endpoint>,
-    /// TLS for each step channel that needs it (`wss://`).
-    pub channel_tls: Vec<Option<TlsClient>>,
-    pub end_us: u64,
-    pub stopping: Cell<bool>,
-    /// Users running on_stop requests; the end of the run waits for them (within its grace period).
-    pub lingering: Cell<u32>,
-    pub rng: RefCell<Rng>,
-    pub rec: RefCell<Recorder>,
-    /// One per user of this core, by local index.
-    pub slots: Vec<UserSlot>,
-    /// The closed model's population, or `None` in an open model.
-    pub closed: Option<ClosedLoad>,
-    /// The open model's users, or `None` in a closed model.
-    pub pool: Option<Pool>,
-    /// Iterations this core may still start (closed models with a limit).
-    budget: Cell<Option<u64>>,
-    /// Closed-model users that have not finished for good.
-    users_left: Cell<u32>,
-    addrs: Vec<SocketAddr>,
-    next_addr: Cell<usize>,
-}
-
-impl CoreCtx {
-    /// Times out every request past its deadline. Called by the control loop every tick.
-    fn expire_overdue(&self, now_us: u64) {
-        let rec = self.rec.borrow();
-        if rec.in_flight_count == 0 {
-            return;
-        }
-        for (local, req) in rec.in_flight.iter().enumerate() {
-            if req.is_some_and(|r| r.deadline_us <= now_us) {
-                self.slots[local].time_out();
-            }
-        }
-    }
-
-    /// Takes one iteration from this core's limit; `false` when it is used up.
-    pub fn take_iteration(&self) -> bool {
-        match self.budget.get() {
-            None => true,
-            Some(0) => false,
-            Some(n) => {
-                self.budget.set(Some(n - 1));
-                true
-            }
-        }
-    }
-
-    /// A closed-model user will run no more iterations.
-    pub fn user_finished(&self) {
-        self.users_left.set(self.users_left.get().saturating_sub(1));
-    }
-
-    /// Whether this core's load is over before its planned end: every closed user has finished, or
-    /// the open schedule is exhausted (by an iteration limit) and every user is idle.
-    fn finished_early(&self) -> bool {
-        match &self.pool {
-            Some(pool) => pool.done.get() && pool.all_idle(),
-            None => self.users_left.get() == 0,
-        }
-    }
-
-    /// Wakes every task that waits for something other than a timer, so it sees `stopping`.
-    fn wake_all(&self) {
-        for slot in &self.slots {
-            slot.wake();
-        }
-        if let Some(pool) = &self.pool {
-            pool.wake_scheduler();
-        }
-    }
-
-    /// The target addresses, round-robin.
-    pub fn next_addr(&self) -> SocketAddr {
-        let i = self.next_addr.get();
-        self.next_addr
-            .set(if i + 1 >= self.addrs.len() { 0 } else { i + 1 });
-        self.addrs[i]
-    }
 }
 
 /// Counts, histograms and the log writer of one core.
@@ -404,7 +265,12 @@ impl Recorder {
         }
     }
 
-    /// The open-connections gauge, for a loop that tracks sockets itself (the direct loop).
+    /// The queue the log writer's finished blocks go to.
+    pub(crate) fn sink(&self) -> QueueSink {
+        self.sink.clone()
+    }
+
+    /// The open-connections gauge, for a loop that tracks sockets itself.
     pub(crate) fn connection_opened_gauge(&mut self) {
         self.open_connections += 1;
     }
@@ -651,231 +517,14 @@ impl Recorder {
     }
 }
 
-/// The body of a core thread. Never panics on I/O trouble: errors are reported in [`CoreDone`].
+/// The body of a core thread: the event loop on the run's backend. Never panics on I/O trouble:
+/// errors are reported in [`CoreDone`].
 pub(crate) fn run_core(setup: CoreSetup) {
     let pinned = setup.cpu.is_some_and(crate::sys::pin_current_thread);
     let reports = setup.reports.clone();
-    let core = setup.index;
     let driver = setup.driver;
-    let done = match driver {
-        IoDriver::Direct => crate::direct::core_main(setup, pinned),
-        _ => match driver.block_on(core_main(setup, pinned)) {
-            Ok(done) => done,
-            Err(e) => CoreDone::failed(
-                core,
-                pinned,
-                format!(
-                    "core {core}: could not start the {} runtime: {e}",
-                    driver.manifest_name()
-                ),
-            ),
-        },
-    };
+    let done = crate::event_loop::core_main(setup, pinned, driver);
     let _ = reports.send(Report::Done(done));
-}
-
-async fn core_main(setup: CoreSetup, pinned: bool) -> CoreDone {
-    let core = setup.index;
-    let fail = |error: String| CoreDone::failed(core, pinned, error);
-    let file = match std::fs::File::create(&setup.log_path).and_then(LogFile::new) {
-        Ok(f) => f,
-        Err(e) => return fail(format!("cannot create {}: {e}", setup.log_path.display())),
-    };
-    let sink = QueueSink::default();
-    let mut writer =
-        LogWriter::new(&setup.header, sink.clone()).unwrap_or_else(|never| match never {});
-
-    // Names and failure messages are interned once, here, in request order: the request path only
-    // copies ids.
-    let mut by_name: Vec<NameTally> = Vec::new();
-    let scenario = {
-        let mut interner = CoreInterner {
-            writer: &mut writer,
-            by_name: &mut by_name,
-        };
-        CoreScenario::new(
-            &setup.plan.scenario,
-            &setup.plan.wires,
-            setup.seat,
-            u64::try_from(setup.clock.wall_ns / 1_000_000_000).unwrap_or(0),
-            &mut interner,
-        )
-    };
-    let _ = writer.flush();
-
-    let users = setup.users;
-    let pool = setup.open.as_ref().map(|open| Pool::new(&open.pool));
-    let user_slots = pool.as_ref().map_or(users.len(), Pool::capacity);
-    let closed = match &setup.plan.load {
-        LoadPlan::Closed {
-            population,
-            iterations_per_user,
-        } => Some(ClosedLoad {
-            population: population.clone(),
-            per_user: *iterations_per_user,
-        }),
-        LoadPlan::Open { .. } => None,
-    };
-    let ctx = Rc::new(CoreCtx {
-        clock: setup.clock,
-        scenario,
-        limits: setup.plan.limits,
-        tls: setup.plan.tls.clone(),
-        endpoints: setup.plan.endpoints.clone(),
-        channel_tls: setup.plan.channel_tls.clone(),
-        end_us: crate::clock::micros(setup.plan.duration),
-        stopping: Cell::new(false),
-        lingering: Cell::new(0),
-        rng: RefCell::new(Rng::new(crate::rng::core_seed(
-            setup.header.run_id,
-            setup.seat,
-        ))),
-        rec: RefCell::new(
-            Recorder::new(
-                writer,
-                sink.clone(),
-                core,
-                by_name,
-                user_slots,
-                setup.cpu.filter(|_| pinned),
-            )
-            .live(setup.plan.live),
-        ),
-        slots: (0..user_slots).map(|_| UserSlot::default()).collect(),
-        closed,
-        pool,
-        budget: Cell::new(setup.iterations),
-        users_left: Cell::new(users.len() as u32),
-        addrs: setup.plan.addrs.clone(),
-        next_addr: Cell::new(core as usize % setup.plan.addrs.len().max(1)),
-    });
-
-    // Everything is set up: wait for time zero (STARTUP_LEAD ahead, or a --start-at instant), no task
-    // runs yet so blocking the thread holds up nothing, and note if the set-up overran it.
-    let late = ctx.clock.wait_for_zero();
-    ctx.rec.borrow_mut().schedule_started(late);
-
-    let file = Rc::new(RefCell::new(Some(file)));
-    let write_error: Rc<RefCell<Option<String>>> = Rc::default();
-    monoio::spawn(file_writer(
-        Rc::clone(&ctx),
-        Rc::clone(&file),
-        Rc::clone(&write_error),
-        setup.log_path.clone(),
-        Arc::clone(&setup.stop),
-    ));
-    match setup.open {
-        Some(open) => {
-            monoio::spawn(crate::open::scheduler(Rc::clone(&ctx), open));
-        }
-        None => {
-            monoio::spawn(spawner(Rc::clone(&ctx), users));
-        }
-    }
-
-    // The control loop: checks the stop flag and the clock every tick and reports every second. It
-    // waits on a precise timer, whose lateness is the evidence for a thread the OS woke late (the
-    // runtime's own timers round to whole milliseconds, which would hide it).
-    let clock = ctx.clock;
-    let precise = crate::timer::PreciseTimer::new().ok();
-    let mut interval_start = 0u64;
-    let mut next_second = 1_000_000u64;
-    let interrupted = loop {
-        let now = clock.now_us();
-        let next_tick = (now + TICK.as_micros() as u64)
-            .min(next_second)
-            .min(ctx.end_us.max(now));
-        let waits = next_tick > now;
-        let timed = match &precise {
-            Some(t) => t
-                .sleep_until(clock.monotonic_at(next_tick.saturating_mul(1000)))
-                .await
-                .is_ok(),
-            None => false,
-        };
-        if !timed {
-            monoio::time::sleep_until(clock.at_us(next_tick).into()).await;
-        }
-        let now = clock.now_us();
-        if timed && waits {
-            ctx.rec.borrow_mut().woke(now.saturating_sub(next_tick));
-        }
-        ctx.expire_overdue(now);
-        if now >= next_second {
-            let report =
-                ctx.rec
-                    .borrow_mut()
-                    .close_interval(interval_start, now, next_second / 1_000_000);
-            let _ = setup.reports.send(Report::Second(report));
-            interval_start = now;
-            next_second += 1_000_000;
-        }
-        if setup.stop.load(Ordering::Relaxed) {
-            break true;
-        }
-        if now >= ctx.end_us || ctx.finished_early() {
-            break false;
-        }
-    };
-    let grace = if interrupted {
-        GRACE_INTERRUPTED
-    } else {
-        GRACE_COMPLETED.min(ctx.limits.request_timeout)
-    };
-    let give_up = clock.now_us() + grace.as_micros() as u64;
-    // A Ctrl-C during the grace period of a completed run cuts the grace short.
-    let cut_short = || !interrupted && setup.stop.load(Ordering::Relaxed);
-    // An open schedule is the authority up to its end: arrivals due before the end that the scheduler
-    // has not handed out yet (it fell behind, or they wait in the queue) still start, late, within the
-    // grace period; whatever is left then is counted as dropped.
-    if let Some(pool) = &ctx.pool
-        && !interrupted
-    {
-        while !pool.done.get() && clock.now_us() < give_up && !cut_short() {
-            monoio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-    ctx.stopping.set(true);
-    ctx.wake_all();
-
-    // Let requests on the wire finish, within the grace period.
-    let busy = || ctx.rec.borrow().in_flight_count > 0 || ctx.lingering.get() > 0;
-    while busy() && clock.now_us() < give_up && !cut_short() {
-        monoio::time::sleep(Duration::from_millis(2)).await;
-        ctx.expire_overdue(clock.now_us());
-    }
-    let now = clock.now_us();
-    let mut done = {
-        let mut rec = ctx.rec.borrow_mut();
-        rec.cancel_in_flight(now);
-        // The last, partial interval is labelled with the second it falls in.
-        let report = rec.close_interval(interval_start, now, next_second / 1_000_000);
-        let _ = setup.reports.send(Report::Second(report));
-        rec.take_done(core, pinned)
-    };
-    let mut error = write_error.borrow_mut().take();
-    // The file-writer task holds the file only while a write is in progress; wait for it to give it back.
-    let mut file_back = file.borrow_mut().take();
-    for _ in 0..5000 {
-        if file_back.is_some() {
-            break;
-        }
-        monoio::time::sleep(Duration::from_millis(1)).await;
-        file_back = file.borrow_mut().take();
-    }
-    let file = file_back;
-    if let Some(mut file) = file {
-        let sink = ctx.rec.borrow().sink.clone();
-        let mut scratch = Vec::new();
-        if let Err(e) = file.drain(&sink, &mut scratch).await {
-            error.get_or_insert(format!("cannot write {}: {e}", setup.log_path.display()));
-        }
-        if let Err(e) = file.close().await {
-            error.get_or_insert(format!("closing {}: {e}", setup.log_path.display()));
-        }
-    }
-    done.error = error;
-    done
 }
 
 /// Interns into the core's log writer, keeping a statistics slot per request name.
@@ -891,11 +540,6 @@ impl<'a> CoreInterner<'a> {
     ) -> CoreInterner<'a> {
         CoreInterner { writer, by_name }
     }
-
-    /// The id of request name `name`, interned on first use.
-    pub(crate) fn name_id(&mut self, name: &str) -> NameId {
-        self.name(name)
-    }
 }
 
 impl Interner for CoreInterner<'_> {
@@ -909,65 +553,5 @@ impl Interner for CoreInterner<'_> {
 
     fn message(&mut self, message: &str) -> MessageId {
         self.writer.intern_message(message)
-    }
-}
-
-/// Starts each user at its spawn time, until the run stops. Users it never starts count as finished.
-async fn spawner(ctx: Rc<CoreCtx>, users: Vec<UserPlan>) {
-    let total = users.len();
-    let mut spawned = 0;
-    for (local, user) in users.into_iter().enumerate() {
-        let at = crate::clock::micros(user.spawn_at);
-        if at >= ctx.end_us {
-            break;
-        }
-        // Early by the timer slack, like think time, so a user's first request is not "late" by
-        // timer rounding; the user then starts at once and its intended start is the actual one.
-        let wake = at.saturating_sub(crate::clock::micros(crate::users::TIMER_SLACK));
-        if wake > ctx.clock.now_us() {
-            monoio::time::sleep_until(ctx.clock.at_us(wake).into()).await;
-        }
-        if ctx.stopping.get() {
-            break;
-        }
-        monoio::spawn(crate::users::run_user(Rc::clone(&ctx), local, user));
-        spawned += 1;
-    }
-    for _ in spawned..total {
-        ctx.user_finished();
-    }
-}
-
-/// Writes queued log blocks to the file a few times a second. The core's control loop owns the file
-/// again at the end, after this task has stopped touching it.
-///
-/// A write that fails (a full disk, a file-size limit) stops the whole run: load that is not recorded
-/// is wasted on the target, and everything written before the failure stays readable, because blocks
-/// are written whole and in order.
-async fn file_writer(
-    ctx: Rc<CoreCtx>,
-    file: Rc<RefCell<Option<LogFile>>>,
-    error: Rc<RefCell<Option<String>>>,
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-) {
-    let sink = ctx.rec.borrow().sink.clone();
-    let mut scratch = Vec::new();
-    while !ctx.stopping.get() {
-        monoio::time::sleep(DRAIN_EVERY).await;
-        // Take the file out while writing so the control loop never sees it mid-write.
-        let Some(mut f) = file.borrow_mut().take() else {
-            return;
-        };
-        let result = f.drain(&sink, &mut scratch).await;
-        *file.borrow_mut() = Some(f);
-        if let Err(e) = result {
-            error.borrow_mut().get_or_insert(format!(
-                "cannot write {}: {e}; the run stopped here, and the log keeps every block written before",
-                path.display()
-            ));
-            stop.store(true, Ordering::SeqCst);
-            return;
-        }
     }
 }

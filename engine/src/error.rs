@@ -31,14 +31,6 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
-    /// `--io direct` for a plan the direct loop cannot run; exit code 2.
-    #[error(
-        "--io direct runs plain HTTP requests rendered once in a closed model (no stages, pacing, cookie jar, extraction or checks), but here {why}; without --io, the run uses monoio's io_uring loop"
-    )]
-    DirectLoop {
-        /// The first thing that keeps the plan off the direct loop.
-        why: String,
-    },
     /// The run directory or a file in it could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -128,7 +120,6 @@ impl Error {
             | Error::Plan(_)
             | Error::Resolve { .. }
             | Error::Tls(_)
-            | Error::DirectLoop { .. }
             | Error::Listen { .. }
             | Error::RunExists { .. }
             | Error::Unreachable { .. } => 2,

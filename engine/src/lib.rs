@@ -1,8 +1,9 @@
 //! # Stampede's load generator
 //!
 //! `engine run profile.ron` turns a RON profile into a [`plan::Plan`], starts one pinned thread per core
-//! (each owning its monoio runtime, connections, virtual users, RNG, histograms and sample-log writer),
-//! and writes a run directory through the `formats` crate, the only contract with the analyzer.
+//! (each running one event loop that owns its connections, virtual users, RNG, histograms and
+//! sample-log writer), and writes a run directory through the `formats` crate, the only contract with
+//! the analyzer.
 //!
 //! ```text
 //! profile.ron ──profile::load──▶ ProfileSpec ──Plan::resolve──▶ Plan ──runner──▶ cores ──▶ runs/<id>/
@@ -11,30 +12,32 @@
 //!
 //! Module map, in the order a run touches them: [`cli`] (flags), [`profile`] (the file as written, with
 //! located errors), [`plan`] (the resolved, typed plan), `scenario` (templates, feeders, extraction,
-//! checks, cookies, auth: compiled once, executed per request), [`schedule`] (pure timing functions),
-//! `runner` (orchestration, run directory, manifest), `core` (one engine thread), [`http`] (request
-//! rendering, response parsing, connections), `users` (virtual users), `open` (the open model's
-//! arrival scheduler and user pool), `timer` (waiting until an exact nanosecond), `console` (live
-//! lines and the summary), `live` (the dashboard and Prometheus metrics, `--web` and `--metrics`),
-//! `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the embedded
-//! target), [`shard`] (one test spread over several engines: shard identity, start instant, run name),
-//! `clock_sync` (how well the machine's clock is synchronised). [`kube`]
-//! renders the Kubernetes manifests that run a profile as shards (`engine kube`).
+//! checks, cookies, auth compiled once; the users' programs as state machines), [`schedule`] (pure
+//! timing functions), `runner` (orchestration, run directory, manifest), `core` (what every core
+//! shares: setup, recorder, reports), `event_loop` (the per-core loop on io_uring or epoll:
+//! connections, TLS, HTTP exchanges, built-in protocol steps, timers, the hosted executor of custom
+//! protocols), `load` (closed users, the open model's arrivals and pool), [`http`] (request rendering,
+//! the sans-I/O response reader), [`protocol`] (custom protocols), `console` (live lines and the
+//! summary), `logsink` (moves finished log blocks to the file off the request path), [`serve`] (the
+//! embedded target, on monoio), [`shard`] (one test spread over several engines: shard identity, start
+//! instant, run name), `clock_sync` (how well the machine's clock is synchronised), `live` (the dashboard and Prometheus metrics, `--web` and
+//! `--metrics`). [`kube`] renders the Kubernetes manifests that run a profile as shards
+//! (`engine kube`).
 
 pub mod cli;
 mod clock;
 mod clock_sync;
 mod console;
 mod core;
-mod direct;
 mod driver;
 mod engine_main;
 mod error;
+mod event_loop;
 pub mod http;
 pub mod kube;
 mod live;
+mod load;
 mod logsink;
-mod open;
 pub mod plan;
 pub mod profile;
 pub mod protocol;
@@ -45,9 +48,7 @@ pub mod schedule;
 pub mod serve;
 pub mod shard;
 mod sys;
-mod timer;
 pub mod tls;
-mod users;
 mod ws;
 
 pub use driver::IoDriver;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use formats::{LogFile, LogHeader, Manifest, RunId, RunState};
 
-use crate::cli::{IoChoice, RunArgs};
+use crate::cli::RunArgs;
 use crate::clock::{self, Clock};
 use crate::console::{self, Console};
 use crate::core::{self, CoreDone, CoreSetup, Report, SharedPlan};
@@ -365,21 +365,10 @@ fn execute(
     server_cpu: Option<u32>,
     live_args: &crate::cli::LiveArgs,
 ) -> Result<RunOutcome, Error> {
-    let direct_ok = crate::direct::eligible(&plan);
-    if plan.io == IoChoice::Direct
-        && let Err(why) = &direct_ok
-    {
-        return Err(Error::DirectLoop { why: why.clone() });
-    }
-    let driver =
-        IoDriver::select_for_run(plan.io, direct_ok.is_ok()).map_err(|source| Error::Driver {
-            driver: if plan.io == IoChoice::Direct {
-                "direct-loop io_uring"
-            } else {
-                "io_uring"
-            },
-            source,
-        })?;
+    let driver = IoDriver::select(plan.io).map_err(|source| Error::Driver {
+        driver: "io_uring",
+        source,
+    })?;
     sys::raise_nofile_limit();
     // A taken --web or --metrics port stops the run here, before anything is written.
     let listeners = crate::live::Listeners::bind(live_args)?;
@@ -748,11 +737,7 @@ fn execute(
         "{} samples, {} ({})",
         samples,
         manifest.state.describe(),
-        if driver == IoDriver::Direct {
-            "io_uring, direct loop"
-        } else {
-            driver.manifest_name()
-        }
+        driver.manifest_name()
     );
     for e in &errors {
         eprintln!("error: {e}");

@@ -26,6 +26,8 @@
 //! (method, target, headers, body) for tests to inspect.
 
 mod api;
+mod runtime;
+mod timer;
 
 pub use api::{CLIENT_SECRET, JWT_SECRET};
 
@@ -42,9 +44,9 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpListener;
 
 use crate::cli::{IoChoice, ServeArgs};
-use crate::driver::IoDriver;
 use crate::profile::spec::EmbeddedSpec;
-use crate::timer::{PreciseTimer, monotonic_now_ns};
+use runtime::Runtime;
+use timer::{PreciseTimer, monotonic_now_ns};
 
 const MAX_REQUEST_HEAD: usize = 64 << 10;
 const MAX_REQUEST_BODY: usize = 1 << 20;
@@ -239,7 +241,7 @@ impl Server {
         // monoio's epoll driver expects a non-blocking socket; a blocking accept would stall the thread.
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let driver = IoDriver::select(io)?;
+        let driver = Runtime::select(io)?;
         let served = Arc::new(AtomicU64::new(0));
         let tls_failures = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));

@@ -1,6 +1,6 @@
 //! TLS for `https://` and `wss://` targets, and for the embedded target when it serves TLS: rustls
-//! with the `ring` provider, driven over monoio streams by `monoio-rustls` (it works with both the
-//! io_uring and the epoll driver, because it only uses monoio's own `AsyncReadRent`/`AsyncWriteRent`).
+//! with the `ring` provider. The engine's loop drives client sessions on buffers (`event_loop`);
+//! the embedded target serves through `monoio-rustls` on its monoio runtime.
 //!
 //! Certificates are verified by default, against the operating system's roots (`rustls-native-certs`),
 //! or against the certificates of a `ca_file` instead. `insecure: true` turns verification off; the
@@ -127,7 +127,8 @@ pub fn server_name(name: &str) -> Result<ServerName<'static>, TlsSetupError> {
 /// What a core needs to open TLS connections: the shared configuration and the server name.
 #[derive(Clone)]
 pub(crate) struct TlsClient {
-    pub connector: monoio_rustls::TlsConnector,
+    /// The configuration every connection's session is made from.
+    pub config: Arc<ClientConfig>,
     pub server_name: ServerName<'static>,
 }
 
@@ -142,7 +143,7 @@ impl std::fmt::Debug for TlsClient {
 impl TlsClient {
     pub fn new(config: Arc<ClientConfig>, server_name: ServerName<'static>) -> TlsClient {
         TlsClient {
-            connector: monoio_rustls::TlsConnector::from(config),
+            config,
             server_name,
         }
     }
@@ -154,21 +155,6 @@ pub(crate) fn classify(e: &io::Error) -> Option<String> {
     inner
         .downcast_ref::<rustls::Error>()
         .map(|r| format!("TLS: {r}"))
-}
-
-/// Turns a handshake error into a sample's failure text: `Some` for TLS-level failures (alerts,
-/// certificate problems, a peer that does not speak TLS, a close mid-handshake).
-pub(crate) fn handshake_failure(e: &monoio_rustls::TlsError) -> Result<String, &io::Error> {
-    match e {
-        monoio_rustls::TlsError::Rustls(r) => Ok(format!("TLS handshake: {r}")),
-        monoio_rustls::TlsError::Io(io) => match classify(io) {
-            Some(m) => Ok(format!("{m} (during the handshake)")),
-            None if io.kind() == io::ErrorKind::UnexpectedEof => {
-                Ok("TLS handshake: the peer closed the connection".to_owned())
-            }
-            None => Err(io),
-        },
-    }
 }
 
 /// A server configuration from PEM files (for the embedded target), offering `http/1.1`.

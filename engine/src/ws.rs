@@ -1,7 +1,7 @@
-//! WebSocket framing (RFC 6455 §5) and the opening handshake's key, shared by the client steps
-//! (`scenario::steps`) and the embedded target's `/ws` echo endpoint. Hand-written rather than taken
-//! from tungstenite: the engine needs only the frame header and the key, on its own monoio I/O and
-//! its own reused buffers (tungstenite owns the stream and allocates a `Bytes` per frame).
+//! WebSocket framing (RFC 6455 §5) and the opening handshake's key, shared by the loop's WebSocket
+//! steps (`event_loop/steps.rs`) and the embedded target's `/ws` echo endpoint. Hand-written rather
+//! than taken from tungstenite: the engine needs only the frame header and the key, in its own reused
+//! buffers (tungstenite owns the stream and allocates a `Bytes` per frame).
 
 use base64::Engine as _;
 

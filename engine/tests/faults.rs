@@ -274,12 +274,6 @@ fn hostile_targets_become_classified_failures_on_schedule_uring() {
     hostile_targets_become_classified_failures_on_schedule("uring");
 }
 
-#[test]
-fn hostile_targets_become_classified_failures_on_schedule_direct() {
-    let _serial = one_at_a_time();
-    hostile_targets_become_classified_failures_on_schedule("direct");
-}
-
 fn hostile_targets_become_classified_failures_on_schedule(io: &str) {
     let addr = fault_server();
     let tmp = tempfile::tempdir().unwrap();
@@ -371,7 +365,6 @@ fn intervals_in(path: &Path) -> usize {
         .map_or(0, |log| log.intervals.len())
 }
 
-#[test]
 fn sigkill_mid_run_loses_at_most_the_last_second_per_core() {
     let _serial = one_at_a_time();
     let server = server();
@@ -470,6 +463,9 @@ fn sigkill_mid_run_loses_at_most_the_last_second_per_core() {
 /// A run against the embedded target with the given extra command wrapper (`prlimit ...`) and out dir.
 fn run_wrapped(wrapper: &[&str], out: &Path, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(wrapper[0]);
+    if let Some(io) = io() {
+        cmd.env("STAMPEDE_IO", io);
+    }
     cmd.args(&wrapper[1..])
         .arg(env!("CARGO_BIN_EXE_engine"))
         .arg("run")
@@ -522,7 +518,6 @@ fn assert_written_part_readable(parent: &Path) {
     }
 }
 
-#[test]
 fn a_file_size_limit_stops_the_run_naming_the_log() {
     let _serial = one_at_a_time();
     let server = server();
@@ -559,7 +554,6 @@ impl Drop for Mounted {
     }
 }
 
-#[test]
 fn a_full_disk_stops_the_run_naming_the_log() {
     let _serial = one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
@@ -600,7 +594,6 @@ fn a_full_disk_stops_the_run_naming_the_log() {
     assert_written_part_readable(tmp.path());
 }
 
-#[test]
 fn running_out_of_file_descriptors_fails_requests_as_local_resource_and_says_why() {
     let _serial = one_at_a_time();
     let server = server();
@@ -620,8 +613,6 @@ fn running_out_of_file_descriptors_fails_requests_as_local_resource_and_says_why
             "1s",
             "--cores",
             "1",
-            "--io",
-            "epoll",
         ],
     );
     let err = stderr(&out);
@@ -652,3 +643,10 @@ fn running_out_of_file_descriptors_fails_requests_as_local_resource_and_says_why
     // The users that did get a descriptor still measured the target.
     assert!(rows.iter().any(|s| s.outcome == Outcome::Ok.code()));
 }
+
+for_each_backend!(
+    sigkill_mid_run_loses_at_most_the_last_second_per_core,
+    a_file_size_limit_stops_the_run_naming_the_log,
+    a_full_disk_stops_the_run_naming_the_log,
+    running_out_of_file_descriptors_fails_requests_as_local_resource_and_says_why,
+);

@@ -119,12 +119,12 @@ fn starved_engine_is_reported_as_preempted(io: &str) {
 }
 
 #[test]
-fn starved_direct_loop_is_reported_as_preempted() {
-    starved_engine_is_reported_as_preempted("direct");
+fn starved_loop_on_io_uring_is_reported_as_preempted() {
+    starved_engine_is_reported_as_preempted("uring");
 }
 
 #[test]
-fn starved_monoio_loop_is_reported_as_preempted() {
+fn starved_loop_on_epoll_is_reported_as_preempted() {
     starved_engine_is_reported_as_preempted("epoll");
 }
 

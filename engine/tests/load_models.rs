@@ -91,7 +91,6 @@ fn summary(r: &ReadBack) -> (u64, u64) {
     (started, dropped)
 }
 
-#[test]
 fn open_run_corrected_p99_shows_stalls_that_uncorrected_p99_hides() {
     let _serial = one_at_a_time();
     let server = stalling_server();
@@ -133,7 +132,6 @@ fn open_run_corrected_p99_shows_stalls_that_uncorrected_p99_hides() {
     );
 }
 
-#[test]
 fn open_run_with_enough_users_sees_stalls_at_the_socket_too() {
     let _serial = one_at_a_time();
     let server = stalling_server();
@@ -164,7 +162,6 @@ fn open_run_with_enough_users_sees_stalls_at_the_socket_too() {
     assert!(most_users >= 20, "{most_users} users in the pool");
 }
 
-#[test]
 fn closed_run_without_pacing_makes_fewer_requests_during_stalls() {
     let _serial = one_at_a_time();
     let server = stalling_server();
@@ -204,7 +201,6 @@ fn closed_run_without_pacing_makes_fewer_requests_during_stalls() {
     assert!(percentile(&corrected(&r), 1.0) >= hold_us / 2);
 }
 
-#[test]
 fn latency_mix_percentiles_are_within_5_percent_of_the_truth() {
     let _serial = one_at_a_time();
     let ms = Duration::from_millis;
@@ -256,7 +252,6 @@ fn latency_mix_percentiles_are_within_5_percent_of_the_truth() {
     }
 }
 
-#[test]
 fn at_half_capacity_the_open_rate_is_within_half_a_percent() {
     let _serial = one_at_a_time();
     let server = server();
@@ -317,7 +312,6 @@ fn at_half_capacity_the_open_rate_is_within_half_a_percent() {
     }
 }
 
-#[test]
 fn example_profiles_run_against_the_embedded_target() {
     let _serial = one_at_a_time();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
@@ -366,7 +360,6 @@ fn example_profiles_run_against_the_embedded_target() {
     assert_eq!(users.len(), 10, "each of the 10 users ran");
 }
 
-#[test]
 fn iteration_limits_end_the_run_early() {
     let _serial = one_at_a_time();
     let server = server();
@@ -423,7 +416,6 @@ fn iteration_limits_end_the_run_early() {
     );
 }
 
-#[test]
 fn paced_users_keep_their_grid_and_count_overruns_as_lag() {
     let _serial = one_at_a_time();
     let server = stalling_server();
@@ -460,7 +452,6 @@ fn paced_users_keep_their_grid_and_count_overruns_as_lag() {
     );
 }
 
-#[test]
 fn console_warns_when_the_generator_falls_behind() {
     let _serial = one_at_a_time();
     let server = stalling_server();
@@ -502,3 +493,15 @@ fn console_warns_when_the_generator_falls_behind() {
     assert_eq!(started + dropped, 400);
     assert!(dropped >= 20, "{dropped} dropped");
 }
+
+for_each_backend!(
+    open_run_corrected_p99_shows_stalls_that_uncorrected_p99_hides,
+    open_run_with_enough_users_sees_stalls_at_the_socket_too,
+    closed_run_without_pacing_makes_fewer_requests_during_stalls,
+    latency_mix_percentiles_are_within_5_percent_of_the_truth,
+    at_half_capacity_the_open_rate_is_within_half_a_percent,
+    example_profiles_run_against_the_embedded_target,
+    iteration_limits_end_the_run_early,
+    paced_users_keep_their_grid_and_count_overruns_as_lag,
+    console_warns_when_the_generator_falls_behind,
+);

@@ -178,11 +178,6 @@ fn epoll() {
     request_path_allocates_nothing(IoChoice::Epoll, None);
 }
 
-#[test]
-fn direct() {
-    request_path_allocates_nothing(IoChoice::Direct, None);
-}
-
 /// The open model adds an arrival scheduler, a user pool and a timer wait per arrival: none of them
 /// may allocate once the pool has grown (4 users at most, so it grows in the first second).
 #[test]

@@ -119,7 +119,6 @@ fn tcp_echo_every_step_is_a_sample_and_templates_render() {
     }
 }
 
-#[test]
 fn a_wrong_expectation_is_a_check_failure_that_names_the_pattern() {
     let _serial = one_at_a_time();
     let server = line_echo(true);
@@ -142,7 +141,6 @@ fn a_wrong_expectation_is_a_check_failure_that_names_the_pattern() {
     }
 }
 
-#[test]
 fn a_tcp_peer_that_never_answers_times_out_and_the_run_ends_on_time() {
     let _serial = one_at_a_time();
     let server = line_echo(false);
@@ -172,7 +170,6 @@ fn a_tcp_peer_that_never_answers_times_out_and_the_run_ends_on_time() {
     assert_eq!(rows[0].name, "TCP");
 }
 
-#[test]
 fn udp_lost_datagrams_are_timeouts_and_answered_ones_are_samples() {
     let _serial = one_at_a_time();
     // Answers every other datagram; the rest are "lost".
@@ -226,7 +223,6 @@ fn udp_lost_datagrams_are_timeouts_and_answered_ones_are_samples() {
     );
 }
 
-#[test]
 fn an_unknown_custom_protocol_is_a_located_error() {
     let tmp = tempfile::tempdir().unwrap();
     let profile = profile(
@@ -325,7 +321,6 @@ impl Redis {
     }
 }
 
-#[test]
 fn redis_resp_over_raw_tcp_counts_match_the_servers() {
     let _serial = one_at_a_time();
     let Some(redis) = redis() else { return };
@@ -361,7 +356,6 @@ fn redis_resp_over_raw_tcp_counts_match_the_servers() {
 #[path = "../examples/redis_protocol.rs"]
 mod redis_protocol;
 
-#[test]
 fn a_custom_protocol_runs_from_the_registry_and_its_extracted_values_feed_later_steps() {
     let _serial = one_at_a_time();
     let Some(redis) = redis() else { return };
@@ -416,7 +410,6 @@ fn a_custom_protocol_runs_from_the_registry_and_its_extracted_values_feed_later_
         && x.message.as_deref() == Some("Redis answered with an error")));
 }
 
-#[test]
 fn a_peer_that_floods_without_a_delimiter_is_malformed_at_the_size_limit() {
     let _serial = one_at_a_time();
     // Answers every connection with an endless stream that never contains the delimiter.
@@ -458,3 +451,13 @@ fn a_peer_that_floods_without_a_delimiter_is_malformed_at_the_size_limit() {
             .all(|&b| b <= (64 << 10) + (64 << 10))
     );
 }
+
+for_each_backend!(
+    a_wrong_expectation_is_a_check_failure_that_names_the_pattern,
+    a_tcp_peer_that_never_answers_times_out_and_the_run_ends_on_time,
+    udp_lost_datagrams_are_timeouts_and_answered_ones_are_samples,
+    an_unknown_custom_protocol_is_a_located_error,
+    redis_resp_over_raw_tcp_counts_match_the_servers,
+    a_custom_protocol_runs_from_the_registry_and_its_extracted_values_feed_later_steps,
+    a_peer_that_floods_without_a_delimiter_is_malformed_at_the_size_limit,
+);

@@ -70,7 +70,6 @@ fn header_of(rec: &engine::serve::Recorded, name: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Users and tasks
 
-#[test]
 fn weighted_user_kinds_and_weighted_tasks() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -118,7 +117,6 @@ fn weighted_user_kinds_and_weighted_tasks() {
     );
 }
 
-#[test]
 fn a_sequence_runs_its_children_in_order_with_think_time_between() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -179,7 +177,6 @@ fn a_sequence_runs_its_children_in_order_with_think_time_between() {
     }
 }
 
-#[test]
 fn a_nested_group_picks_by_weight_and_repeats() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -221,7 +218,6 @@ fn a_nested_group_picks_by_weight_and_repeats() {
     );
 }
 
-#[test]
 fn on_start_runs_once_per_user_and_on_stop_at_the_planned_end() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -251,7 +247,6 @@ fn on_start_runs_once_per_user_and_on_stop_at_the_planned_end() {
 }
 
 /// Regression: think time was applied after on_start, so with a long wait the first task never ran.
-#[test]
 fn the_first_task_follows_on_start_without_think_time() {
     let _serial = one_at_a_time();
     let server = server();
@@ -277,7 +272,6 @@ fn the_first_task_follows_on_start_without_think_time() {
     }
 }
 
-#[test]
 fn an_iteration_limit_stops_the_user_after_its_on_stop() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -314,7 +308,6 @@ fn an_iteration_limit_stops_the_user_after_its_on_stop() {
 /// about four iterations per user. Think times are read from the log (the next iteration's intended
 /// start minus the previous response's end): a schedule, not a stopwatch, so this holds on a loaded
 /// machine too.
-#[test]
 fn between_think_time_gives_the_expected_iteration_rate() {
     let _serial = one_at_a_time();
     let server = server();
@@ -370,7 +363,6 @@ fn between_think_time_gives_the_expected_iteration_rate() {
     );
 }
 
-#[test]
 fn pacing_keeps_a_grid_and_an_overrun_starts_the_next_at_once_as_lag() {
     let _serial = one_at_a_time();
     let server = server();
@@ -437,7 +429,6 @@ fn pacing_keeps_a_grid_and_an_overrun_starts_the_next_at_once_as_lag() {
 // ---------------------------------------------------------------------------------------------
 // Templates
 
-#[test]
 fn templates_render_fresh_values_in_path_query_headers_and_body() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -522,7 +513,6 @@ fn accounts_csv(rows: usize) -> String {
     csv
 }
 
-#[test]
 fn a_unique_feeder_never_repeats_a_row_across_cores() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -562,7 +552,6 @@ fn a_unique_feeder_never_repeats_a_row_across_cores() {
     assert!(r.rows().iter().any(|row| row.core == 1));
 }
 
-#[test]
 fn a_sequential_feeder_uses_each_row_once_then_stops_its_users() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -588,7 +577,6 @@ fn a_sequential_feeder_uses_each_row_once_then_stops_its_users() {
     assert_eq!(distinct.len(), 25);
 }
 
-#[test]
 fn json_lines_and_circular_feeders_recycle_rows() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -617,7 +605,6 @@ fn json_lines_and_circular_feeders_recycle_rows() {
     }
 }
 
-#[test]
 fn a_random_feeder_draws_any_row_in_any_order() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -656,7 +643,6 @@ fn a_random_feeder_draws_any_row_in_any_order() {
 // ---------------------------------------------------------------------------------------------
 // Correlation and checks
 
-#[test]
 fn the_token_extracted_at_login_is_what_private_receives() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -693,7 +679,6 @@ fn the_token_extracted_at_login_is_what_private_receives() {
     );
 }
 
-#[test]
 fn a_missing_extraction_fails_naming_the_rule_and_ends_the_iteration() {
     let _serial = one_at_a_time();
     let server = server();
@@ -722,7 +707,6 @@ fn a_missing_extraction_fails_naming_the_rule_and_ends_the_iteration() {
     );
 }
 
-#[test]
 fn optional_regex_header_cookie_and_status_extractions() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -759,7 +743,6 @@ fn optional_regex_header_cookie_and_status_extractions() {
     }
 }
 
-#[test]
 fn failed_checks_are_check_samples_with_messages_interned_once() {
     let _serial = one_at_a_time();
     let server = server();
@@ -820,7 +803,6 @@ fn failed_checks_are_check_samples_with_messages_interned_once() {
 // ---------------------------------------------------------------------------------------------
 // Cookies
 
-#[test]
 fn cookies_set_by_the_target_are_sent_back_per_user() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -841,7 +823,6 @@ fn cookies_set_by_the_target_are_sent_back_per_user() {
     assert!(r.named("GET /session").len() > 20);
 }
 
-#[test]
 fn without_a_cookie_jar_the_session_is_not_kept() {
     let _serial = one_at_a_time();
     let server = server();
@@ -861,7 +842,6 @@ fn without_a_cookie_jar_the_session_is_not_kept() {
 // ---------------------------------------------------------------------------------------------
 // Auth
 
-#[test]
 fn basic_auth_sends_each_users_credentials() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -899,7 +879,6 @@ fn demo_key() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/keys/demo-rs256.pem")
 }
 
-#[test]
 fn jwts_are_minted_per_user_with_hs256_and_rs256() {
     let _serial = one_at_a_time();
     let server = server();
@@ -941,7 +920,6 @@ fn oauth_profile(cache: &str, secret: &str) -> String {
 
 /// Tokens live 2 s and are renewed 1 s before they expire; the target refuses expired ones, so a
 /// missing refresh shows up as 401s after 2 s.
-#[test]
 fn oauth2_tokens_are_fetched_once_per_core_and_refreshed_before_expiry() {
     let _serial = one_at_a_time();
     let server = server();
@@ -975,7 +953,6 @@ fn oauth2_tokens_are_fetched_once_per_core_and_refreshed_before_expiry() {
     );
 }
 
-#[test]
 fn a_refused_oauth2_client_makes_no_authenticated_requests() {
     let _serial = one_at_a_time();
     let server = server();
@@ -1010,7 +987,6 @@ const ENVIRONMENTS: &str = r#"(
 )"#;
 
 /// Flags > STAMPEDE_* environment variables > the selected environment > profile defaults.
-#[test]
 fn environments_and_precedence_end_to_end() {
     let _serial = one_at_a_time();
     // (flags, environment variables, expected path, X-Tier, X-Who)
@@ -1086,7 +1062,6 @@ fn environments_and_precedence_end_to_end() {
     assert_eq!(other.recorded()[0].path(), "/from-env/anything");
 }
 
-#[test]
 fn secrets_never_reach_the_manifest_or_the_console() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -1122,7 +1097,6 @@ fn secrets_never_reach_the_manifest_or_the_console() {
     assert!(manifest.contains("visible"), "{manifest}");
 }
 
-#[test]
 fn fragments_are_merged_into_the_profile() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -1166,7 +1140,6 @@ fn fragments_are_merged_into_the_profile() {
 // ---------------------------------------------------------------------------------------------
 // The example profiles
 
-#[test]
 fn every_example_profile_runs_against_the_embedded_target() {
     let _serial = one_at_a_time();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
@@ -1229,7 +1202,6 @@ fn every_example_profile_runs_against_the_embedded_target() {
     }
 }
 
-#[test]
 fn thresholds_are_kept_in_the_manifest_for_the_analyzer() {
     let _serial = one_at_a_time();
     let server = server();
@@ -1250,3 +1222,34 @@ fn thresholds_are_kept_in_the_manifest_for_the_analyzer() {
         assert!(manifest.contains(kept), "{kept} missing from {manifest}");
     }
 }
+
+for_each_backend!(
+    weighted_user_kinds_and_weighted_tasks,
+    a_sequence_runs_its_children_in_order_with_think_time_between,
+    a_nested_group_picks_by_weight_and_repeats,
+    on_start_runs_once_per_user_and_on_stop_at_the_planned_end,
+    the_first_task_follows_on_start_without_think_time,
+    an_iteration_limit_stops_the_user_after_its_on_stop,
+    between_think_time_gives_the_expected_iteration_rate,
+    pacing_keeps_a_grid_and_an_overrun_starts_the_next_at_once_as_lag,
+    templates_render_fresh_values_in_path_query_headers_and_body,
+    a_unique_feeder_never_repeats_a_row_across_cores,
+    a_sequential_feeder_uses_each_row_once_then_stops_its_users,
+    json_lines_and_circular_feeders_recycle_rows,
+    a_random_feeder_draws_any_row_in_any_order,
+    the_token_extracted_at_login_is_what_private_receives,
+    a_missing_extraction_fails_naming_the_rule_and_ends_the_iteration,
+    optional_regex_header_cookie_and_status_extractions,
+    failed_checks_are_check_samples_with_messages_interned_once,
+    cookies_set_by_the_target_are_sent_back_per_user,
+    without_a_cookie_jar_the_session_is_not_kept,
+    basic_auth_sends_each_users_credentials,
+    jwts_are_minted_per_user_with_hs256_and_rs256,
+    oauth2_tokens_are_fetched_once_per_core_and_refreshed_before_expiry,
+    a_refused_oauth2_client_makes_no_authenticated_requests,
+    environments_and_precedence_end_to_end,
+    secrets_never_reach_the_manifest_or_the_console,
+    fragments_are_merged_into_the_profile,
+    every_example_profile_runs_against_the_embedded_target,
+    thresholds_are_kept_in_the_manifest_for_the_analyzer,
+);

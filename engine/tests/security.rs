@@ -27,7 +27,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-#[test]
 fn no_secret_reaches_the_run_directory_or_the_console() {
     let _serial = one_at_a_time();
     let server = recording_server();
@@ -105,3 +104,5 @@ fn no_secret_reaches_the_run_directory_or_the_console() {
         }
     }
 }
+
+for_each_backend!(no_secret_reaches_the_run_directory_or_the_console,);

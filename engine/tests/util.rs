@@ -21,6 +21,32 @@ pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 /// The I/O drivers every behaviour is tested under.
 pub const DRIVERS: [&str; 2] = ["uring", "epoll"];
 
+thread_local! {
+    /// The backend engines started by this test thread run on (`$STAMPEDE_IO`), set by
+    /// `for_each_backend!`.
+    static IO: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes engines started by this thread run on `io` unless their arguments say otherwise.
+pub fn set_io(io: &'static str) {
+    IO.set(Some(io));
+}
+
+/// The backend this thread's engines run on, if a test asked for one.
+pub fn io() -> Option<&'static str> {
+    IO.get()
+}
+
+/// Defines `mod uring { #[test] fn name() }` and `mod epoll { ... }`, each running `name()` with the
+/// engines it starts on that backend of the event loop.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod uring { $( #[test] fn $name() { super::util::set_io("uring"); super::$name() } )* }
+        mod epoll { $( #[test] fn $name() { super::util::set_io("epoll"); super::$name() } )* }
+    };
+}
+
 /// Starts the embedded target on one thread on a free loopback port.
 pub fn server() -> Server {
     Server::start("127.0.0.1:0", 1, IoChoice::Epoll, None).expect("the embedded server starts")
@@ -39,9 +65,13 @@ pub fn recording_server() -> Server {
     .expect("the embedded server starts")
 }
 
-/// A command for the engine binary.
+/// A command for the engine binary (on the backend `set_io` chose, if any).
 pub fn engine() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_engine"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engine"));
+    if let Some(io) = io() {
+        cmd.env("STAMPEDE_IO", io);
+    }
+    cmd
 }
 
 /// Runs `engine run` with `args` plus `--out <dir> --quiet`; returns the output.

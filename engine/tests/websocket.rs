@@ -60,7 +60,6 @@ fn echo_binary_and_ping_each_exchange_is_a_sample() {
     }
 }
 
-#[test]
 fn a_server_that_closes_mid_exchange_is_a_reset_and_the_user_reconnects() {
     let _serial = one_at_a_time();
     let server = server();
@@ -89,7 +88,6 @@ fn a_server_that_closes_mid_exchange_is_a_reset_and_the_user_reconnects() {
             == Some("the server closed the WebSocket in the middle of the exchange")));
 }
 
-#[test]
 fn a_silent_server_times_out_within_the_step_limit() {
     let _serial = one_at_a_time();
     let server = server();
@@ -108,7 +106,6 @@ fn a_silent_server_times_out_within_the_step_limit() {
     assert_eq!(server.served(), 0);
 }
 
-#[test]
 fn close_ends_the_connection_and_the_next_iteration_upgrades_again() {
     let _serial = one_at_a_time();
     let server = server();
@@ -134,3 +131,9 @@ fn close_ends_the_connection_and_the_next_iteration_upgrades_again() {
         .count();
     assert_eq!(connected, echoes_in_log);
 }
+
+for_each_backend!(
+    a_server_that_closes_mid_exchange_is_a_reset_and_the_user_reconnects,
+    a_silent_server_times_out_within_the_step_limit,
+    close_ends_the_connection_and_the_next_iteration_upgrades_again,
+);

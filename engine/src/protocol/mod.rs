@@ -3,43 +3,42 @@
 //! and the built-in raw TCP and UDP steps.
 //!
 //! Every step, whatever its protocol, becomes exactly one `formats::Sample` through the core's
-//! recorder, with the same outcome kinds as HTTP, so the analyzer needs no change. HTTP and HTTPS keep
-//! their own path (`http::Connection`, rendered request bytes, no allocation per request); TCP and UDP
-//! are matched statically (an enum, no virtual call); custom protocols are called through one boxed
-//! future per step, which is the price of loading them from another crate. docs/extending.md walks
-//! through writing one.
+//! recorder, with the same outcome kinds as HTTP, so the analyzer needs no change. HTTP(S), raw TCP,
+//! UDP and WebSocket are built in as sans-I/O machines driven by the core's event loop (no allocation
+//! per request). A custom protocol is written with `async` code against the engine's [`TcpStream`]
+//! (or any async client library adapted to it): each step runs as a task of a small executor hosted
+//! by the same loop on the same core, at the price of one boxed future per step. [`spawn`] starts a
+//! companion task (an HTTP/2 connection's driver, say) and [`sleep`] waits on the core's timers.
+//! docs/extending.md walks through writing one.
 //!
 //! ```no_run
-//! use engine::protocol::{Args, Endpoint, Protocol, StepResult, Value};
+//! use engine::protocol::{Args, Endpoint, Protocol, StepResult, TcpStream, Value};
 //!
 //! /// Sends the step's `line` argument and counts the reply's bytes.
 //! struct LineEcho;
 //!
 //! impl Protocol for LineEcho {
 //!     type Step = ();
-//!     type Conn = monoio::net::TcpStream;
+//!     type Conn = TcpStream;
 //!
 //!     fn compile(&self, _step: &Value) -> Result<(), String> {
 //!         Ok(())
 //!     }
 //!
 //!     async fn connect(&self, endpoint: &Endpoint) -> Result<Self::Conn, StepResult> {
-//!         monoio::net::TcpStream::connect_addr(endpoint.addr)
+//!         TcpStream::connect(endpoint.addr)
 //!             .await
 //!             .map_err(|e| StepResult::from_io("connect", &e))
 //!     }
 //!
 //!     async fn execute(&self, conn: &mut Self::Conn, _step: &(), args: &Args<'_>) -> StepResult {
-//!         use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-//!         let line = args.get("line").unwrap_or(b"ping\n").to_vec();
-//!         let sent = line.len() as u32;
-//!         let (res, _) = conn.write_all(line).await;
-//!         if let Err(e) = res {
+//!         let line = args.get("line").unwrap_or(b"ping\n");
+//!         if let Err(e) = conn.write_all(line).await {
 //!             return StepResult::from_io("send", &e);
 //!         }
-//!         let (res, _) = conn.read(vec![0u8; 512]).await;
-//!         match res {
-//!             Ok(n) => StepResult::ok().sent(sent).received(n as u32),
+//!         let mut reply = [0u8; 512];
+//!         match conn.read(&mut reply).await {
+//!             Ok(n) => StepResult::ok().sent(line.len() as u32).received(n as u32),
 //!             Err(e) => StepResult::from_io("receive", &e),
 //!         }
 //!     }
@@ -60,6 +59,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use crate::event_loop::hosted::{TcpStream, sleep, spawn};
 pub use formats::Outcome;
 pub use ron::Value;
 

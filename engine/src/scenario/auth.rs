@@ -7,7 +7,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::task::Waker;
 use std::time::Duration;
 
 use jsonwebtoken::{EncodingKey, Header};
@@ -85,31 +84,20 @@ pub(crate) struct SharedToken {
     pub credential: RefCell<Credential>,
     /// A user is fetching a token; others wait instead of fetching too.
     pub fetching: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    /// Users (by local index) of the core's loop waiting for the fetch in progress.
+    user_waiters: RefCell<Vec<u32>>,
 }
 
 impl SharedToken {
-    /// Waits until no fetch is in progress.
-    pub async fn until_idle(&self) {
-        std::future::poll_fn(|cx| {
-            if !self.fetching.get() {
-                return std::task::Poll::Ready(());
-            }
-            let mut w = self.waiters.borrow_mut();
-            if !w.iter().any(|x| x.will_wake(cx.waker())) {
-                w.push(cx.waker().clone());
-            }
-            std::task::Poll::Pending
-        })
-        .await;
+    /// User `local` waits for the fetch in progress; [`SharedToken::finish_fetch`] names it.
+    pub fn wait_for_fetch(&self, local: u32) {
+        self.user_waiters.borrow_mut().push(local);
     }
 
-    /// Ends a fetch and wakes the users that waited for it.
-    pub fn done(&self) {
+    /// Ends a fetch, moving the users that waited for it into `wake`.
+    pub fn finish_fetch(&self, wake: &mut Vec<u32>) {
         self.fetching.set(false);
-        for w in self.waiters.borrow_mut().drain(..) {
-            w.wake();
-        }
+        wake.append(&mut self.user_waiters.borrow_mut());
     }
 }
 

@@ -21,10 +21,11 @@ pub(crate) mod cookies;
 pub(crate) mod exec;
 pub(crate) mod feeder;
 pub(crate) mod json;
+pub(crate) mod program;
 pub(crate) mod response;
 pub(crate) mod rules;
-pub(crate) mod steps;
 pub(crate) mod template;
+pub(crate) mod user;
 pub mod vars;
 pub(crate) mod wire;
 

@@ -92,11 +92,6 @@ impl Wire {
         wire
     }
 
-    /// Whether the whole request was rendered once, at build time.
-    pub fn is_fixed(&self) -> bool {
-        self.fixed.is_some()
-    }
-
     /// The request rendered once at build time, whatever the user's cookie jar holds.
     pub fn fixed_bytes(&self) -> Option<&[u8]> {
         self.fixed.as_deref()

@@ -1,10 +1,6 @@
-//! Waiting until an exact instant, which monoio's own timers cannot do.
-//!
-//! monoio's timer wheel counts whole milliseconds: a deadline is rounded up to the next tick and the
-//! thread parks for whole ticks, so a `sleep_until` fires 0–2 ms after its deadline (see
-//! `users::TIMER_SLACK`). That is fine for think time, but an open model that started every arrival
-//! up to 2 ms late would show a lag P99 near 2 ms at any rate, and the health check (lag P99 under
-//! 1 ms) could never pass.
+//! Waiting until an exact instant on the embedded target's monoio runtime, which monoio's own timers
+//! cannot do: its timer wheel counts whole milliseconds, so a `sleep_until` fires 0–2 ms after its
+//! deadline, which would blur the latencies the target is asked to add.
 //!
 //! [`PreciseTimer`] is a `timerfd` on `CLOCK_MONOTONIC` armed with an absolute deadline in nanoseconds
 //! and awaited through the runtime as a readable file (a `PollAdd` under io_uring, an epoll
@@ -77,20 +73,4 @@ pub(crate) fn monotonic_now_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
         t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
     })
-}
-
-/// Lets the other tasks on this core run once, then continues (for waits shorter than a timer is
-/// worth).
-pub(crate) async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            std::task::Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await;
 }

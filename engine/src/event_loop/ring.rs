@@ -1,11 +1,13 @@
-//! The only module of the direct loop with `unsafe`: one io_uring instance, the memory it shares with
-//! the kernel (a provided-buffer ring and its buffers, the request bytes, log blocks being written),
-//! and a safe API over them for the loop in `direct/mod.rs`.
+//! The engine's only module with `unsafe`: one io_uring instance, the memory it shares with the kernel
+//! (a provided-buffer ring and its buffers, interned request bytes and addresses, send buffers and log
+//! blocks in flight), and a safe API over them for the io_uring backend (`uring.rs`).
 //!
 //! The invariant every `unsafe` block below relies on: **memory handed to the kernel stays allocated,
 //! and is not touched by us, until the kernel is known to be done with it.**
 //!
 //! - Request bytes are interned once ([`Ring::intern`]) and never mutated or freed while the ring exists.
+//! - A send buffer ([`Ring::send_owned`]) is moved into the ring and owned by it until the send's
+//!   completion, which hands it back ([`Cqe::owned`]); the caller cannot reach it in between.
 //! - A provided buffer belongs to the kernel from the moment it is published in the buffer ring until a
 //!   completion names it; it then belongs to the caller (a [`BufId`] token, which cannot be copied or
 //!   forged: only [`Ring::reap`] creates one) until [`Ring::recycle`] publishes it again.
@@ -27,8 +29,10 @@ use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 
 /// User-data bit reserved for the ring's own operations (log writes).
 const RING_OWNED: u64 = 1 << 63;
+/// User-data bit of sends from a buffer the ring owns until they complete; the low bits are the slot.
+const SEND_OWNED: u64 = 1 << 62;
 /// The bits the caller may use.
-pub const USER_BITS: u64 = (1 << 63) - 1;
+pub const USER_BITS: u64 = (1 << 62) - 1;
 /// The provided-buffer group id.
 const BGID: u16 = 0;
 
@@ -53,6 +57,8 @@ pub struct Cqe {
     pub more: bool,
     /// The buffer the data went into, for receives with buffer selection.
     pub buf: Option<BufId>,
+    /// The buffer of a finished [`Ring::send_owned`], handed back.
+    pub owned: Option<Vec<u8>>,
 }
 
 /// Request bytes interned in the ring.
@@ -176,6 +182,10 @@ pub struct Ring {
     addrs: Vec<Box<SockaddrStorage>>,
     /// Log blocks being written and their file offsets, by slot; `None` for a free slot.
     writes: Vec<Option<(Vec<u8>, u64)>>,
+    /// Send buffers in flight and their callers' user data, by slot; `None` for a free slot.
+    sends: Vec<Option<(Vec<u8>, u64)>>,
+    /// Free slots of `sends`.
+    free_sends: Vec<u32>,
     /// Finished writes (buffer, result, offset), to be taken back by the caller.
     written: Vec<(Vec<u8>, i32, u64)>,
     /// Operations that will still post a completion.
@@ -219,6 +229,8 @@ impl Ring {
             requests: Vec::new(),
             addrs: Vec::new(),
             writes: Vec::new(),
+            sends: Vec::new(),
+            free_sends: Vec::new(),
             written: Vec::new(),
             in_flight: 0,
             fixed_files,
@@ -252,8 +264,8 @@ impl Ring {
 
     fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
         // SAFETY: every entry built in this module points only at memory covered by the module
-        // invariant (interned request bytes, ring-owned write buffers, interned connect addresses, or no memory at all for buffer-selecting
-        // receives and cancels).
+        // invariant (interned request bytes, ring-owned send and write buffers, interned connect
+        // addresses), or at no memory at all (buffer-selecting receives, polls and cancels).
         unsafe {
             if self.ring.submission().push(&entry).is_err() {
                 self.ring.submit()?;
@@ -263,6 +275,8 @@ impl Ring {
                     .map_err(|_| io::Error::other("submission queue full"))?;
             }
         }
+        // Counted only once queued: an entry that never reached the queue posts no completion.
+        self.in_flight += 1;
         Ok(())
     }
 
@@ -293,8 +307,54 @@ impl Ring {
             |f| opcode::Send::new(f, ptr, len).build(),
             |f| opcode::Send::new(f, ptr, len).build(),
         );
-        self.in_flight += 1;
         self.push(entry.user_data(user_data))
+    }
+
+    /// Sends `buf[offset..]`; the ring owns `buf` until the completion (posted under `user_data`) hands
+    /// it back. On failure to submit, `buf` comes back with the error.
+    pub fn send_owned(
+        &mut self,
+        t: Target,
+        buf: Vec<u8>,
+        offset: usize,
+        user_data: u64,
+    ) -> Result<(), (io::Error, Vec<u8>)> {
+        assert!(user_data & !USER_BITS == 0 && offset <= buf.len());
+        let slot = match self.free_sends.pop() {
+            Some(s) => s as usize,
+            None => {
+                self.sends.push(None);
+                self.sends.len() - 1
+            }
+        };
+        let (ptr, len) = (buf[offset..].as_ptr(), (buf.len() - offset) as u32);
+        let entry = self.fd_entry(
+            t,
+            |f| opcode::Send::new(f, ptr, len).build(),
+            |f| opcode::Send::new(f, ptr, len).build(),
+        );
+        // The Vec's heap block does not move when the Vec itself is moved into the slot.
+        self.sends[slot] = Some((buf, user_data));
+        match self.push(entry.user_data(SEND_OWNED | slot as u64)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Not queued: the kernel never saw the entry, so the buffer is ours again.
+                self.free_sends.push(slot as u32);
+                let (buf, _) = self.sends[slot].take().expect("the slot was just filled");
+                Err((e, buf))
+            }
+        }
+    }
+
+    /// Arms a multishot poll for readability of `fd`: a completion under `user_data` each time it
+    /// becomes readable, until cancelled or the descriptor goes away.
+    pub fn poll_multishot(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
+        assert!(user_data & !USER_BITS == 0);
+        let entry = opcode::PollAdd::new(Fd(fd), nix::libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(user_data);
+        self.push(entry)
     }
 
     /// Keeps `addr` for the ring's lifetime, for connects.
@@ -310,7 +370,6 @@ impl Ring {
         let entry = opcode::Connect::new(Fd(fd), a.as_ptr(), a.len())
             .build()
             .user_data(user_data);
-        self.in_flight += 1;
         self.push(entry)
     }
 
@@ -322,7 +381,6 @@ impl Ring {
         let entry = opcode::AsyncCancel::new(target_user_data)
             .build()
             .user_data(user_data);
-        self.in_flight += 1;
         self.push(entry)
     }
 
@@ -335,7 +393,6 @@ impl Ring {
             |f| opcode::RecvMulti::new(f, BGID).build(),
             |f| opcode::RecvMulti::new(f, BGID).build(),
         );
-        self.in_flight += 1;
         self.push(entry.user_data(user_data))
     }
 
@@ -355,8 +412,12 @@ impl Ring {
             .user_data(RING_OWNED | slot as u64);
         // The Vec's heap block does not move when the Vec itself is moved into the slot.
         self.writes[slot] = Some((buf, offset));
-        self.in_flight += 1;
-        self.push(entry)
+        let pushed = self.push(entry);
+        if pushed.is_err() {
+            // Not queued: the block is ours again, and lost with the error the caller reports.
+            self.writes[slot] = None;
+        }
+        pushed
     }
 
     /// Log blocks whose writes finished, with each write's result and offset.
@@ -402,6 +463,20 @@ impl Ring {
                 }
                 continue;
             }
+            if ud & SEND_OWNED != 0 {
+                let slot = (ud & !SEND_OWNED) as usize;
+                if let Some((buf, tag)) = self.sends[slot].take() {
+                    self.free_sends.push(slot as u32);
+                    out.push(Cqe {
+                        user_data: tag,
+                        result: e.result(),
+                        more: false,
+                        buf: None,
+                        owned: Some(buf),
+                    });
+                }
+                continue;
+            }
             let buf = cqueue::buffer_select(flags).map(|bid| {
                 let held = &mut bufs.held[usize::from(bid)];
                 assert!(!*held, "kernel handed out buffer {bid} twice");
@@ -413,6 +488,7 @@ impl Ring {
                 result: e.result(),
                 more,
                 buf,
+                owned: None,
             });
         }
     }
@@ -444,6 +520,7 @@ impl Drop for Ring {
             std::mem::forget(std::mem::take(&mut self.requests));
             std::mem::forget(std::mem::take(&mut self.addrs));
             std::mem::forget(std::mem::take(&mut self.writes));
+            std::mem::forget(std::mem::take(&mut self.sends));
             return;
         }
         if let Some(b) = bufs {

@@ -1,0 +1,136 @@
+//! What the loop asks of the kernel, whichever mechanism carries it: a small completion-style
+//! interface that the io_uring backend (`uring.rs`) implements with one ring and the epoll backend
+//! (`epoll.rs`) with non-blocking system calls.
+//!
+//! The loop names connections by slot (`c`, an index into its connection table) and generation
+//! (`generation`, bumped every time the slot gets a new socket): an event of an older generation is
+//! for a socket the loop has since closed, and is ignored. Operations are *submitted* when the loop
+//! calls them and reach the kernel at the latest at the next [`Backend::wait`]; their results come back
+//! as [`Event`]s from [`Backend::reap`]. Both backends behave alike: a send completes with the number
+//! of bytes taken (possibly fewer than offered; the loop sends the rest), a receive delivers whatever
+//! arrived, and the loop never sees readiness, `EAGAIN` or partial system calls.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
+
+use crate::clock::Clock;
+
+/// The generation bits events carry (io_uring user data has room for 27); the loop keeps each slot's
+/// generation within them.
+pub(crate) const GENERATION_MASK: u32 = 0x07ff_ffff;
+
+/// A socket's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SockKind {
+    /// A TCP stream (connect completes with [`EventKind::Connected`]).
+    Tcp,
+    /// A connected UDP socket (connected at once).
+    Udp,
+}
+
+/// Bytes interned for the run: a fixed request, sent without copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interned(pub u32);
+
+/// A target address interned for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Addr(pub u32);
+
+/// What a send takes its bytes from.
+#[derive(Debug)]
+pub(crate) enum Src {
+    /// Interned bytes from this offset.
+    Interned(Interned, usize),
+    /// The connection's own buffer from this offset; the backend holds it until the send completes
+    /// and hands it back in [`EventKind::Sent`].
+    Owned(Vec<u8>, usize),
+}
+
+/// One completed operation.
+#[derive(Debug)]
+pub(crate) struct Event<B> {
+    /// The connection slot, or a watch key for [`EventKind::Ready`].
+    pub c: u32,
+    pub generation: u32,
+    pub kind: EventKind<B>,
+}
+
+/// What completed.
+#[derive(Debug)]
+pub(crate) enum EventKind<B> {
+    /// A TCP connect: 0, or a negative errno.
+    Connected(i32),
+    /// A send: bytes taken, or a negative errno; an owned buffer comes back.
+    Sent(i32, Option<Vec<u8>>),
+    /// Bytes arrived (never empty); read them with [`Backend::bytes`], then [`Backend::recycle`].
+    Received(B),
+    /// The peer closed its side.
+    Eof,
+    /// Receiving failed with this negative errno; the socket is unusable.
+    RecvFailed(i32),
+    /// Receiving stopped without an error (the io_uring buffer ring ran dry): arm it again.
+    RecvEnded,
+    /// A watched descriptor became readable (the key given to [`Backend::watch`] is `c`).
+    Ready,
+}
+
+/// An I/O mechanism for one core's loop.
+pub(crate) trait Backend {
+    /// Where received bytes are until recycled.
+    type Buf;
+
+    /// Keeps `bytes` for the run, to be sent without copying.
+    fn intern(&mut self, bytes: Vec<u8>) -> Interned;
+
+    /// Keeps `addr` for the run, to be connected to.
+    fn intern_addr(&mut self, addr: SocketAddr) -> Addr;
+
+    /// Opens a socket of `kind` in slot `c` and connects it to `addr`. `Ok(true)`: connected at once
+    /// (UDP); `Ok(false)`: an [`EventKind::Connected`] follows.
+    fn open(&mut self, c: u32, generation: u32, kind: SockKind, addr: Addr) -> io::Result<bool>;
+
+    /// Starts receiving on `c` (after its connect): every arrival becomes an event until the socket
+    /// closes, fails, or (io_uring) the receive ends and must be armed again.
+    fn arm(&mut self, c: u32, generation: u32) -> io::Result<()>;
+
+    /// Sends from `src` on `c`. On an error to submit, an owned buffer comes back with it.
+    fn send(
+        &mut self,
+        c: u32,
+        generation: u32,
+        src: Src,
+    ) -> Result<(), (io::Error, Option<Vec<u8>>)>;
+
+    /// Closes `c`'s socket; its operations end, and their events carry the old generation.
+    fn close(&mut self, c: u32, generation: u32);
+
+    /// Cancels `c`'s connect in progress (its event follows with an error).
+    fn cancel_connect(&mut self, c: u32, generation: u32);
+
+    /// Reports each time `fd` becomes readable as an [`EventKind::Ready`] with `c == key`. The caller
+    /// keeps the descriptor open for the rest of the run.
+    fn watch(&mut self, fd: BorrowedFd<'_>, key: u32) -> io::Result<()>;
+
+    /// Submits what is queued and waits for events until the run's clock reaches `until_us`.
+    fn wait(&mut self, clock: &Clock, now_us: u64, until_us: u64) -> io::Result<()>;
+
+    /// Moves every event that is ready into `out`.
+    fn reap(&mut self, out: &mut Vec<Event<Self::Buf>>);
+
+    /// The bytes of a received buffer.
+    fn bytes(&self, buf: &Self::Buf) -> &[u8];
+
+    /// Gives a received buffer back.
+    fn recycle(&mut self, buf: Self::Buf);
+
+    /// Writes `buf` at `offset` of the regular file `fd`, off the request path; the buffer comes back
+    /// from [`Backend::take_written`] with the result.
+    fn write_file(&mut self, file: &std::fs::File, buf: Vec<u8>, offset: u64) -> io::Result<()>;
+
+    /// File writes that finished: (buffer, bytes written or negative errno, offset).
+    fn take_written(&mut self, out: &mut Vec<(Vec<u8>, i32, u64)>);
+
+    /// Operations that still use memory of ours (the loop waits for them before exiting).
+    fn in_flight(&self) -> usize;
+}
