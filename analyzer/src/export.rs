@@ -105,7 +105,8 @@ fn is_sharded_dir(dir: &Path) -> bool {
 }
 
 /// Writes every sample of `runs` to `csv`. A sharded run's directory is exported as one run, as
-/// [`sharded_sources`] says.
+/// `report` merges it: the run id in every row, cores numbered on through the shards in index order,
+/// and times on the common clock.
 pub fn export_csv(runs: &[PathBuf], csv: &Path) -> Result<ExportOutcome> {
     let file = std::fs::File::create(csv).map_err(|e| Error::io(csv, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
