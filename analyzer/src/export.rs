@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use formats::{LogReader, Outcome, Run, SampleColumns};
 
 use crate::error::{Error, Result};
+use crate::shards::{RunInput, ShardedInput};
 
 /// The CSV header line.
 pub const CSV_HEADER: &str = "run,core,name,intended_us,actual_us,latency_us,corrected_latency_us,ttfb_us,connect_us,status,outcome,message,bytes_sent,bytes_received,user";
@@ -25,7 +26,87 @@ pub struct ExportOutcome {
     pub warnings: Vec<String>,
 }
 
-/// Writes every sample of `runs` to `csv`.
+/// One log to export: the run label of its rows, its core number, its path, and how far its times
+/// move onto the run's clock (µs; 0 but for the shards of a sharded run).
+struct Source {
+    label: String,
+    core: u32,
+    path: PathBuf,
+    offset_us: u64,
+}
+
+/// The logs of one ordinary run directory.
+fn run_sources(dir: &Path, run: &Run) -> Vec<Source> {
+    let label = run
+        .manifest
+        .as_ref()
+        .map(|m| m.run_id.to_string())
+        .unwrap_or_else(|_| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+    run.logs
+        .iter()
+        .map(|(core, path)| Source {
+            label: label.clone(),
+            core: *core,
+            path: path.clone(),
+            offset_us: 0,
+        })
+        .collect()
+}
+
+/// The logs of a sharded run's directory (`runs/<run>/` holding `shard-*/`), as `report` merges
+/// them: cores numbered on through the shards in index order, each shard's times moved onto the
+/// common clock (its time zero minus the earliest shard's).
+fn sharded_sources(input: &ShardedInput, outcome: &mut ExportOutcome) -> Vec<Source> {
+    let base = input
+        .shards
+        .iter()
+        .filter_map(crate::shards::time_zero)
+        .min();
+    let mut out = Vec::new();
+    for shard in &input.shards {
+        let offset_us = match (crate::shards::time_zero(shard), base) {
+            (Some(z), Some(b)) => u64::try_from((z - b) / 1_000).unwrap_or(0),
+            _ => 0,
+        };
+        match Run::open(&shard.dir) {
+            Ok(run) => {
+                for (_, path) in &run.logs {
+                    out.push(Source {
+                        label: input.run_id.clone(),
+                        core: out.len() as u32,
+                        path: path.clone(),
+                        offset_us,
+                    });
+                }
+            }
+            Err(e) => outcome.warnings.push(format!("skipped: {e}")),
+        }
+    }
+    for index in 0..input.count {
+        if !input.shards.iter().any(|s| s.index == Some(index)) {
+            outcome.warnings.push(format!(
+                "{}: shard {index} of {} is missing: its samples are not in the export",
+                input.dir.display(),
+                input.count
+            ));
+        }
+    }
+    out
+}
+
+/// Whether `dir` is a sharded run's directory: no run of its own, but `shard-*` directories.
+fn is_sharded_dir(dir: &Path) -> bool {
+    !dir.join(formats::manifest::MANIFEST_FILE).exists()
+        && !crate::shards::shard_subdirs(dir).is_empty()
+}
+
+/// Writes every sample of `runs` to `csv`. A sharded run's directory is exported as one run, as
+/// `report` merges it: the run id in every row, cores numbered on through the shards in index order,
+/// and times on the common clock.
 pub fn export_csv(runs: &[PathBuf], csv: &Path) -> Result<ExportOutcome> {
     let file = std::fs::File::create(csv).map_err(|e| Error::io(csv, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -35,24 +116,26 @@ pub fn export_csv(runs: &[PathBuf], csv: &Path) -> Result<ExportOutcome> {
     let mut readable = 0;
     let mut reasons = Vec::new();
     for dir in runs {
-        let run = match Run::open(dir) {
-            Ok(r) => r,
-            Err(e) => {
-                outcome.warnings.push(format!("skipped: {e}"));
-                reasons.push(e.to_string());
-                continue;
+        let sources = if is_sharded_dir(dir) {
+            let mut sources = Vec::new();
+            for input in crate::shards::resolve(std::slice::from_ref(dir))? {
+                if let RunInput::Sharded(sharded) = input {
+                    sources.extend(sharded_sources(&sharded, &mut outcome));
+                }
+            }
+            sources
+        } else {
+            match Run::open(dir) {
+                Ok(run) => run_sources(dir, &run),
+                Err(e) => {
+                    outcome.warnings.push(format!("skipped: {e}"));
+                    reasons.push(e.to_string());
+                    continue;
+                }
             }
         };
-        let label = run
-            .manifest
-            .as_ref()
-            .map(|m| m.run_id.to_string())
-            .unwrap_or_else(|_| {
-                dir.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            });
-        for (core, path) in &run.logs {
+        for source in &sources {
+            let path = &source.path;
             let data = match std::fs::read(path) {
                 Ok(d) => d,
                 Err(e) => {
@@ -80,11 +163,11 @@ pub fn export_csv(runs: &[PathBuf], csv: &Path) -> Result<ExportOutcome> {
                     writeln!(
                         out,
                         "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                        label,
-                        core,
+                        source.label,
+                        source.core,
                         csv_field(&name),
-                        s.intended_us,
-                        s.actual_us,
+                        s.intended_us + source.offset_us,
+                        s.actual_us + source.offset_us,
                         s.latency_us,
                         s.corrected_latency_us(),
                         s.ttfb_us,

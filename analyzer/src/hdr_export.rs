@@ -10,6 +10,10 @@
 //! - **Intervals** are one second of intended start, from the run's time zero, which is the log's
 //!   `StartTime` and `BaseTime`: a request belongs to the second it was meant to start in, as in the
 //!   report's time series. Seconds without requests are left out.
+//! - **Sharded runs** (a `runs/<run>/` directory holding `shard-*/`, or its shard directories given
+//!   one by one) are exported as one run, as `report` merges them: the time zero is the earliest
+//!   shard's, each shard's requests are placed on that common clock, and each second's histogram
+//!   holds every shard's requests of that second. A missing or never-finalized shard is warned about.
 //! - **Tags**: the untagged histograms are the corrected latency (from the intended start) of all
 //!   requests, so tools that read untagged histograms by default show what users saw; `uncorrected`
 //!   is the uncorrected latency of all requests. With `per_name`, `corrected:NAME` and
@@ -25,7 +29,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use formats::{LogReader, Run, SampleColumns};
@@ -34,6 +38,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
 use crate::error::{Error, Result};
+use crate::shards::{RunInput, ShardedInput};
 
 /// Significant digits of every exported histogram.
 pub const HDR_DIGITS: u8 = 3;
@@ -99,44 +104,36 @@ fn record(h: &mut Histogram<u64>, v: u64) {
     }
 }
 
-/// Writes the interval log of the run in `dir` to `file`.
+/// The logs of one run to export: each with where its time zero lies on the run's clock (µs after the
+/// earliest shard's; 0 for an ordinary run), the run's time zero, and what names it.
+struct Sources {
+    logs: Vec<(PathBuf, Vec<u8>, u64)>,
+    start_ns: i64,
+    run_id: String,
+    label: String,
+}
+
+/// Writes the interval log of the run in `dir` to `file`: an ordinary run, or a sharded run's
+/// directory (its shards merged, as `report` merges them).
 pub fn export_hdr(dir: &Path, file: &Path, per_name: bool) -> Result<HdrOutcome> {
-    let run = Run::open(dir).map_err(|e| Error::NothingReadable {
-        paths: vec![dir.display().to_string()],
-        reasons: vec![e.to_string()],
-    })?;
+    let inputs = crate::shards::resolve(&[dir.to_owned()])?;
+    match inputs.as_slice() {
+        [input] => export_hdr_input(input, file, per_name),
+        _ => export_hdr_input(&RunInput::Single(dir.to_owned()), file, per_name),
+    }
+}
+
+/// Writes the interval log of one run as [`crate::shards::resolve`] found it. A sharded run's samples
+/// are placed on the common clock (each shard's intended starts moved by its time zero's distance from
+/// the earliest shard's), so each second's histogram holds every shard's requests of that second.
+pub fn export_hdr_input(input: &RunInput, file: &Path, per_name: bool) -> Result<HdrOutcome> {
     let mut outcome = HdrOutcome::default();
-    let mut logs = Vec::new();
-    for (_, path) in &run.logs {
-        match std::fs::read(path) {
-            Ok(data) if LogReader::new(&data).is_ok() => logs.push((path.clone(), data)),
-            Ok(data) => {
-                let e = LogReader::new(&data).err().map(|e| e.to_string());
-                outcome
-                    .warnings
-                    .push(format!("{}: {}", path.display(), e.unwrap_or_default()));
-            }
-            Err(e) => outcome.warnings.push(format!("{}: {e}", path.display())),
-        }
-    }
-    if logs.is_empty() {
-        return Err(Error::NothingReadable {
-            paths: vec![dir.display().to_string()],
-            reasons: if outcome.warnings.is_empty() {
-                vec!["the run has no core-N.log files".into()]
-            } else {
-                outcome.warnings.clone()
-            },
-        });
-    }
-    let start_ns = match &run.manifest {
-        Ok(m) => m.started_unix_ns,
-        Err(_) => LogReader::new(&logs[0].1)
-            .map(|r| r.header().wall_start_unix_ns)
-            .unwrap_or(0),
+    let sources = match input {
+        RunInput::Single(dir) => single_sources(dir, &mut outcome.warnings)?,
+        RunInput::Sharded(sharded) => sharded_sources(sharded, &mut outcome.warnings)?,
     };
-    let start = if start_ns >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_nanos(start_ns as u64)
+    let start = if sources.start_ns >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(sources.start_ns as u64)
     } else {
         SystemTime::UNIX_EPOCH
     };
@@ -147,13 +144,7 @@ pub fn export_hdr(dir: &Path, file: &Path, per_name: bool) -> Result<HdrOutcome>
     let mut writer = IntervalLogWriterBuilder::new()
         .add_comment(&format!(
             "Stampede run {} ({}): latency in microseconds, one-second intervals of intended start",
-            run.manifest
-                .as_ref()
-                .map(|m| m.run_id.to_string())
-                .unwrap_or_default(),
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
+            sources.run_id, sources.label
         ))
         .add_comment(
             "Untagged: corrected latency (from the intended start) of all requests; tag \
@@ -178,13 +169,13 @@ pub fn export_hdr(dir: &Path, file: &Path, per_name: bool) -> Result<HdrOutcome>
         let to = from + range;
         let mut seconds: BTreeMap<u64, Second> = BTreeMap::new();
         let mut beyond = false;
-        for (path, data) in &logs {
+        for (path, data, offset_us) in &sources.logs {
             let Ok(mut reader) = LogReader::new(data) else {
                 continue;
             };
             while reader.next_samples(&mut block).is_some() {
                 for i in 0..block.len() {
-                    let t = block.intended_us[i] / 1_000_000;
+                    let t = (block.intended_us[i] + offset_us) / 1_000_000;
                     if t < from {
                         continue;
                     }
@@ -246,6 +237,136 @@ pub fn export_hdr(dir: &Path, file: &Path, per_name: bool) -> Result<HdrOutcome>
     drop(writer);
     out.flush().map_err(|e| Error::io(file, e))?;
     Ok(outcome)
+}
+
+/// Reads a run directory's logs; an unreadable log becomes a warning.
+fn read_logs(
+    run: &Run,
+    offset_us: u64,
+    logs: &mut Vec<(PathBuf, Vec<u8>, u64)>,
+    warnings: &mut Vec<String>,
+) {
+    for (_, path) in &run.logs {
+        match std::fs::read(path) {
+            Ok(data) => match LogReader::new(&data) {
+                Ok(_) => logs.push((path.clone(), data, offset_us)),
+                Err(e) => warnings.push(format!("{}: {e}", path.display())),
+            },
+            Err(e) => warnings.push(format!("{}: {e}", path.display())),
+        }
+    }
+}
+
+fn nothing_readable(dir: &Path, warnings: &[String], none: &str) -> Error {
+    Error::NothingReadable {
+        paths: vec![dir.display().to_string()],
+        reasons: if warnings.is_empty() {
+            vec![none.into()]
+        } else {
+            warnings.to_vec()
+        },
+    }
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn single_sources(dir: &Path, warnings: &mut Vec<String>) -> Result<Sources> {
+    let run = Run::open(dir).map_err(|e| Error::NothingReadable {
+        paths: vec![dir.display().to_string()],
+        reasons: vec![e.to_string()],
+    })?;
+    let mut logs = Vec::new();
+    read_logs(&run, 0, &mut logs, warnings);
+    if logs.is_empty() {
+        return Err(nothing_readable(
+            dir,
+            warnings,
+            "the run has no core-N.log files",
+        ));
+    }
+    let start_ns = match &run.manifest {
+        Ok(m) => m.started_unix_ns,
+        Err(_) => LogReader::new(&logs[0].1)
+            .map(|r| r.header().wall_start_unix_ns)
+            .unwrap_or(0),
+    };
+    Ok(Sources {
+        logs,
+        start_ns,
+        run_id: run
+            .manifest
+            .as_ref()
+            .map(|m| m.run_id.to_string())
+            .unwrap_or_default(),
+        label: dir_name(dir),
+    })
+}
+
+/// Every shard's logs, each moved onto the common clock. A shard that is missing, or whose engine
+/// never finalized it, is said in a warning with its share of the load: the histograms hold only what
+/// was recorded.
+fn sharded_sources(input: &ShardedInput, warnings: &mut Vec<String>) -> Result<Sources> {
+    let base = input
+        .shards
+        .iter()
+        .filter_map(crate::shards::time_zero)
+        .min();
+    let share = |i: u32| {
+        input
+            .shares
+            .get(i as usize)
+            .map(|s| format!(", {} of the load", crate::shards::share_pct(*s)))
+            .unwrap_or_default()
+    };
+    let mut logs = Vec::new();
+    for shard in &input.shards {
+        let offset_us = match (crate::shards::time_zero(shard), base) {
+            (Some(z), Some(b)) => u64::try_from((z - b) / 1_000).unwrap_or(0),
+            _ => 0,
+        };
+        if let Ok(m) = &shard.manifest
+            && m.state == formats::RunState::Running
+        {
+            warnings.push(format!(
+                "{}: shard {} was never finalized (its manifest still says \"running\"){}: its logs end \
+                 wherever its engine stopped, and their complete blocks are exported",
+                shard.dir.display(),
+                shard.index.map_or_else(|| "?".to_owned(), |i| i.to_string()),
+                shard.index.map(share).unwrap_or_default()
+            ));
+        }
+        match Run::open(&shard.dir) {
+            Ok(run) => read_logs(&run, offset_us, &mut logs, warnings),
+            Err(e) => warnings.push(format!("{}: {e}", shard.dir.display())),
+        }
+    }
+    for index in 0..input.count {
+        if !input.shards.iter().any(|s| s.index == Some(index)) {
+            warnings.push(format!(
+                "{}: shard {index} of {} is missing{}: its requests are in no histogram",
+                input.dir.display(),
+                input.count,
+                share(index)
+            ));
+        }
+    }
+    if logs.is_empty() {
+        return Err(nothing_readable(
+            &input.dir,
+            warnings,
+            "no shard has core-N.log files",
+        ));
+    }
+    Ok(Sources {
+        logs,
+        start_ns: base.unwrap_or(0),
+        run_id: input.run_id.clone(),
+        label: input.label.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -96,14 +96,16 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         println!("{}", csv.display());
     }
     if let Some(hdr) = &args.hdr {
-        let [run] = args.runs.as_slice() else {
+        // The shard directories of one sharded run, given one by one, are one run, as in `report`.
+        let inputs = analyzer::shards::resolve(&args.runs)?;
+        let [input] = inputs.as_slice() else {
             return Err(analyzer::Error::Usage(format!(
                 "--hdr writes one run's interval log, but {} runs were given; export them one at a time",
-                args.runs.len()
+                inputs.len()
             ))
             .into());
         };
-        let outcome = analyzer::hdr_export::export_hdr(run, hdr, args.by_name)?;
+        let outcome = analyzer::hdr_export::export_hdr_input(input, hdr, args.by_name)?;
         for w in &outcome.warnings {
             eprintln!("warning: {w}");
         }

@@ -6,10 +6,13 @@ mod util;
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use util::{nearest_rank, synth_run};
+use util::{
+    kill_the_engine, nearest_rank, raw_samples, raw_sharded_samples, shard_dirs, sharded_run,
+    synth_run,
+};
 
 /// One decoded histogram: (lowest value of each bucket index's range, highest value, count) per
 /// non-empty index, in value order.
@@ -157,36 +160,75 @@ fn analyzer() -> Command {
 
 /// (tag, second) → sorted latencies, from the raw samples through the formats crate.
 fn raw_by_tag(dir: &Path) -> BTreeMap<(String, u64), Vec<u64>> {
-    let run = formats::Run::open(dir).unwrap();
+    by_tag(raw_samples(dir))
+}
+
+/// (tag, second of intended start) → sorted latencies, from samples as `util::raw_samples` gives them.
+fn by_tag(samples: Vec<(String, u64, u64, bool, u64)>) -> BTreeMap<(String, u64), Vec<u64>> {
     let mut out: BTreeMap<(String, u64), Vec<u64>> = BTreeMap::new();
-    for (_, path) in &run.logs {
-        let log = formats::read_log_file(path).unwrap();
-        for i in 0..log.samples.len() {
-            let s = log.samples.get(i).unwrap();
-            let t = s.intended_us / 1_000_000;
-            let name = log.names.display(s.name.0);
-            let (c, u) = (
-                s.corrected_latency_us().max(1),
-                u64::from(s.latency_us).max(1),
-            );
-            out.entry(("".into(), t)).or_default().push(c);
-            out.entry(("uncorrected".into(), t)).or_default().push(u);
-            let enc = name
-                .replace('%', "%25")
-                .replace(' ', "%20")
-                .replace(',', "%2C");
-            out.entry((format!("corrected:{enc}"), t))
-                .or_default()
-                .push(c);
-            out.entry((format!("uncorrected:{enc}"), t))
-                .or_default()
-                .push(u);
-        }
+    for (name, corrected, uncorrected, _, intended_us) in samples {
+        let t = intended_us / 1_000_000;
+        let (c, u) = (corrected.max(1), uncorrected.max(1));
+        out.entry(("".into(), t)).or_default().push(c);
+        out.entry(("uncorrected".into(), t)).or_default().push(u);
+        let enc = name
+            .replace('%', "%25")
+            .replace(' ', "%20")
+            .replace(',', "%2C");
+        out.entry((format!("corrected:{enc}"), t))
+            .or_default()
+            .push(c);
+        out.entry((format!("uncorrected:{enc}"), t))
+            .or_default()
+            .push(u);
     }
     for v in out.values_mut() {
         v.sort_unstable();
     }
     out
+}
+
+/// Every histogram of the log holds exactly the samples of its (tag, second), and its percentiles'
+/// buckets hold the exact nearest-rank values; returns how many histograms were checked.
+fn assert_histograms_match(
+    histograms: &[(Option<String>, f64, f64, Decoded)],
+    raw: &BTreeMap<(String, u64), Vec<u64>>,
+) -> usize {
+    assert_eq!(
+        histograms.len(),
+        raw.len(),
+        "one histogram per (tag, second)"
+    );
+    for (tag, start, length, h) in histograms {
+        assert_eq!(*length, 1.0);
+        assert_eq!(start.fract(), 0.0);
+        let key = (tag.clone().unwrap_or_default(), *start as u64);
+        let values = raw
+            .get(&key)
+            .unwrap_or_else(|| panic!("no samples for {key:?}"));
+        assert_eq!(h.total(), values.len() as u64, "{key:?}: count");
+        for permille in [500, 900, 990, 1000] {
+            let exact = nearest_rank(values, permille);
+            let (lo, hi) = h.at_rank(permille);
+            assert!(
+                lo <= exact && exact <= hi,
+                "{key:?} P{}: exact {exact} outside the decoded bucket {lo}..={hi}",
+                permille as f64 / 10.0
+            );
+            // Three significant digits: the bucket is within 0.1 % of its values.
+            assert!((hi - lo) as f64 <= 0.001 * lo as f64 + 1.0, "{lo}..={hi}");
+        }
+    }
+    histograms.len()
+}
+
+/// The log's `BaseTime`, s since the Unix epoch.
+fn base_time(text: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("#[BaseTime: "))
+        .and_then(|rest| rest.split(' ').next())
+        .map(|s| s.parse().unwrap())
+        .expect("a BaseTime line")
 }
 
 #[test]
@@ -213,34 +255,7 @@ fn the_interval_log_decodes_to_the_recorded_counts_and_percentiles() {
     );
     let text = std::fs::read_to_string(&file).unwrap();
     let histograms = read_interval_log(&text);
-    let raw = raw_by_tag(&dir);
-    assert_eq!(
-        histograms.len(),
-        raw.len(),
-        "one histogram per (tag, second)"
-    );
-    let mut checked = 0;
-    for (tag, start, length, h) in &histograms {
-        assert_eq!(*length, 1.0);
-        assert_eq!(start.fract(), 0.0);
-        let key = (tag.clone().unwrap_or_default(), *start as u64);
-        let values = raw
-            .get(&key)
-            .unwrap_or_else(|| panic!("no samples for {key:?}"));
-        assert_eq!(h.total(), values.len() as u64, "{key:?}: count");
-        for permille in [500, 900, 990, 1000] {
-            let exact = nearest_rank(values, permille);
-            let (lo, hi) = h.at_rank(permille);
-            assert!(
-                lo <= exact && exact <= hi,
-                "{key:?} P{}: exact {exact} outside the decoded bucket {lo}..={hi}",
-                permille as f64 / 10.0
-            );
-            // Three significant digits: the bucket is within 0.1 % of its values.
-            assert!((hi - lo) as f64 <= 0.001 * lo as f64 + 1.0, "{lo}..={hi}");
-        }
-        checked += 1;
-    }
+    let checked = assert_histograms_match(&histograms, &raw_by_tag(&dir));
     assert!(checked > 200, "{checked}");
     // The untagged stream (what HdrHistogram's tools read by default) is the corrected latency: it
     // differs from the uncorrected one wherever requests started late.
@@ -270,5 +285,88 @@ fn several_runs_with_hdr_is_a_usage_error() {
         String::from_utf8_lossy(&out.stderr).contains("one run"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `analyzer export PATHS --hdr FILE --by-name`; returns stderr, failing unless it succeeded.
+fn export_hdr(paths: &[PathBuf], file: &Path) -> String {
+    let out = analyzer()
+        .arg("export")
+        .args(paths)
+        .arg("--hdr")
+        .arg(file)
+        .arg("--by-name")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+/// A sharded run's directory (`runs/<run>/` holding `shard-*/`) exports as one run, as `report` merges
+/// it: the earliest shard's time zero is the log's, every shard's requests sit in the second of the
+/// common clock they were meant to start in, and the shard directories given one by one write the same
+/// log. A shard killed mid-run contributes its complete blocks and is warned about; so is a missing one.
+#[test]
+fn a_sharded_run_exports_as_one_run_on_the_common_clock() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Shard 1 starts 1.5 s after shard 0, shard 2 0.7 s after: seconds differ between the shards' own
+    // clocks and the common one, so a shard left on its own clock lands in the wrong histograms.
+    let dir = sharded_run(tmp.path(), "run", 30_000, 3, 21, |p| {
+        p.duration_s = 20;
+        p.shard_offsets_ms = vec![0.0, 1_500.0, 700.0];
+    });
+    let file = tmp.path().join("run.hlog");
+    export_hdr(std::slice::from_ref(&dir), &file);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let raw = raw_sharded_samples(&dir);
+    assert_eq!(raw.len(), 30_000);
+    let checked = assert_histograms_match(&read_interval_log(&text), &by_tag(raw));
+    assert!(checked > 100, "{checked}");
+    let earliest = shard_dirs(&dir)
+        .iter()
+        .map(|d| {
+            formats::Run::open(d)
+                .unwrap()
+                .manifest
+                .unwrap()
+                .started_unix_ns
+        })
+        .min()
+        .unwrap();
+    // The log writes seconds with millisecond digits.
+    assert!(
+        (base_time(&text) - earliest as f64 / 1e9).abs() < 0.001,
+        "BaseTime {} is not the earliest shard's time zero {earliest} ns",
+        base_time(&text)
+    );
+    assert!(text.contains("Stampede run "), "{text}");
+
+    // The shard directories one by one, in any order: the same log.
+    let mut listed = shard_dirs(&dir);
+    listed.reverse();
+    let again = tmp.path().join("listed.hlog");
+    export_hdr(&listed, &again);
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+
+    // Shard 1 killed mid-run: its complete blocks are in, and the export says it never finished.
+    kill_the_engine(&dir.join("shard-01"), 0.5);
+    let killed = tmp.path().join("killed.hlog");
+    let err = export_hdr(std::slice::from_ref(&dir), &killed);
+    assert!(
+        err.contains("shard 1 was never finalized") && err.contains("33.3% of the load"),
+        "{err}"
+    );
+    let raw = raw_sharded_samples(&dir);
+    assert!(raw.len() > 20_000 && raw.len() < 30_000, "{}", raw.len());
+    let text = std::fs::read_to_string(&killed).unwrap();
+    assert_histograms_match(&read_interval_log(&text), &by_tag(raw));
+
+    // Shard 2 missing: said, with its share.
+    std::fs::remove_dir_all(dir.join("shard-02")).unwrap();
+    let err = export_hdr(std::slice::from_ref(&dir), &tmp.path().join("partial.hlog"));
+    assert!(
+        err.contains("shard 2 of 3 is missing, 33.3% of the load"),
+        "{err}"
     );
 }

@@ -678,3 +678,42 @@ fn hostile_host_names_are_escaped_in_the_shard_table() {
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["runs"][0]["shards"]["shards"][1]["host"], evil);
 }
+
+/// `export --csv` on a sharded run's directory writes the run as `report` merges it: one row per
+/// sample of every shard, the run id in every row, cores numbered on through the shards, and times on
+/// the common clock.
+#[test]
+fn a_sharded_run_exports_to_csv_as_one_run_on_the_common_clock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sharded_run(tmp.path(), "run", 12_000, 3, 23, |p| {
+        p.shard_offsets_ms = vec![0.0, 1_500.0, 700.0];
+    });
+    let csv = tmp.path().join("samples.csv");
+    let outcome = analyzer::export::export_csv(std::slice::from_ref(&dir), &csv).unwrap();
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut rows: Vec<(u64, u64)> = Vec::new();
+    let mut cores = std::collections::BTreeSet::new();
+    let run_id = formats::Run::open(&dir.join("shard-00"))
+        .unwrap()
+        .manifest
+        .unwrap()
+        .run_id
+        .to_string();
+    for line in text.lines().skip(1) {
+        // No name or message of the synthetic shop holds a comma, so the fields split plainly.
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[0], run_id, "{line}");
+        cores.insert(f[1].parse::<u32>().unwrap());
+        rows.push((f[3].parse().unwrap(), f[6].parse().unwrap()));
+    }
+    assert_eq!(outcome.rows, 12_000);
+    assert_eq!(cores, (0..6).collect(), "two cores per shard, numbered on");
+    let mut raw: Vec<(u64, u64)> = raw_sharded_samples(&dir)
+        .into_iter()
+        .map(|s| (s.4, s.1))
+        .collect();
+    raw.sort_unstable();
+    rows.sort_unstable();
+    assert_eq!(rows, raw, "(intended µs on the common clock, corrected µs)");
+}

@@ -195,7 +195,9 @@ pub fn load(input: &ShardedInput, options: LoadOptions) -> Result<LoadedRun> {
     Ok(loaded)
 }
 
-fn time_zero(s: &FoundShard) -> Option<i64> {
+/// A shard's time zero, ns since the Unix epoch: its manifest's, or its first log header's when the
+/// manifest is unreadable.
+pub(crate) fn time_zero(s: &FoundShard) -> Option<i64> {
     match &s.manifest {
         Ok(m) => Some(m.started_unix_ns),
         Err(_) => s.header.map(|h| h.wall_start_unix_ns),

@@ -33,6 +33,8 @@ use serde::Serialize;
 
 pub use assess::{Alignment, ShardRow, ShardsAnalysis, assess};
 pub use load::load;
+pub(crate) use load::time_zero;
+pub(crate) use resolve::shard_subdirs;
 pub use resolve::{FoundShard, RunInput, ShardedInput, profile_of, resolve};
 
 /// The start spread or clock error above which the report warns that the shards may not line up: a
