@@ -36,9 +36,9 @@ pub const LAG_LIMIT_MS: f64 = rule::LAG_LIMIT_US as f64 / 1000.0;
 /// A core this busy may have limited throughput.
 pub const CPU_LIMIT_PCT: f64 = rule::CPU_LIMIT_PCT;
 /// Dropping more than this share of iterations makes the run invalid.
-pub const DROPPED_INVALID_PCT: f64 = 1.0;
+pub const DROPPED_INVALID_PCT: f64 = rule::DROPPED_INVALID_PCT;
 /// Lagging in at least this share of seconds makes the run invalid.
-pub const LAGGING_INVALID_SHARE: f64 = 0.5;
+pub const LAGGING_INVALID_SHARE: f64 = rule::LAGGING_INVALID_SHARE;
 /// The evidence table lists at most this many seconds (the ones with most late requests).
 pub const MAX_EVIDENCE_ROWS: usize = 30;
 
@@ -310,14 +310,14 @@ fn judge(health: &mut Health) {
     let dropped_pct = 100.0 * dropped as f64 / (started + dropped).max(1) as f64;
     let mut invalid = false;
     if dropped > 0 {
-        invalid |= dropped_pct > DROPPED_INVALID_PCT;
+        invalid |= rule::is_invalid(0, seconds, dropped_pct);
         health.reasons.push(format!(
             "{dropped} iterations ({dropped_pct:.2}%) were dropped because no user was free: the target saw less load than \
              the profile asks for (raise max_users, or lower the rate)"
         ));
     }
     if health.lagging_seconds > 0 {
-        invalid |= f64::from(health.lagging_seconds) >= LAGGING_INVALID_SHARE * f64::from(seconds);
+        invalid |= rule::is_invalid(health.lagging_seconds, seconds, 0.0);
         let late = health.late_requests - health.late_unjudged;
         let requests: u64 = health.causes.iter().map(|c| c.requests).sum();
         health.reasons.push(format!(

@@ -350,10 +350,17 @@ fn local_resource_verdict(done: &[CoreDone]) -> String {
 /// (`formats::health`).
 pub(crate) fn health_verdict(health: &Health, started: u64, dropped: u64) -> String {
     let mut out = String::new();
+    let dropped_pct = dropped as f64 * 100.0 / (started + dropped).max(1) as f64;
+    // The same word as the report's verdict: invalid past the rule's limits, suspect below them.
+    let results_are = if rule::is_invalid(health.lagging_seconds, health.seconds, dropped_pct) {
+        "results are invalid (the generator, not the profile, set the load)"
+    } else {
+        "results are suspect"
+    };
     if health.lagging_seconds > 0 {
         let _ = writeln!(
             out,
-            "WARNING: more than 1% of requests (and at least {}) started over 1ms late in {} of {} seconds ({} of {} requests, worst lag p99 {}); results are suspect:",
+            "WARNING: more than 1% of requests (and at least {}) started over 1ms late in {} of {} seconds ({} of {} requests, worst lag p99 {}); {results_are}:",
             rule::MIN_LATE_REQUESTS,
             health.lagging_seconds,
             health.seconds,
@@ -392,10 +399,9 @@ pub(crate) fn health_verdict(health: &Health, started: u64, dropped: u64) -> Str
         );
     }
     if dropped > 0 {
-        let share = dropped as f64 * 100.0 / (started + dropped).max(1) as f64;
         let _ = writeln!(
             out,
-            "WARNING: {dropped} iterations ({share:.2}%) were dropped because no user was free: raise max_users (or queue) or lower the rate; results are suspect"
+            "WARNING: {dropped} iterations ({dropped_pct:.2}%) were dropped because no user was free: raise max_users (or queue) or lower the rate; {results_are}"
         );
     }
     if health.lagging_seconds == 0 && health.saturated_seconds == 0 && dropped == 0 {

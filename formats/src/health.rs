@@ -39,6 +39,19 @@ pub const MIN_LATE_REQUESTS: u64 = 5;
 pub const LATE_SHARE_PCT: f64 = 1.0;
 /// A core this busy (% of one CPU, user + system) is at the limit of its own capacity.
 pub const CPU_LIMIT_PCT: f64 = 90.0;
+/// Dropping more than this share of iterations (%) makes a run invalid: the target saw less load than
+/// the profile asks for.
+pub const DROPPED_INVALID_PCT: f64 = 1.0;
+/// Lagging in at least this share of the seconds makes a run invalid: the generator, not the profile,
+/// set the pace for most of it.
+pub const LAGGING_INVALID_SHARE: f64 = 0.5;
+
+/// Whether a run with `lagging` of its `seconds` lagging and `dropped_pct` % of its iterations dropped
+/// is invalid (rather than only suspect). The console and the analyzer both say so by this rule.
+pub fn is_invalid(lagging: u32, seconds: u32, dropped_pct: f64) -> bool {
+    dropped_pct > DROPPED_INVALID_PCT
+        || (lagging > 0 && f64::from(lagging) >= LAGGING_INVALID_SHARE * f64::from(seconds))
+}
 /// Waiting this long (µs in a second) runnable but not running means something else had the CPU.
 pub const RUN_DELAY_LIMIT_US: u32 = LAG_LIMIT_US;
 /// Steal time of this share of the interval (%) means the hypervisor gave the CPU to someone else.
@@ -443,5 +456,16 @@ mod tests {
         let quiet = judge_second([(0, &second(200, 0))]);
         assert!(!quiet.lagging);
         assert_eq!(quiet.cause, None);
+    }
+
+    #[test]
+    fn invalid_needs_half_the_seconds_lagging_or_over_one_percent_dropped() {
+        assert!(!is_invalid(0, 10, 0.0));
+        assert!(!is_invalid(4, 10, 0.0));
+        assert!(is_invalid(5, 10, 0.0));
+        assert!(!is_invalid(0, 10, 1.0));
+        assert!(is_invalid(0, 10, 1.01));
+        // A run without whole seconds is not invalid for lag it could not have had.
+        assert!(!is_invalid(0, 0, 0.0));
     }
 }
