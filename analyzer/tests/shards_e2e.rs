@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::Value;
-use util::{nearest_rank, raw_samples, raw_sharded_samples};
+use util::{engine_binary, nearest_rank, raw_samples, raw_sharded_samples};
 
 /// How long an engine or analyzer process may run before it is killed and the test fails.
 const LIMIT: Duration = Duration::from_secs(40);
@@ -36,21 +36,6 @@ const SHARDS: u32 = 3;
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The engine binary, beside the analyzer's; built first when missing (as in tests/truth.rs).
-fn engine_binary() -> PathBuf {
-    let analyzer = PathBuf::from(env!("CARGO_BIN_EXE_analyzer"));
-    let engine = analyzer.with_file_name(format!("engine{}", std::env::consts::EXE_SUFFIX));
-    if !engine.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "engine", "--bin", "engine"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the engine failed");
-    }
-    assert!(engine.exists(), "no engine binary at {}", engine.display());
-    engine
 }
 
 /// A command without the caller's `STAMPEDE_*` and `JOB_COMPLETION_INDEX` variables.

@@ -26,8 +26,12 @@
 //! machine, not the target, shaped it. Latencies of 20 ms and more keep the rest of the noise far
 //! below 5 %. The test takes about 45 seconds.
 
+mod util;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use util::engine_binary;
 
 /// The stall: every 20 s, every response is held for 2 s; the arrivals are placed so that exactly one
 /// stall falls 2.5 s into them. With three connections only the three requests on the wire when it
@@ -48,21 +52,6 @@ const USERS: u32 = 3;
 /// finishes before the run ends (one in flight at the end would be cancelled, its latency cut short).
 const RATE: u32 = 25;
 const ARRIVALS_S: u32 = 14;
-
-fn engine_binary() -> PathBuf {
-    let analyzer = PathBuf::from(env!("CARGO_BIN_EXE_analyzer"));
-    let engine = analyzer.with_file_name(format!("engine{}", std::env::consts::EXE_SUFFIX));
-    if !engine.exists() {
-        // `cargo test --workspace` has built it already; a narrower run builds it here.
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "engine", "--bin", "engine"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the engine failed");
-    }
-    assert!(engine.exists(), "no engine binary at {}", engine.display());
-    engine
-}
 
 /// The server's delays in the order it deals them (`engine::serve`'s smooth weighted round-robin).
 fn dealt_delays(n: usize) -> Vec<u64> {

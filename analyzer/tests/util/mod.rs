@@ -196,3 +196,19 @@ pub fn kill_the_engine(dir: &Path, keep: f64) {
         std::fs::write(path, &data[..(data.len() as f64 * keep) as usize]).unwrap();
     }
 }
+
+/// The engine binary, beside the analyzer's (the analyzer does not depend on the engine; the tests
+/// that run both find it there). `cargo test --workspace` has built it; a narrower run builds it here.
+pub fn engine_binary() -> PathBuf {
+    let analyzer = PathBuf::from(env!("CARGO_BIN_EXE_analyzer"));
+    let engine = analyzer.with_file_name(format!("engine{}", std::env::consts::EXE_SUFFIX));
+    if !engine.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "engine", "--bin", "engine"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the engine failed");
+    }
+    assert!(engine.exists(), "no engine binary at {}", engine.display());
+    engine
+}
