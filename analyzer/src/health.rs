@@ -35,10 +35,6 @@ use crate::timeseries::{TimeSeries, per_second_filter};
 pub const LAG_LIMIT_MS: f64 = rule::LAG_LIMIT_US as f64 / 1000.0;
 /// A core this busy may have limited throughput.
 pub const CPU_LIMIT_PCT: f64 = rule::CPU_LIMIT_PCT;
-/// Dropping more than this share of iterations makes the run invalid.
-pub const DROPPED_INVALID_PCT: f64 = rule::DROPPED_INVALID_PCT;
-/// Lagging in at least this share of seconds makes the run invalid.
-pub const LAGGING_INVALID_SHARE: f64 = rule::LAGGING_INVALID_SHARE;
 /// The evidence table lists at most this many seconds (the ones with most late requests).
 pub const MAX_EVIDENCE_ROWS: usize = 30;
 
