@@ -230,12 +230,6 @@ impl<S: BlockSink> LogWriter<S> {
     }
 
     fn write_samples(&mut self) -> Result<(), S::Error> {
-        if !self.tasks.is_empty() {
-            block::begin(&mut self.frame, BlockKind::TaskTable);
-            tasks::encode(&self.tasks, &mut self.frame);
-            self.tasks.clear();
-            self.emit()?;
-        }
         // Table entries go first: a samples block only refers to ids defined before it.
         for kind in [BlockKind::Names, BlockKind::Messages] {
             let interner = if kind == BlockKind::Names {
@@ -249,6 +243,12 @@ impl<S: BlockSink> LogWriter<S> {
             block::begin(&mut self.frame, kind);
             tables::encode(&interner.unwritten, &mut self.frame);
             interner.unwritten.clear();
+            self.emit()?;
+        }
+        if !self.tasks.is_empty() {
+            block::begin(&mut self.frame, BlockKind::TaskTable);
+            tasks::encode(&self.tasks, &mut self.frame);
+            self.tasks.clear();
             self.emit()?;
         }
         if self.block.len() == 0 {
