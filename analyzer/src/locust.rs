@@ -8,7 +8,9 @@
 //!   start, as Locust measures them (uncorrected latency). Percentiles are exact nearest-rank values
 //!   (Locust rounds response times to two significant digits before taking percentiles and writes
 //!   whole milliseconds); past the analyzer's exact limit they come from HdrHistograms with three
-//!   significant digits, as in the report.
+//!   significant digits, as in the report. The history's percentiles (of every request up to the
+//!   end of each second, as Locust's Aggregated row) come from an HdrHistogram with three
+//!   significant digits.
 //! - `Requests/s` and `Failures/s` in `stats.csv` are over the run's measured window, as the report's;
 //!   in `stats_history.csv` they are the second's own counts, where Locust averages the last ten
 //!   seconds.
@@ -197,8 +199,11 @@ fn per_s(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// Per request name (index) and in total: the uncorrected latency at each of Locust's quantiles, µs.
-fn quantiles(run: &LoadedRun) -> Result<(Vec<Option<Vec<f64>>>, Option<Vec<f64>>)> {
+/// The uncorrected latency at each of Locust's quantiles, µs; `None` for no requests.
+type Quantiles = Option<Vec<f64>>;
+
+/// Per request name (index) and in total: the uncorrected latency at each of Locust's quantiles.
+fn quantiles(run: &LoadedRun) -> Result<(Vec<Quantiles>, Quantiles)> {
     let n = run.names.len();
     if let Some(agg) = &run.approx {
         let per = (0..n)

@@ -94,7 +94,15 @@ impl ShardPlan {
 
 /// The synthetic shop's user kinds and tasks (log format 1.2's task table): (id, kind, kind weight,
 /// task, task weight, tags), and each endpoint's task and whether it starts that task's iteration.
-const TASKS: [(u32, &str, u32, &str, u32, &[&str]); 3] = [
+type TaskRow = (
+    u32,
+    &'static str,
+    u32,
+    &'static str,
+    u32,
+    &'static [&'static str],
+);
+const TASKS: [TaskRow; 3] = [
     (1, "browser", 3, "home", 3, &["web"]),
     (2, "browser", 3, "catalog", 2, &["api", "web"]),
     (3, "buyer", 1, "checkout", 1, &["api", "payment"]),

@@ -3,7 +3,7 @@
 //! Since log format 1.2 every sample carries the id of the task it was made for, and the first
 //! request of each iteration carries a flag; each log's task table says what the ids mean (user
 //! kind, task, weights, tags). The loader tallies the samples of each task while it streams a log
-//! ([`CoreTasks`]), tasks of the same user kind and name are merged across logs by their names
+//! (`CoreTasks`), tasks of the same user kind and name are merged across logs by their names
 //! ([`RunTasks`]), and [`analyze`] turns the tallies into rows.
 //!
 //! **Iterations** are counted from the flags, so an iteration that made no request (it failed

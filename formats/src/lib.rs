@@ -10,7 +10,7 @@
 //! `engine run` creates `runs/<UTC start>-<profile name>/` holding `manifest.json` ([`Manifest`]) and one
 //! sample log per engine thread, `core-<N>.log`. See [`run`].
 //!
-//! ## A sample log, version 1.0 (and 1.1)
+//! ## A sample log, version 1.0 (1.1 and 1.2 additions below)
 //!
 //! Little-endian throughout. A 60-byte [header] (magic `89 53 4D 50 4C 0D 0A 1A`, version, run
 //! id, core, clock base, CRC32C), then [blocks](block) until the end of the file:
