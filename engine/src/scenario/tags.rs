@@ -65,6 +65,19 @@ pub(crate) fn select(
     exclude: &[String],
 ) -> Result<Option<TagSelection>, TagError> {
     let known = known_tags(spec);
+    // A tag is selected on the command line as part of a comma-separated list, so it must be
+    // something that list can name.
+    if let Some(bad) = known
+        .iter()
+        .find(|t| t.is_empty() || t.contains(|c: char| c == ',' || c.is_whitespace()))
+    {
+        return Err(TagError {
+            field: "tags",
+            message: format!(
+                "{bad:?} cannot be a tag: `--tags` takes a comma-separated list, so a tag must be non-empty, without commas or spaces (write e.g. \"check-out\")"
+            ),
+        });
+    }
     let select = checked("--tags", select, &known)?;
     let exclude = checked("--exclude-tags", exclude, &known)?;
     if known.is_empty() {
@@ -431,6 +444,20 @@ mod tests {
         let e = select(&mut spec(), &strs(&["admin"]), &strs(&["admin"])).unwrap_err();
         assert_eq!(e.field, "--tags");
         assert!(e.message.contains("leaves no task to run"), "{}", e.message);
+    }
+
+    #[test]
+    fn tags_the_command_line_cannot_name_are_profile_errors() {
+        for bad in ["", "a,b", "check out"] {
+            let text = PROFILE.replace(
+                r#"tags: ["admin"], tasks"#,
+                &format!("tags: [{bad:?}], tasks"),
+            );
+            let mut s = crate::profile::load_str(&text, Path::new("t.ron")).unwrap();
+            let e = select(&mut s, &[], &[]).unwrap_err();
+            assert_eq!(e.field, "tags");
+            assert!(e.message.contains("cannot be a tag"), "{}", e.message);
+        }
     }
 
     #[test]
