@@ -98,8 +98,14 @@ fn figures(row: &TaskRow) -> Vec<CellView> {
         pct.class.push_str(" bad");
     }
     let l = &row.latency;
+    // on_start and on_stop are not iterations.
+    let iterations = if matches!(row.role.as_str(), "on_start" | "on_stop") {
+        num("–", 0.0)
+    } else {
+        num(format::int(row.iterations), row.iterations as f64)
+    };
     vec![
-        num(format::int(row.iterations), row.iterations as f64),
+        iterations,
         num(format::int(row.requests), row.requests as f64),
         failures,
         pct,

@@ -95,6 +95,7 @@ pub(crate) fn select(
         select: &select,
         exclude: &exclude,
     };
+    let names_before = request_names(spec);
     let users = std::mem::take(&mut spec.users);
     for mut user in users {
         let inherited: BTreeSet<&str> = user.tags.iter().map(String::as_str).collect();
@@ -133,7 +134,35 @@ pub(crate) fn select(
             ),
         });
     }
+    // Thresholds on requests that no longer run would make `analyzer check` refuse the run as
+    // naming unknown requests; a smoke run with `--tags` is judged on what it ran.
+    let names_after = request_names(spec);
+    spec.thresholds
+        .retain(|name, _| names_after.contains(name) || !names_before.contains(name));
     Ok(Some(selection))
+}
+
+/// The names samples of the profile's HTTP requests are grouped under (`name`, else `METHOD path`).
+fn request_names(spec: &ProfileSpec) -> BTreeSet<String> {
+    fn name(r: &RequestSpec) -> String {
+        r.name
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", r.method.as_str(), r.path))
+    }
+    fn walk(t: &TaskSpec, out: &mut BTreeSet<String>) {
+        out.extend(t.requests.iter().map(name));
+        for c in t.sequence.iter().chain(&t.tasks) {
+            walk(c, out);
+        }
+    }
+    let mut out = BTreeSet::new();
+    for u in &spec.users {
+        out.extend(u.on_start.iter().chain(&u.on_stop).map(name));
+        for t in &u.tasks {
+            walk(t, &mut out);
+        }
+    }
+    out
 }
 
 fn join(tags: &BTreeSet<String>) -> String {
@@ -444,6 +473,21 @@ mod tests {
         let e = select(&mut spec(), &strs(&["admin"]), &strs(&["admin"])).unwrap_err();
         assert_eq!(e.field, "--tags");
         assert!(e.message.contains("leaves no task to run"), "{}", e.message);
+    }
+
+    #[test]
+    fn thresholds_on_requests_that_no_longer_run_are_dropped() {
+        let text = PROFILE.replace(
+            "users: [",
+            r#"thresholds: {"*": ["p99 < 1s"], "GET /admin": ["p99 < 1s"], "GET /slow": ["p99 < 1s"], "elsewhere": ["p99 < 1s"]}, users: ["#,
+        );
+        let mut s = crate::profile::load_str(&text, Path::new("t.ron")).unwrap();
+        select(&mut s, &strs(&["slow"]), &[]).unwrap();
+        assert_eq!(
+            s.thresholds.keys().collect::<Vec<_>>(),
+            ["*", "GET /slow", "elsewhere"],
+            "the admin request no longer runs; a name the profile never had is left for check to report"
+        );
     }
 
     #[test]
