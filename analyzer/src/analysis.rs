@@ -49,6 +49,8 @@ pub struct RunAnalysis {
     pub method: String,
     /// The shards of a run made by several engines, each judged; `None` for one engine's run.
     pub shards: Option<crate::shards::ShardsAnalysis>,
+    /// Per user kind, per task and per tag figures.
+    pub tasks: crate::tasks::TaskAnalysis,
 }
 
 /// Analyzes a loaded run.
@@ -130,6 +132,7 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
             METHOD_EXACT.into()
         },
         shards,
+        tasks: crate::tasks::analyze(&run.tasks),
     })
 }
 

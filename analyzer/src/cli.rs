@@ -114,10 +114,15 @@ Exit status: 0 when every threshold passes (undecided ones pass with a warning, 
 fail), 1 when any fails, 2 for bad input (unreadable run, malformed SLO file, unknown metric or
 request name).")]
     Check(CheckArgs),
-    /// Write every sample of one or more runs to CSV.
+    /// Write every sample of one or more runs to CSV, a run's HdrHistogram log, or Locust's CSV files.
     #[command(after_help = "\
-Example:
-  analyzer export runs/2026-03-02T09-00-00Z-checkout --csv samples.csv")]
+Examples:
+  analyzer export runs/2026-03-02T09-00-00Z-checkout --csv samples.csv
+  analyzer export runs/2026-03-02T09-00-00Z-checkout --locust-csv locust/
+
+--locust-csv writes stats.csv, stats_history.csv and failures.csv with Locust's columns. Response
+times are ms from the actual start (Locust's meaning), with µs decimals; percentiles are exact
+nearest-rank values, not Locust's two-digit buckets (docs/reports.md#locust-csv).")]
     Export(ExportArgs),
 }
 
@@ -296,7 +301,7 @@ pub struct ExportArgs {
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
     /// The CSV file to write: one row per sample.
-    #[arg(long, value_name = "FILE", required_unless_present = "hdr")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["hdr", "locust_csv"])]
     pub csv: Option<PathBuf>,
     /// An HdrHistogram interval log to write (one run only): corrected latency of all requests
     /// untagged, uncorrected tagged "uncorrected", µs values, one-second intervals of intended start.
@@ -306,4 +311,8 @@ pub struct ExportArgs {
     /// tagged "corrected:NAME" and "uncorrected:NAME".
     #[arg(long, requires = "hdr")]
     pub by_name: bool,
+    /// A directory to write Locust's CSV files into (one run only): stats.csv, stats_history.csv
+    /// and failures.csv, with Locust's column names and meanings.
+    #[arg(long, value_name = "DIR")]
+    pub locust_csv: Option<PathBuf>,
 }

@@ -200,7 +200,7 @@ pub fn export_csv(runs: &[PathBuf], csv: &Path) -> Result<ExportOutcome> {
 }
 
 /// Quotes a field when it holds a comma, quote or line break (RFC 4180).
-fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\"")).into()
     } else {

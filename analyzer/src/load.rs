@@ -33,12 +33,13 @@ pub struct LoadOptions {
     pub exact_limit: Option<u64>,
 }
 
-/// Bytes of memory an exactly kept sample costs at the peak of the analysis: 20 in the columns (16 for
-/// the latency columns, 4 for the timing phases' `ttfb_us`) plus headroom for the selection's
+/// Bytes of memory an exactly kept sample costs at the peak of the analysis: 24 in the columns (16 for
+/// the latency columns, 4 for the timing phases' `ttfb_us`, 4 for its task's latencies,
+/// [`crate::tasks`]) plus headroom for the selection's
 /// collections and the failures frame (the 100M-sample benchmark peaked at about 25 bytes a sample
 /// including the log buffers before the phase column; see docs/performance.md). Each new connection's
 /// phase entries count as one more sample ([`crate::phases`]).
-pub const BYTES_PER_EXACT_SAMPLE: u64 = 28;
+pub const BYTES_PER_EXACT_SAMPLE: u64 = 32;
 
 /// Memory available now (MemAvailable in /proc/meminfo), in bytes; `None` where it cannot be read.
 pub fn available_memory() -> Option<u64> {
@@ -119,6 +120,12 @@ pub struct RunInfo {
     pub state: String,
     /// Whether the manifest says the run ended (completed, interrupted or failed).
     pub finalized: bool,
+    /// The load model and user kinds, from the manifest's profile; `None` when it cannot be read.
+    pub load_model: Option<crate::load_model::LoadModel>,
+    /// The profile's tags and the run's tag selection (`--tags`, `--exclude-tags`).
+    pub tags: Option<formats::TagSelection>,
+    /// The run's start, ns since the Unix epoch (0 when unknown).
+    pub started_unix_ns: i64,
 }
 
 /// How bad a data-quality note is.
@@ -179,6 +186,8 @@ pub struct LoadedRun {
     pub notes: Vec<QualityNote>,
     /// The shards of a run made by several engines ([`crate::shards`]); `None` for one engine's run.
     pub shards: Option<crate::shards::ShardSet>,
+    /// Per-task tallies (log format 1.2), merged across logs.
+    pub tasks: crate::tasks::RunTasks,
 }
 
 impl LoadedRun {
@@ -210,6 +219,7 @@ impl LoadedRun {
             skipped: 0,
             notes: Vec::new(),
             shards: None,
+            tasks: crate::tasks::RunTasks::default(),
         })
     }
 }
@@ -240,6 +250,9 @@ pub(crate) struct CoreColumns {
     skipped: u64,
     header: Option<formats::LogHeader>,
     notes: Vec<QualityNote>,
+    /// Per-task tallies while reading, then with the log's task table attached.
+    tasks: crate::tasks::CoreTasks,
+    task_tallies: Vec<crate::tasks::TaskAcc>,
 }
 
 /// Loads one run directory: an ordinary run, or a sharded run's directory (its `shard-*`
@@ -406,6 +419,9 @@ fn run_info(
         info.io_driver = m.io_driver.clone();
         info.state = m.state.describe().to_owned();
         info.finalized = m.state != formats::RunState::Running;
+        info.load_model = crate::load_model::parse(&m.profile, m.planned_duration_s);
+        info.tags.clone_from(&m.tags);
+        info.started_unix_ns = m.started_unix_ns;
         if let Some(end) = m.ended_unix_ns {
             info.duration_s = (end - m.started_unix_ns) as f64 / 1e9;
         }
@@ -414,6 +430,7 @@ fn run_info(
         if let Some(h) = header {
             info.id = h.run_id.to_string();
             info.started_at = formats::run::format_utc(h.wall_start_unix_ns);
+            info.started_unix_ns = h.wall_start_unix_ns;
         }
     }
     info
@@ -530,6 +547,10 @@ impl CoreColumns {
         }
         self.phases
             .switch_to_approx(&self.name, &self.latency_uncorrected, &self.ttfb);
+        self.tasks.switch_to_approx();
+        for t in &mut self.task_tallies {
+            t.switch_to_approx();
+        }
         self.t_s = Vec::new();
         self.name = Vec::new();
         self.latency = Vec::new();
@@ -630,6 +651,8 @@ fn read_core(spec: &LogSpec, skip_us: u64, kept: &AtomicU64, limit: u64) -> Core
             let name = block.name[i];
             let ok = block.outcome[i] == 0;
             out.rows += 1;
+            out.tasks
+                .record(block.task[i], block.iteration_start[i] != 0, ok, corrected);
             let phases = crate::phases::SamplePhases {
                 latency: latency_u,
                 connect: block.connect_us[i],
@@ -669,6 +692,7 @@ fn read_core(spec: &LogSpec, skip_us: u64, kept: &AtomicU64, limit: u64) -> Core
         block.clear();
     }
     out.bytes = counts_by_name;
+    out.task_tallies = std::mem::take(&mut out.tasks).finish(reader.tasks());
     let undefined: Vec<String> = (0..used_names.len() as u32)
         .filter(|&id| used_names[id as usize] && reader.names().get(id).is_none())
         .map(|id| format!("#{id}"))
@@ -758,8 +782,10 @@ pub(crate) fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun>
     let mut sample_cols: Vec<[Series; 5]> = Vec::new();
     let mut phases = crate::phases::PhaseColumns::default();
     let mut failure_cols: Vec<[Series; 5]> = Vec::new();
+    let mut tasks = crate::tasks::RunTasks::default();
     for mut c in cores {
         notes.append(&mut c.notes);
+        tasks.merge(std::mem::take(&mut c.task_tallies));
         skipped += c.skipped;
         if c.header.is_none() {
             continue;
@@ -879,6 +905,7 @@ pub(crate) fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun>
         skipped,
         notes,
         shards: None,
+        tasks,
     })
 }
 

@@ -115,6 +115,22 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         );
         println!("{}", hdr.display());
     }
+    if let Some(dir) = &args.locust_csv {
+        let [run] = args.runs.as_slice() else {
+            return Err(analyzer::Error::Usage(format!(
+                "--locust-csv writes one run's files, but {} runs were given; export them one at a time",
+                args.runs.len()
+            ))
+            .into());
+        };
+        let outcome = analyzer::locust::export_locust_csv(run, dir)?;
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
+        for f in &outcome.files {
+            println!("{}", f.display());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -92,6 +92,44 @@ impl ShardPlan {
     }
 }
 
+/// The synthetic shop's user kinds and tasks (log format 1.2's task table): (id, kind, kind weight,
+/// task, task weight, tags), and each endpoint's task and whether it starts that task's iteration.
+type TaskRow = (
+    u32,
+    &'static str,
+    u32,
+    &'static str,
+    u32,
+    &'static [&'static str],
+);
+const TASKS: [TaskRow; 3] = [
+    (1, "browser", 3, "home", 3, &["web"]),
+    (2, "browser", 3, "catalog", 2, &["api", "web"]),
+    (3, "buyer", 1, "checkout", 1, &["api", "payment"]),
+];
+
+/// By endpoint index: (task id, first request of the task's iteration).
+const ENDPOINT_TASKS: [(u32, bool); 6] = [
+    (1, true),
+    (2, true),
+    (2, false),
+    (3, true),
+    (3, false),
+    (1, false),
+];
+
+/// The user kinds and load model the synthetic profile describes, in the engine's profile syntax.
+fn profile_users(duration_s: u32) -> String {
+    format!(
+        "load: Closed(users: 40, spawn_rate: 4.0, duration: \"{duration_s}s\"), users: [\
+         (name: \"browser\", weight: 3, tags: [\"web\"], tasks: [\
+           (name: \"home\", weight: 3, requests: [(path: \"/\"), (path: \"/static/app.js\")]), \
+           (name: \"catalog\", weight: 2, tags: [\"api\"], requests: [(path: \"/api/products\"), (path: \"/api/products/{{{{id}}}}\", name: \"GET /api/products/{{id}}\")])]), \
+         (name: \"buyer\", weight: 1, tasks: [(name: \"checkout\", tags: [\"api\", \"payment\"], requests: [\
+           (method: POST, path: \"/api/cart\"), (method: POST, path: \"/api/checkout\")])])]"
+    )
+}
+
 /// One request name of the synthetic shop.
 struct Endpoint {
     name: &'static str,
@@ -408,7 +446,8 @@ fn manifest(params: &SynthParams, run_id: RunId, shard: Option<&ShardPlan>) -> M
         run_id,
         profile_name: "synthetic-shop".into(),
         profile: format!(
-            "(name: \"synthetic-shop\", synth: (samples: {}, cores: {}, seed: {}, duration_s: {}, latency_scale: {}, error_rate: {}{}{}))",
+            "(name: \"synthetic-shop\", {}, synth: (samples: {}, cores: {}, seed: {}, duration_s: {}, latency_scale: {}, error_rate: {}{}{}))",
+            profile_users(params.duration_s),
             params.samples,
             params.cores,
             params.seed,
@@ -464,6 +503,7 @@ fn manifest(params: &SynthParams, run_id: RunId, shard: Option<&ShardPlan>) -> M
             max_error_us: p.clock_error_us * 4 + 1_000,
             source: "synthetic".into(),
         }),
+        tags: None,
         extra: Default::default(),
     }
 }
@@ -514,6 +554,18 @@ fn write_core(
     let mut log =
         LogWriter::new(&header, IoSink(BufWriter::with_capacity(1 << 20, file))).map_err(io)?;
     let names: Vec<NameId> = ENDPOINTS.iter().map(|e| log.intern_name(e.name)).collect();
+    for (id, kind, kind_weight, task, task_weight, tags) in TASKS {
+        log.define_task(formats::TaskInfo {
+            id,
+            role: formats::TaskRole::Task,
+            kind: u32::from(kind != "browser"),
+            kind_weight,
+            task_weight,
+            kind_name: kind.into(),
+            task_name: task.into(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        });
+    }
     let messages: Vec<MessageId> = FAILURES.iter().map(|f| log.intern_message(f.2)).collect();
     // Shard 0 (and a run of one engine) keeps the streams runs had before shards existed.
     let stream = u64::from(core) + 1 + (u64::from(shard.map_or(0, |p| p.index)) << 32);
@@ -605,6 +657,8 @@ fn write_core(
             bytes_received: ep.bytes_received
                 + (rng.unit() * f64::from(ep.bytes_received) * 0.1) as u32,
             user: (rng.unit() * USERS_PER_CORE * shape.level(t)) as u32,
+            task: ENDPOINT_TASKS[e].0,
+            iteration_start: ENDPOINT_TASKS[e].1,
         };
         let failure_rate = params.error_rate * ep.failure_factor * if degraded { 6.0 } else { 1.0 };
         if sample.latency_us >= TIMEOUT_US {

@@ -116,6 +116,14 @@ pub struct RunArgs {
     /// instant and the profile name.
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// Run only the tasks and requests tagged with one of these (comma-separated; Locust's `--tags`).
+    /// A tag on a user kind or a group applies to everything in it.
+    #[arg(long, short = 'T', value_name = "TAG,...", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Leave out the tasks and requests tagged with one of these (comma-separated; Locust's
+    /// `--exclude-tags`). Applied after `--tags`.
+    #[arg(long, short = 'E', value_name = "TAG,...", value_delimiter = ',')]
+    pub exclude_tags: Vec<String>,
     /// The live dashboard and Prometheus metrics.
     #[command(flatten)]
     pub live: LiveArgs,

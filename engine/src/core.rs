@@ -163,6 +163,16 @@ pub(crate) struct InFlight {
     pub intended_us: u64,
     pub actual_us: u64,
     pub user: u32,
+    pub mark: TaskMark,
+}
+
+/// Which task a request is made for, and whether it is the first request of its iteration: the
+/// sample's v1.2 columns, from which the analyzer counts requests and iterations per task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TaskMark {
+    /// The task-table id (0: none).
+    pub task: u32,
+    pub iteration_start: bool,
 }
 
 /// Counts, histograms and the log writer of one core.
@@ -381,6 +391,8 @@ impl Recorder {
             bytes_sent: ex.bytes_sent,
             bytes_received: ex.bytes_received,
             user: req.user,
+            task: req.mark.task,
+            iteration_start: req.mark.iteration_start,
         };
         self.record(&sample);
     }
@@ -435,6 +447,8 @@ impl Recorder {
                     outcome: Outcome::Cancelled,
                     message,
                     user: req.user,
+                    task: req.mark.task,
+                    iteration_start: req.mark.iteration_start,
                     ..Sample::default()
                 };
                 self.record(&sample);

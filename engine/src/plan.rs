@@ -138,6 +138,9 @@ pub struct Plan {
     pub start_at: Option<StartAt>,
     /// The run's name (`--run-id`), when given: it names the run directory and derives the run id.
     pub run_name: Option<String>,
+    /// The profile's tags and the `--tags` / `--exclude-tags` selection, for the manifest; `None`
+    /// when the profile has no tags.
+    pub tags: Option<formats::TagSelection>,
 }
 
 /// This engine's part of a sharded test.
@@ -535,6 +538,9 @@ impl Plan {
             .and_then(Path::parent)
             .unwrap_or(Path::new(""))
             .to_owned();
+        // Tag selection removes what does not run before anything is compiled or dealt by weight.
+        let tags = crate::scenario::tags::select(&mut spec, &args.tags, &args.exclude_tags)
+            .map_err(|e| err(e.field, e.message))?;
         let scenario = compile::compile(compile::Inputs {
             spec: &spec,
             vars: &mut vars,
@@ -690,6 +696,7 @@ impl Plan {
             shard: shard.map(|shard| ShardPlan { shard, shares }),
             start_at,
             run_name,
+            tags,
         })
     }
 }

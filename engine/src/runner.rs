@@ -798,6 +798,7 @@ fn new_manifest(
                 .map(|start| formats::run::format_utc(start.unix_ns)),
         }),
         clock_sync: crate::clock_sync::read(),
+        tags: plan.tags.clone(),
         extra: Default::default(),
     }
 }

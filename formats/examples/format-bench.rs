@@ -85,6 +85,8 @@ fn synthesize(
             bytes_sent: SENT[k],
             bytes_received: RECEIVED[k] + if k == 1 { rng.below(16) as u32 } else { 0 },
             user: rng.below(256) as u32,
+            task: 0,
+            iteration_start: false,
         };
         // Derived without drawing from the generator, so the rest of the stream is the same either way.
         if tls && s.connect_us > 0 {

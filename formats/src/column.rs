@@ -32,6 +32,10 @@ pub(crate) enum Base {
     /// The majority residual (Boyer–Moore vote), zig-zagged: best for columns that are nearly constant
     /// with rare departures either way (status codes, deltas that are usually zero).
     Mode,
+    /// Zero, no zig-zag: for small non-negative codes (task ids, flags), where a base sampled from a
+    /// periodic column could miss the smallest value and turn every occurrence of it into an
+    /// exception.
+    Zero,
 }
 
 const ZIGZAG_FLAG: u8 = 0x80;
@@ -79,6 +83,7 @@ impl ColumnEncoder {
                 self.encode_with::<false>(residuals, sampled(residuals).min().unwrap_or(0), out);
             }
             Base::Mode => self.encode_with::<true>(residuals, sampled_mode(residuals), out),
+            Base::Zero => self.encode_with::<false>(residuals, 0, out),
         }
     }
 

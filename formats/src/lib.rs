@@ -10,7 +10,7 @@
 //! `engine run` creates `runs/<UTC start>-<profile name>/` holding `manifest.json` ([`Manifest`]) and one
 //! sample log per engine thread, `core-<N>.log`. See [`run`].
 //!
-//! ## A sample log, version 1.0 (and 1.1)
+//! ## A sample log, version 1.0 (1.1 and 1.2 additions below)
 //!
 //! Little-endian throughout. A 60-byte [header] (magic `89 53 4D 50 4C 0D 0A 1A`, version, run
 //! id, core, clock base, CRC32C), then [blocks](block) until the end of the file:
@@ -41,6 +41,19 @@
 //! block is absent; a v1.0 reader skips the block and reads every sample as before. `connect_us` keeps
 //! its v1.0 meaning (TCP connect *plus* TLS handshake), so the TCP connect alone is
 //! `connect_us − tls_us`.
+//!
+//! ## v1.2 additions
+//!
+//! | kind | block            | payload                                                       |
+//! |------|------------------|---------------------------------------------------------------|
+//! | 8    | task table       | (id, role, user kind, weights, names, tags) entries ([`tasks`]) |
+//!
+//! The sample-extras block gains two columns: the task id of each sample ([`Sample::task`], an id of
+//! the task table, 0 for none) and a flag on the first request of each iteration
+//! ([`Sample::iteration_start`]), so that per user kind and per task figures, iterations included,
+//! come from the samples alone. A task-table block precedes the first samples block that uses its
+//! ids. Both read as 0 from v1.0 and v1.1 logs, which report their requests under "unknown task". (Kind
+//! 7 is reserved for another v1.2 addition.)
 //!
 //! **Time.** Every time is a whole number of microseconds. Starts count from the run's time zero, whose
 //! CLOCK_MONOTONIC reading (ns) and wall-clock UTC (ns since the epoch) are in the header and the
@@ -95,22 +108,24 @@ mod run_id;
 mod sample;
 pub mod samples;
 pub mod tables;
+pub mod tasks;
 mod varint;
 mod writer;
 
 pub use block::BlockKind;
 pub use error::{DecodeError, DecodeErrorKind, PayloadError, ReadError, ReadErrorKind};
 pub use header::LogHeader;
-pub use manifest::{ClockSync, HostInfo, LogFile, Manifest, RunState, ShardInfo};
+pub use manifest::{ClockSync, HostInfo, LogFile, Manifest, RunState, ShardInfo, TagSelection};
 pub use reader::{LogContents, LogReader, read_log};
 pub use records::{EndOfLog, IntervalStats};
 pub use run::{Run, read_log_file};
 pub use run_id::{ParseRunIdError, RunId};
 pub use sample::{MessageId, NameId, Outcome, Sample, SampleColumns};
 pub use tables::Table;
+pub use tasks::{TaskInfo, TaskRole, TaskTable};
 pub use writer::{BlockSink, IoSink, LogWriter, MAX_MESSAGES};
 
 /// The major version this build writes and reads.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The minor version this build writes.
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;

@@ -94,6 +94,19 @@ pub struct ClockSync {
     pub source: String,
 }
 
+/// The tags of a profile and which of them selected the run's tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TagSelection {
+    /// Every tag the profile gives a user kind, task or request, sorted.
+    pub known: Vec<String>,
+    /// `--tags`: only tasks and requests carrying one of these ran (empty: no such selection).
+    #[serde(default)]
+    pub selected: Vec<String>,
+    /// `--exclude-tags`: tasks and requests carrying one of these did not run.
+    #[serde(default)]
+    pub excluded: Vec<String>,
+}
+
 /// One sample log of the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogFile {
@@ -157,6 +170,10 @@ pub struct Manifest {
     /// say how well shards on different machines line up; `None` when it could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_sync: Option<ClockSync>,
+    /// The tags the profile defines and the selection the run was made with (`--tags`,
+    /// `--exclude-tags`); `None` when the profile uses no tags. Added with log format 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagSelection>,
     /// Fields written by newer versions, kept so that a rewrite does not drop them.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,

@@ -11,6 +11,7 @@ use crate::records::{self, EndOfLog, IntervalStats};
 use crate::sample::SampleColumns;
 use crate::samples::{MAX_NAME_ID, SamplesDecoder};
 use crate::tables::{self, Table};
+use crate::tasks::{self, TaskTable};
 use crate::writer::MAX_MESSAGES;
 
 /// Reads one log held in memory, block by block.
@@ -25,6 +26,7 @@ pub struct LogReader<'a> {
     decoder: SamplesDecoder,
     names: Table,
     messages: Table,
+    tasks: TaskTable,
     intervals: Vec<IntervalStats>,
     end: Option<EndOfLog>,
     problems: Vec<DecodeError>,
@@ -43,6 +45,7 @@ impl<'a> LogReader<'a> {
             decoder: SamplesDecoder::default(),
             names: Table::default(),
             messages: Table::default(),
+            tasks: TaskTable::default(),
             intervals: Vec::new(),
             end: None,
             problems: Vec::new(),
@@ -64,6 +67,11 @@ impl<'a> LogReader<'a> {
     /// Failure messages defined so far.
     pub fn messages(&self) -> &Table {
         &self.messages
+    }
+
+    /// Task-table entries defined so far (v1.2; empty for older logs).
+    pub fn tasks(&self) -> &TaskTable {
+        &self.tasks
     }
 
     /// Interval counters read so far.
@@ -174,6 +182,7 @@ impl<'a> LogReader<'a> {
                         let messages = &mut self.messages;
                         tables::decode(payload, MAX_MESSAGES, |id, t| messages.insert(id, t))
                     }
+                    BlockKind::TaskTable => tasks::decode(payload, &mut self.tasks),
                     BlockKind::Intervals => records::decode_intervals(payload, &mut self.intervals),
                     BlockKind::End => records::decode_end(payload).map(|e| self.end = Some(e)),
                     // Extras whose samples block was damaged (and reported) have nothing to attach to.
@@ -285,6 +294,8 @@ pub struct LogContents {
     pub names: Table,
     /// Failure messages by id.
     pub messages: Table,
+    /// The task table by id (v1.2; empty for older logs).
+    pub tasks: TaskTable,
     /// Every sample of every readable block, in file order.
     pub samples: SampleColumns,
     /// Interval counters, in file order.
@@ -309,10 +320,12 @@ pub fn read_log(data: &[u8]) -> Result<LogContents, DecodeError> {
         "message",
         |id| id != 0,
     ));
+    problems.extend(unknown_task_ids(&samples.task, &reader.tasks));
     Ok(LogContents {
         header: reader.header,
         names: reader.names,
         messages: reader.messages,
+        tasks: reader.tasks,
         samples,
         intervals: reader.intervals,
         end: reader.end,
@@ -344,6 +357,23 @@ fn unknown_ids(
         .into_iter()
         .map(|id| DecodeError {
             kind: DecodeErrorKind::UnknownId { what, id },
+            offset: 0,
+        })
+        .collect()
+}
+
+/// One problem per task id that samples use but no task-table block defines (0 means "no task").
+fn unknown_task_ids(ids: &[u32], table: &TaskTable) -> Vec<DecodeError> {
+    let mut missing = std::collections::BTreeSet::new();
+    for &id in ids {
+        if id != 0 && table.get(id).is_none() {
+            missing.insert(id);
+        }
+    }
+    missing
+        .into_iter()
+        .map(|id| DecodeError {
+            kind: DecodeErrorKind::UnknownId { what: "task", id },
             offset: 0,
         })
         .collect()

@@ -138,6 +138,13 @@ pub struct Sample {
     /// The virtual user that made the request. Unique within its core at least; the engine numbers users
     /// across the whole run, so ids are unique run-wide too.
     pub user: u32,
+    /// The task the request was made for: an id of the log's task table ([`crate::TaskTable`]), 0
+    /// when it belongs to none. Added in v1.2 (a sample-extras column); reads as 0 from older logs.
+    pub task: u32,
+    /// Whether this is the first request of an iteration, so that counting these per task counts the
+    /// iterations that made a request. Added in v1.2 (a sample-extras column); reads as `false` from
+    /// older logs.
+    pub iteration_start: bool,
 }
 
 impl Sample {
@@ -167,6 +174,9 @@ pub struct SampleColumns {
     pub bytes_sent: Vec<u32>,
     pub bytes_received: Vec<u32>,
     pub user: Vec<u32>,
+    pub task: Vec<u32>,
+    /// 1 for the first request of an iteration, 0 otherwise.
+    pub iteration_start: Vec<u8>,
 }
 
 impl SampleColumns {
@@ -186,6 +196,8 @@ impl SampleColumns {
             bytes_sent: Vec::with_capacity(n),
             bytes_received: Vec::with_capacity(n),
             user: Vec::with_capacity(n),
+            task: Vec::with_capacity(n),
+            iteration_start: Vec::with_capacity(n),
         }
     }
 
@@ -214,6 +226,8 @@ impl SampleColumns {
         self.bytes_sent.clear();
         self.bytes_received.clear();
         self.user.clear();
+        self.task.clear();
+        self.iteration_start.clear();
     }
 
     /// Appends all samples of `other`.
@@ -231,6 +245,9 @@ impl SampleColumns {
         self.bytes_sent.extend_from_slice(&other.bytes_sent);
         self.bytes_received.extend_from_slice(&other.bytes_received);
         self.user.extend_from_slice(&other.user);
+        self.task.extend_from_slice(&other.task);
+        self.iteration_start
+            .extend_from_slice(&other.iteration_start);
     }
 
     /// The sample at `i`, or `None` past the end. Unknown outcome codes read as [`Outcome::Other`].
@@ -249,6 +266,8 @@ impl SampleColumns {
             bytes_sent: self.bytes_sent[i],
             bytes_received: self.bytes_received[i],
             user: self.user[i],
+            task: self.task[i],
+            iteration_start: self.iteration_start[i] != 0,
         })
     }
 
@@ -267,5 +286,7 @@ impl SampleColumns {
         self.bytes_sent.push(s.bytes_sent);
         self.bytes_received.push(s.bytes_received);
         self.user.push(s.user);
+        self.task.push(s.task);
+        self.iteration_start.push(u8::from(s.iteration_start));
     }
 }

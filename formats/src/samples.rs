@@ -35,18 +35,23 @@
 //!
 //! ```text
 //! count    varint                 number of samples: the same n as the samples block before it
-//! columns  varint                 number of extra columns that follow (1 in v1.1)
+//! columns  varint                 number of extra columns that follow (1 in v1.1, 3 in v1.2)
 //! columns × (length varint, column)
 //! ```
 //!
-//! | # | column | residual r\[i\]                                                             |
-//! |---|--------|---------------------------------------------------------------------------|
-//! | 0 | tls    | the TLS handshake's part of connect, µs; 0 without a handshake            |
+//! | # | column          | residual r\[i\]                                                     | since |
+//! |---|-----------------|-------------------------------------------------------------------|-------|
+//! | 0 | tls             | the TLS handshake's part of connect, µs; 0 without a handshake    | v1.1  |
+//! | 1 | task            | the task id ([`crate::tasks`]); 0 for none                          | v1.2  |
+//! | 2 | iteration start | 1 for the first request of an iteration, else 0                   | v1.2  |
 //!
 //! A later minor version appends columns; a reader decodes the columns it knows and skips the rest by
-//! their lengths. The writer leaves the block out when every extra column of the block is 0 (plain
-//! HTTP, or only reused connections), and a reader reads a missing block as zeros, so logs without TLS
-//! cost nothing, and v1.0 logs read as they always did.
+//! their lengths, and reads the columns a block does not have as zeros. The writer leaves the block
+//! out when every extra column of the block is 0 (plain HTTP without task ids, as a v1.1 writer
+//! did), and a reader reads a missing block as zeros, so v1.0 and v1.1 logs read as they always did.
+//! A v1.2 writer that knows tasks writes the block for every samples block; the task column is
+//! nearly constant within a user's burst of requests and the flag is mostly 0, so both cost well
+//! under a byte per sample.
 
 use crate::column::{self, Base, ColumnEncoder};
 use crate::error::PayloadError;
@@ -62,8 +67,9 @@ pub const MAX_NAME_ID: u32 = 65_535;
 
 const COLUMNS: usize = 12;
 
-/// The extra columns this build writes and reads in a sample-extras block (v1.1: tls).
-const EXTRA_COLUMNS: usize = 1;
+/// The extra columns this build writes and reads in a sample-extras block (v1.1: tls; v1.2: task,
+/// iteration start).
+const EXTRA_COLUMNS: usize = 3;
 
 /// The most extra columns a reader accepts in one block (bounds the work a hostile block can ask for).
 const MAX_EXTRA_COLUMNS: usize = 64;
@@ -124,6 +130,11 @@ pub(crate) struct BlockBuilder {
     tls: Vec<(u32, u32)>,
     /// The dense extra column for encoding, built only for blocks with a handshake.
     extra: Vec<i64>,
+    /// The task id and the iteration-start flag of each sample (v1.2), dense: most samples carry a
+    /// task, so a sparse list would cost more than two stores.
+    tasks: Box<[[i64; STRIDE]; 2]>,
+    /// The OR of every task id and flag in the open block: 0 when the block needs no task columns.
+    tasks_any: u32,
     /// The sample-extras payload of the block last encoded; empty when it has no extras.
     extras_payload: Vec<u8>,
     columns: ColumnEncoder,
@@ -144,6 +155,11 @@ impl Default for BlockBuilder {
             last_bytes: Vec::new(),
             tls: Vec::with_capacity(MAX_BLOCK_SAMPLES),
             extra: Vec::with_capacity(MAX_BLOCK_SAMPLES),
+            tasks: vec![[0i64; STRIDE]; 2]
+                .into_boxed_slice()
+                .try_into()
+                .expect("two arrays"),
+            tasks_any: 0,
             extras_payload: Vec::with_capacity(4 * MAX_BLOCK_SAMPLES + 64),
             columns: ColumnEncoder::default(),
             body: Vec::with_capacity(8 * MAX_BLOCK_SAMPLES + 64),
@@ -187,6 +203,10 @@ impl BlockBuilder {
         if s.tls_us != 0 {
             self.tls.push((i as u32, s.tls_us));
         }
+        let flag = u32::from(s.iteration_start);
+        self.tasks[0][i] = i64::from(s.task);
+        self.tasks[1][i] = i64::from(flag);
+        self.tasks_any |= s.task | flag;
         self.prev_end = end;
         self.len += 1;
         self.len >= self.capacity
@@ -224,7 +244,8 @@ impl BlockBuilder {
 
     fn encode_extras(&mut self, n: usize) {
         self.extras_payload.clear();
-        if self.tls.is_empty() {
+        let tasks = std::mem::take(&mut self.tasks_any) != 0;
+        if self.tls.is_empty() && !tasks {
             return;
         }
         self.extra.clear();
@@ -235,11 +256,25 @@ impl BlockBuilder {
         self.tls.clear();
         let out = &mut self.extras_payload;
         varint::put(out, n as u64);
-        varint::put(out, EXTRA_COLUMNS as u64);
-        self.body.clear();
-        self.columns.encode(&self.extra, Base::Mode, &mut self.body);
-        varint::put(out, self.body.len() as u64);
-        out.extend_from_slice(&self.body);
+        // Without task ids the block is what a v1.1 writer wrote: the TLS column alone.
+        let columns = if tasks { EXTRA_COLUMNS } else { 1 };
+        varint::put(out, columns as u64);
+        let [task, flag] = &*self.tasks;
+        // TLS times are mostly 0 with rare departures; task ids are a few small values in runs and
+        // the flag is 0 or 1, which a narrow width above zero stores best.
+        for (c, base) in [
+            (&self.extra[..], Base::Mode),
+            (&task[..n], Base::Zero),
+            (&flag[..n], Base::Zero),
+        ]
+        .into_iter()
+        .take(columns)
+        {
+            self.body.clear();
+            self.columns.encode(c, base, &mut self.body);
+            varint::put(out, self.body.len() as u64);
+            out.extend_from_slice(&self.body);
+        }
     }
 }
 
@@ -330,6 +365,8 @@ impl SamplesDecoder {
         out.connect_us.extend(connect.iter().map(|&v| v as u32));
         // Filled in by a sample-extras block when one follows; 0 otherwise (v1.0 logs, plain HTTP).
         out.tls_us.resize(out.tls_us.len() + n, 0);
+        out.task.resize(out.task.len() + n, 0);
+        out.iteration_start.resize(out.iteration_start.len() + n, 0);
         out.ttfb_us.extend(
             ttfb.iter()
                 .zip(latency.iter())
@@ -379,14 +416,33 @@ impl SamplesDecoder {
             });
         }
         let start = out.len() - n;
+        // Check every known column before touching `out`, so a bad block changes nothing.
+        let [tls, task, flag] = self.extras.each_ref().map(|c| &c[..n.min(c.len())]);
         if columns > 0 {
-            let tls = &self.extras[0][..n];
             let connect = &out.connect_us[start..];
             if tls.iter().zip(connect).any(|(&t, &c)| t > u64::from(c)) {
                 return Err(PayloadError::ValueOutOfRange { column: "tls" });
             }
+        }
+        if columns > 1 {
+            fits(task, u64::from(crate::tasks::MAX_TASK_ID), "task")?;
+        }
+        if columns > 2 {
+            fits(flag, 1, "iteration start")?;
+        }
+        if columns > 0 {
             for (dst, &t) in out.tls_us[start..].iter_mut().zip(tls) {
                 *dst = t as u32;
+            }
+        }
+        if columns > 1 {
+            for (dst, &t) in out.task[start..].iter_mut().zip(task) {
+                *dst = t as u32;
+            }
+        }
+        if columns > 2 {
+            for (dst, &f) in out.iteration_start[start..].iter_mut().zip(flag) {
+                *dst = f as u8;
             }
         }
         Ok(())

@@ -10,6 +10,7 @@ use crate::records::{self, EndOfLog, IntervalStats};
 use crate::sample::{MessageId, NameId, Sample};
 use crate::samples::{BlockBuilder, MAX_NAME_ID};
 use crate::tables::{self, MAX_STRING_LEN};
+use crate::tasks::{self, MAX_TASK_ID, TaskInfo};
 
 /// The most distinct messages a log keeps; later new messages share one overflow message.
 pub const MAX_MESSAGES: u32 = 65_535;
@@ -61,6 +62,8 @@ pub struct LogWriter<S: BlockSink> {
     frame: Vec<u8>,
     names: Interner,
     messages: Interner,
+    /// Task-table entries defined and not yet written.
+    tasks: Vec<TaskInfo>,
     intervals: Vec<IntervalStats>,
     samples_written: u64,
     blocks_written: u64,
@@ -109,6 +112,7 @@ impl<S: BlockSink> LogWriter<S> {
             frame: Vec::with_capacity(64 << 10),
             names: Interner::default(),
             messages: Interner::default(),
+            tasks: Vec::new(),
             intervals: Vec::new(),
             samples_written: 0,
             blocks_written: 0,
@@ -131,6 +135,16 @@ impl<S: BlockSink> LogWriter<S> {
         MessageId(NonZeroU32::new(id).expect("message ids start at 1"))
     }
 
+    /// Defines a task-table entry (v1.2): what samples whose `task` is `task.id` were made for. It is
+    /// written before the next samples block, so define the tasks when a plan is built. Ids must be
+    /// 1..=65535; an entry with another id is ignored, and samples naming an id above 65535 are
+    /// stored with task 0.
+    pub fn define_task(&mut self, task: TaskInfo) {
+        if (1..=MAX_TASK_ID).contains(&task.id) {
+            self.tasks.push(task);
+        }
+    }
+
     /// Sets how many samples close a block (1..=8192, default 8192). Encoding a block takes the core
     /// roughly 30 ns per sample, so smaller blocks make shorter pauses in the engine's event loop at a
     /// small cost in size (about 0.1 byte per sample at 1024).
@@ -149,6 +163,9 @@ impl<S: BlockSink> LogWriter<S> {
         }
         if sample.tls_us > sample.connect_us {
             sample.tls_us = sample.connect_us;
+        }
+        if sample.task > MAX_TASK_ID {
+            sample.task = 0;
         }
         if self.block.push(&sample) {
             self.write_samples()?;
@@ -226,6 +243,12 @@ impl<S: BlockSink> LogWriter<S> {
             block::begin(&mut self.frame, kind);
             tables::encode(&interner.unwritten, &mut self.frame);
             interner.unwritten.clear();
+            self.emit()?;
+        }
+        if !self.tasks.is_empty() {
+            block::begin(&mut self.frame, BlockKind::TaskTable);
+            tasks::encode(&self.tasks, &mut self.frame);
+            self.tasks.clear();
             self.emit()?;
         }
         if self.block.len() == 0 {

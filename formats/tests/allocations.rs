@@ -77,6 +77,10 @@ fn pushing_and_flushing_allocate_nothing_after_warm_up() {
         // Every 200th request opens a TLS connection, so the v1.1 extras block is written too.
         connect_us: if i.is_multiple_of(200) { 900 } else { 0 },
         tls_us: if i.is_multiple_of(200) { 700 } else { 0 },
+        // v1.2: a task per request and an iteration start every fourth, so the task columns and
+        // their extras block are written on every block.
+        task: 1 + (i % 3) as u32,
+        iteration_start: i.is_multiple_of(4),
     };
     // Warm up: a few full blocks and flushes size every buffer.
     for i in 0..50_000 {

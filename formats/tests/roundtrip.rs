@@ -9,6 +9,9 @@ fn outcome() -> impl Strategy<Value = Outcome> {
     prop::sample::select(Outcome::ALL.to_vec())
 }
 
+/// Task ids the property tests define (1..=TASKS).
+const TASKS: u32 = 4;
+
 /// Samples anywhere in their types' ranges, plus a bias towards realistic, clustered values so that the
 /// encoder's common paths (narrow widths, few exceptions) are exercised as well as the extremes.
 fn sample(names: u32, messages: u32) -> impl Strategy<Value = Sample> {
@@ -55,6 +58,8 @@ fn sample(names: u32, messages: u32) -> impl Strategy<Value = Sample> {
                     bytes_sent: sent,
                     bytes_received: received,
                     user,
+                    task: 0,
+                    iteration_start: false,
                 }
             },
         );
@@ -101,6 +106,8 @@ fn sample(names: u32, messages: u32) -> impl Strategy<Value = Sample> {
                     bytes_sent: sent,
                     bytes_received: received,
                     user,
+                    task: 0,
+                    iteration_start: false,
                 }
             },
         );
@@ -114,6 +121,18 @@ fn sample(names: u32, messages: u32) -> impl Strategy<Value = Sample> {
         });
     let extreme = (extreme, any::<u32>()).prop_map(|(mut s, t)| {
         s.tls_us = t.min(s.connect_us);
+        s
+    });
+    // v1.2: the task (0 for none, else one of the TASKS defined) and the iteration-start flag, on all
+    // or on none of a block's samples.
+    let realistic = (realistic, 0..=TASKS, prop::bool::weighted(0.2)).prop_map(|(mut s, t, f)| {
+        s.task = t;
+        s.iteration_start = f;
+        s
+    });
+    let extreme = (extreme, 0..=TASKS, any::<bool>()).prop_map(|(mut s, t, f)| {
+        s.task = t;
+        s.iteration_start = f;
         s
     });
     prop_oneof![4 => realistic, 1 => extreme]
@@ -135,6 +154,9 @@ proptest! {
         for i in 1..=5 {
             assert_eq!(w.intern_message(&format!("message {i}")).get(), i);
         }
+        for id in 1..=TASKS {
+            w.define_task(formats::TaskInfo { id, task_name: format!("task {id}"), ..Default::default() });
+        }
         for (i, s) in samples.iter().enumerate() {
             if flushes.contains(&i) {
                 w.flush().unwrap();
@@ -151,6 +173,7 @@ proptest! {
         prop_assert_eq!(log.end.unwrap().samples, samples.len() as u64);
         prop_assert_eq!(log.names.get(6), Some("name 6"));
         prop_assert_eq!(log.messages.get(5), Some("message 5"));
+        prop_assert_eq!(log.tasks.get(TASKS).map(|t| t.task_name.as_str()), Some("task 4"));
     }
 
     /// Interval counters and odd names survive the trip, in order.
@@ -285,6 +308,13 @@ fn smaller_blocks_close_at_the_chosen_size() {
 fn log_of(samples: &[Sample], per_block: usize) -> Vec<u8> {
     let mut w = LogWriter::new(&common::header(0), Vec::new()).unwrap();
     w.intern_name("x");
+    for id in 1..=3 {
+        w.define_task(formats::TaskInfo {
+            id,
+            task_name: format!("t{id}"),
+            ..Default::default()
+        });
+    }
     for (i, s) in samples.iter().enumerate() {
         w.push(*s).unwrap();
         if (i + 1) % per_block == 0 {
@@ -426,14 +456,24 @@ fn extras_blocks_from_later_versions_and_bad_ones() {
     assert_eq!(payload[..2], [100, 1]);
     let column = &payload[2..];
 
-    // A future column of 3 bytes after the known one.
-    let mut future = vec![100, 2];
-    future.extend_from_slice(column);
+    // A future column of 3 bytes after the three this reader knows (v1.2's task columns come from a
+    // log of the same samples with task ids).
+    let with_tasks: Vec<Sample> = samples.iter().map(|s| Sample { task: 2, ..*s }).collect();
+    let other = log_of(&with_tasks, 1_000);
+    let (t_at, t_len, _) = *block_kinds(&other)
+        .iter()
+        .find(|b| b.2 == BlockKind::SampleExtras.code())
+        .unwrap();
+    let three = &other[t_at + formats::block::FRAME_LEN..t_at + t_len];
+    assert_eq!(three[..2], [100, 3]);
+    let mut future = vec![100, 4];
+    future.extend_from_slice(&three[2..]);
     future.extend_from_slice(&[3, 0xAA, 0xBB, 0xCC]);
     let log = read_log(&replace_block(&bytes, at, len, kind, &future)).unwrap();
     assert!(log.problems.is_empty(), "{:?}", log.problems);
     assert_eq!(log.samples.tls_us, read_log(&bytes).unwrap().samples.tls_us);
     assert_eq!(log.samples.tls_us[0], 600);
+    assert!(log.samples.task.iter().all(|&t| t == 2));
 
     let mut wrong_count = vec![99, 1];
     wrong_count.extend_from_slice(column);
@@ -464,5 +504,125 @@ fn extras_blocks_from_later_versions_and_bad_ones() {
         log.problems[0].to_string().contains("tls"),
         "{:?}",
         log.problems
+    );
+}
+
+/// A sample of task `task` (v1.2), starting an iteration every fourth request.
+fn tasked(i: u32, task: u32) -> Sample {
+    Sample {
+        task,
+        iteration_start: i.is_multiple_of(4),
+        ..connecting(i, false)
+    }
+}
+
+#[test]
+fn task_ids_and_iteration_starts_round_trip_with_their_table() {
+    let samples: Vec<Sample> = (0..3_000).map(|i| tasked(i, 1 + i / 1_000)).collect();
+    let log = read_log(&log_of(&samples, 700)).unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    for (i, s) in samples.iter().enumerate() {
+        assert_eq!(log.samples.get(i), Some(*s), "sample {i}");
+    }
+    assert_eq!(
+        log.samples
+            .iteration_start
+            .iter()
+            .filter(|&&f| f == 1)
+            .count(),
+        750
+    );
+    assert_eq!(log.tasks.get(3).unwrap().task_name, "t3");
+    assert_eq!(log.tasks.get(4), None);
+}
+
+/// Plain HTTP without tasks writes no extras block, as a v1.1 writer did; with tasks, every samples
+/// block has one, and the two task columns cost little.
+#[test]
+fn the_extras_block_appears_with_tasks_and_stays_small() {
+    let plain: Vec<Sample> = (0..2_000).map(|i| connecting(i, false)).collect();
+    let bytes = log_of(&plain, 1_000);
+    assert!(
+        !block_kinds(&bytes)
+            .iter()
+            .any(|b| b.2 == BlockKind::SampleExtras.code())
+    );
+
+    // Users take turns: runs of eight requests of one task, ids 1 to 3.
+    let tasked_samples: Vec<Sample> = (0..8_000).map(|i| tasked(i, 1 + (i / 8) % 3)).collect();
+    let bytes = log_of(&tasked_samples, 8_000);
+    let kinds = block_kinds(&bytes);
+    let extras: Vec<_> = kinds
+        .iter()
+        .filter(|b| b.2 == BlockKind::SampleExtras.code())
+        .collect();
+    assert_eq!(extras.len(), 1);
+    let per_sample = extras[0].1 as f64 / 8_000.0;
+    assert!(per_sample < 1.0, "{per_sample} bytes per sample");
+    let tables: Vec<_> = kinds
+        .iter()
+        .filter(|b| b.2 == BlockKind::TaskTable.code())
+        .collect();
+    assert_eq!(tables.len(), 1);
+    let samples_at = kinds
+        .iter()
+        .position(|b| b.2 == BlockKind::Samples.code())
+        .unwrap();
+    let table_at = kinds
+        .iter()
+        .position(|b| b.2 == BlockKind::TaskTable.code())
+        .unwrap();
+    assert!(
+        table_at < samples_at,
+        "the task table precedes the samples that use it"
+    );
+}
+
+/// What a v1.1 reader sees of a v1.2 log: it decodes the extras block's first column and skips the
+/// two task columns by their lengths; a v1.1 block (one column) read by this reader gives task 0.
+#[test]
+fn task_columns_are_skippable_and_optional() {
+    let samples: Vec<Sample> = (0..100)
+        .map(|i| Sample {
+            tls_us: 0,
+            ..tasked(i, 2)
+        })
+        .collect();
+    let bytes = log_of(&samples, 1_000);
+    let (at, len, kind) = *block_kinds(&bytes)
+        .iter()
+        .find(|b| b.2 == BlockKind::SampleExtras.code())
+        .unwrap();
+    let payload = &bytes[at + formats::block::FRAME_LEN..at + len];
+    assert_eq!(payload[..2], [100, 3], "count, then three columns");
+    // Keep only the first column, as a v1.1 writer would have written it.
+    let first_len = payload[2] as usize;
+    let mut v1_1 = vec![100, 1];
+    v1_1.extend_from_slice(&payload[2..3 + first_len]);
+    let log = read_log(&replace_block(&bytes, at, len, kind, &v1_1)).unwrap();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    assert!(log.samples.task.iter().all(|&t| t == 0));
+    assert!(log.samples.iteration_start.iter().all(|&f| f == 0));
+    assert_eq!(
+        log.samples.latency_us,
+        read_log(&bytes).unwrap().samples.latency_us
+    );
+}
+
+/// A task id that no task-table block defines is reported, like an unknown name; a task id above the
+/// format's limit is stored as 0.
+#[test]
+fn undefined_and_out_of_range_task_ids() {
+    let mut w = LogWriter::new(&common::header(0), Vec::new()).unwrap();
+    w.intern_name("x");
+    w.push(tasked(0, 9)).unwrap();
+    w.push(tasked(1, 70_000)).unwrap();
+    let log = read_log(&w.finish().unwrap()).unwrap();
+    assert_eq!(log.samples.task, [9, 0]);
+    assert_eq!(log.problems.len(), 1, "{:?}", log.problems);
+    assert!(
+        log.problems[0].to_string().contains("task id 9"),
+        "{}",
+        log.problems[0]
     );
 }

@@ -92,6 +92,93 @@ pub struct RunJson {
     /// up. Absent for a run of one engine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shards: Option<crate::shards::ShardsAnalysis>,
+    /// The load model and user kinds from the manifest's profile; `null` when it cannot be read.
+    pub load_model: Option<crate::load_model::LoadModel>,
+    /// The profile's tags and the run's selection (`--tags`, `--exclude-tags`); `null` without tags.
+    pub tags: Option<formats::TagSelection>,
+    /// Whether the logs said which task each request was for (log format 1.2).
+    pub tasks_known: bool,
+    /// `exact_nearest_rank` or `hdr_histogram_3_digits`, for the per-kind, per-task and per-tag
+    /// percentiles.
+    pub tasks_percentile_method: String,
+    /// Per user kind, in profile order, with its tasks.
+    pub user_kinds: Vec<UserKindJson>,
+    /// Requests without a known task (all of them for logs before format 1.2); `null` when none.
+    pub unknown_task: Option<TaskJson>,
+    /// Per tag: the tasks that carry it, together.
+    pub by_tag: Vec<TagJson>,
+}
+
+/// One user kind and its tasks.
+#[derive(Debug, Serialize)]
+pub struct UserKindJson {
+    /// The kind's name.
+    pub name: String,
+    /// Its weight.
+    pub weight: u32,
+    /// Its tasks' tags.
+    pub tags: Vec<String>,
+    /// Iterations that made at least one request.
+    pub iterations: u64,
+    /// Requests (its tasks', on_start's and on_stop's).
+    pub requests: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// Corrected latency.
+    pub latency_ms: LatencyJson,
+    /// Its tasks: `on_start`, the tasks in profile order, `on_stop`.
+    pub tasks: Vec<TaskJson>,
+}
+
+/// One task (or a kind's on_start or on_stop requests).
+#[derive(Debug, Serialize)]
+pub struct TaskJson {
+    /// The task's name.
+    pub name: String,
+    /// `task`, `on_start`, `on_stop` or `unknown`.
+    pub role: String,
+    /// Its weight among its kind's tasks (0 for on_start and on_stop).
+    pub weight: u32,
+    /// Its tags (its own, its kind's and its requests').
+    pub tags: Vec<String>,
+    /// Iterations that made at least one request.
+    pub iterations: u64,
+    /// Requests.
+    pub requests: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// Corrected latency.
+    pub latency_ms: LatencyJson,
+}
+
+/// One tag's tasks together.
+#[derive(Debug, Serialize)]
+pub struct TagJson {
+    /// The tag.
+    pub tag: String,
+    /// Iterations.
+    pub iterations: u64,
+    /// Requests.
+    pub requests: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// Corrected latency.
+    pub latency_ms: LatencyJson,
+}
+
+impl TaskJson {
+    fn new(t: &crate::tasks::TaskRow) -> Self {
+        TaskJson {
+            name: t.task.clone(),
+            role: t.role.clone(),
+            weight: t.weight,
+            tags: t.tags.clone(),
+            iterations: t.iterations,
+            requests: t.requests,
+            failures: t.failures,
+            latency_ms: LatencyJson::new(&t.latency),
+        }
+    }
 }
 
 /// Latency statistics in ms.
@@ -265,7 +352,42 @@ pub fn render(runs: &[RunAnalysis], baseline: Option<usize>) -> String {
 fn run(r: &RunAnalysis) -> RunJson {
     let t = &r.total;
     let ts = &r.timeseries;
+    let tasks = &r.tasks;
     RunJson {
+        load_model: r.info.load_model.clone(),
+        tags: r.info.tags.clone(),
+        tasks_known: tasks.known,
+        tasks_percentile_method: if tasks.exact {
+            "exact_nearest_rank".into()
+        } else {
+            "hdr_histogram_3_digits".into()
+        },
+        user_kinds: tasks
+            .kinds
+            .iter()
+            .map(|(k, rows)| UserKindJson {
+                name: k.kind.clone(),
+                weight: k.weight,
+                tags: k.tags.clone(),
+                iterations: k.iterations,
+                requests: k.requests,
+                failures: k.failures,
+                latency_ms: LatencyJson::new(&k.latency),
+                tasks: rows.iter().map(TaskJson::new).collect(),
+            })
+            .collect(),
+        unknown_task: tasks.unknown.as_ref().map(TaskJson::new),
+        by_tag: tasks
+            .tags
+            .iter()
+            .map(|t| TagJson {
+                tag: t.kind.clone(),
+                iterations: t.iterations,
+                requests: t.requests,
+                failures: t.failures,
+                latency_ms: LatencyJson::new(&t.latency),
+            })
+            .collect(),
         id: r.info.id.clone(),
         label: r.info.label.clone(),
         profile: r.info.profile.clone(),

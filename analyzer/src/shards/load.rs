@@ -320,6 +320,8 @@ fn run_info(input: &ShardedInput, set: &ShardSet, cores: usize) -> RunInfo {
         info.target = m.target.clone();
         info.engine_version = m.engine_version.clone();
         info.io_driver = m.io_driver.clone();
+        info.load_model = crate::load_model::parse(&m.profile, m.planned_duration_s);
+        info.tags.clone_from(&m.tags);
     }
     let mut hosts: Vec<&str> = Vec::new();
     for f in set.shards.iter().filter(|f| !f.host.is_empty()) {
@@ -339,6 +341,7 @@ fn run_info(input: &ShardedInput, set: &ShardSet, cores: usize) -> RunInfo {
     info.kernel = kernels.join(", ");
     if let Some(base) = set.base_unix_ns {
         info.started_at = formats::run::format_utc(base);
+        info.started_unix_ns = base;
     }
     let present: Vec<&ShardFacts> = set.shards.iter().filter(|f| f.status.has_data()).collect();
     let completed = present

@@ -9,6 +9,7 @@ mod compare;
 mod phases;
 mod shards;
 mod single;
+mod tasks;
 pub mod verdict;
 
 pub use shards::ShardsView;
@@ -44,6 +45,8 @@ pub struct ReportView {
     pub headline: Option<TableView>,
     /// Per-request tables.
     pub request_tables: Vec<TableView>,
+    /// The load model, user kinds and tasks, and tags of a single run (empty in a comparison).
+    pub model_tables: Vec<TableView>,
     /// Charts.
     pub charts: Vec<ChartView>,
     /// Failure tables.
@@ -245,6 +248,7 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
         cards: Vec::new(),
         headline: None,
         request_tables: Vec::new(),
+        model_tables: Vec::new(),
         charts: Vec::new(),
         failure_tables: Vec::new(),
         any_failures: runs.iter().any(|r| r.total.failures > 0),
@@ -268,6 +272,7 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
     } else {
         view.cards = single::cards(first);
         view.request_tables = single::request_tables(first);
+        view.model_tables = tasks::tables(first);
         view.charts = single::charts(first)?;
         view.failure_tables = single::failure_tables(first);
     }

@@ -111,6 +111,7 @@ pub fn handmade_run(
         }],
         shard: None,
         clock_sync: None,
+        tags: None,
         extra: Default::default(),
     }
     .write_to(&dir)

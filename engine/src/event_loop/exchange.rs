@@ -132,8 +132,11 @@ impl<B: Backend> Core<B> {
                 intended_us: user.prog.ready_us.min(now),
                 actual_us: now,
                 user: user.prog.global,
+                mark: user.prog.mark,
             },
         );
+        // Only the first request of an iteration carries the flag.
+        user.prog.mark.iteration_start = false;
     }
 
     /// Opens a TCP socket for `c` and starts its connect to `addr`.

@@ -41,6 +41,9 @@ impl<B: Backend> Core<B> {
                 &mut interner,
             )
         };
+        for task in &plan.scenario.tasks {
+            writer.define_task(task.clone());
+        }
         let _ = writer.flush();
         let fixed = plan
             .wires

@@ -285,6 +285,10 @@ pub struct UserSpec {
     /// Relative share of the users that are of this kind.
     #[serde(default = "one")]
     pub weight: u32,
+    /// Labels for selecting at load time (`--tags`, `--exclude-tags`): every task of the kind
+    /// carries them. See `scenario::tags`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Think time after each task.
     #[serde(default)]
     pub wait: WaitSpec,
@@ -347,6 +351,10 @@ pub struct TaskSpec {
     /// Relative chance that an iteration (or the enclosing group) runs this task.
     #[serde(default = "one")]
     pub weight: u32,
+    /// Labels for selecting at load time (`--tags`, `--exclude-tags`); a group's children carry
+    /// them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// The requests, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<RequestSpec>,
@@ -382,6 +390,9 @@ pub struct RequestSpec {
     /// The name samples are grouped under; defaults to `METHOD path` (Locust `name=`).
     #[serde(default)]
     pub name: Option<String>,
+    /// Labels for selecting at load time (`--tags`, `--exclude-tags`), over its task's and kind's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Headers for this request only.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

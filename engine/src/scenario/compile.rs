@@ -113,6 +113,7 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Scenario, CompileError> {
         let kind = c.kind(spec, user, u, inputs.headers)?;
         c.out.kinds.push(kind);
     }
+    super::tags::number_tasks(spec, &mut c.out);
     c.out.variables = vec![String::new(); c.slots.len()];
     for (name, &slot) in &c.slots {
         c.out.variables[usize::from(slot)] = name.clone();
@@ -335,6 +336,7 @@ impl Compiler<'_> {
             tasks.push(Task {
                 weight: task.weight,
                 root,
+                id: 0,
             });
         }
         let total_task_weight = tasks.iter().map(|t| t.weight).sum();
@@ -348,6 +350,8 @@ impl Compiler<'_> {
             total_task_weight,
             on_start,
             on_stop,
+            on_start_task: 0,
+            on_stop_task: 0,
             initial,
             feeders,
             depth,

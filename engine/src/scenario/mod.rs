@@ -24,6 +24,7 @@ pub(crate) mod json;
 pub(crate) mod program;
 pub(crate) mod response;
 pub(crate) mod rules;
+pub(crate) mod tags;
 pub(crate) mod template;
 pub(crate) mod user;
 pub mod vars;
@@ -58,6 +59,8 @@ pub struct Scenario {
     pub(crate) steps: Vec<StepPlan>,
     /// The distinct (protocol, target) pairs steps use: a user has one connection per channel.
     pub(crate) channels: Vec<Channel>,
+    /// The task table written to every log (formats v1.2): what each task id means.
+    pub(crate) tasks: Vec<formats::TaskInfo>,
 }
 
 impl Scenario {
@@ -80,6 +83,9 @@ pub(crate) struct UserKind {
     /// Requests made when the user starts and stops.
     pub on_start: Vec<usize>,
     pub on_stop: Vec<usize>,
+    /// The task ids samples of `on_start` and `on_stop` carry (0 when the list is empty).
+    pub on_start_task: u32,
+    pub on_stop_task: u32,
     /// Initial values of user variables (slot, template), evaluated when the user starts.
     pub initial: Vec<(u16, Template)>,
     /// Feeders this kind draws rows from.
@@ -94,6 +100,8 @@ pub(crate) struct Task {
     pub weight: u32,
     /// Its tree in [`Scenario::nodes`].
     pub root: usize,
+    /// Its id in the task table, from 1 (`tags::number_tasks`).
+    pub id: u32,
 }
 
 /// A node of a task tree.

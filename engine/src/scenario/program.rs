@@ -27,7 +27,7 @@ use super::exec::{CoreScenario, Flow, next_ready};
 use super::user::{AuthStep, Frame, UserState};
 use super::{Node, UserKind};
 use crate::clock::{Clock, micros};
-use crate::core::Recorder;
+use crate::core::{Recorder, TaskMark};
 use crate::load::{Closed, Load};
 use crate::plan::Wait;
 use crate::rng::Rng;
@@ -211,6 +211,8 @@ pub(crate) struct Program {
     done: u64,
     /// When the current iteration was ready.
     iteration_start_us: u64,
+    /// The task the user's requests are for, and whether the next one starts an iteration.
+    pub mark: TaskMark,
 }
 
 impl Program {
@@ -246,6 +248,7 @@ impl Program {
             in_span: 0,
             done: 0,
             iteration_start_us: 0,
+            mark: TaskMark::default(),
         }
     }
 
@@ -356,6 +359,10 @@ impl Program {
                         self.act = Act::List {
                             stop: false,
                             pos: 0,
+                        };
+                        self.mark = TaskMark {
+                            task: kind.on_start_task,
+                            iteration_start: false,
                         };
                     }
                     self.pc = Pc::Running;
@@ -486,6 +493,10 @@ impl Program {
                     input = None;
                     self.ready_us = self.ready_us.max(self.left_at_us);
                     self.act = Act::List { stop: true, pos: 0 };
+                    self.mark = TaskMark {
+                        task: kind.on_stop_task,
+                        iteration_start: false,
+                    };
                     self.pc = Pc::Stopping;
                 }
                 Pc::PoolNew => {
@@ -516,6 +527,10 @@ impl Program {
                                 stop: false,
                                 pos: 0,
                             };
+                            self.mark = TaskMark {
+                                task: kind.on_start_task,
+                                iteration_start: false,
+                            };
                         }
                         self.pc = Pc::Running;
                     }
@@ -541,6 +556,10 @@ impl Program {
         let r = cx.rng.below(kind.total_task_weight);
         let task = &kind.tasks[schedule::pick_weighted(kind.tasks.iter().map(|t| t.weight), r)];
         cx.rec.iteration_started();
+        self.mark = TaskMark {
+            task: task.id,
+            iteration_start: true,
+        };
         let root = task.root;
         user.stack.clear();
         user.stack.push(Frame {
@@ -718,6 +737,7 @@ impl Program {
                 r,
                 i,
                 self.ready_us,
+                self.mark,
             ) {
                 AuthStep::Ready => {}
                 AuthStep::Fetch(token) => {
@@ -728,7 +748,11 @@ impl Program {
                     self.pending = Pending::Waiting { r };
                     return Ok(Next::WaitToken);
                 }
-                AuthStep::Failed(flow) => return Err(flow),
+                AuthStep::Failed(flow) => {
+                    // The failure was logged as this request's sample, flag included.
+                    self.mark.iteration_start = false;
+                    return Err(flow);
+                }
             }
         }
         self.pending = Pending::Plain;

@@ -18,7 +18,7 @@ use super::response::Response;
 use super::template::Env;
 use super::{StepKind, UserKind};
 use crate::clock::Clock;
-use crate::core::{InFlight, Message, Recorder};
+use crate::core::{InFlight, Message, Recorder, TaskMark};
 use crate::http::{Exchange, KeptResponse};
 use crate::profile::spec::TokenCache;
 use crate::rng::Rng;
@@ -284,6 +284,7 @@ impl UserState {
         r: usize,
         i: usize,
         ready_us: u64,
+        mark: TaskMark,
     ) -> AuthStep {
         let now = clock.now_us();
         match &sc.plan.auths[i] {
@@ -325,7 +326,7 @@ impl UserState {
                     }
                     Err(e) => {
                         self.credentials[i].value.clear();
-                        local_failure(sc, rec, now, local, global, r, ready_us, &e.0);
+                        local_failure(sc, rec, now, local, global, mark, r, ready_us, &e.0);
                         // Nothing went out: the pause keeps a user whose claims never render from
                         // spinning the core.
                         AuthStep::Failed(Flow::EndIteration(CONNECT_FAILURE_PAUSE))
@@ -508,6 +509,7 @@ fn local_failure(
     now: u64,
     local: u32,
     global: u32,
+    mark: TaskMark,
     r: usize,
     ready_us: u64,
     why: &str,
@@ -519,6 +521,7 @@ fn local_failure(
             intended_us: ready_us.min(now),
             actual_us: now,
             user: global,
+            mark,
         },
     );
     rec.finish(

@@ -51,6 +51,8 @@ fn small_log_with(tls: bool) -> Vec<u8> {
             bytes_sent: if i % 3 == 0 { 120 } else { 80 },
             bytes_received: 512 + i % 5,
             user: i % 6,
+            task: 0,
+            iteration_start: false,
         };
         if i == 17 {
             s.outcome = Outcome::ConnectError;
@@ -130,6 +132,15 @@ pub fn dump(log: &LogContents) -> String {
         // v1.1's column is printed only where it is set, so the v1.0 golden texts stay as recorded.
         if s.tls_us[i] != 0 {
             writeln!(out, "  tls={}", s.tls_us[i]).unwrap();
+        }
+        // Likewise v1.2's task columns.
+        if s.task[i] != 0 || s.iteration_start[i] != 0 {
+            writeln!(
+                out,
+                "  task={} iteration_start={}",
+                s.task[i], s.iteration_start[i]
+            )
+            .unwrap();
         }
     }
     for iv in &log.intervals {
