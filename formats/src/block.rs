@@ -40,6 +40,9 @@ pub enum BlockKind {
     /// Extra per-sample columns for the samples block just before it (v1.1: the TLS handshake time;
     /// see [`crate::samples`]). Readers of v1.0 skip it and still read every sample.
     SampleExtras,
+    /// Changes of the load made while the run went (v1.2: steering from the live dashboard;
+    /// [`crate::LoadChange`]). Readers of v1.1 skip it.
+    LoadChanges,
     /// A kind this build does not know; skipped.
     Unknown(u8),
 }
@@ -54,6 +57,7 @@ impl BlockKind {
             BlockKind::Intervals => 4,
             BlockKind::End => 5,
             BlockKind::SampleExtras => 6,
+            BlockKind::LoadChanges => 7,
             BlockKind::Unknown(c) => c,
         }
     }
@@ -67,6 +71,7 @@ impl BlockKind {
             4 => BlockKind::Intervals,
             5 => BlockKind::End,
             6 => BlockKind::SampleExtras,
+            7 => BlockKind::LoadChanges,
             c => BlockKind::Unknown(c),
         }
     }
@@ -81,6 +86,7 @@ impl fmt::Display for BlockKind {
             BlockKind::Intervals => f.write_str("interval stats"),
             BlockKind::End => f.write_str("end-of-file"),
             BlockKind::SampleExtras => f.write_str("sample extras"),
+            BlockKind::LoadChanges => f.write_str("load changes"),
             BlockKind::Unknown(c) => write!(f, "unknown (kind {c})"),
         }
     }

@@ -10,7 +10,7 @@
 //! `engine run` creates `runs/<UTC start>-<profile name>/` holding `manifest.json` ([`Manifest`]) and one
 //! sample log per engine thread, `core-<N>.log`. See [`run`].
 //!
-//! ## A sample log, version 1.0 (and 1.1)
+//! ## A sample log, version 1.0 (and 1.1, 1.2)
 //!
 //! Little-endian throughout. A 60-byte [header] (magic `89 53 4D 50 4C 0D 0A 1A`, version, run
 //! id, core, clock base, CRC32C), then [blocks](block) until the end of the file:
@@ -42,6 +42,17 @@
 //! its v1.0 meaning (TCP connect *plus* TLS handshake), so the TCP connect alone is
 //! `connect_us − tls_us`.
 //!
+//! ## v1.2 additions
+//!
+//! | kind | block            | payload                                                       |
+//! |------|------------------|---------------------------------------------------------------|
+//! | 7    | load changes     | postcard [`LoadChange`] records, framed like interval records ([`records`]) |
+//!
+//! A v1.2 writer adds a load-changes block (with the next flush) whenever the run's load is steered
+//! while it goes: the number of users of a closed model or the arrival rate of an open one, with its
+//! ramp and who asked. Every core's log holds every change, with run-wide figures. A run that was
+//! never steered has no such block; a v1.1 reader skips it and reads everything else as before.
+//!
 //! **Time.** Every time is a whole number of microseconds. Starts count from the run's time zero, whose
 //! CLOCK_MONOTONIC reading (ns) and wall-clock UTC (ns since the epoch) are in the header and the
 //! manifest. Microseconds, not nanoseconds, because the clock reads and the kernel's completion
@@ -53,7 +64,8 @@
 //! lengthen the header, append fields to interval records, and append columns to sample-extras blocks.
 //! Version 1.1 appended the fields that explain schedule lag to [`IntervalStats`] (context switches,
 //! run-queue delay, steal, wake-up lateness, users started, late requests); [`health`] is the rule that
-//! reads them. It also added the sample-extras block (the TLS handshake time of each sample).
+//! reads them. It also added the sample-extras block (the TLS handshake time of each sample). Version
+//! 1.2 added the load-changes block (kind 7).
 //!
 //! ## Writing and reading back
 //!
@@ -103,7 +115,7 @@ pub use error::{DecodeError, DecodeErrorKind, PayloadError, ReadError, ReadError
 pub use header::LogHeader;
 pub use manifest::{ClockSync, HostInfo, LogFile, Manifest, RunState, ShardInfo};
 pub use reader::{LogContents, LogReader, read_log};
-pub use records::{EndOfLog, IntervalStats};
+pub use records::{EndOfLog, IntervalStats, LoadChange};
 pub use run::{Run, read_log_file};
 pub use run_id::{ParseRunIdError, RunId};
 pub use sample::{MessageId, NameId, Outcome, Sample, SampleColumns};
@@ -113,4 +125,4 @@ pub use writer::{BlockSink, IoSink, LogWriter, MAX_MESSAGES};
 /// The major version this build writes and reads.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The minor version this build writes.
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;

@@ -7,7 +7,7 @@
 use crate::block::{self, BlockKind, Frame, FrameDamage};
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::header::LogHeader;
-use crate::records::{self, EndOfLog, IntervalStats};
+use crate::records::{self, EndOfLog, IntervalStats, LoadChange};
 use crate::sample::SampleColumns;
 use crate::samples::{MAX_NAME_ID, SamplesDecoder};
 use crate::tables::{self, Table};
@@ -26,6 +26,7 @@ pub struct LogReader<'a> {
     names: Table,
     messages: Table,
     intervals: Vec<IntervalStats>,
+    load_changes: Vec<LoadChange>,
     end: Option<EndOfLog>,
     problems: Vec<DecodeError>,
     samples_read: u64,
@@ -44,6 +45,7 @@ impl<'a> LogReader<'a> {
             names: Table::default(),
             messages: Table::default(),
             intervals: Vec::new(),
+            load_changes: Vec::new(),
             end: None,
             problems: Vec::new(),
             samples_read: 0,
@@ -69,6 +71,11 @@ impl<'a> LogReader<'a> {
     /// Interval counters read so far.
     pub fn intervals(&self) -> &[IntervalStats] {
         &self.intervals
+    }
+
+    /// Load changes read so far (v1.2), in file order.
+    pub fn load_changes(&self) -> &[LoadChange] {
+        &self.load_changes
     }
 
     /// The end-of-log block, once read; `None` for a log the writer never finished.
@@ -175,6 +182,9 @@ impl<'a> LogReader<'a> {
                         tables::decode(payload, MAX_MESSAGES, |id, t| messages.insert(id, t))
                     }
                     BlockKind::Intervals => records::decode_intervals(payload, &mut self.intervals),
+                    BlockKind::LoadChanges => {
+                        records::decode_load_changes(payload, &mut self.load_changes)
+                    }
                     BlockKind::End => records::decode_end(payload).map(|e| self.end = Some(e)),
                     // Extras whose samples block was damaged (and reported) have nothing to attach to.
                     BlockKind::SampleExtras | BlockKind::Unknown(_) => Ok(()),
@@ -277,7 +287,7 @@ impl<'a> LogReader<'a> {
 }
 
 /// Everything in one log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogContents {
     /// The header.
     pub header: LogHeader,
@@ -289,6 +299,8 @@ pub struct LogContents {
     pub samples: SampleColumns,
     /// Interval counters, in file order.
     pub intervals: Vec<IntervalStats>,
+    /// Changes of the load made while the run went (v1.2), in file order.
+    pub load_changes: Vec<LoadChange>,
     /// The end-of-log block; `None` when the writer never finished the log.
     pub end: Option<EndOfLog>,
     /// Damage and warnings, in file order. Empty for a log that was written and closed cleanly.
@@ -315,6 +327,7 @@ pub fn read_log(data: &[u8]) -> Result<LogContents, DecodeError> {
         messages: reader.messages,
         samples,
         intervals: reader.intervals,
+        load_changes: reader.load_changes,
         end: reader.end,
         problems,
     })
