@@ -570,7 +570,16 @@ impl Plan {
         };
         match &resolved.load {
             LoadPlan::Closed { population, .. } => {
-                let assignment = schedule::assign_kinds(&weights, users);
+                // Users beyond the profile's that steering may start (`--max-users`): each core plans
+                // their slots (connections, memory) now, and they start only when the target rises
+                // above them. Kinds are dealt to them as to the profile's users (the deal's prefixes
+                // do not depend on its length).
+                // Sharded runs cannot be steered (`steer::refusal`), so they plan none.
+                let reserve = match this.count {
+                    1 => args.live.max_users.unwrap_or(0).max(users),
+                    _ => users,
+                };
+                let assignment = schedule::assign_kinds(&weights, reserve);
                 let end = Nanos::from_duration(duration);
                 // Users are dealt over every shard's cores; this shard keeps its own. Which shards
                 // have users at all decides how the iteration limit is split.
@@ -590,6 +599,16 @@ impl Plan {
                         kind: assignment[g as usize],
                         spawn_at: Duration::from_nanos(start.0),
                     });
+                }
+                for g in users..reserve {
+                    let (s, core, _) = schedule::deal(u64::from(g), this.count, core_count);
+                    if s == this.index {
+                        cores[core as usize].users.push(UserPlan {
+                            global: g,
+                            kind: assignment[g as usize],
+                            spawn_at: Duration::MAX,
+                        });
+                    }
                 }
                 // The iteration limit is split over the shards that have users, then over the cores
                 // of this shard that have users: the parts add up to the limit exactly.

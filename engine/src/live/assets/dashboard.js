@@ -15,7 +15,7 @@
   const KIND_ORDER = ["status", "connect_error", "connect_timeout", "timeout", "reset", "tls", "malformed",
     "check", "local_resource", "cancelled", "other"];
 
-  const state = { points: [], generation: null, last: null, ended: false, failures: 0, armed: null };
+  const state = { points: [], generation: null, last: null, ended: false, failures: 0, armed: null, steering: false };
 
   const $ = (id) => document.getElementById(id);
 
@@ -266,6 +266,74 @@
     if (s.phase !== "running") stop.disabled = true;
   }
 
+  // ---- steering ----
+  function steerText(v, users) { return users ? int(Math.round(v)) + " users" : rate(v) + " /s"; }
+
+  function steerPanel(s) {
+    const st = s.steer;
+    const form = $("steer");
+    if (!st || !s.run.can_stop) { form.hidden = true; return; }
+    form.hidden = false;
+    const users = st.knob === "users";
+    setText("steer-label", users ? "Users" : "Arrival rate (/s)");
+    const to = $("steer-to");
+    to.step = users ? "1" : "any";
+    to.min = users ? "0" : "0.001";
+    to.max = String(st.max);
+    if (!to.value && document.activeElement !== to) to.placeholder = users ? String(Math.round(st.target)) : trim(st.target.toFixed(2));
+    const usable = st.available && !state.ended && s.phase === "running";
+    for (const id of ["steer-to", "steer-ramp", "steer-apply"]) $(id).disabled = !usable || state.steering;
+    form.classList.toggle("off", !usable);
+    if (!usable) {
+      setText("steer-status", "Steering unavailable: " + (st.reason || (state.ended ? "the run has ended" : "the run is " + s.phase)) + ".");
+      return;
+    }
+    let text = "target " + steerText(st.target, users);
+    if (st.ramping) {
+      const c = st.ramping.change;
+      text += " · ramping " + steerText(c.from, users) + " → " + steerText(c.to, users) + " over " + trim(c.ramp_s.toFixed(1)) +
+        " s (" + Math.round(100 * st.ramping.progress) + " %)";
+    }
+    if (users) text += " · limit " + int(st.max);
+    if (st.changes.length) text += " · " + st.changes.length + (st.changes.length === 1 ? " change" : " changes");
+    setText("steer-status", text);
+  }
+
+  function steerForm() {
+    const form = $("steer");
+    form.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      const st = state.last && state.last.steer;
+      if (!st) return;
+      const result = $("steer-result");
+      const to = Number($("steer-to").value);
+      const ramp = Number($("steer-ramp").value || 0);
+      const body = st.knob === "users" ? { users: to, ramp_s: ramp } : { rate: to, ramp_s: ramp };
+      state.steering = true;
+      $("steer-apply").disabled = true;
+      try {
+        const resp = await fetch("/api/steer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+        let answer = null;
+        try { answer = await resp.json(); } catch (e) { answer = null; }
+        if (!resp.ok) throw new Error((answer && answer.error) || "HTTP " + resp.status);
+        const c = answer.change;
+        const users = c.what === "users";
+        result.className = "steer-result ok";
+        result.dataset.atS = String(c.at_s);
+        result.dataset.to = String(c.to);
+        result.textContent = "Accepted: " + steerText(c.from, users) + " → " + steerText(c.to, users) +
+          (c.ramp_s > 0 ? " over " + trim(c.ramp_s.toFixed(1)) + " s" : " at once") + ", from " + duration(c.at_s) + ".";
+      } catch (e) {
+        result.className = "steer-result bad";
+        delete result.dataset.atS;
+        result.textContent = "Refused: " + e.message;
+      } finally {
+        state.steering = false;
+        if (state.last) steerPanel(state.last);
+      }
+    });
+  }
+
   function cards(s) {
     const all = s.all;
     const elapsed = Math.max(s.elapsed_s, 1e-9);
@@ -396,6 +464,7 @@
     state.last = body;
     state.ended = ["completed", "interrupted", "failed"].indexOf(body.phase) >= 0;
     header(body);
+    steerPanel(body);
     cards(body);
     tables(body);
     charts(body);
@@ -449,5 +518,6 @@
   }
 
   stopButton();
+  steerForm();
   poll();
 })();
