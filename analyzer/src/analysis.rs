@@ -49,6 +49,8 @@ pub struct RunAnalysis {
     pub method: String,
     /// The shards of a run made by several engines, each judged; `None` for one engine's run.
     pub shards: Option<crate::shards::ShardsAnalysis>,
+    /// Changes of the load made while the run went (steering from the live dashboard), in time order.
+    pub load_changes: Vec<formats::LoadChange>,
 }
 
 /// Analyzes a loaded run.
@@ -130,6 +132,7 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
             METHOD_EXACT.into()
         },
         shards,
+        load_changes: run.load_changes.clone(),
     })
 }
 

@@ -92,6 +92,28 @@ pub struct RunJson {
     /// up. Absent for a run of one engine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shards: Option<crate::shards::ShardsAnalysis>,
+    /// Changes of the load made while the run went (steering from the live dashboard), in time
+    /// order; empty for a run that was not steered.
+    pub load_changes: Vec<LoadChangeJson>,
+}
+
+/// One change of the load.
+#[derive(Debug, Serialize)]
+pub struct LoadChangeJson {
+    /// When it began, s since the run's start.
+    pub at_s: f64,
+    /// The whole second it began in (where the report's charts mark it).
+    pub second: u64,
+    /// `users` (closed model), `rate` (open model, iterations per second) or `unknown`.
+    pub what: String,
+    /// The run-wide target when it began.
+    pub from: f64,
+    /// The target asked for.
+    pub to: f64,
+    /// How long the target took to move, s (0: at once).
+    pub ramp_s: f64,
+    /// Who asked (`dashboard`).
+    pub who: String,
 }
 
 /// Latency statistics in ms.
@@ -342,6 +364,19 @@ fn run(r: &RunAnalysis) -> RunJson {
         data_quality: r.notes.clone(),
         phases: PhasesJson::new(&r.phases),
         shards: r.shards.clone(),
+        load_changes: r
+            .load_changes
+            .iter()
+            .map(|c| LoadChangeJson {
+                at_s: c.at_us as f64 / 1e6,
+                second: c.at_us / 1_000_000,
+                what: c.what_name().to_owned(),
+                from: c.from,
+                to: c.to,
+                ramp_s: c.ramp_us as f64 / 1e6,
+                who: c.who.clone(),
+            })
+            .collect(),
     }
 }
 
