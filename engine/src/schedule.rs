@@ -178,7 +178,7 @@ impl RateCurve {
     }
 
     /// The curve steered at `at`: the same up to `at`, then moving linearly from the rate there to `to`
-    /// over `ramp`, then flat until the curve's end ([`crate::steer`]). Every arrival due before `at`
+    /// over `ramp`, then flat until the curve's end (steering a run, docs/live.md). Every arrival due before `at`
     /// keeps its number and time, so cores that each steer their copy at the same instant still deal
     /// the run's arrivals as one sequence.
     pub fn steered(&self, at: Duration, to: f64, ramp: Duration) -> RateCurve {
@@ -438,7 +438,7 @@ fn target_next_span(
     start.and_then(|s| clipped(s, stop, after_s))
 }
 
-/// A closed model's target users once the run was steered ([`crate::steer`]): piecewise linear from
+/// A closed model's target users once the run was steered (docs/live.md): piecewise linear from
 /// zero at time zero, the last target holding until the end of the run. The profile's
 /// `Closed(users, spawn_rate)` is its first stage (the spawn ramp), and each change cuts the curve where
 /// it begins and adds its ramp. User `k` is wanted while the target is above `k`, as in [`UserStages`].
