@@ -980,3 +980,106 @@ fn a_staged_run_refuses_steering_with_the_reason() {
             .all(|l| l.load_changes.is_empty())
     );
 }
+
+/// Steering an open model: the arrival rate follows each change on the loop's own schedule, so the
+/// log holds exactly the arrivals the new rate asks for, second by second, at once or along a ramp.
+#[test]
+fn steering_an_open_model_changes_the_arrival_rate() {
+    let _serial = one_at_a_time();
+    let server = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/", server.addr());
+    let run = LiveRun::start(
+        tmp.path(),
+        &[
+            "--url",
+            &url,
+            "--rate",
+            "50",
+            "--cores",
+            "2",
+            "--duration",
+            "60s",
+            "--quiet",
+            "--web",
+            "127.0.0.1:0",
+        ],
+    );
+    let web = run.web.unwrap();
+    let first = feed_until(web, "a first second", |v| v["seconds"].as_u64() >= Some(2));
+    assert_eq!(first["steer"]["knob"], "rate", "{}", first["steer"]);
+    let json = "application/json";
+    let (status, answer) = control(web, "/api/steer", json, "{\"users\": 5}");
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("open model"),
+        "{answer}"
+    );
+    let (status, answer) = control(web, "/api/steer", json, "{\"rate\": 50, \"spawn_rate\": 2}");
+    assert_eq!(status, 400, "{answer}");
+    let (status, up) = control(web, "/api/steer", json, "{\"rate\": 200}");
+    assert_eq!(status, 202, "{up}");
+    let up_at = up["change"]["at_s"].as_f64().unwrap();
+    assert_eq!(up["change"]["from"], 50.0);
+    feed_until(web, "three seconds at 200/s", |v| {
+        v["seconds"].as_f64() > Some(up_at + 3.0)
+    });
+    let (status, down) = control(web, "/api/steer", json, "{\"rate\": 100, \"ramp_s\": 2}");
+    assert_eq!(status, 202, "{down}");
+    let down_at = down["change"]["at_s"].as_f64().unwrap();
+    let last = feed_until(web, "the ramp's end", |v| {
+        v["seconds"].as_f64() > Some(down_at + 3.0)
+    });
+    assert_eq!(last["now"]["target"], 100.0, "{}", last["now"]);
+    let (status, _) = control(web, "/api/stop", json, "{}");
+    assert_eq!(status, 202);
+    let (code, dir, stderr) = run.finish();
+    assert_eq!(code, 130, "{stderr}");
+
+    let r = read_run(&dir);
+    let dropped: u32 = r
+        .logs
+        .iter()
+        .flat_map(|l| &l.intervals)
+        .map(|i| i.iterations_dropped)
+        .sum();
+    assert_eq!(dropped, 0, "every arrival found a user");
+    let starts: Vec<f64> = r
+        .rows()
+        .iter()
+        .map(|s| s.intended_us as f64 / 1e6)
+        .collect();
+    let arrivals = |from: f64, to: f64| starts.iter().filter(|&&t| t >= from && t < to).count();
+    let near = |got: usize, want: f64, what: &str| {
+        assert!(
+            (got as f64 - want).abs() <= 2.0,
+            "{what}: {got} arrivals, want {want}"
+        );
+    };
+    near(arrivals(up_at - 1.5, up_at - 0.5), 50.0, "before");
+    near(arrivals(up_at + 0.5, up_at + 1.5), 200.0, "after the jump");
+    near(
+        arrivals(down_at, down_at + 2.0),
+        300.0,
+        "along the ramp 200 → 100",
+    );
+    near(
+        arrivals(down_at + 2.0, down_at + 3.0),
+        100.0,
+        "after the ramp",
+    );
+    for log in &r.logs {
+        let got: Vec<(u8, f64, f64, u64)> = log
+            .load_changes
+            .iter()
+            .map(|c| (c.what, c.from, c.to, c.ramp_us))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (formats::LoadChange::RATE, 50.0, 200.0, 0),
+                (formats::LoadChange::RATE, 200.0, 100.0, 2_000_000)
+            ]
+        );
+    }
+}
