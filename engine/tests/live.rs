@@ -747,6 +747,7 @@ fn the_dashboard_in_a_browser() {
         "{seen}"
     );
     let at_s = seen["steer_at_s"].as_f64().unwrap();
+    assert!(seen["marks"].as_u64() >= Some(6), "every chart marks the change: {seen}");
 
     let (code, dir, stderr) = run.finish();
     assert_eq!(code, 130, "{stderr}");

@@ -104,6 +104,9 @@ try:
         # The status line shows the new target once the page has polled again.
         wait.until(lambda d: "target %d users" % steer_to in d.find_element(By.ID, "steer-status").text)
         result["steer_status_after"] = driver.find_element(By.ID, "steer-status").text
+        # The charts mark the change where it began.
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chart-users svg line.mark")) > 0)
+        result["marks"] = len(driver.find_elements(By.CSS_SELECTOR, "svg line.mark"))
     driver.save_screenshot(screenshot)
 
     stop = driver.find_element(By.ID, "stop")

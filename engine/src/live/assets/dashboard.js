@@ -180,6 +180,14 @@
     root.appendChild(svg("line", { x1: LEFT, x2: RIGHT, y1: BOTTOM, y2: BOTTOM, stroke: AXIS, "stroke-opacity": 0.6 }));
     text((LEFT + RIGHT) / 2, H - 10, spec.xLabel, "middle");
     text(20, (TOP + BOTTOM) / 2, spec.yLabel, "middle", { transform: "rotate(-90 20 " + (TOP + BOTTOM) / 2 + ")" });
+    // Changes of the load (steering), as the report marks them: a dashed line where each began.
+    for (const m of spec.marks || []) {
+      if (m.t < xs.lo || m.t > xs.hi) continue;
+      const x = px(m.t).toFixed(1);
+      root.appendChild(svg("line", { x1: x, x2: x, y1: TOP, y2: BOTTOM, stroke: AXIS, "stroke-opacity": 0.8, "stroke-dasharray": "4 3", class: "mark" }));
+      const right = px(m.t) > LEFT + 0.7 * (RIGHT - LEFT);
+      text(Number(x) + (right ? -4 : 4), TOP + 12, m.label, right ? "end" : "start", { "font-size": 13 });
+    }
     for (const l of lines) {
       const color = PALETTE[l.color % PALETTE.length];
       // Contiguous runs of defined points.
@@ -210,35 +218,37 @@
 
   function charts(s) {
     const pts = state.points;
+    const marks = ((s.steer && s.steer.changes) || []).map((c) => ({
+      t: c.at_s, label: "→ " + (c.what === "users" ? int(Math.round(c.to)) + " users" : rate(c.to) + "/s") }));
     const x = (p) => p.t;
     const series = (f) => pts.map((p) => [x(p), f(p)]);
     const ms = (us) => (us > 0 ? us / 1000 : null);
-    draw({ id: "chart-throughput", unit: "count", xLabel: "time since start (s)", yLabel: "requests/s", lines: [
+    draw({ marks: marks, id: "chart-throughput", unit: "count", xLabel: "time since start (s)", yLabel: "requests/s", lines: [
       { label: "requests/s", color: 0, fill: true, points: series((p) => p.requests / Math.max(p.duration_s, 1e-3)) },
       { label: "failed/s", color: 2, points: series((p) => p.failures / Math.max(p.duration_s, 1e-3)) },
     ] });
-    draw({ id: "chart-latency", log: true, unit: "ms", xLabel: "time since start (s)", yLabel: "latency", lines: [
+    draw({ marks: marks, id: "chart-latency", log: true, unit: "ms", xLabel: "time since start (s)", yLabel: "latency", lines: [
       { label: "P50", color: 0, points: series((p) => ms(p.p50)) },
       { label: "P90", color: 1, points: series((p) => ms(p.p90)) },
       { label: "P99", color: 2, points: series((p) => ms(p.p99)) },
       { label: "P99 uncorrected", color: 2, dashed: true, points: series((p) => ms(p.u99)) },
     ] });
     const open = s.run.open_model;
-    draw({ id: "chart-users", unit: "count", xLabel: "time since start (s)", yLabel: open ? "users, iterations/s" : "users", lines: [
+    draw({ marks: marks, id: "chart-users", unit: "count", xLabel: "time since start (s)", yLabel: open ? "users, iterations/s" : "users", lines: [
       { label: "active users", color: 0, fill: true, points: series((p) => p.users) },
       { label: open ? "target rate (iterations/s)" : "target users", color: 1, dashed: true, points: series((p) => p.target) },
     ] });
     const kinds = KIND_ORDER.filter((k) => pts.some((p) => (p.kinds[k] || 0) > 0));
-    draw({ id: "chart-failures", legend: kinds.length > 0, unit: "count", xLabel: "time since start (s)", yLabel: "failures/s",
+    draw({ marks: marks, id: "chart-failures", legend: kinds.length > 0, unit: "count", xLabel: "time since start (s)", yLabel: "failures/s",
       lines: kinds.length ? kinds.map((k, i) => ({ label: k, color: (i + 2) % PALETTE.length,
         points: series((p) => (p.kinds[k] || 0) / Math.max(p.duration_s, 1e-3)) }))
         : [{ label: "failures", color: 2, points: pts.length ? series(() => 0) : [] }] });
-    draw({ id: "chart-lag", log: true, unit: "ms", xLabel: "time since start (s)", yLabel: "schedule lag", lines: [
+    draw({ marks: marks, id: "chart-lag", log: true, unit: "ms", xLabel: "time since start (s)", yLabel: "schedule lag", lines: [
       { label: "P99", color: 0, points: series((p) => ms(Math.max(p.lag_p99, 1))) },
       { label: "max", color: 2, points: series((p) => ms(Math.max(p.lag_max, 1))) },
       { label: "1 ms limit", color: 7, dashed: true, points: series(() => 1) },
     ] });
-    draw({ id: "chart-cpu", unit: "percent", xLabel: "time since start (s)", yLabel: "CPU (% of one core)", lines: [
+    draw({ marks: marks, id: "chart-cpu", unit: "percent", xLabel: "time since start (s)", yLabel: "CPU (% of one core)", lines: [
       { label: "busiest core", color: 0, points: series((p) => p.cpu_max) },
       { label: "mean", color: 3, dashed: true, points: series((p) => p.cpu_mean) },
     ] });
