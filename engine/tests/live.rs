@@ -747,7 +747,10 @@ fn the_dashboard_in_a_browser() {
         "{seen}"
     );
     let at_s = seen["steer_at_s"].as_f64().unwrap();
-    assert!(seen["marks"].as_u64() >= Some(6), "every chart marks the change: {seen}");
+    assert!(
+        seen["marks"].as_u64() >= Some(6),
+        "every chart marks the change: {seen}"
+    );
 
     let (code, dir, stderr) = run.finish();
     assert_eq!(code, 130, "{stderr}");
@@ -828,8 +831,9 @@ fn control(
 }
 
 /// Steering over HTTP: bad requests are refused with a reason and change nothing; users rise to the
-/// asked number (the new ones making requests), then fall back (the others stop starting
-/// iterations); every core's log records both changes with the start the engine answered.
+/// asked number (the new ones making requests), fall back (the others stop starting iterations) and
+/// rise again (stopped users start again); every core's log records each change with the start the
+/// engine answered.
 #[test]
 fn steering_over_http_raises_and_lowers_users() {
     let _serial = one_at_a_time();
@@ -892,6 +896,14 @@ fn steering_over_http_raises_and_lowers_users() {
     });
     assert_eq!(last["steer"]["changes"].as_array().unwrap().len(), 2);
     assert_eq!(last["steer"]["target"], 1.0);
+    // Up again: the users stopped before start again, as new users in their slots.
+    let (status, again) = control(web, "/api/steer", json, "{\"users\": 3, \"spawn_rate\": 4}");
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["change"]["ramp_s"], 0.5);
+    let again_at = again["change"]["at_s"].as_f64().unwrap();
+    feed_until(web, "three users", |v| {
+        v["now"]["users"].as_u64() == Some(3) && v["seconds"].as_f64() > Some(again_at + 1.0)
+    });
     let (status, _) = control(web, "/api/stop", json, "{}");
     assert_eq!(status, 202);
     let (code, dir, stderr) = run.finish();
@@ -910,7 +922,8 @@ fn steering_over_http_raises_and_lowers_users() {
             got,
             [
                 (micros(up_at), formats::LoadChange::USERS, 6.0),
-                (micros(down_at), formats::LoadChange::USERS, 1.0)
+                (micros(down_at), formats::LoadChange::USERS, 1.0),
+                (micros(again_at), formats::LoadChange::USERS, 3.0)
             ]
         );
         assert_eq!(log.load_changes[0].ramp_us, 1_000_000);
@@ -933,9 +946,19 @@ fn steering_over_http_raises_and_lowers_users() {
     // second's room for a core that read it late).
     let late: Vec<&Row> = rows
         .iter()
-        .filter(|s| s.user >= 1 && s.intended_us > micros(down_at + 1.0))
+        .filter(|s| {
+            s.user >= 1 && s.intended_us > micros(down_at + 1.0) && s.intended_us < micros(again_at)
+        })
         .collect();
     assert!(late.is_empty(), "{:?}", &late[..late.len().min(3)]);
+    let mut again_users: Vec<u32> = rows
+        .iter()
+        .filter(|s| s.intended_us >= micros(again_at + 0.5))
+        .map(|s| s.user)
+        .collect();
+    again_users.sort_unstable();
+    again_users.dedup();
+    assert_eq!(again_users, [0, 1, 2], "users 1 and 2 started again");
 }
 
 /// A staged profile owns its load: steering is refused with the reason, and the page is told why.
@@ -1083,4 +1106,56 @@ fn steering_an_open_model_changes_the_arrival_rate() {
             ]
         );
     }
+}
+
+/// A user that steering stops finishes its iteration and runs its on_stop then, as Locust's users
+/// do; the users that stay run theirs only at the run's end (not at all when it is interrupted).
+#[test]
+fn users_stopped_by_steering_run_their_on_stop() {
+    let _serial = one_at_a_time();
+    let server = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "bye", host: "http://{}", load: Closed(users: 4, duration: "60s"),
+                users: [(wait: Constant("10ms"),
+                         tasks: [(requests: [(path: "/", name: "work")])],
+                         on_stop: [(path: "/", name: "bye")])])"#,
+            server.addr()
+        ),
+    );
+    let run = LiveRun::start(
+        &tmp.path().join("runs"),
+        &[
+            profile.to_str().unwrap(),
+            "--quiet",
+            "--cores",
+            "2",
+            "--web",
+            "127.0.0.1:0",
+        ],
+    );
+    let web = run.web.unwrap();
+    feed_until(web, "four users", |v| v["now"]["users"].as_u64() == Some(4));
+    let (status, down) = control(web, "/api/steer", "application/json", "{\"users\": 1}");
+    assert_eq!(status, 202, "{down}");
+    let down_at = down["change"]["at_s"].as_f64().unwrap();
+    feed_until(web, "one user", |v| {
+        v["now"]["users"].as_u64() == Some(1) && v["seconds"].as_f64() > Some(down_at + 1.0)
+    });
+    let (status, _) = control(web, "/api/stop", "application/json", "{}");
+    assert_eq!(status, 202);
+    let (code, dir, stderr) = run.finish();
+    assert_eq!(code, 130, "{stderr}");
+    let byes = read_run(&dir).named("bye");
+    let mut users: Vec<u32> = byes.iter().map(|s| s.user).collect();
+    users.sort_unstable();
+    assert_eq!(
+        users,
+        [1, 2, 3],
+        "one on_stop each, for the stopped users only"
+    );
+    let at = (down_at * 1e6) as u64;
+    assert!(byes.iter().all(|s| s.intended_us >= at), "{byes:?}");
 }
