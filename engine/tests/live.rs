@@ -1108,8 +1108,9 @@ fn steering_an_open_model_changes_the_arrival_rate() {
     }
 }
 
-/// A user that steering stops finishes its iteration and runs its on_stop then, as Locust's users
-/// do; the users that stay run theirs only at the run's end (not at all when it is interrupted).
+/// A user that steering stops finishes its iteration (or cuts its think time short) and runs its
+/// on_stop then, as Locust's users do; the users that stay run theirs only at the run's end (not at
+/// all when it is interrupted).
 #[test]
 fn users_stopped_by_steering_run_their_on_stop() {
     let _serial = one_at_a_time();
@@ -1119,7 +1120,7 @@ fn users_stopped_by_steering_run_their_on_stop() {
         tmp.path(),
         &format!(
             r#"(name: "bye", host: "http://{}", load: Closed(users: 4, duration: "60s"),
-                users: [(wait: Constant("10ms"),
+                users: [(wait: Constant("30s"),
                          tasks: [(requests: [(path: "/", name: "work")])],
                          on_stop: [(path: "/", name: "bye")])])"#,
             server.addr()
@@ -1156,6 +1157,11 @@ fn users_stopped_by_steering_run_their_on_stop() {
         [1, 2, 3],
         "one on_stop each, for the stopped users only"
     );
+    // They were thinking for 30 s: they stop at the change, not when their think time is over.
     let at = (down_at * 1e6) as u64;
-    assert!(byes.iter().all(|s| s.intended_us >= at), "{byes:?}");
+    assert!(
+        byes.iter()
+            .all(|s| s.intended_us >= at && s.intended_us < at + 1_000_000),
+        "{byes:?}"
+    );
 }

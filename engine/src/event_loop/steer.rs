@@ -2,13 +2,14 @@
 //! `try_recv`, nothing when no change came), records each change in its log, and moves its copy of
 //! the load. Closed-model users are looked at one by one against the new target curve: a user not
 //! spawned yet gets the new spawn time (or none), a running one a new end for its span (it finishes
-//! its iteration and runs its on_stop), and a stopped one, when the target rises above it again,
-//! starts again as a new user in its slot. Open-model arrivals follow the new rate from the loop's own
+//! its iteration, or cuts its think time short, and runs its on_stop), and a stopped one, when the
+//! target rises above it again, starts again as a new user in its slot. Open-model arrivals follow the new rate from the loop's own
 //! timer heap.
 
 use std::time::Duration;
 
 use super::backend::Backend;
+use super::timers::Owner;
 use super::{Core, Flight};
 use crate::load::Load;
 use crate::scenario::program::{Input, Life, Program};
@@ -96,7 +97,15 @@ impl<B: Backend> Core<B> {
                     Some((start, stop)) if start <= now_ns => stop,
                     _ => now_ns,
                 };
-                self.users[u].prog.set_span_end(stop.min(end), self.end_us);
+                let stop = stop.min(end);
+                let user = &mut self.users[u];
+                user.prog.set_span_end(stop, self.end_us);
+                // A user thinking past its new end stops then, not when its think time is over.
+                let wake = stop.as_micros().max(now);
+                if user.wake_at > wake && user.prog.cut_think(wake) {
+                    user.wake_at = wake;
+                    self.timers.push(wake, Owner::User(u as u32));
+                }
             }
             Life::Gone { finished: false } => {
                 if let Some((start, _)) = span {

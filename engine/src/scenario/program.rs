@@ -269,6 +269,16 @@ impl Program {
         self.left_at_us = self.stop_us;
     }
 
+    /// A user thinking until after `at_us` wakes at `at_us` instead (its span now ends before its think
+    /// time would): its next start is then, where it finds its span over. Returns whether it was so.
+    pub fn cut_think(&mut self, at_us: u64) -> bool {
+        if self.pc == Pc::Think && self.ready_us > at_us {
+            self.ready_us = at_us;
+            return true;
+        }
+        false
+    }
+
     /// An open-model pool user (its global index is its local one, as in the samples before).
     pub fn pooled(local: u32, global: u32, kind: usize) -> Program {
         Program::new(Pc::PoolNew, true, local, global, kind, 0)
