@@ -608,6 +608,23 @@ fn execute(
         }
         _ => (None, Vec::new()),
     };
+    if live_args.max_users.is_some() && !plan.quiet {
+        match (steering.as_ref().and_then(|s| s.refused()), &plan.load) {
+            (Some(reason), _) => {
+                eprintln!(
+                    "warning: --max-users has no effect: this run cannot be steered ({reason})"
+                );
+            }
+            (None, plan::LoadPlan::Open { .. }) => eprintln!(
+                "warning: --max-users has no effect on an open model: steering changes its arrival rate, and its pool stays the profile's max_users"
+            ),
+            (None, _) if live_args.max_users < Some(plan.users) => eprintln!(
+                "warning: --max-users is below the profile's {} users: steering may ask for up to {0}",
+                plan.users
+            ),
+            _ => {}
+        }
+    }
     let mut live = match listeners {
         Some(listeners) => Some(crate::live::Live::start(
             listeners,

@@ -382,6 +382,14 @@ impl Steering {
         (Arc::new(steering), receivers)
     }
 
+    /// Why this run cannot be steered, if it cannot.
+    pub fn refused(&self) -> Option<String> {
+        match &self.lock().model {
+            Model::Off { reason, .. } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
