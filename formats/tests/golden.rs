@@ -1,6 +1,7 @@
-//! Golden files: logs written by format v1.0 (and one by v1.2, a steered run) and their decoded text. Every later version of the reader
-//! must still decode them to the same text. Regenerate only when adding new golden files:
-//! `UPDATE_GOLDEN=1 cargo test -p formats --test golden`.
+//! Golden files: logs written by format v1.0 (and one by v1.2, a steered run) and their decoded
+//! text. Every later version of the reader must still decode them to the same text. Regenerate only
+//! when adding new golden files: `UPDATE_GOLDEN=1 cargo test -p formats --test golden` (the v1.2
+//! file is written only when missing).
 
 mod common;
 
