@@ -574,9 +574,13 @@ impl Plan {
                 // their slots (connections, memory) now, and they start only when the target rises
                 // above them. Kinds are dealt to them as to the profile's users (the deal's prefixes
                 // do not depend on its length).
-                // Sharded runs cannot be steered (`steer::refusal`), so they plan none.
-                let reserve = match this.count {
-                    1 => args.live.max_users.unwrap_or(0).max(users),
+                // Only runs that can be steered (`steer::refusal`) plan any: not sharded, not staged,
+                // and without a run-wide iteration limit (whose split over cores counts their users).
+                let steerable = this.count == 1
+                    && matches!(population, Population::Spawn(_))
+                    && resolved.iterations.is_none();
+                let reserve = match args.live.max_users {
+                    Some(max) if steerable => max.max(users),
                     _ => users,
                 };
                 let assignment = schedule::assign_kinds(&weights, reserve);

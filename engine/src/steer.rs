@@ -741,6 +741,10 @@ pub(crate) mod tests {
             Arc::new(AtomicBool::new(false)),
         );
         assert_eq!(s.status_at(0).max, 7.0);
+        // A run that cannot be steered plans no room for more users.
+        let staged = plan_for("Stages(stages: [(users: 5, over: \"10s\")])", Some(9));
+        let planned: usize = staged.cores.iter().map(|c| c.users.len()).sum();
+        assert_eq!(planned, 5);
     }
 
     #[test]
