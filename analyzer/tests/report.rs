@@ -933,6 +933,9 @@ fn load_changes_are_listed_and_marked_on_the_charts() {
         md.contains("| 3.4 s | 3 | users | 10 | 20 | 2.0 s | dashboard |"),
         "{md}"
     );
+    // The whole report, markers in the charts' SVG included, as committed.
+    assert_snapshot("steered.md", &md);
+    assert_snapshot("steered.html", &html);
 
     // A run that was never steered says nothing about it.
     let plain = synth_run(tmp.path(), 2_000, 1, 5);
