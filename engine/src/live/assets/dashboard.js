@@ -289,7 +289,7 @@
     const to = $("steer-to");
     to.step = users ? "1" : "any";
     to.min = users ? "0" : "0.001";
-    to.max = String(st.max);
+    // No `max`: above the limit the engine's answer says what to do, which a browser's bubble would not.
     if (!to.value && document.activeElement !== to) to.placeholder = users ? String(Math.round(st.target)) : trim(st.target.toFixed(2));
     const usable = st.available && !state.ended && s.phase === "running";
     for (const id of ["steer-to", "steer-ramp", "steer-apply"]) $(id).disabled = !usable || state.steering;
