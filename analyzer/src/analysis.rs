@@ -51,6 +51,8 @@ pub struct RunAnalysis {
     pub shards: Option<crate::shards::ShardsAnalysis>,
     /// Per user kind, per task and per tag figures.
     pub tasks: crate::tasks::TaskAnalysis,
+    /// Changes of the load made while the run went (steering from the live dashboard), in time order.
+    pub load_changes: Vec<formats::LoadChange>,
 }
 
 /// Analyzes a loaded run.
@@ -133,6 +135,7 @@ pub fn analyze(run: &LoadedRun, skip_s: f64) -> Result<RunAnalysis> {
         },
         shards,
         tasks: crate::tasks::analyze(&run.tasks),
+        load_changes: run.load_changes.clone(),
     })
 }
 

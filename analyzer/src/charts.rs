@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
 
@@ -67,6 +68,15 @@ pub struct Line {
     pub fill: bool,
 }
 
+/// A vertical marker across a chart: something that happened at `x` (a change of the load).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    /// Where, in x-axis units.
+    pub x: f64,
+    /// A short label drawn beside the marker's top (escaped by plotters).
+    pub label: String,
+}
+
 /// A chart to draw.
 #[derive(Debug, Clone)]
 pub struct LineChart {
@@ -84,6 +94,8 @@ pub struct LineChart {
     pub y_unit: Unit,
     /// The lines.
     pub lines: Vec<Line>,
+    /// Vertical markers, drawn over the lines.
+    pub marks: Vec<Mark>,
 }
 
 /// How tick values are written.
@@ -111,6 +123,12 @@ impl LineChart {
             .iter()
             .map(|l| (l.label.clone(), palette_hex(l.color), l.dashed))
             .collect()
+    }
+
+    /// The chart with `marks` drawn over it.
+    pub fn with_marks(mut self, marks: &[Mark]) -> LineChart {
+        self.marks = marks.to_vec();
+        self
     }
 
     /// Whether there is anything to draw.
@@ -247,6 +265,37 @@ impl LineChart {
                         .map_err(|x| e(&x))?;
                 }
             }
+        }
+        let marker = ShapeStyle {
+            color: AXIS_GREY.mix(0.8),
+            filled: false,
+            stroke_width: 1,
+        };
+        let mark_font = (FONT, 13).into_font().color(&AXIS_GREY);
+        for mark in &self.marks {
+            let x = self.tx(mark.x);
+            if !(x_range.0..=x_range.1).contains(&x) {
+                continue;
+            }
+            let (lo, hi) = (y_range.0, y_range.1);
+            chart
+                .draw_series(DashedLineSeries::new([(x, lo), (x, hi)], 4, 3, marker))
+                .map_err(|x| e(&x))?;
+            // The label sits just right of the marker's top, or left of it near the right edge.
+            let right_half = (x - x_range.0) > 0.7 * (x_range.1 - x_range.0);
+            let pos = if right_half {
+                Pos::new(HPos::Right, VPos::Top)
+            } else {
+                Pos::new(HPos::Left, VPos::Top)
+            };
+            let nudge = 0.01 * (x_range.1 - x_range.0);
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    mark.label.clone(),
+                    (if right_half { x - nudge } else { x + nudge }, hi),
+                    mark_font.clone().pos(pos),
+                )))
+                .map_err(|x| e(&x))?;
         }
         root.present().map_err(|x| e(&x))?;
         drop(chart);
@@ -446,6 +495,7 @@ mod tests {
             y_label: "<script>alert(1)</script>".into(),
             y_scale: Scale::Linear,
             y_unit: Unit::Count,
+            marks: Vec::new(),
             lines: ["a", "b"]
                 .iter()
                 .enumerate()

@@ -43,6 +43,16 @@ pub fn rate(r: f64) -> String {
     }
 }
 
+/// A target that is usually whole (users) and sometimes not (an arrival rate, or users mid-ramp):
+/// "1,200", "12.5".
+pub fn count_f64(v: f64) -> String {
+    if v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64 {
+        int(v as u64)
+    } else {
+        rate(v)
+    }
+}
+
 /// A percentage: "0%", "0.012%", "1.23%", "45.6%".
 pub fn pct(p: f64) -> String {
     if p == 0.0 {

@@ -168,6 +168,9 @@ pub struct LoadedRun {
     pub bytes: Vec<(u64, u64)>,
     /// Interval counters of every core: (core, record).
     pub intervals: Vec<(u32, IntervalStats)>,
+    /// Changes of the load made while the run went (format v1.2), one per change (every core records
+    /// every change), in time order, on the run's clock.
+    pub load_changes: Vec<formats::LoadChange>,
     /// For runs too large for exact percentiles: per-name and per-second aggregates, in which case
     /// `samples` is empty. See [`crate::approx`].
     pub approx: Option<Aggregates>,
@@ -211,6 +214,7 @@ impl LoadedRun {
             failures: frame::<5>(Vec::new(), ["t_s", "name", "kind", "status", "message"])?,
             bytes: Vec::new(),
             intervals,
+            load_changes: Vec::new(),
             approx: None,
             phases: crate::phases::PhaseColumns::default(),
             rows: 0,
@@ -243,6 +247,7 @@ pub(crate) struct CoreColumns {
     names: Vec<String>,
     messages: Vec<String>,
     intervals: Vec<IntervalStats>,
+    load_changes: Vec<formats::LoadChange>,
     approx: Option<Aggregates>,
     rows: u64,
     first_us: u64,
@@ -714,6 +719,14 @@ fn read_core(spec: &LogSpec, skip_us: u64, kept: &AtomicU64, limit: u64) -> Core
             ..*r
         })
         .collect();
+    out.load_changes = reader
+        .load_changes()
+        .iter()
+        .map(|c| formats::LoadChange {
+            at_us: c.at_us.saturating_add(offset),
+            ..c.clone()
+        })
+        .collect();
     let bound = |t: &formats::Table| t.id_bound();
     out.names = (0..bound(reader.names()) as u32)
         .map(|id| reader.names().display(id))
@@ -765,6 +778,7 @@ pub(crate) fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun>
     let mut message_index: HashMap<String, u32> = HashMap::new();
     let mut bytes: Vec<(u64, u64)> = Vec::new();
     let mut intervals = Vec::new();
+    let mut load_changes: Vec<formats::LoadChange> = Vec::new();
     let mut notes = Vec::new();
     let mut skipped = 0;
     let mut rows = 0;
@@ -861,6 +875,7 @@ pub(crate) fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun>
             last = last.max(c.last_end_us);
         }
         intervals.extend(c.intervals.iter().map(|r| (c.core, *r)));
+        load_changes.append(&mut c.load_changes);
         sample_cols.push([
             Series::from_vec("t_s".into(), c.t_s),
             Series::from_vec("name".into(), c.name),
@@ -889,6 +904,7 @@ pub(crate) fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun>
     let failures = frame(failure_cols, ["t_s", "name", "kind", "status", "message"])?;
     bytes.resize(names.len(), (0, 0));
     let window_us = (first != u64::MAX).then(|| (first, last.max(first + 1)));
+    let load_changes = merge_load_changes(load_changes);
     Ok(LoadedRun {
         info,
         names,
@@ -901,12 +917,28 @@ pub(crate) fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun>
         exact_limit: 0,
         bytes,
         intervals,
+        load_changes,
         window_us,
         skipped,
         notes,
         shards: None,
         tasks,
     })
+}
+
+/// Every core records every change: one of each (same start, kind and target) is kept, in time
+/// order. Changes whose figures are not finite (which no engine writes) are left out.
+pub(crate) fn merge_load_changes(
+    mut changes: Vec<formats::LoadChange>,
+) -> Vec<formats::LoadChange> {
+    changes.retain(|c| c.from.is_finite() && c.to.is_finite());
+    changes.sort_by(|a, b| {
+        (a.at_us, a.what)
+            .cmp(&(b.at_us, b.what))
+            .then(a.to.total_cmp(&b.to))
+    });
+    changes.dedup_by(|a, b| a.at_us == b.at_us && a.what == b.what && a.to == b.to);
+    changes
 }
 
 /// Appends each core's columns as chunks of one frame: no sample is copied.

@@ -140,6 +140,10 @@ pub struct LiveArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics while the run goes (e.g. `127.0.0.1:9464`).
     #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// The most users the dashboard may steer a closed model to (default: the profile's users). Each
+    /// core sets up room for its share of them (connection slots, users' memory) at the start.
+    #[arg(long, value_name = "N", requires = "web")]
+    pub max_users: Option<u32>,
 }
 
 /// `engine serve`.

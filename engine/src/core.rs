@@ -77,6 +77,9 @@ pub(crate) struct CoreSetup {
     pub log_path: PathBuf,
     pub stop: Arc<AtomicBool>,
     pub reports: Sender<Report>,
+    /// Changes of the load from the dashboard ([`crate::steer`]), read once per tick; `None` when the
+    /// run cannot be steered.
+    pub steer: Option<std::sync::mpsc::Receiver<crate::steer::Change>>,
 }
 
 /// What a core tells the coordinator.
@@ -314,6 +317,13 @@ impl Recorder {
         self.active_users = self.active_users.saturating_sub(1);
         if connection_open {
             self.open_connections = self.open_connections.saturating_sub(1);
+        }
+    }
+
+    /// The run was steered: the change goes into this core's log with its next flush.
+    pub(crate) fn load_change(&mut self, change: formats::LoadChange) {
+        if let Some(w) = self.writer.as_mut() {
+            w.push_load_change(change);
         }
     }
 

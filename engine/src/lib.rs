@@ -47,6 +47,7 @@ mod scenario;
 pub mod schedule;
 pub mod serve;
 pub mod shard;
+mod steer;
 mod sys;
 pub mod tls;
 mod ws;

@@ -260,6 +260,15 @@ impl Arrivals {
         }
     }
 
+    /// The run was steered: from `at` on, the rate moves to `to` over `ramp` ([`crate::steer`]).
+    /// Arrivals keep their numbers, so the run's arrivals stay one sequence dealt over its cores; the
+    /// loop must call [`Arrivals::release`] again for the new next arrival's time.
+    pub fn steer(&mut self, at: Duration, to: f64, ramp: Duration) {
+        let curve = &mut self.open.arrivals.curve;
+        *curve = curve.steered(at, to, ramp);
+        self.wake_ns = Some(0);
+    }
+
     fn advance(&mut self, due: Nanos) {
         self.previous = due;
         self.seq += 1;

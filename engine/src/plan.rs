@@ -576,7 +576,20 @@ impl Plan {
         };
         match &resolved.load {
             LoadPlan::Closed { population, .. } => {
-                let assignment = schedule::assign_kinds(&weights, users);
+                // Users beyond the profile's that steering may start (`--max-users`): each core plans
+                // their slots (connections, memory) now, and they start only when the target rises
+                // above them. Kinds are dealt to them as to the profile's users (the deal's prefixes
+                // do not depend on its length).
+                // Only runs that can be steered (`steer::refusal`) plan any: not sharded, not staged,
+                // and without a run-wide iteration limit (whose split over cores counts their users).
+                let steerable = this.count == 1
+                    && matches!(population, Population::Spawn(_))
+                    && resolved.iterations.is_none();
+                let reserve = match args.live.max_users {
+                    Some(max) if steerable => max.max(users),
+                    _ => users,
+                };
+                let assignment = schedule::assign_kinds(&weights, reserve);
                 let end = Nanos::from_duration(duration);
                 // Users are dealt over every shard's cores; this shard keeps its own. Which shards
                 // have users at all decides how the iteration limit is split.
@@ -596,6 +609,16 @@ impl Plan {
                         kind: assignment[g as usize],
                         spawn_at: Duration::from_nanos(start.0),
                     });
+                }
+                for g in users..reserve {
+                    let (s, core, _) = schedule::deal(u64::from(g), this.count, core_count);
+                    if s == this.index {
+                        cores[core as usize].users.push(UserPlan {
+                            global: g,
+                            kind: assignment[g as usize],
+                            spawn_at: Duration::MAX,
+                        });
+                    }
                 }
                 // The iteration limit is split over the shards that have users, then over the cores
                 // of this shard that have users: the parts add up to the limit exactly.

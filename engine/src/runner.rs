@@ -123,7 +123,8 @@ fn describe_load(plan: &Plan) -> String {
     };
     let load = match &plan.load {
         plan::LoadPlan::Closed { population, .. } => match population {
-            crate::schedule::Population::Spawn(_) => {
+            // A plan never holds a steered population; it comes about during the run.
+            crate::schedule::Population::Spawn(_) | crate::schedule::Population::Steered(_) => {
                 format!("{} users (closed){limit}", users(plan.users))
             }
             crate::schedule::Population::Stages(s) => {
@@ -599,6 +600,31 @@ fn execute(
         );
     }
 
+    // Steering comes with the dashboard: its control channel to each core exists only then.
+    let (steering, mut steer_rx) = match &listeners {
+        Some(l) if l.serves_web() => {
+            let (s, rx) = crate::steer::Steering::new(&plan, clock, Arc::clone(&stop));
+            (Some(s), rx)
+        }
+        _ => (None, Vec::new()),
+    };
+    if live_args.max_users.is_some() && !plan.quiet {
+        match (steering.as_ref().and_then(|s| s.refused()), &plan.load) {
+            (Some(reason), _) => {
+                eprintln!(
+                    "warning: --max-users has no effect: this run cannot be steered ({reason})"
+                );
+            }
+            (None, plan::LoadPlan::Open { .. }) => eprintln!(
+                "warning: --max-users has no effect on an open model: steering changes its arrival rate, and its pool stays the profile's max_users"
+            ),
+            (None, _) if live_args.max_users < Some(plan.users) => eprintln!(
+                "warning: --max-users is below the profile's {} users: steering may ask for up to {0}",
+                plan.users
+            ),
+            _ => {}
+        }
+    }
     let mut live = match listeners {
         Some(listeners) => Some(crate::live::Live::start(
             listeners,
@@ -623,6 +649,7 @@ fn execute(
                 stop: Arc::clone(&stop),
                 interrupts: Arc::clone(&signal_count),
             },
+            steering,
         )?),
         None => None,
     };
@@ -644,6 +671,7 @@ fn execute(
             log_path: dir.join(formats::run::log_file_name(core.index)),
             stop: Arc::clone(&stop),
             reports: tx.clone(),
+            steer: steer_rx.get_mut(core.index as usize).and_then(Option::take),
         };
         let spawned = std::thread::Builder::new()
             .name(format!("stampede-core-{}", core.index))

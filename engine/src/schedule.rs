@@ -177,6 +177,72 @@ impl RateCurve {
         (at < self.duration).then_some(at)
     }
 
+    /// The curve steered at `at`: the same up to `at`, then moving linearly from the rate there to `to`
+    /// over `ramp`, then flat until the curve's end (steering a run, docs/live.md). Every arrival due before `at`
+    /// keeps its number and time, so cores that each steer their copy at the same instant still deal
+    /// the run's arrivals as one sequence.
+    pub fn steered(&self, at: Duration, to: f64, ramp: Duration) -> RateCurve {
+        let clean = |r: f64| if r.is_finite() && r > 0.0 { r } else { 0.0 };
+        let to = clean(to);
+        let end = self.duration().as_secs_f64();
+        let at_s = at.as_secs_f64().min(end);
+        let from = self.rate_at(at);
+        let mut segments = Vec::with_capacity(self.segments.len() + 2);
+        let (mut t, mut n) = (0.0, 0.0);
+        for seg in &self.segments {
+            if seg.t0 + seg.len <= at_s {
+                segments.push(*seg);
+                (t, n) = (seg.t0 + seg.len, seg.n0 + seg.count);
+            } else {
+                break;
+            }
+        }
+        let push = |segments: &mut Vec<RateSegment>, t: &mut f64, n: &mut f64, r0, r1, len| {
+            let count = (r0 + r1) / 2.0 * len;
+            segments.push(RateSegment {
+                t0: *t,
+                len,
+                r0,
+                r1,
+                n0: *n,
+                count,
+            });
+            (*t, *n) = (*t + len, *n + count);
+        };
+        // The segment in progress at `at`, cut there (or the flat end of a curve that had ended).
+        if at_s > t {
+            let r0 = self.rate_at(Duration::from_secs_f64(t));
+            let len = at_s - t;
+            push(&mut segments, &mut t, &mut n, r0, from, len);
+        }
+        let ramp_s = ramp.as_secs_f64().max(0.0);
+        let left = (end - at_s).max(0.0);
+        if ramp_s >= left {
+            // The run ends during the ramp: it stops where the ramp has got to.
+            let reached = if ramp_s > 0.0 {
+                from + (to - from) * (left / ramp_s)
+            } else {
+                to
+            };
+            push(&mut segments, &mut t, &mut n, from, reached, left);
+        } else {
+            push(&mut segments, &mut t, &mut n, from, to, ramp_s);
+            let rest = left - ramp_s;
+            push(&mut segments, &mut t, &mut n, to, to, rest);
+        }
+        RateCurve {
+            segments,
+            duration: self.duration,
+            total: n,
+        }
+    }
+
+    /// Whether the rate never changes (the profile's `Open(rate, duration)`).
+    pub fn is_constant(&self) -> bool {
+        self.segments.iter().all(|s| s.r0 == s.r1)
+            && self.segments.windows(2).all(|w| w[0].r1 == w[1].r0)
+    }
+
     /// The rate at time `t`, per second (for console and docs; the schedule never needs it).
     pub fn rate_at(&self, t: Duration) -> f64 {
         let t = t.as_secs_f64();
@@ -315,40 +381,128 @@ impl UserStages {
     /// start no earlier than `after`; `None` if the user is not wanted again. A span still open when the
     /// stages end stops at their end.
     pub fn next_span(&self, user: u32, after: Nanos) -> Option<(Nanos, Nanos)> {
-        let k = f64::from(user);
-        let after_s = after.as_secs_f64();
-        let mut start: Option<f64> = None;
-        let (mut t0, mut u0) = (0.0f64, 0.0f64);
-        for &(users, over) in &self.stages {
-            let len = over.as_secs_f64();
-            let (t1, u1) = (t0 + len, f64::from(users));
-            // Whether the user is wanted just after t0 and just before t1, and when the target crosses k.
-            let (begins, ends) = (u0 > k || (u0 == k && u1 > k), u1 > k);
-            let crossing = if u1 == u0 || len == 0.0 {
-                t0
-            } else {
-                t0 + (k - u0) / (u1 - u0) * len
-            };
-            if !begins && let Some(s) = start.take() {
-                // Not wanted at the start of this stage: an open span ended at its start.
-                if let Some(found) = clipped(s, t0, after_s) {
+        target_next_span(
+            self.stages
+                .iter()
+                .map(|&(users, over)| (f64::from(users), over.as_secs_f64())),
+            user,
+            after,
+            false,
+        )
+    }
+}
+
+/// The first span `[start, stop)` with `stop > after` during which user `user` is wanted by a target
+/// that starts at zero users at time zero and moves linearly through `stages` (target users, length
+/// in seconds; a stage of length zero jumps), clipped to start no earlier than `after`. A span still
+/// open when the stages end stops at their end, or with `hold` never stops (the last target holds).
+fn target_next_span(
+    stages: impl IntoIterator<Item = (f64, f64)>,
+    user: u32,
+    after: Nanos,
+    hold: bool,
+) -> Option<(Nanos, Nanos)> {
+    let k = f64::from(user);
+    let after_s = after.as_secs_f64();
+    let mut start: Option<f64> = None;
+    let (mut t0, mut u0) = (0.0f64, 0.0f64);
+    for (u1, len) in stages {
+        let t1 = t0 + len;
+        // Whether the user is wanted just after t0 and just before t1, and when the target crosses k.
+        let (begins, ends) = (u0 > k || (u0 == k && u1 > k), u1 > k);
+        let crossing = if u1 == u0 || len == 0.0 {
+            t0
+        } else {
+            t0 + (k - u0) / (u1 - u0) * len
+        };
+        if !begins && let Some(s) = start.take() {
+            // Not wanted at the start of this stage: an open span ended at its start.
+            if let Some(found) = clipped(s, t0, after_s) {
+                return Some(found);
+            }
+        }
+        match (begins, ends) {
+            (true, true) => start = start.or(Some(t0)),
+            (false, true) => start = Some(crossing),
+            (true, false) => {
+                // Wanted until the crossing.
+                if let Some(found) = clipped(start.take().unwrap_or(t0), crossing, after_s) {
                     return Some(found);
                 }
             }
-            match (begins, ends) {
-                (true, true) => start = start.or(Some(t0)),
-                (false, true) => start = Some(crossing),
-                (true, false) => {
-                    // Wanted until the crossing.
-                    if let Some(found) = clipped(start.take().unwrap_or(t0), crossing, after_s) {
-                        return Some(found);
-                    }
-                }
-                (false, false) => {}
-            }
-            (t0, u0) = (t1, u1);
+            (false, false) => {}
         }
-        start.and_then(|s| clipped(s, t0, after_s))
+        (t0, u0) = (t1, u1);
+    }
+    let stop = if hold { f64::MAX } else { t0 };
+    start.and_then(|s| clipped(s, stop, after_s))
+}
+
+/// A closed model's target users once the run was steered (docs/live.md): piecewise linear from
+/// zero at time zero, the last target holding until the end of the run. The profile's
+/// `Closed(users, spawn_rate)` is its first stage (the spawn ramp), and each change cuts the curve where
+/// it begins and adds its ramp. User `k` is wanted while the target is above `k`, as in [`UserStages`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserCurve {
+    /// `(target users, length in seconds)` in order, from zero users at time zero.
+    stages: Vec<(f64, f64)>,
+}
+
+impl UserCurve {
+    /// The curve of `Closed(users, spawn_rate)`: user `n` is wanted from `n / rate` on.
+    pub fn from_spawn(spawn: &Spawn) -> UserCurve {
+        let users = f64::from(spawn.users);
+        let len = match spawn.rate {
+            Some(r) if r.is_finite() && r > 0.0 => users / r,
+            _ => 0.0,
+        };
+        UserCurve {
+            stages: vec![(users, len)],
+        }
+    }
+
+    /// The target at `t` seconds: fractional during a ramp; [`UserCurve::wanted`] is whole users.
+    pub fn at(&self, t: f64) -> f64 {
+        let (mut t0, mut u0) = (0.0f64, 0.0f64);
+        for &(u1, len) in &self.stages {
+            if t < t0 + len {
+                return u0 + (u1 - u0) * ((t - t0) / len).max(0.0);
+            }
+            (t0, u0) = (t0 + len, u1);
+        }
+        u0
+    }
+
+    /// How many users are wanted at `t` seconds (user `k` is while the target is above `k`).
+    pub fn wanted(&self, t: f64) -> u32 {
+        self.at(t).max(0.0).ceil().min(f64::from(u32::MAX)) as u32
+    }
+
+    /// From `at` seconds on, the target moves linearly from where it is to `to` over `ramp` seconds,
+    /// then stays there; what the curve said after `at` is forgotten.
+    pub fn steer(&mut self, at: f64, to: f64, ramp: f64) {
+        let from = self.at(at);
+        let mut kept = Vec::with_capacity(self.stages.len() + 3);
+        let mut t0 = 0.0;
+        for &(u1, len) in &self.stages {
+            if t0 + len <= at {
+                kept.push((u1, len));
+                t0 += len;
+            } else {
+                break;
+            }
+        }
+        // The stage in progress at `at`, cut there; then a hold up to `at` if the stages ended before.
+        if at > t0 {
+            kept.push((from, at - t0));
+        }
+        kept.push((to, ramp.max(0.0)));
+        self.stages = kept;
+    }
+
+    /// The first span of `user` that ends after `after`, clipped to start no earlier.
+    pub fn next_span(&self, user: u32, after: Nanos) -> Option<(Nanos, Nanos)> {
+        target_next_span(self.stages.iter().copied(), user, after, true)
     }
 }
 
@@ -373,6 +527,8 @@ pub enum Population {
     Spawn(Spawn),
     /// `Stages([...])`.
     Stages(UserStages),
+    /// `Closed(users, spawn_rate)` after the run was steered: a target curve.
+    Steered(UserCurve),
 }
 
 impl Population {
@@ -381,6 +537,12 @@ impl Population {
         match self {
             Population::Spawn(s) => s.users,
             Population::Stages(s) => s.max_users(),
+            Population::Steered(c) => c
+                .stages
+                .iter()
+                .map(|&(u, _)| u.max(0.0).ceil().min(f64::from(u32::MAX)) as u32)
+                .max()
+                .unwrap_or(0),
         }
     }
 
@@ -390,6 +552,7 @@ impl Population {
         let (start, stop) = match self {
             Population::Spawn(s) => (Nanos::from_duration(s.spawn_at(user)?), end),
             Population::Stages(s) => s.next_span(user, after)?,
+            Population::Steered(c) => c.next_span(user, after)?,
         };
         let (start, stop) = (start.max(after), stop.min(end));
         (start < stop).then_some((start, stop))

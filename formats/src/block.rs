@@ -43,6 +43,9 @@ pub enum BlockKind {
     /// The task table (v1.2): what each task id in the samples' `task` column stands for (see
     /// [`crate::tasks`]).
     TaskTable,
+    /// Changes of the load made while the run went (v1.2: steering from the live dashboard;
+    /// [`crate::LoadChange`]). Readers of v1.1 skip it.
+    LoadChanges,
     /// A kind this build does not know; skipped.
     Unknown(u8),
 }
@@ -58,6 +61,7 @@ impl BlockKind {
             BlockKind::End => 5,
             BlockKind::SampleExtras => 6,
             BlockKind::TaskTable => 8,
+            BlockKind::LoadChanges => 7,
             BlockKind::Unknown(c) => c,
         }
     }
@@ -72,6 +76,7 @@ impl BlockKind {
             5 => BlockKind::End,
             6 => BlockKind::SampleExtras,
             8 => BlockKind::TaskTable,
+            7 => BlockKind::LoadChanges,
             c => BlockKind::Unknown(c),
         }
     }
@@ -87,6 +92,7 @@ impl fmt::Display for BlockKind {
             BlockKind::End => f.write_str("end-of-file"),
             BlockKind::SampleExtras => f.write_str("sample extras"),
             BlockKind::TaskTable => f.write_str("task table"),
+            BlockKind::LoadChanges => f.write_str("load changes"),
             BlockKind::Unknown(c) => write!(f, "unknown (kind {c})"),
         }
     }

@@ -46,14 +46,19 @@
 //!
 //! | kind | block            | payload                                                       |
 //! |------|------------------|---------------------------------------------------------------|
+//! | 7    | load changes     | postcard [`LoadChange`] records, framed like interval records ([`records`]) |
 //! | 8    | task table       | (id, role, user kind, weights, names, tags) entries ([`tasks`]) |
 //!
 //! The sample-extras block gains two columns: the task id of each sample ([`Sample::task`], an id of
 //! the task table, 0 for none) and a flag on the first request of each iteration
 //! ([`Sample::iteration_start`]), so that per user kind and per task figures, iterations included,
 //! come from the samples alone. A task-table block precedes the first samples block that uses its
-//! ids. Both read as 0 from v1.0 and v1.1 logs, which report their requests under "unknown task". (Kind
-//! 7 is reserved for another v1.2 addition.)
+//! ids. Both read as 0 from v1.0 and v1.1 logs, which report their requests under "unknown task".
+//!
+//! A v1.2 writer adds a load-changes block (with the next flush) whenever the run's load is steered
+//! while it goes: the number of users of a closed model or the arrival rate of an open one, with its
+//! ramp and who asked. Every core's log holds every change, with run-wide figures. A run that was
+//! never steered has no such block; a v1.1 reader skips it and reads everything else as before.
 //!
 //! **Time.** Every time is a whole number of microseconds. Starts count from the run's time zero, whose
 //! CLOCK_MONOTONIC reading (ns) and wall-clock UTC (ns since the epoch) are in the header and the
@@ -66,7 +71,9 @@
 //! lengthen the header, append fields to interval records, and append columns to sample-extras blocks.
 //! Version 1.1 appended the fields that explain schedule lag to [`IntervalStats`] (context switches,
 //! run-queue delay, steal, wake-up lateness, users started, late requests); [`health`] is the rule that
-//! reads them. It also added the sample-extras block (the TLS handshake time of each sample).
+//! reads them. It also added the sample-extras block (the TLS handshake time of each sample). Version
+//! 1.2 added the load-changes block (kind 7), the task table (kind 8) and the task columns of the
+//! sample-extras block.
 //!
 //! ## Writing and reading back
 //!
@@ -117,7 +124,7 @@ pub use error::{DecodeError, DecodeErrorKind, PayloadError, ReadError, ReadError
 pub use header::LogHeader;
 pub use manifest::{ClockSync, HostInfo, LogFile, Manifest, RunState, ShardInfo, TagSelection};
 pub use reader::{LogContents, LogReader, read_log};
-pub use records::{EndOfLog, IntervalStats};
+pub use records::{EndOfLog, IntervalStats, LoadChange};
 pub use run::{Run, read_log_file};
 pub use run_id::{ParseRunIdError, RunId};
 pub use sample::{MessageId, NameId, Outcome, Sample, SampleColumns};

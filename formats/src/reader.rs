@@ -7,7 +7,7 @@
 use crate::block::{self, BlockKind, Frame, FrameDamage};
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::header::LogHeader;
-use crate::records::{self, EndOfLog, IntervalStats};
+use crate::records::{self, EndOfLog, IntervalStats, LoadChange};
 use crate::sample::SampleColumns;
 use crate::samples::{MAX_NAME_ID, SamplesDecoder};
 use crate::tables::{self, Table};
@@ -28,6 +28,7 @@ pub struct LogReader<'a> {
     messages: Table,
     tasks: TaskTable,
     intervals: Vec<IntervalStats>,
+    load_changes: Vec<LoadChange>,
     end: Option<EndOfLog>,
     problems: Vec<DecodeError>,
     samples_read: u64,
@@ -47,6 +48,7 @@ impl<'a> LogReader<'a> {
             messages: Table::default(),
             tasks: TaskTable::default(),
             intervals: Vec::new(),
+            load_changes: Vec::new(),
             end: None,
             problems: Vec::new(),
             samples_read: 0,
@@ -77,6 +79,11 @@ impl<'a> LogReader<'a> {
     /// Interval counters read so far.
     pub fn intervals(&self) -> &[IntervalStats] {
         &self.intervals
+    }
+
+    /// Load changes read so far (v1.2), in file order.
+    pub fn load_changes(&self) -> &[LoadChange] {
+        &self.load_changes
     }
 
     /// The end-of-log block, once read; `None` for a log the writer never finished.
@@ -184,6 +191,9 @@ impl<'a> LogReader<'a> {
                     }
                     BlockKind::TaskTable => tasks::decode(payload, &mut self.tasks),
                     BlockKind::Intervals => records::decode_intervals(payload, &mut self.intervals),
+                    BlockKind::LoadChanges => {
+                        records::decode_load_changes(payload, &mut self.load_changes)
+                    }
                     BlockKind::End => records::decode_end(payload).map(|e| self.end = Some(e)),
                     // Extras whose samples block was damaged (and reported) have nothing to attach to.
                     BlockKind::SampleExtras | BlockKind::Unknown(_) => Ok(()),
@@ -286,7 +296,7 @@ impl<'a> LogReader<'a> {
 }
 
 /// Everything in one log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogContents {
     /// The header.
     pub header: LogHeader,
@@ -300,6 +310,8 @@ pub struct LogContents {
     pub samples: SampleColumns,
     /// Interval counters, in file order.
     pub intervals: Vec<IntervalStats>,
+    /// Changes of the load made while the run went (v1.2), in file order.
+    pub load_changes: Vec<LoadChange>,
     /// The end-of-log block; `None` when the writer never finished the log.
     pub end: Option<EndOfLog>,
     /// Damage and warnings, in file order. Empty for a log that was written and closed cleanly.
@@ -328,6 +340,7 @@ pub fn read_log(data: &[u8]) -> Result<LogContents, DecodeError> {
         tasks: reader.tasks,
         samples,
         intervals: reader.intervals,
+        load_changes: reader.load_changes,
         end: reader.end,
         problems,
     })

@@ -1,8 +1,10 @@
-//! Small structured records: per-interval engine counters and the end-of-log summary.
+//! Small structured records: per-interval engine counters, load changes (v1.2) and the end-of-log
+//! summary.
 //!
-//! Both are encoded with postcard (varints for integers, fields in declaration order). An intervals
-//! payload is `count varint` then `count × (length varint, postcard record)`; the length lets a later
-//! minor version append fields that this version skips. An end payload is one postcard [`EndOfLog`].
+//! All are encoded with postcard (varints for integers, IEEE 754 little-endian for floats, a varint
+//! length before a string's UTF-8, fields in declaration order). An intervals or load-changes payload
+//! is `count varint` then `count × (length varint, postcard record)`; the length lets a later minor
+//! version append fields that this version skips. An end payload is one postcard [`EndOfLog`].
 //!
 //! A record written by an older minor version is shorter than this version's: the fields it lacks
 //! read as 0 (or `None`). The reader pads the record with zero bytes before decoding it, which works
@@ -94,6 +96,49 @@ pub struct IntervalStats {
 /// each `Option<u32>`. Shorter records (older minor versions) are padded to it before decoding.
 const MAX_RECORD: usize = 10 + 23 * 5 + 2 * 6;
 
+/// A change of the load made while the run went (format v1.2, block kind 7): someone steered the run
+/// from the live dashboard. Every core's log holds every change of the run, with the run-wide figures
+/// (not the core's share), so that any one log describes the run's load over time.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LoadChange {
+    /// When the change begins, µs since the run's clock base.
+    pub at_us: u64,
+    /// What was changed: [`LoadChange::USERS`] or [`LoadChange::RATE`]. A reader shows other codes as
+    /// unknown (a later minor version may add some).
+    pub what: u8,
+    /// The run-wide target when the change began: users, or arrivals per second.
+    pub from: f64,
+    /// The run-wide target asked for.
+    pub to: f64,
+    /// How long the target takes to move linearly from `from` to `to`, µs (0: at once).
+    pub ramp_us: u64,
+    /// Who asked: `"dashboard"` for the live dashboard or its HTTP API. At most
+    /// [`LoadChange::MAX_WHO`] bytes.
+    pub who: String,
+}
+
+impl LoadChange {
+    /// `what`: the number of virtual users of a closed model.
+    pub const USERS: u8 = 1;
+    /// `what`: the arrival rate (iterations per second) of an open model.
+    pub const RATE: u8 = 2;
+    /// The longest `who` a writer stores, in bytes; longer text is cut at a character boundary.
+    pub const MAX_WHO: usize = 64;
+
+    /// `"users"`, `"rate"`, or `"unknown"` for a code this version does not know.
+    pub fn what_name(&self) -> &'static str {
+        match self.what {
+            LoadChange::USERS => "users",
+            LoadChange::RATE => "rate",
+            _ => "unknown",
+        }
+    }
+}
+
+/// An encoded [`LoadChange`] is at most this long: 10 bytes for each `u64`, 1 for the code, 8 for
+/// each float, 1 for the string's length and [`LoadChange::MAX_WHO`] for its bytes.
+const MAX_CHANGE: usize = 10 + 1 + 8 + 8 + 10 + 1 + LoadChange::MAX_WHO;
+
 /// The last block of a log the writer finished properly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EndOfLog {
@@ -148,6 +193,52 @@ pub(crate) fn decode_intervals(
     Ok(())
 }
 
+pub(crate) fn encode_load_changes(records: &[LoadChange], out: &mut Vec<u8>) {
+    varint::put(out, records.len() as u64);
+    let mut buf = [0u8; MAX_CHANGE];
+    for r in records {
+        let mut r = r.clone();
+        if r.who.len() > LoadChange::MAX_WHO {
+            let mut cut = LoadChange::MAX_WHO;
+            while !r.who.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            r.who.truncate(cut);
+        }
+        let bytes = postcard::to_slice(&r, &mut buf).expect("a LoadChange fits in MAX_CHANGE");
+        varint::put(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+}
+
+pub(crate) fn decode_load_changes(
+    payload: &[u8],
+    out: &mut Vec<LoadChange>,
+) -> Result<(), PayloadError> {
+    let mut cur = Cursor::new(payload);
+    let count = cur.length(payload.len())?;
+    let start = out.len();
+    for _ in 0..count {
+        let len = cur.length(cur.remaining())?;
+        let record = cur.take(len)?;
+        match postcard::take_from_bytes::<LoadChange>(record) {
+            // Fields a later minor version appends are skipped.
+            Ok((r, _newer_fields)) => out.push(r),
+            Err(e) => {
+                out.truncate(start);
+                return Err(PayloadError::Record(e.to_string()));
+            }
+        }
+    }
+    if cur.remaining() != 0 {
+        out.truncate(start);
+        return Err(PayloadError::TrailingBytes {
+            bytes: cur.remaining() as u64,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn encode_end(end: &EndOfLog, out: &mut Vec<u8>) {
     let mut buf = [0u8; 32];
     out.extend_from_slice(postcard::to_slice(end, &mut buf).expect("an EndOfLog fits in 32 bytes"));
@@ -162,6 +253,74 @@ pub(crate) fn decode_end(payload: &[u8]) -> Result<EndOfLog, PayloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn change(who: &str) -> LoadChange {
+        LoadChange {
+            at_us: 12_345_678,
+            what: LoadChange::USERS,
+            from: 10.0,
+            to: 37.5,
+            ramp_us: 5_000_000,
+            who: who.into(),
+        }
+    }
+
+    #[test]
+    fn load_changes_round_trip_and_a_long_who_is_cut_at_a_character() {
+        let long = "é".repeat(40);
+        let mut payload = Vec::new();
+        encode_load_changes(&[change("dashboard"), change(&long)], &mut payload);
+        let mut out = Vec::new();
+        decode_load_changes(&payload, &mut out).unwrap();
+        assert_eq!(out[0], change("dashboard"));
+        assert_eq!(out[1].who, "é".repeat(32));
+        assert_eq!(out[1].what_name(), "users");
+    }
+
+    #[test]
+    fn a_damaged_load_change_payload_is_an_error_and_adds_nothing() {
+        let mut payload = Vec::new();
+        encode_load_changes(&[change("dashboard")], &mut payload);
+        for cut in 0..payload.len() {
+            let mut out = vec![change("before")];
+            assert!(
+                decode_load_changes(&payload[..cut], &mut out).is_err(),
+                "{cut}"
+            );
+            assert_eq!(out.len(), 1, "{cut}");
+        }
+        let mut longer = payload.clone();
+        longer.push(0);
+        assert!(decode_load_changes(&longer, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn a_later_version_s_longer_load_change_is_read() {
+        #[derive(Serialize)]
+        struct Later {
+            at_us: u64,
+            what: u8,
+            from: f64,
+            to: f64,
+            ramp_us: u64,
+            who: String,
+            added_later: u32,
+        }
+        let later = Later {
+            at_us: 1,
+            what: 9,
+            from: 1.0,
+            to: 2.0,
+            ramp_us: 0,
+            who: "api".into(),
+            added_later: 77,
+        };
+        let record = postcard::to_allocvec(&later).unwrap();
+        let mut out = Vec::new();
+        decode_load_changes(&payload(&[&record]), &mut out).unwrap();
+        assert_eq!(out[0].who, "api");
+        assert_eq!(out[0].what_name(), "unknown");
+    }
 
     /// The record as format v1.0 wrote it: the same fields, fewer of them.
     #[derive(Serialize)]

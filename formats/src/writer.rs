@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 
 use crate::block::{self, BlockKind};
 use crate::header::LogHeader;
-use crate::records::{self, EndOfLog, IntervalStats};
+use crate::records::{self, EndOfLog, IntervalStats, LoadChange};
 use crate::sample::{MessageId, NameId, Sample};
 use crate::samples::{BlockBuilder, MAX_NAME_ID};
 use crate::tables::{self, MAX_STRING_LEN};
@@ -65,6 +65,7 @@ pub struct LogWriter<S: BlockSink> {
     /// Task-table entries defined and not yet written.
     tasks: Vec<TaskInfo>,
     intervals: Vec<IntervalStats>,
+    load_changes: Vec<LoadChange>,
     samples_written: u64,
     blocks_written: u64,
     bytes_written: u64,
@@ -114,6 +115,7 @@ impl<S: BlockSink> LogWriter<S> {
             messages: Interner::default(),
             tasks: Vec::new(),
             intervals: Vec::new(),
+            load_changes: Vec::new(),
             samples_written: 0,
             blocks_written: 0,
             bytes_written: crate::header::HEADER_LEN as u64,
@@ -178,7 +180,13 @@ impl<S: BlockSink> LogWriter<S> {
         self.intervals.push(stats);
     }
 
-    /// Writes everything buffered: new table entries, the open samples block and interval counters.
+    /// Adds a change of the load (v1.2); it is written with the next flush.
+    pub fn push_load_change(&mut self, change: LoadChange) {
+        self.load_changes.push(change);
+    }
+
+    /// Writes everything buffered: new table entries, the open samples block, interval counters and
+    /// load changes.
     /// The engine calls this once a second, so a crash loses at most about a second of samples.
     pub fn flush(&mut self) -> Result<(), S::Error> {
         self.write_samples()?;
@@ -186,6 +194,12 @@ impl<S: BlockSink> LogWriter<S> {
             block::begin(&mut self.frame, BlockKind::Intervals);
             records::encode_intervals(&self.intervals, &mut self.frame);
             self.intervals.clear();
+            self.emit()?;
+        }
+        if !self.load_changes.is_empty() {
+            block::begin(&mut self.frame, BlockKind::LoadChanges);
+            records::encode_load_changes(&self.load_changes, &mut self.frame);
+            self.load_changes.clear();
             self.emit()?;
         }
         Ok(())

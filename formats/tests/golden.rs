@@ -1,6 +1,7 @@
-//! Golden files: logs written by format v1.0 and their decoded text. Every later version of the reader
-//! must still decode them to the same text. Regenerate only when adding new golden files:
-//! `UPDATE_GOLDEN=1 cargo test -p formats --test golden`.
+//! Golden files: logs written by format v1.0 (and one by v1.2, a steered run) and their decoded
+//! text. Every later version of the reader must still decode them to the same text. Regenerate only
+//! when adding new golden files: `UPDATE_GOLDEN=1 cargo test -p formats --test golden` (the v1.2
+//! file is written only when missing).
 
 mod common;
 
@@ -55,6 +56,39 @@ fn golden_logs_decode_to_their_recorded_text() {
             "{name}: the v1 golden file decodes differently now"
         );
     }
+}
+
+/// A v1.2 golden file: a steered run's log with its load-changes blocks, and its decoded text. It is
+/// written only when missing (`UPDATE_GOLDEN=1 cargo test -p formats --test golden v1_2`); every later
+/// reader must decode it to the same text.
+#[test]
+fn the_v1_2_steered_golden_log_decodes_to_its_recorded_text() {
+    let log_path = data("small-steered.log");
+    let text_path = data("small-steered.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() && !log_path.exists() {
+        let fresh = common::small_log_steered();
+        std::fs::write(&log_path, &fresh).unwrap();
+        std::fs::write(
+            &text_path,
+            common::dump(&formats::read_log(&fresh).unwrap()),
+        )
+        .unwrap();
+    }
+    let bytes = std::fs::read(&log_path).unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
+    let expected = std::fs::read_to_string(&text_path).unwrap();
+    let log = formats::read_log(&bytes).unwrap();
+    assert_eq!(log.header.minor, 2);
+    assert_eq!(log.load_changes.len(), 2);
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    assert_eq!(
+        common::dump(&log),
+        expected,
+        "the v1.2 golden file decodes differently now"
+    );
+    // Without its load changes it is the v1.0 log's content (the writer is the same otherwise).
+    let plain = formats::read_log(&common::small_log()).unwrap();
+    assert_eq!(log.samples, plain.samples);
+    assert_eq!(log.intervals, plain.intervals);
 }
 
 #[test]

@@ -107,6 +107,9 @@ pub struct RunJson {
     pub unknown_task: Option<TaskJson>,
     /// Per tag: the tasks that carry it, together.
     pub by_tag: Vec<TagJson>,
+    /// Changes of the load made while the run went (steering from the live dashboard), in time
+    /// order; empty for a run that was not steered.
+    pub load_changes: Vec<LoadChangeJson>,
 }
 
 /// One user kind and its tasks.
@@ -179,6 +182,25 @@ impl TaskJson {
             latency_ms: LatencyJson::new(&t.latency),
         }
     }
+}
+
+/// One change of the load.
+#[derive(Debug, Serialize)]
+pub struct LoadChangeJson {
+    /// When it began, s since the run's start.
+    pub at_s: f64,
+    /// The whole second it began in (where the report's charts mark it).
+    pub second: u64,
+    /// `users` (closed model), `rate` (open model, iterations per second) or `unknown`.
+    pub what: String,
+    /// The run-wide target when it began.
+    pub from: f64,
+    /// The target asked for.
+    pub to: f64,
+    /// How long the target took to move, s (0: at once).
+    pub ramp_s: f64,
+    /// Who asked (`dashboard`).
+    pub who: String,
 }
 
 /// Latency statistics in ms.
@@ -464,6 +486,19 @@ fn run(r: &RunAnalysis) -> RunJson {
         data_quality: r.notes.clone(),
         phases: PhasesJson::new(&r.phases),
         shards: r.shards.clone(),
+        load_changes: r
+            .load_changes
+            .iter()
+            .map(|c| LoadChangeJson {
+                at_s: c.at_us as f64 / 1e6,
+                second: c.at_us / 1_000_000,
+                what: c.what_name().to_owned(),
+                from: c.from,
+                to: c.to,
+                ramp_s: c.ramp_us as f64 / 1e6,
+                who: c.who.clone(),
+            })
+            .collect(),
     }
 }
 

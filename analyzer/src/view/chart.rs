@@ -71,6 +71,7 @@ pub(super) fn time_chart(
         y_scale,
         y_unit,
         lines,
+        marks: Vec::new(),
     }
 }
 
@@ -83,6 +84,7 @@ pub(super) fn distribution_chart(lines: Vec<Line>) -> LineChart {
         y_scale: Scale::Log,
         y_unit: Unit::Millis,
         lines,
+        marks: Vec::new(),
     }
 }
 

@@ -64,6 +64,8 @@ pub struct ReportView {
     pub health_seconds: TableView,
     /// The shards of each sharded run (empty when no run is sharded).
     pub shards: Vec<ShardsView>,
+    /// The changes of the load made while a single run went (steering); no rows when none.
+    pub load_changes: TableView,
     /// How the numbers were computed, one paragraph per entry.
     pub method: Vec<String>,
 }
@@ -261,6 +263,11 @@ pub fn build(runs: &[RunAnalysis], baseline: usize) -> Result<ReportView> {
             health_seconds(first)
         },
         shards: shards::views(runs),
+        load_changes: if comparison {
+            TableView::default()
+        } else {
+            single::load_changes_table(first)
+        },
         method: method(runs),
     };
     shards::name_worst_shards(&mut view.health_table, runs);

@@ -6,7 +6,7 @@ use super::{
     latency_cell, num,
 };
 use crate::analysis::RunAnalysis;
-use crate::charts::{Line, Scale, Unit};
+use crate::charts::{Line, Mark, Scale, Unit};
 use crate::error::Result;
 use crate::format;
 use crate::stats::{Latency, PERCENTILES, Summary, supports};
@@ -231,6 +231,12 @@ pub(super) fn charts(r: &RunAnalysis) -> Result<Vec<ChartView>> {
     let ts = &r.timeseries;
     let f = |v: &u64| Some(*v as f64);
     let mut out = Vec::new();
+    // Every time chart marks the changes of the load, at the whole second each began.
+    let marks = change_marks(r);
+    let time_chart =
+        |name: &'static str, y_label: &str, scale: Scale, unit: Unit, lines: Vec<Line>| {
+            time_chart(name, y_label, scale, unit, lines).with_marks(&marks)
+        };
     let mut rps = seconds_line(r, "requests/s", 0, ts.requests.iter().map(f));
     rps.fill = true;
     out.push(chart(
@@ -372,6 +378,75 @@ pub(super) fn charts(r: &RunAnalysis) -> Result<Vec<ChartView>> {
         ),
     )?);
     Ok(out.into_iter().flatten().collect())
+}
+
+/// A marker per change of the load: at the whole second it began, labelled with the new target.
+fn change_marks(r: &RunAnalysis) -> Vec<Mark> {
+    r.load_changes
+        .iter()
+        .map(|c| Mark {
+            x: (c.at_us / 1_000_000) as f64,
+            label: match c.what {
+                formats::LoadChange::USERS => format!("→ {} users", format::count_f64(c.to)),
+                formats::LoadChange::RATE => format!("→ {}/s", format::count_f64(c.to)),
+                _ => "load changed".to_owned(),
+            },
+        })
+        .collect()
+}
+
+/// The changes of the load made while the run went (steering), or an empty table.
+pub(super) fn load_changes_table(r: &RunAnalysis) -> TableView {
+    if r.load_changes.is_empty() {
+        return TableView::default();
+    }
+    let what = |c: &formats::LoadChange| match c.what {
+        formats::LoadChange::USERS => "users".to_owned(),
+        formats::LoadChange::RATE => "arrival rate (/s)".to_owned(),
+        code => format!("unknown (kind {code})"),
+    };
+    TableView {
+        id: "load-changes".into(),
+        title: "Load changes".into(),
+        caption: "The run was steered while it went (the live dashboard): each change moved the run-wide target \
+                  linearly from its value then to the new one over the ramp. The charts mark each at the whole \
+                  second it began."
+            .into(),
+        headers: vec![
+            header("Began", true),
+            header("Second", true),
+            header("What", false),
+            header("From", true),
+            header("To", true),
+            header("Ramp", true),
+            header("Who", false),
+        ],
+        rows: r
+            .load_changes
+            .iter()
+            .map(|c| {
+                let at_s = c.at_us as f64 / 1e6;
+                let ramp_s = c.ramp_us as f64 / 1e6;
+                vec![
+                    num(format!("{at_s:.1} s"), at_s),
+                    num(format::int(c.at_us / 1_000_000), (c.at_us / 1_000_000) as f64),
+                    cell(what(c)),
+                    num(format::count_f64(c.from), c.from),
+                    num(format::count_f64(c.to), c.to),
+                    num(
+                        if c.ramp_us == 0 {
+                            "at once".to_owned()
+                        } else {
+                            format!("{ramp_s:.1} s")
+                        },
+                        ramp_s,
+                    ),
+                    cell(c.who.clone()),
+                ]
+            })
+            .collect(),
+        ..TableView::default()
+    }
 }
 
 pub(super) fn failure_tables(r: &RunAnalysis) -> Vec<TableView> {

@@ -29,6 +29,7 @@ pub(crate) mod hosted;
 mod log;
 mod ring;
 mod setup;
+mod steer;
 mod steps;
 mod timers;
 mod uring;
@@ -234,9 +235,14 @@ struct Core<B: Backend> {
     /// The per-second report's interval.
     interval_start: u64,
     next_second: u64,
+    /// Changes of the load from the dashboard, when the run can be steered ([`steer`]).
+    steer: Option<std::sync::mpsc::Receiver<crate::steer::Change>>,
+    /// Closed-model users that stopped since the last tick, which a change may want again (steered
+    /// runs only; room for every user twice, so pushing never allocates).
+    revive: Vec<u32>,
 }
 
-fn run<B: Backend>(setup: CoreSetup, pinned: bool, io: B) -> CoreDone {
+fn run<B: Backend>(mut setup: CoreSetup, pinned: bool, io: B) -> CoreDone {
     let core = setup.index;
     let fail = |error: String| CoreDone::failed(core, pinned, error);
     let file = match std::fs::File::create(&setup.log_path) {
@@ -247,6 +253,10 @@ fn run<B: Backend>(setup: CoreSetup, pinned: bool, io: B) -> CoreDone {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    if let Some(rx) = setup.steer.take() {
+        cl.revive = Vec::with_capacity(cl.users.len() * 2);
+        cl.steer = Some(rx);
+    }
     let mut log = LogOut {
         file,
         offset: 0,
@@ -373,6 +383,7 @@ impl<B: Backend> Core<B> {
                         setup.stop.store(true, Ordering::SeqCst);
                     }
                 }
+                self.steer_tick(t);
                 if t >= self.next_second {
                     let report = self.rec.close_interval(
                         self.interval_start,
@@ -461,7 +472,8 @@ impl<B: Backend> Core<B> {
 
     fn finished_early(&self) -> bool {
         match &self.load {
-            Load::Closed(c) => c.users_left == 0,
+            // A steered run's users may all stop and start again later: it goes on to its end.
+            Load::Closed(c) => c.users_left == 0 && self.steer.is_none(),
             Load::Open(o) => o.arrivals.done && o.pool.all_idle(),
         }
     }
@@ -562,7 +574,12 @@ impl<B: Backend> Core<B> {
                 self.users[u].wake_at = at;
                 self.timers.push(at, Owner::User(u as u32));
             }
-            Next::Done => self.users[u].done = true,
+            Next::Done => {
+                self.users[u].done = true;
+                if self.steer.is_some() && self.revive.len() < self.revive.capacity() {
+                    self.revive.push(u as u32);
+                }
+            }
             Next::WaitToken | Next::Idle | Next::Busy => {}
         }
     }

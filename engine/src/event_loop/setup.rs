@@ -202,6 +202,8 @@ impl<B: Backend> Core<B> {
             plain: vec![0; PLAIN_CHUNK],
             interval_start: 0,
             next_second: 1_000_000,
+            steer: None,
+            revive: Vec::new(),
             sc,
             io,
         })

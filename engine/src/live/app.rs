@@ -4,7 +4,7 @@
 //! Routes are a table. Control requests are `POST`s with a JSON body that go through one gate
 //! ([`App::control`]): JSON content type (which a cross-site form cannot send without a CORS
 //! preflight, which this server never grants), an `Origin`, when sent, equal to the page's own, and a
-//! body that parses. Stop is the only one now; changing users or the rate will be more rows.
+//! body that parses. Stop and steering (changing the users or the arrival rate) are the two.
 //!
 //! On a loopback address every request must name a loopback host in `Host`, so that a web page on
 //! another site cannot reach the dashboard through DNS rebinding.
@@ -18,6 +18,7 @@ use super::http::{Body, Handler, Request, Response};
 use super::metrics;
 use super::snapshot::{Point, Snapshot};
 use super::{Shared, StopHandle, Viewer};
+use crate::steer::{self, SteerStatus, Steering};
 
 /// Which parts a listener serves.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,8 @@ pub(crate) struct App {
     services: Services,
     local: SocketAddr,
     stop: StopHandle,
+    /// The run's steering (dashboard listeners only).
+    steering: Option<Arc<Steering>>,
 }
 
 type Handle = fn(&App, &Request<'_>) -> Response;
@@ -80,6 +83,11 @@ const ROUTES: &[Route] = &[
         action: Action::Post(App::stop),
     },
     Route {
+        path: "/api/steer",
+        web: true,
+        action: Action::Post(App::steer),
+    },
+    Route {
         path: "/metrics",
         web: false,
         action: Action::Get(App::metrics),
@@ -121,7 +129,14 @@ impl App {
             services,
             local,
             stop,
+            steering: None,
         }
+    }
+
+    /// Serves steering requests with `steering`.
+    pub fn steering(mut self, steering: Option<Arc<Steering>>) -> App {
+        self.steering = steering;
+        self
     }
 
     fn serves(&self, route: &Route) -> bool {
@@ -174,8 +189,14 @@ impl App {
             }
             _ => 0,
         };
+        let steer = self
+            .steering
+            .as_ref()
+            .filter(|_| self.services.web)
+            .map(|s| s.status());
         let body = LiveBody {
             snapshot: &snap,
+            steer,
             series: SeriesBody {
                 generation: snap.series.generation,
                 from,
@@ -215,20 +236,62 @@ impl App {
         )
     }
 
+    /// `POST /api/steer` with `{"users": N}` or `{"rate": R}`, and `"ramp_s"` or `"spawn_rate"`: change
+    /// the load. 202 with the change as it will begin, or 400/409 with `{"error": ...}`.
+    fn steer(
+        &self,
+        r: &Request<'_>,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Response {
+        let refuse =
+            |status: u16, error: String| json(status, &serde_json::json!({ "error": error }));
+        let Some(steering) = &self.steering else {
+            return refuse(409, "this run cannot be steered".to_owned());
+        };
+        let ask = match steer::parse(fields) {
+            Ok(ask) => ask,
+            Err(e) => return refuse(400, e),
+        };
+        match steering.request(ask) {
+            Ok(change) => {
+                eprintln!(
+                    "\nsteered from the dashboard (by {}): {} {} -> {} over {} s, from {:.1} s",
+                    r.peer,
+                    match change.what {
+                        steer::Knob::Users => "users",
+                        steer::Knob::Rate => "arrivals/s",
+                    },
+                    trim(change.from),
+                    trim(change.to),
+                    trim(change.ramp_s),
+                    change.at_s
+                );
+                json(
+                    202,
+                    &serde_json::json!({ "accepted": true, "change": change }),
+                )
+            }
+            Err(refusal) => refuse(refusal.status, refusal.error),
+        }
+    }
+
     /// The gate every control request passes.
     fn control(&self, r: &Request<'_>, handler: Control) -> Response {
         let content_type = r.header("content-type").unwrap_or("");
         let media = content_type.split(';').next().unwrap_or("").trim();
+        // Refusals are JSON too ({"error": ...}), so a script reads every answer the same way.
+        let refuse =
+            |status: u16, error: String| json(status, &serde_json::json!({ "error": error }));
         if !media.eq_ignore_ascii_case("application/json") {
-            return Response::text(
+            return refuse(
                 415,
-                "control requests take a JSON body (Content-Type: application/json)",
+                "control requests take a JSON body (Content-Type: application/json)".to_owned(),
             );
         }
         if let Some(origin) = r.header("origin") {
             let own = r.header("host").map(|h| format!("http://{h}"));
             if own.as_deref() != Some(origin) {
-                return Response::text(
+                return refuse(
                     403,
                     format!("control requests come from the dashboard's own page, not {origin}"),
                 );
@@ -241,8 +304,8 @@ impl App {
         };
         match serde_json::from_slice::<serde_json::Value>(body) {
             Ok(serde_json::Value::Object(fields)) => handler(self, r, &fields),
-            Ok(_) => Response::text(400, "the body must be a JSON object, e.g. {}"),
-            Err(e) => Response::text(400, format!("malformed JSON body: {e}")),
+            Ok(_) => refuse(400, "the body must be a JSON object, e.g. {}".to_owned()),
+            Err(e) => refuse(400, format!("malformed JSON body: {e}")),
         }
     }
 }
@@ -281,6 +344,12 @@ impl Handler for App {
     }
 }
 
+/// A figure without needless decimals: `10`, `12.5`.
+fn trim(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 fn json(status: u16, value: &serde_json::Value) -> Response {
     Response::new(
         status,
@@ -293,6 +362,8 @@ fn json(status: u16, value: &serde_json::Value) -> Response {
 struct LiveBody<'a> {
     #[serde(flatten)]
     snapshot: &'a Snapshot,
+    /// Steering: whether it applies, the target now, a ramp in progress and the changes so far.
+    steer: Option<SteerStatus>,
     series: SeriesBody<'a>,
 }
 
@@ -450,6 +521,75 @@ mod tests {
         assert_eq!(ok.status, 202, "{}", text(&ok));
         assert!(stop.stop.load(Ordering::SeqCst));
         assert_eq!(stop.interrupts.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn steering_requests_are_checked_and_refused_with_a_reason() {
+        let (app, stop) = make("127.0.0.1:8089", WEB);
+        let host: (&str, &[u8]) = ("Host", b"127.0.0.1:8089");
+        let json_type: (&str, &[u8]) = ("Content-Type", b"application/json");
+        let post = |app: &App, body: &'static [u8]| {
+            let r = app.handle(&request("POST", "/api/steer", vec![host, json_type], body));
+            let v: serde_json::Value = serde_json::from_str(&text(&r)).unwrap();
+            (r.status, v)
+        };
+        let plan = steer::tests::plan_for(
+            "Closed(users: 4, spawn_rate: 4, duration: \"60s\")",
+            Some(8),
+        );
+        let (steering, receivers) = Steering::new(
+            &plan,
+            crate::clock::Clock::start_in(std::time::Duration::ZERO),
+            Arc::clone(&stop.stop),
+        );
+        let app = app.steering(Some(steering));
+        for (body, status, says) in [
+            (&b"{\"users\":"[..], 400, "malformed JSON"),
+            (b"[5]", 400, "JSON object"),
+            (b"{\"users\": -3}", 400, "whole number"),
+            (
+                b"{\"users\": 5, \"ramp_s\": \"soon\"}",
+                400,
+                "must be a number",
+            ),
+            (b"{\"users\": 9}", 409, "--max-users 9"),
+            (b"{\"rate\": 50}", 400, "closed model"),
+        ] {
+            let (got, v) = post(&app, body);
+            assert_eq!(got, status, "{}: {v}", String::from_utf8_lossy(body));
+            let error = v["error"].as_str().unwrap();
+            assert!(error.contains(says), "{error}");
+        }
+        assert!(
+            receivers.iter().flatten().all(|r| r.try_recv().is_err()),
+            "nothing refused reaches a core"
+        );
+        let (got, v) = post(&app, b"{\"users\": 8, \"ramp_s\": 2}");
+        assert_eq!(got, 202, "{v}");
+        assert_eq!(v["change"]["to"], 8.0);
+        assert_eq!(v["change"]["what"], "users");
+        for r in receivers.iter().flatten() {
+            assert_eq!(r.try_recv().unwrap().to, 8.0);
+        }
+        let live = app.handle(&request("GET", "/api/live", vec![host], b""));
+        let v: serde_json::Value = serde_json::from_str(&text(&live)).unwrap();
+        assert_eq!(v["steer"]["available"], true);
+        assert_eq!(v["steer"]["knob"], "users");
+        assert_eq!(v["steer"]["max"], 8.0);
+        assert_eq!(v["steer"]["changes"].as_array().unwrap().len(), 1);
+
+        // A staged profile: the plan owns the load.
+        let (staged, stop) = make("127.0.0.1:8089", WEB);
+        let plan = steer::tests::plan_for("Stages(stages: [(users: 5, over: \"10s\")])", None);
+        let (steering, _) = Steering::new(
+            &plan,
+            crate::clock::Clock::start_in(std::time::Duration::ZERO),
+            Arc::clone(&stop.stop),
+        );
+        let staged = staged.steering(Some(steering));
+        let (got, v) = post(&staged, b"{\"users\": 3}");
+        assert_eq!(got, 409, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("Stages"), "{v}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::tally::{NAME_SIGFIG, histogram};
 use crate::core::SecondReport;
 use crate::plan::LoadPlan;
 use crate::schedule::Population;
+use crate::steer::Steering;
 
 /// Merges reports; owned by the coordinator thread.
 #[derive(Debug)]
@@ -41,6 +42,8 @@ pub(crate) struct Hub {
     now: Now,
     totals: Totals,
     seconds: u64,
+    /// The run's steering, whose target replaces the plan's once the run was steered.
+    steering: Option<Arc<Steering>>,
 }
 
 #[derive(Debug, Default)]
@@ -129,7 +132,13 @@ impl Hub {
             now: Now::default(),
             totals: Totals::default(),
             seconds: 0,
+            steering: None,
         }
+    }
+
+    /// Takes the target from `steering` once the run has been steered.
+    pub fn steered_by(&mut self, steering: Option<Arc<Steering>>) {
+        self.steering = steering;
     }
 
     /// Takes one core's second. Returns whether a second became complete (every core reported it).
@@ -292,6 +301,9 @@ impl Hub {
 
     /// What the load model asks for at `t` seconds: users (closed) or iterations per second (open).
     fn target_at(&self, t: f64) -> f64 {
+        if let Some(target) = self.steering.as_ref().and_then(|s| s.target_at(t)) {
+            return target;
+        }
         match &self.load {
             LoadPlan::Open { curve, .. } => {
                 curve.rate_at(std::time::Duration::from_secs_f64(t.max(0.0)))
@@ -315,6 +327,8 @@ impl Hub {
                     }
                     u0
                 }
+                // The plan never holds a steered population; the steering above answers for it.
+                Population::Steered(c) => f64::from(c.wanted(t)),
             },
         }
     }

@@ -32,6 +32,7 @@ use crate::cli::LiveArgs;
 use crate::core::SecondReport;
 use crate::error::Error;
 use crate::plan::LoadPlan;
+use crate::steer::Steering;
 
 pub(crate) use snapshot::RunInfo;
 
@@ -55,6 +56,11 @@ pub(crate) struct Listeners {
 }
 
 impl Listeners {
+    /// Whether the dashboard is served (and with it, steering).
+    pub fn serves_web(&self) -> bool {
+        self.web.is_some()
+    }
+
     /// Binds what the flags ask for; `None` when they ask for nothing.
     pub fn bind(args: &LiveArgs) -> Result<Option<Listeners>, Error> {
         if args.web.is_none() && args.metrics.is_none() {
@@ -195,15 +201,18 @@ impl Live {
         mut info: RunInfo,
         load: LoadPlan,
         stop: StopHandle,
+        steering: Option<Arc<Steering>>,
     ) -> Result<Live, Error> {
         info.can_stop = listeners.web.is_some();
         let info = Arc::new(info);
-        let hub = Hub::new(Arc::clone(&info), load, Arc::clone(&stop.stop));
+        let mut hub = Hub::new(Arc::clone(&info), load, Arc::clone(&stop.stop));
+        hub.steered_by(steering.clone());
         let shared = Arc::new(Shared::new(hub.snapshot(Phase::Running, None)));
         let mut servers = Vec::new();
         let mut serve = |bound: Bound, services: app::Services| -> Result<(), Error> {
             let addr = bound.addr();
-            let app = app::App::new(Arc::clone(&shared), services, addr, stop.clone());
+            let app = app::App::new(Arc::clone(&shared), services, addr, stop.clone())
+                .steering(steering.clone());
             let server = Server::start(bound, Arc::new(app), http::LIMITS).map_err(|source| {
                 Error::System {
                     context: "starting the live view's server thread",
@@ -219,7 +228,7 @@ impl Live {
             if listeners.metrics_on_web {
                 eprintln!("prometheus metrics: http://{addr}/metrics");
             }
-            warn_if_exposed("--web", addr, "see the run and stop it");
+            warn_if_exposed("--web", addr, "see the run, steer it and stop it");
             // The dashboard's address serves /metrics too.
             serve(
                 web,

@@ -215,10 +215,70 @@ pub(crate) struct Program {
     pub mark: TaskMark,
 }
 
+/// Where a closed-model user's life is, as steering sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Life {
+    /// Not spawned yet: waiting for its spawn time, or never to be spawned.
+    Pending,
+    /// Spawned, in a span or between spans: when its span ends can move.
+    Running,
+    /// Its life is ending: its on_stop is next or running.
+    Ending,
+    /// Done. `finished` when it ran out of iterations or data rather than being stopped.
+    Gone { finished: bool },
+    /// An open model's pooled user.
+    Pooled,
+}
+
 impl Program {
     /// A closed-model user spawned at `spawn_us`.
     pub fn closed(local: u32, global: u32, kind: usize, spawn_us: u64) -> Program {
         Program::new(Pc::Unborn, false, local, global, kind, spawn_us)
+    }
+
+    /// A closed-model user started again by steering at `spawn_us`: a new user in the same slot, whose
+    /// spans are looked for from its spawn time on (not from the run's start).
+    pub fn respawn(local: u32, global: u32, kind: usize, spawn_us: u64) -> Program {
+        let mut p = Program::closed(local, global, kind, spawn_us);
+        p.after_ns = spawn_us.saturating_mul(1000);
+        p
+    }
+
+    /// Where the user's life is.
+    pub fn life(&self) -> Life {
+        if self.pool {
+            return Life::Pooled;
+        }
+        match self.pc {
+            Pc::Unborn | Pc::Spawning => Life::Pending,
+            Pc::NextSpan | Pc::SpanStart | Pc::Top | Pc::Running | Pc::After(_) | Pc::Think => {
+                Life::Running
+            }
+            Pc::End | Pc::StopWait | Pc::Stopping => Life::Ending,
+            Pc::Gone => Life::Gone {
+                finished: self.finished,
+            },
+            Pc::PoolNew | Pc::PoolIdle | Pc::PoolEnd => Life::Pooled,
+        }
+    }
+
+    /// Steering moved the end of the user's current span to `stop` (no later than the run's end
+    /// `end_us`): it finishes the iteration it is in and leaves at its next start at or after `stop`,
+    /// running its on_stop then.
+    pub fn set_span_end(&mut self, stop: Nanos, end_us: u64) {
+        self.after_ns = stop.0;
+        self.stop_us = stop.as_micros().min(end_us);
+        self.left_at_us = self.stop_us;
+    }
+
+    /// A user thinking until after `at_us` wakes at `at_us` instead (its span now ends before its think
+    /// time would): its next start is then, where it finds its span over. Returns whether it was so.
+    pub fn cut_think(&mut self, at_us: u64) -> bool {
+        if self.pc == Pc::Think && self.ready_us > at_us {
+            self.ready_us = at_us;
+            return true;
+        }
+        false
     }
 
     /// An open-model pool user (its global index is its local one, as in the samples before).

@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use formats::{IntervalStats, LogContents, LogHeader, LogWriter, Outcome, RunId, Sample};
+use formats::{
+    IntervalStats, LoadChange, LogContents, LogHeader, LogWriter, Outcome, RunId, Sample,
+};
 
 /// A header with fixed, recognisable values.
 pub fn header(core: u32) -> LogHeader {
@@ -19,16 +21,22 @@ pub fn header(core: u32) -> LogHeader {
 /// A small log with every block kind of v1.0: names, messages, two samples blocks, intervals and the
 /// end. It generates the v1 golden files, so it must keep writing no v1.1 block.
 pub fn small_log() -> Vec<u8> {
-    small_log_with(false)
+    small_log_with(false, false)
 }
 
 /// The same log where the samples that open a connection also did a TLS handshake, so that each
 /// samples block is followed by a v1.1 sample-extras block.
 pub fn small_log_with_tls() -> Vec<u8> {
-    small_log_with(true)
+    small_log_with(true, false)
 }
 
-fn small_log_with(tls: bool) -> Vec<u8> {
+/// The same log from a run steered while it went (v1.2): a users change goes out with the flush after
+/// sample 24, a rate change (a code an open model's log would hold) with the last flush.
+pub fn small_log_steered() -> Vec<u8> {
+    small_log_with(false, true)
+}
+
+fn small_log_with(tls: bool, steer: bool) -> Vec<u8> {
     let mut w = LogWriter::new(&header(3), Vec::new()).unwrap();
     let home = w.intern_name("GET /");
     let item = w.intern_name("GET /items/{id}");
@@ -71,6 +79,16 @@ fn small_log_with(tls: bool) -> Vec<u8> {
             s.status = 503;
         }
         w.push(s).unwrap();
+        if i == 24 && steer {
+            w.push_load_change(LoadChange {
+                at_us: 1_000_250,
+                what: LoadChange::USERS,
+                from: 6.0,
+                to: 12.0,
+                ramp_us: 2_500_000,
+                who: "dashboard".into(),
+            });
+        }
         if i == 24 {
             w.push_interval(IntervalStats {
                 start_us: 0,
@@ -90,6 +108,16 @@ fn small_log_with(tls: bool) -> Vec<u8> {
             });
             w.flush().unwrap();
         }
+    }
+    if steer {
+        w.push_load_change(LoadChange {
+            at_us: 1_900_000,
+            what: LoadChange::RATE,
+            from: 12.5,
+            to: 0.25,
+            ramp_us: 0,
+            who: "dashboard".into(),
+        });
     }
     w.finish().unwrap()
 }
@@ -145,6 +173,10 @@ pub fn dump(log: &LogContents) -> String {
     }
     for iv in &log.intervals {
         writeln!(out, "interval {}", interval_text(iv)).unwrap();
+    }
+    // v1.2's load changes, printed only where there are any, so older golden texts stay as recorded.
+    for c in &log.load_changes {
+        writeln!(out, "load_change {c:?}").unwrap();
     }
     writeln!(out, "end {:?}", log.end).unwrap();
     for p in &log.problems {

@@ -15,7 +15,7 @@
   const KIND_ORDER = ["status", "connect_error", "connect_timeout", "timeout", "reset", "tls", "malformed",
     "check", "local_resource", "cancelled", "other"];
 
-  const state = { points: [], generation: null, last: null, ended: false, failures: 0, armed: null };
+  const state = { points: [], generation: null, last: null, ended: false, failures: 0, armed: null, steering: false };
 
   const $ = (id) => document.getElementById(id);
 
@@ -180,6 +180,14 @@
     root.appendChild(svg("line", { x1: LEFT, x2: RIGHT, y1: BOTTOM, y2: BOTTOM, stroke: AXIS, "stroke-opacity": 0.6 }));
     text((LEFT + RIGHT) / 2, H - 10, spec.xLabel, "middle");
     text(20, (TOP + BOTTOM) / 2, spec.yLabel, "middle", { transform: "rotate(-90 20 " + (TOP + BOTTOM) / 2 + ")" });
+    // Changes of the load (steering), as the report marks them: a dashed line where each began.
+    for (const m of spec.marks || []) {
+      if (m.t < xs.lo || m.t > xs.hi) continue;
+      const x = px(m.t).toFixed(1);
+      root.appendChild(svg("line", { x1: x, x2: x, y1: TOP, y2: BOTTOM, stroke: AXIS, "stroke-opacity": 0.8, "stroke-dasharray": "4 3", class: "mark" }));
+      const right = px(m.t) > LEFT + 0.7 * (RIGHT - LEFT);
+      text(Number(x) + (right ? -4 : 4), TOP + 12, m.label, right ? "end" : "start", { "font-size": 13 });
+    }
     for (const l of lines) {
       const color = PALETTE[l.color % PALETTE.length];
       // Contiguous runs of defined points.
@@ -210,35 +218,37 @@
 
   function charts(s) {
     const pts = state.points;
+    const marks = ((s.steer && s.steer.changes) || []).map((c) => ({
+      t: c.at_s, label: "→ " + (c.what === "users" ? int(Math.round(c.to)) + " users" : rate(c.to) + "/s") }));
     const x = (p) => p.t;
     const series = (f) => pts.map((p) => [x(p), f(p)]);
     const ms = (us) => (us > 0 ? us / 1000 : null);
-    draw({ id: "chart-throughput", unit: "count", xLabel: "time since start (s)", yLabel: "requests/s", lines: [
+    draw({ marks: marks, id: "chart-throughput", unit: "count", xLabel: "time since start (s)", yLabel: "requests/s", lines: [
       { label: "requests/s", color: 0, fill: true, points: series((p) => p.requests / Math.max(p.duration_s, 1e-3)) },
       { label: "failed/s", color: 2, points: series((p) => p.failures / Math.max(p.duration_s, 1e-3)) },
     ] });
-    draw({ id: "chart-latency", log: true, unit: "ms", xLabel: "time since start (s)", yLabel: "latency", lines: [
+    draw({ marks: marks, id: "chart-latency", log: true, unit: "ms", xLabel: "time since start (s)", yLabel: "latency", lines: [
       { label: "P50", color: 0, points: series((p) => ms(p.p50)) },
       { label: "P90", color: 1, points: series((p) => ms(p.p90)) },
       { label: "P99", color: 2, points: series((p) => ms(p.p99)) },
       { label: "P99 uncorrected", color: 2, dashed: true, points: series((p) => ms(p.u99)) },
     ] });
     const open = s.run.open_model;
-    draw({ id: "chart-users", unit: "count", xLabel: "time since start (s)", yLabel: open ? "users, iterations/s" : "users", lines: [
+    draw({ marks: marks, id: "chart-users", unit: "count", xLabel: "time since start (s)", yLabel: open ? "users, iterations/s" : "users", lines: [
       { label: "active users", color: 0, fill: true, points: series((p) => p.users) },
       { label: open ? "target rate (iterations/s)" : "target users", color: 1, dashed: true, points: series((p) => p.target) },
     ] });
     const kinds = KIND_ORDER.filter((k) => pts.some((p) => (p.kinds[k] || 0) > 0));
-    draw({ id: "chart-failures", legend: kinds.length > 0, unit: "count", xLabel: "time since start (s)", yLabel: "failures/s",
+    draw({ marks: marks, id: "chart-failures", legend: kinds.length > 0, unit: "count", xLabel: "time since start (s)", yLabel: "failures/s",
       lines: kinds.length ? kinds.map((k, i) => ({ label: k, color: (i + 2) % PALETTE.length,
         points: series((p) => (p.kinds[k] || 0) / Math.max(p.duration_s, 1e-3)) }))
         : [{ label: "failures", color: 2, points: pts.length ? series(() => 0) : [] }] });
-    draw({ id: "chart-lag", log: true, unit: "ms", xLabel: "time since start (s)", yLabel: "schedule lag", lines: [
+    draw({ marks: marks, id: "chart-lag", log: true, unit: "ms", xLabel: "time since start (s)", yLabel: "schedule lag", lines: [
       { label: "P99", color: 0, points: series((p) => ms(Math.max(p.lag_p99, 1))) },
       { label: "max", color: 2, points: series((p) => ms(Math.max(p.lag_max, 1))) },
       { label: "1 ms limit", color: 7, dashed: true, points: series(() => 1) },
     ] });
-    draw({ id: "chart-cpu", unit: "percent", xLabel: "time since start (s)", yLabel: "CPU (% of one core)", lines: [
+    draw({ marks: marks, id: "chart-cpu", unit: "percent", xLabel: "time since start (s)", yLabel: "CPU (% of one core)", lines: [
       { label: "busiest core", color: 0, points: series((p) => p.cpu_max) },
       { label: "mean", color: 3, dashed: true, points: series((p) => p.cpu_mean) },
     ] });
@@ -264,6 +274,74 @@
     const stop = $("stop");
     stop.hidden = !run.can_stop || state.ended;
     if (s.phase !== "running") stop.disabled = true;
+  }
+
+  // ---- steering ----
+  function steerText(v, users) { return users ? int(Math.round(v)) + " users" : rate(v) + " /s"; }
+
+  function steerPanel(s) {
+    const st = s.steer;
+    const form = $("steer");
+    if (!st || !s.run.can_stop) { form.hidden = true; return; }
+    form.hidden = false;
+    const users = st.knob === "users";
+    setText("steer-label", users ? "Users" : "Arrival rate (/s)");
+    const to = $("steer-to");
+    to.step = users ? "1" : "any";
+    to.min = users ? "0" : "0.001";
+    // No `max`: above the limit the engine's answer says what to do, which a browser's bubble would not.
+    if (!to.value && document.activeElement !== to) to.placeholder = users ? String(Math.round(st.target)) : trim(st.target.toFixed(2));
+    const usable = st.available && !state.ended && s.phase === "running";
+    for (const id of ["steer-to", "steer-ramp", "steer-apply"]) $(id).disabled = !usable || state.steering;
+    form.classList.toggle("off", !usable);
+    if (!usable) {
+      setText("steer-status", "Steering unavailable: " + (st.reason || (state.ended ? "the run has ended" : "the run is " + s.phase)) + ".");
+      return;
+    }
+    let text = "target " + steerText(st.target, users);
+    if (st.ramping) {
+      const c = st.ramping.change;
+      text += " · ramping " + steerText(c.from, users) + " → " + steerText(c.to, users) + " over " + trim(c.ramp_s.toFixed(1)) +
+        " s (" + Math.round(100 * st.ramping.progress) + " %)";
+    }
+    if (users) text += " · limit " + int(st.max);
+    if (st.changes.length) text += " · " + st.changes.length + (st.changes.length === 1 ? " change" : " changes");
+    setText("steer-status", text);
+  }
+
+  function steerForm() {
+    const form = $("steer");
+    form.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      const st = state.last && state.last.steer;
+      if (!st) return;
+      const result = $("steer-result");
+      const to = Number($("steer-to").value);
+      const ramp = Number($("steer-ramp").value || 0);
+      const body = st.knob === "users" ? { users: to, ramp_s: ramp } : { rate: to, ramp_s: ramp };
+      state.steering = true;
+      $("steer-apply").disabled = true;
+      try {
+        const resp = await fetch("/api/steer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+        let answer = null;
+        try { answer = await resp.json(); } catch (e) { answer = null; }
+        if (!resp.ok) throw new Error((answer && answer.error) || "HTTP " + resp.status);
+        const c = answer.change;
+        const users = c.what === "users";
+        result.className = "steer-result ok";
+        result.dataset.atS = String(c.at_s);
+        result.dataset.to = String(c.to);
+        result.textContent = "Accepted: " + steerText(c.from, users) + " → " + steerText(c.to, users) +
+          (c.ramp_s > 0 ? " over " + trim(c.ramp_s.toFixed(1)) + " s" : " at once") + ", from " + duration(c.at_s) + ".";
+      } catch (e) {
+        result.className = "steer-result bad";
+        delete result.dataset.atS;
+        result.textContent = "Refused: " + e.message;
+      } finally {
+        state.steering = false;
+        if (state.last) steerPanel(state.last);
+      }
+    });
   }
 
   function cards(s) {
@@ -396,6 +474,7 @@
     state.last = body;
     state.ended = ["completed", "interrupted", "failed"].indexOf(body.phase) >= 0;
     header(body);
+    steerPanel(body);
     cards(body);
     tables(body);
     charts(body);
@@ -449,5 +528,6 @@
   }
 
   stopButton();
+  steerForm();
   poll();
 })();
