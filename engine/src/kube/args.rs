@@ -12,7 +12,7 @@ use crate::profile;
 
 const EXAMPLES: &str = "\
 Examples:
-  engine kube profiles/shop.ron --shards 8 --image IMG | kubectl apply -f -
+  engine kube profiles/rest-api.ron --shards 8 --image IMG | kubectl apply -f -
   engine kube shop.ron --shards 4 --cores 2 --image IMG -n load -- --env staging
   engine kube shop.ron --shards 4 --image IMG --create-pvc 20Gi --out run.yaml
 

@@ -38,7 +38,9 @@ pub struct ProfileSpec {
     /// The environment used when `--env` is not given.
     #[serde(default)]
     pub default_environment: Option<String>,
-    /// The load model.
+    /// The load model. It may be left out when the command line gives one (`--users` and
+    /// `--duration`, or `--rate` and `--duration`); `engine try` needs none.
+    #[serde(default)]
     pub load: LoadSpec,
     /// Stall mode and latency mix of the embedded target, when `host` is `"embedded"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,6 +208,15 @@ pub enum LoadSpec {
         #[serde(default)]
         iterations: Option<u64>,
     },
+    /// No `load` in the profile: the command line must give one. Not written in profiles.
+    #[serde(skip)]
+    Unset,
+}
+
+impl Default for LoadSpec {
+    fn default() -> LoadSpec {
+        LoadSpec::Unset
+    }
 }
 
 /// One stage of `Stages`: move the target population to `users` over `over`.

@@ -2,7 +2,8 @@
 //!
 //! Each rule carries the failure message that names it, written once from the rule as the profile
 //! wrote it (so `${secret}` stays unexpanded); cores intern the messages when they start, and a
-//! failing request only copies an id.
+//! failing request only copies an id. A failed check also says what it saw ([`Check::describe_got`]:
+//! `expected status 201, got 409`), written into a buffer the user reuses, only when it fails.
 
 use std::cell::RefCell;
 
@@ -44,6 +45,13 @@ pub(crate) enum Missing {
 }
 
 impl Extraction {
+    /// The rule as written (`extract token = Json("/token")`), for traces.
+    pub fn label(&self) -> &str {
+        self.messages[0]
+            .rsplit_once(": ")
+            .map_or(self.messages[0].as_str(), |(rule, _)| rule)
+    }
+
     /// What of the response this rule reads.
     pub fn keep(&self) -> Keep {
         match self.source {
@@ -145,6 +153,131 @@ pub(crate) enum Want {
     Json(Template),
     /// A number, boolean or null.
     Other(Expected),
+}
+
+/// What a trace (`engine try`) shows of a response's rules, filled only when a trace asks: each
+/// extraction with the value it set, each check with its outcome and what it saw.
+#[derive(Debug, Default)]
+pub(crate) struct RuleTrace {
+    pub lines: Vec<RuleLine>,
+}
+
+/// One rule's line in a [`RuleTrace`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuleLine {
+    /// A check (else an extraction).
+    pub check: bool,
+    /// The rule as written.
+    pub label: String,
+    /// Whether it passed (an extraction: found its value); `None` when it did not run because an
+    /// earlier rule ended the request.
+    pub passed: Option<bool>,
+    /// The value extracted, or what the check saw.
+    pub detail: String,
+}
+
+/// How many characters of a value a failure message or a trace quotes.
+pub(crate) const GOT_LIMIT: usize = 80;
+
+impl Check {
+    /// The rule as written (`Status([201])`), for traces.
+    pub fn label(&self) -> &str {
+        self.message
+            .strip_prefix("check ")
+            .and_then(|m| m.strip_suffix(" failed"))
+            .unwrap_or(&self.message)
+    }
+
+    /// Appends what the response showed this check, in a few words: `expected status 201, got 409`,
+    /// `got "x"`, `no such header`, `took 12.3ms`. Quoted values are cut at [`GOT_LIMIT`]
+    /// characters; the values of headers and JSON fields whose names look secret are not shown.
+    /// Called only when a check failed (or a trace asks), so it may format freely.
+    pub fn describe_got(&self, resp: &Response<'_>, latency_us: u64, out: &mut String) {
+        use std::fmt::Write as _;
+        let secret = super::vars::looks_secret(self.label());
+        match &self.kind {
+            CheckKind::Status(codes) => {
+                if !self.negate {
+                    out.push_str("expected status ");
+                    for (i, c) in codes.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(if i + 1 == codes.len() { " or " } else { ", " });
+                        }
+                        let _ = write!(out, "{c}");
+                    }
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "got {}", resp.status);
+            }
+            CheckKind::BodyContains(_) | CheckKind::BodyMatches(_) => {
+                let _ = write!(out, "got a body of {} bytes: ", resp.body.len());
+                quote(resp.body, false, out);
+            }
+            CheckKind::JsonEquals(sel, _) | CheckKind::JsonExists(sel) => match sel.find(resp.body)
+            {
+                Ok(Some((kind, a, b))) => {
+                    out.push_str("got ");
+                    let mut text = Vec::new();
+                    value_text(resp.body, kind, a, b, &mut text);
+                    quote(&text, secret, out);
+                }
+                Ok(None) => {
+                    let _ = write!(out, "got nothing there (status {})", resp.status);
+                }
+                Err(_) => {
+                    let _ = write!(
+                        out,
+                        "the body is not JSON (status {}, {} bytes): ",
+                        resp.status,
+                        resp.body.len()
+                    );
+                    quote(resp.body, false, out);
+                }
+            },
+            CheckKind::HeaderPresent(name)
+            | CheckKind::HeaderEquals(name, _)
+            | CheckKind::HeaderContains(name, _) => match resp.header(name) {
+                Some(v) => {
+                    out.push_str("got ");
+                    let hidden =
+                        secret || super::vars::looks_secret(&String::from_utf8_lossy(name));
+                    quote(v, hidden, out);
+                }
+                None => out.push_str("no such header"),
+            },
+            CheckKind::LatencyUnder(_) => {
+                let _ = write!(out, "took {:.1}ms", latency_us as f64 / 1e3);
+            }
+        }
+    }
+}
+
+/// Appends `bytes` as a quoted, escaped string of at most [`GOT_LIMIT`] characters (`"…"` marks a
+/// cut), or `***` when `hidden`.
+pub(crate) fn quote(bytes: &[u8], hidden: bool, out: &mut String) {
+    if hidden {
+        out.push_str(crate::plan::REDACTED);
+        return;
+    }
+    out.push('"');
+    // Enough bytes for GOT_LIMIT characters of any width: a large body is not converted whole.
+    let cut = &bytes[..bytes.len().min(GOT_LIMIT * 4 + 4)];
+    let text = String::from_utf8_lossy(cut);
+    for (i, ch) in text.chars().enumerate() {
+        if i == GOT_LIMIT {
+            out.push('…');
+            break;
+        }
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 impl Check {
