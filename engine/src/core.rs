@@ -281,9 +281,19 @@ pub(crate) struct Recorder {
     dropped_total: u64,
     local_resource: (u64, Option<String>),
     failures: FailureTally,
-    /// Per rule message: the texts with a seen value interned for it, and the id they share past
-    /// [`DETAIL_VARIANTS`].
-    details: Vec<(MessageId, Vec<(Box<str>, MessageId)>, Option<MessageId>)>,
+    /// Per rule: the failure messages with a seen value interned for it.
+    details: Vec<RuleDetails>,
+}
+
+/// The failure messages with a seen value a core has interned for one rule.
+#[derive(Debug)]
+struct RuleDetails {
+    /// The rule's own message.
+    base: MessageId,
+    /// At most [`DETAIL_VARIANTS`] texts and their ids.
+    seen: Vec<(Box<str>, MessageId)>,
+    /// The id the texts past those share.
+    other: Option<MessageId>,
 }
 
 impl Recorder {
@@ -512,14 +522,18 @@ impl Recorder {
         base_len: usize,
     ) -> Option<MessageId> {
         let writer = self.writer.as_mut()?;
-        let i = match self.details.iter().position(|d| d.0 == base) {
+        let i = match self.details.iter().position(|d| d.base == base) {
             Some(i) => i,
             None => {
-                self.details.push((base, Vec::new(), None));
+                self.details.push(RuleDetails {
+                    base,
+                    seen: Vec::new(),
+                    other: None,
+                });
                 self.details.len() - 1
             }
         };
-        let (_, seen, other) = &mut self.details[i];
+        let RuleDetails { seen, other, .. } = &mut self.details[i];
         if let Some((_, id)) = seen.iter().find(|(t, _)| &**t == text) {
             return Some(*id);
         }

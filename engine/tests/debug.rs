@@ -215,7 +215,7 @@ fn a_run_where_every_request_failed_says_why_and_exits_4() {
     );
     // The run directory is still the last line, and the log has the samples.
     let r = read_run(&run_dir(&out));
-    assert!(r.samples.len() > 0);
+    assert!(!r.samples.is_empty());
 
     let out = engine()
         .args(args)

@@ -141,7 +141,7 @@ pub struct TlsSpec {
 
 /// How load is applied: closed models (a population of users that loop) or open models (iterations
 /// that arrive at a rate, whatever the server does). docs/load-models.md explains when to use which.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename = "Load")]
 pub enum LoadSpec {
     /// A fixed population of users, each looping over its tasks (Locust semantics).
@@ -210,13 +210,8 @@ pub enum LoadSpec {
     },
     /// No `load` in the profile: the command line must give one. Not written in profiles.
     #[serde(skip)]
+    #[default]
     Unset,
-}
-
-impl Default for LoadSpec {
-    fn default() -> LoadSpec {
-        LoadSpec::Unset
-    }
 }
 
 /// One stage of `Stages`: move the target population to `users` over `over`.

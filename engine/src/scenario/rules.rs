@@ -576,4 +576,105 @@ mod tests {
         assert!(contains(b"abcabd", b"abd"));
         assert!(!contains(b"ab", b"abc"));
     }
+
+    /// What a failed check says it saw: bounded, quoted, secrets hidden.
+    #[test]
+    fn checks_describe_what_they_got() {
+        let head =
+            b"HTTP/1.1 409 Conflict\r\nContent-Type: text/html\r\nX-Auth-Token: t0k3n\r\n\r\n";
+        let long = format!(
+            r#"{{"name": "x", "token": "abc", "n": 3, "text": "{}"}}"#,
+            "é".repeat(100)
+        );
+        let mut s = Vec::new();
+        let r = response(409, head, long.as_bytes(), &mut s);
+        let t = |text: &str| {
+            Template::compile(
+                text,
+                crate::scenario::template::Escape::None,
+                &mut crate::scenario::template::tests::TestScope,
+            )
+            .unwrap()
+        };
+        let sel = |p: &str| Selector::parse(p).unwrap();
+        let table: Vec<(CheckKind, &str, String)> = vec![
+            (
+                CheckKind::Status(vec![201]),
+                "Status([201])",
+                "expected status 201, got 409".into(),
+            ),
+            (
+                CheckKind::Status(vec![200, 201, 204]),
+                "Status([200,201,204])",
+                "expected status 200, 201 or 204, got 409".into(),
+            ),
+            (
+                CheckKind::JsonEquals(sel("/name"), Want::String(t("y"))),
+                "JsonEquals(\"/name\",\"y\")",
+                "got \"x\"".into(),
+            ),
+            (
+                CheckKind::JsonEquals(sel("/token"), Want::String(t("y"))),
+                "JsonEquals(\"/token\",\"y\")",
+                "got ***".into(),
+            ),
+            (
+                CheckKind::JsonExists(sel("/nope")),
+                "JsonExists(\"/nope\")",
+                "got nothing there (status 409)".into(),
+            ),
+            (
+                CheckKind::JsonEquals(sel("/text"), Want::String(t("y"))),
+                "JsonEquals(\"/text\",\"y\")",
+                format!("got \"{}…\"", "é".repeat(GOT_LIMIT)),
+            ),
+            (
+                CheckKind::HeaderEquals((*b"content-type").into(), t("application/json")),
+                "HeaderEquals(\"Content-Type\",\"application/json\")",
+                "got \"text/html\"".into(),
+            ),
+            (
+                CheckKind::HeaderPresent((*b"x-auth-token").into()),
+                "HeaderPresent(\"X-Auth-Token\")",
+                "got ***".into(),
+            ),
+            (
+                CheckKind::HeaderPresent((*b"etag").into()),
+                "HeaderPresent(\"ETag\")",
+                "no such header".into(),
+            ),
+            (
+                CheckKind::LatencyUnder(1000),
+                "LatencyUnder(\"1ms\")",
+                "took 12.3ms".into(),
+            ),
+        ];
+        for (kind, rule, want) in table {
+            let check = Check {
+                kind,
+                negate: false,
+                message: format!("check {rule} failed"),
+            };
+            assert_eq!(check.label(), rule);
+            let mut got = String::new();
+            check.describe_got(&r, 12_345, &mut got);
+            assert_eq!(got, want, "{rule}");
+        }
+        let mut html = Vec::new();
+        let r = response(200, head, b"<html>", &mut html);
+        let check = Check {
+            kind: CheckKind::JsonExists(sel("/id")),
+            negate: false,
+            message: "check JsonExists(\"/id\") failed".into(),
+        };
+        let mut got = String::new();
+        check.describe_got(&r, 1, &mut got);
+        assert_eq!(
+            got,
+            "the body is not JSON (status 200, 6 bytes): \"<html>\""
+        );
+        let mut e = ex(Source::Status, false);
+        e.messages[0] = "extract id = Json(\"/a: b\"): not found in the response".into();
+        assert_eq!(e.label(), "extract id = Json(\"/a: b\")");
+    }
 }
