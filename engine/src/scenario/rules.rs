@@ -67,7 +67,9 @@ impl Extraction {
         }
     }
 
-    /// Sets the variable from `resp`, reusing its buffer.
+    /// Sets the variable from `resp`, reusing its buffer. Inlined into the request path, whose only
+    /// other caller is a trace's (callgrind: out of line, the path cost about 2 % more instructions).
+    #[inline(always)]
     pub fn apply(
         &self,
         resp: &Response<'_>,
@@ -301,7 +303,9 @@ impl Check {
         }
     }
 
-    /// Whether the response passes. `want` is a reused buffer for rendered expectations.
+    /// Whether the response passes. `want` is a reused buffer for rendered expectations. Inlined
+    /// like [`Extraction::apply`].
+    #[inline(always)]
     pub fn passes(
         &self,
         resp: &Response<'_>,

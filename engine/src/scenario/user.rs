@@ -509,6 +509,9 @@ impl UserState {
 }
 
 /// Writes a failed check's message with what it saw into `detail`, known secrets replaced.
+// Cold and out of line, like `traced`: the checks' code stays inlined into `on_response`.
+#[cold]
+#[inline(never)]
 fn describe_failure(
     c: &super::rules::Check,
     resp: &Response<'_>,
@@ -528,6 +531,8 @@ fn describe_failure(
 /// [`UserState::on_response`] past the cookies, for a trace: the same rules in the same order with
 /// the same outcome, but every rule is evaluated and described.
 #[allow(clippy::too_many_arguments)]
+#[cold]
+#[inline(never)]
 fn traced(
     sc: &CoreScenario,
     rp: &super::RequestPlan,
