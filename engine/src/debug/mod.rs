@@ -308,25 +308,24 @@ fn print_verdict(outcome: &TryOutcome, kept: bool) {
     if t.exchanges == 0 {
         line.push_str(" (no request ran: does every user kind have a task?)");
     }
-    println!("{line}");
-    println!(
-        "{}",
-        if ok {
-            "PASSED: every request succeeded and every check passed (exit 0)".to_owned()
-        } else {
-            format!(
-                "FAILED: exit {} ({})",
-                outcome.exit_code(),
-                match outcome.exit_code() {
-                    EXIT_REQUESTS_FAILED => "a request or check failed",
-                    130 => "interrupted",
-                    _ => "the engine failed",
-                }
-            )
-        }
-    );
+    let verdict = if ok {
+        "PASSED: every request succeeded and every check passed (exit 0)".to_owned()
+    } else {
+        format!(
+            "FAILED: exit {} ({})",
+            outcome.exit_code(),
+            match outcome.exit_code() {
+                EXIT_REQUESTS_FAILED => "a request or check failed",
+                130 => "interrupted",
+                _ => "the engine failed",
+            }
+        )
+    };
+    // Written, not printed: `engine try ... | head` closes stdout early, which is no reason to panic.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}\n{verdict}");
     if kept {
-        println!("{}", outcome.run.dir.display());
+        let _ = writeln!(out, "{}", outcome.run.dir.display());
     }
 }
 

@@ -266,7 +266,7 @@ pub(crate) fn text(ex: &Traced<'_>, style: &Style) -> String {
         if tls > 0 {
             let _ = write!(time, ", TLS {}", human_us(tls));
         }
-    } else {
+    } else if ex.phases.ttfb_us > 0 || ex.outcome == Outcome::Ok {
         time.push_str("reused connection");
     }
     if let Some(w) = waiting {
@@ -275,11 +275,13 @@ pub(crate) fn text(ex: &Traced<'_>, style: &Style) -> String {
     if let Some(r) = receiving {
         let _ = write!(time, ", receiving {}", human_us(r));
     }
-    let _ = writeln!(
-        out,
-        "  time: {time}; total {}",
-        human_us(ex.phases.total_us)
-    );
+    let total = format!("total {}", human_us(ex.phases.total_us));
+    let time = if time.is_empty() {
+        total
+    } else {
+        format!("{time}; {total}")
+    };
+    let _ = writeln!(out, "  time: {time}");
     let result = match (ex.outcome, ex.message) {
         (Outcome::Ok, _) => style.paint("32;1", "ok"),
         (o, Some(m)) => style.paint("31;1", &format!("FAILED ({}): {m}", o.as_str())),
