@@ -3,7 +3,7 @@
 //!
 //! It is a run, not a second implementation: the profile is resolved into the same [`Plan`], the
 //! plan is cut down to one core with one user per kind and an iteration limit, and the same event
-//! loop runs it. The loop calls a [`Tracer`] after each exchange only when the plan carries one
+//! loop runs it. The loop calls a `Tracer` after each exchange only when the plan carries one
 //! (`SharedPlan::trace`); a normal run carries none, so the request path pays one branch on an
 //! `Option` that is always `None`. With a tracer the loop also keeps every response's head and body
 //! and evaluates every rule (not only up to the first failure), so that all of them can be shown.
