@@ -246,11 +246,8 @@ fn failed_checks_log_what_they_got_with_a_bounded_message_table() {
     ])])],
 )"#,
     );
-    // Every request fails here by design: the flag keeps the exit status 0.
-    let out = run(
-        dir.path(),
-        &[p.to_str().unwrap(), "-c", "1", "--failures-are-data"],
-    );
+    // Every request fails here by design: `run` passes --failures-are-data.
+    let out = run(dir.path(), &[p.to_str().unwrap(), "-c", "1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = read_run(&run_dir(&out));
     let conflict = r.named("conflict");
