@@ -122,10 +122,12 @@ impl TryOutcome {
     /// 0 when every request succeeded and every check passed; [`EXIT_REQUESTS_FAILED`] when one
     /// failed or none ran; otherwise the run's own status (130 interrupted, 1 engine failure).
     pub fn exit_code(&self) -> u8 {
+        // The run's own counts as well as the trace's: a failure logged before a request went out
+        // (a JWT that cannot be minted) or in a custom protocol's step is not traced.
+        let failed = self.tally.failed > 0 || self.run.failed > 0;
+        let none = self.tally.exchanges == 0 && self.run.requests == 0;
         match self.run.exit_code() {
-            0 | EXIT_REQUESTS_FAILED if self.tally.failed > 0 || self.tally.exchanges == 0 => {
-                EXIT_REQUESTS_FAILED
-            }
+            0 | EXIT_REQUESTS_FAILED if failed || none => EXIT_REQUESTS_FAILED,
             code => code,
         }
     }
