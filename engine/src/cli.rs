@@ -9,25 +9,51 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXAMPLES: &str = "\
 Examples:
   engine run profiles/demo.ron                        # demo against the embedded target
-  engine run profiles/shop.ron --env staging --users 200 --duration 2m
+  engine try profiles/rest-api.ron                    # one user of each kind; every request printed
+  engine run profiles/rest-api.ron --env staging -u 200 -t 2m   # Locust's -u and -t work too
   engine run --url http://127.0.0.1:8080/ --users 50 --duration 10s
-  engine run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s   # open model: 2000 iterations/s
-  engine run profiles/shop.ron --shard 0/4 --start-at 2026-12-05T14:00:00Z --run-id shop-1
+  engine run --url http://127.0.0.1:8080/ --rate 2000 -d 30s   # open model: 2000 iterations/s
+  engine run profiles/rest-api.ron --shard 0/4 --start-at 2026-12-05T14:00:00Z --run-id api-1
   engine serve --addr 127.0.0.1:0                     # the embedded target on its own
   engine serve --stall-every 2s --stall-for 200ms --latency-mix 90:1ms,10:20ms
   engine serve --tls-cert cert.pem --tls-key key.pem  # the embedded target over HTTPS
-  engine kube profiles/shop.ron --shards 8 --image IMG | kubectl apply -f -
+  engine kube profiles/rest-api.ron --shards 8 --image IMG | kubectl apply -f -
 
 The pipeline:
   engine run profiles/demo.ron   ->   runs/<id>/   ->   analyzer report runs/<id>";
 
-/// Stampede's load generator: thread-per-core HTTP/1.1 load that records every request.
+const TRY_EXAMPLES: &str = "\
+Examples:
+  engine try profiles/rest-api.ron                    # one iteration of each user kind
+  engine try profiles/rest-api.ron -i 3 --env staging # three iterations each, staging's host
+  engine try --url http://127.0.0.1:8080/health       # one GET
+  engine try profiles/rest-api.ron --json | jq .      # one JSON object per request
+
+Exit status: 0 every request succeeded and every check passed; 4 a request or check failed (or
+none ran); 2 bad profile or flags; 1 the engine failed; 130 interrupted.";
+
+/// Stampede's load generator: thread-per-core load over HTTP/1.1, HTTPS, WebSocket, TCP, UDP and
+/// custom protocols, recording every request.
 #[derive(Debug, Parser)]
-#[command(name = "engine", version, about, after_help = EXAMPLES)]
+#[command(name = "engine", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments (exiting with clap's message on bad flags), noting which
+    /// flags were given rather than defaulted where that matters (`run --debug --out`).
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let (Command::Run(args), Some(("run", m))) = (&mut cli.command, matches.subcommand()) {
+            args.out_given = m.value_source("out") == Some(clap::parser::ValueSource::CommandLine);
+        }
+        cli
+    }
 }
 
 /// The subcommands.
@@ -37,6 +63,10 @@ pub enum Command {
     // Boxed: a run has many more flags than `serve`.
     #[command(after_help = EXAMPLES)]
     Run(Box<RunArgs>),
+    /// Try a profile: one user of each kind runs an iteration (or `-i N`), and every request and
+    /// response is printed with the variables extracted, each check's outcome and each phase's time.
+    #[command(after_help = TRY_EXAMPLES)]
+    Try(Box<TryArgs>),
     /// Run the embedded HTTP target (for demos and tests) until interrupted.
     #[command(
         after_help = "Routes: / , /items/{id}, POST /login, /private (Bearer token from /login, OAuth2 \
@@ -78,8 +108,15 @@ pub struct RunArgs {
     /// Override the spawn rate, users per second (total across cores).
     #[arg(long, short = 'r', value_name = "R")]
     pub spawn_rate: Option<f64>,
-    /// Override the duration, e.g. `30s`, `2m`, `1h30m`, `500ms`.
-    #[arg(long, short = 'd', value_name = "D", value_parser = parse_duration_arg)]
+    /// Override the duration, e.g. `30s`, `2m`, `1h30m`, `500ms` (Locust's `-t`/`--run-time`).
+    #[arg(
+        long,
+        short = 'd',
+        visible_short_alias = 't',
+        visible_alias = "run-time",
+        value_name = "D",
+        value_parser = parse_duration_arg
+    )]
     pub duration: Option<Duration>,
     /// Engine threads, one pinned per CPU (default: every CPU this process may use).
     #[arg(long, short = 'c', value_name = "N")]
@@ -127,6 +164,75 @@ pub struct RunArgs {
     /// The live dashboard and Prometheus metrics.
     #[command(flatten)]
     pub live: LiveArgs,
+    /// Exit 0 even when every request failed (by default such a run exits 4).
+    #[arg(long)]
+    pub failures_are_data: bool,
+    /// Debug the profile instead of running it: the same as `engine try` (one user of each kind,
+    /// `-i` iterations each, default 1, every request printed); a run directory only with --out.
+    #[arg(long)]
+    pub debug: bool,
+    /// What `--debug` shows.
+    #[command(flatten)]
+    pub show: DebugArgs,
+    /// Whether `--out` was given on the command line (not defaulted).
+    #[arg(skip)]
+    pub out_given: bool,
+}
+
+/// What a trace shows (`engine try`, `engine run --debug`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct DebugArgs {
+    /// Show at most this many bytes of each request and response body, e.g. `512`, `16KiB`
+    /// (default 2KiB; 0 shows none); `engine run` takes it only with --debug.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub body_limit: Option<u64>,
+    /// Print one JSON object per request or step (JSON lines) instead of text; `engine run` takes
+    /// it only with --debug.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `engine try`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct TryArgs {
+    /// The profile (RON). Omit it and give `--url` to try one GET.
+    #[arg(required_unless_present = "url", conflicts_with = "url")]
+    pub profile: Option<PathBuf>,
+    /// Try one GET of this URL.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The profile environment to use (its host, headers and variables); else $STAMPEDE_ENV, else
+    /// the profile's default_environment.
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Override the target base URL (`http://host:port`, or `embedded`); beats $STAMPEDE_HOST.
+    #[arg(long, value_name = "URL")]
+    pub host: Option<String>,
+    /// Set a profile variable (repeatable); beats `$STAMPEDE_VAR_<KEY>`, the environment and the profile.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Iterations each user runs (its on_start requests come first, its on_stop requests last).
+    #[arg(long, short = 'i', value_name = "N", default_value_t = 1)]
+    pub iterations: u64,
+    /// Stop after this long if the iterations have not finished, e.g. `30s` (default 60s).
+    #[arg(
+        long,
+        short = 'd',
+        visible_short_alias = 't',
+        visible_alias = "run-time",
+        value_name = "D",
+        value_parser = parse_duration_arg
+    )]
+    pub duration: Option<Duration>,
+    /// Also write the run directory (manifest and sample log) under DIR; by default none is kept.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The I/O backend of the event loop (see `engine run --help`).
+    #[arg(long, value_enum, default_value_t = IoChoice::Auto, env = "STAMPEDE_IO")]
+    pub io: IoChoice,
+    /// What is shown.
+    #[command(flatten)]
+    pub show: DebugArgs,
 }
 
 /// `engine run --web` and `--metrics`: watching a run while it goes (docs/live.md).
@@ -196,6 +302,10 @@ pub enum IoChoice {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     crate::profile::parse_duration(s)
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    crate::profile::spec::parse_size(s)
 }
 
 fn parse_latency_mix(s: &str) -> Result<LatencyMix, String> {

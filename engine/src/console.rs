@@ -59,9 +59,17 @@ pub(crate) struct Console {
     quiet: bool,
     seconds: BTreeMap<u64, Second>,
     failures_total: u64,
+    /// Failures over the run by reason (the sample's message, shortened), for the live line and the
+    /// summary.
+    reasons: BTreeMap<String, u64>,
     drawn: bool,
     health: Health,
 }
+
+/// How many reasons the live line names.
+const LIVE_REASONS: usize = 2;
+/// How many reasons the summary lists.
+const SUMMARY_REASONS: usize = 10;
 
 impl Console {
     pub fn new(cores: u32, planned: Duration, quiet: bool) -> Console {
@@ -72,6 +80,7 @@ impl Console {
             quiet,
             seconds: BTreeMap::new(),
             failures_total: 0,
+            reasons: BTreeMap::new(),
             drawn: false,
             health: Health::default(),
         }
@@ -113,6 +122,9 @@ impl Console {
             None => entry.latency = Some(r.latency),
         }
         self.failures_total += u64::from(r.failures);
+        for (reason, n) in &r.failure_reasons {
+            *self.reasons.entry(short_reason(reason)).or_default() += u64::from(*n);
+        }
         // Print every second that all cores have reported, in order.
         while let Some((&sec, s)) = self.seconds.first_key_value() {
             if s.reported < self.cores {
@@ -165,6 +177,14 @@ impl Console {
             micros(u64::from(s.worst_lag.0)),
             s.worst_lag.1,
         );
+        if self.failures_total > 0 {
+            let top: Vec<String> = self
+                .top_reasons(LIVE_REASONS)
+                .iter()
+                .map(|(reason, n)| format!("{}: {}", clip(reason, 48), thousands(*n)))
+                .collect();
+            let _ = write!(line, "  [{}]", top.join("; "));
+        }
         if s.dropped > 0 {
             let _ = write!(line, "  dropped {}", s.dropped);
         }
@@ -223,6 +243,55 @@ impl Console {
             .fold(0.0, f64::max);
         h.cpu_max_pct = h.cpu_max_pct.max(cpu);
         h.saturated_seconds += u32::from(cpu >= rule::CPU_LIMIT_PCT);
+    }
+
+    /// The `n` most frequent failure reasons so far, most frequent first.
+    fn top_reasons(&self, n: usize) -> Vec<(&str, u64)> {
+        let mut all: Vec<(&str, u64)> =
+            self.reasons.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        all.truncate(n);
+        all
+    }
+
+    /// The summary's failure reasons, most frequent first, with their share of the `requests`; and a
+    /// loud line when every request failed.
+    pub fn failure_summary(&self, requests: u64) -> String {
+        let mut out = String::new();
+        let failed: u64 = self.reasons.values().sum();
+        if failed == 0 {
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "failures by reason ({} of {} requests failed):",
+            thousands(failed),
+            thousands(requests)
+        );
+        for (reason, n) in self.top_reasons(SUMMARY_REASONS) {
+            let _ = writeln!(
+                out,
+                "  {:>10}  {:>5.1}%  {reason}",
+                thousands(n),
+                n as f64 * 100.0 / requests.max(1) as f64
+            );
+        }
+        if self.reasons.len() > SUMMARY_REASONS {
+            let _ = writeln!(
+                out,
+                "  ({} other reasons; `analyzer report` lists them all)",
+                self.reasons.len() - SUMMARY_REASONS
+            );
+        }
+        if failed >= requests {
+            let top = self.top_reasons(1);
+            let _ = writeln!(
+                out,
+                "EVERY REQUEST FAILED ({}): nothing was measured of the target",
+                top.first().map_or("", |(r, _)| r)
+            );
+        }
+        out
     }
 
     /// Ends the in-place line so later output starts on a fresh line; returns what the lines saw of
@@ -432,6 +501,50 @@ fn seconds_list(seconds: &[u64]) -> String {
     }
 }
 
+/// A failure message as the console shows it: without the OS's error number, and `Connection
+/// refused` as `connection refused` after a colon (`connect: connection refused`).
+pub(crate) fn short_reason(message: &str) -> String {
+    let mut text = message.trim();
+    if let Some(i) = text.rfind(" (os error ")
+        && text.ends_with(')')
+    {
+        text = &text[..i];
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut after_colon = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if after_colon
+            && c.is_ascii_uppercase()
+            && chars.peek().is_some_and(char::is_ascii_lowercase)
+        {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+        after_colon = c == ' ' && out.ends_with(": ");
+    }
+    out
+}
+
+/// `1,880`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// `text` cut to `width` characters with `…`.
+fn clip(text: &str, width: usize) -> String {
+    truncate(text, width)
+}
+
 fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         s.to_owned()
@@ -476,6 +589,7 @@ mod tests {
             iterations_dropped: 0,
             live: None,
             stats,
+            failure_reasons: Vec::new(),
         }
     }
 
@@ -548,6 +662,56 @@ mod tests {
         assert!(
             verdict.starts_with("generator health: ok (2 seconds, 490 requests"),
             "{verdict}"
+        );
+    }
+
+    #[test]
+    fn failure_reasons_are_named_live_and_summed_at_the_end() {
+        assert_eq!(
+            short_reason("connect: Connection refused (os error 111)"),
+            "connect: connection refused"
+        );
+        assert_eq!(
+            short_reason("check Status([201]) failed: expected status 201, got 409"),
+            "check Status([201]) failed: expected status 201, got 409"
+        );
+        assert_eq!(thousands(1880), "1,880");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+        let mut c = Console::new(1, Duration::from_secs(2), true);
+        for sec in 1..=2 {
+            let mut r = report(0, sec, whole(940, 0));
+            r.failures = 940;
+            r.failure_reasons = vec![
+                ("connect: Connection refused (os error 111)".into(), 930),
+                ("unexpected status 503".into(), 10),
+            ];
+            c.on_second(r);
+        }
+        assert_eq!(
+            c.top_reasons(2),
+            vec![
+                ("connect: connection refused", 1860),
+                ("unexpected status 503", 20)
+            ]
+        );
+        let summary = c.failure_summary(1880);
+        assert!(
+            summary.contains("failures by reason (1,880 of 1,880 requests failed)"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("1,860   98.9%  connect: connection refused"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("EVERY REQUEST FAILED (connect: connection refused)"),
+            "{summary}"
+        );
+        assert!(!c.failure_summary(3000).contains("EVERY REQUEST FAILED"));
+        assert_eq!(
+            Console::new(1, Duration::from_secs(1), true).failure_summary(10),
+            ""
         );
     }
 

@@ -56,6 +56,10 @@ pub(crate) struct SharedPlan {
     pub load: LoadPlan,
     /// Whether a live view (`--web`, `--metrics`) wants per-name data every second.
     pub live: bool,
+    /// The values of the profile's secrets, hidden where failure messages quote a response.
+    pub secrets: Vec<String>,
+    /// `engine try`: every exchange is traced. `None` in a normal run.
+    pub trace: Option<Arc<crate::debug::TraceOptions>>,
 }
 
 /// Everything a core thread is started with.
@@ -110,6 +114,9 @@ pub(crate) struct SecondReport {
     /// The interval record this core logged for the second: the evidence the console judges the
     /// second by, with the same rule as the analyzer (`formats::health`).
     pub stats: IntervalStats,
+    /// The second's failures by reason (the sample's message, else its outcome), for the console's
+    /// failure reasons; empty in a second without failures.
+    pub failure_reasons: Vec<(String, u32)>,
 }
 
 #[derive(Debug)]
@@ -156,6 +163,80 @@ pub(crate) enum Message<'a> {
     Text(&'a str),
     /// Interned when the core started (extraction and check failures).
     Id(MessageId),
+    /// A rule's message (interned when the core started) with what the response showed it: the
+    /// text starts with the rule's message, `base_len` bytes long. At most
+    /// [`DETAIL_VARIANTS`] such texts are kept per rule; the others share one message.
+    Detail {
+        base: MessageId,
+        text: &'a str,
+        base_len: usize,
+    },
+}
+
+/// How many distinct failure messages with a seen value (`got 409`, `got 410`, …) a core keeps per
+/// rule before the rest share `<rule's message>: … (other values)`: the message table stays bounded
+/// when the value varies per request (an id, a timestamp).
+pub(crate) const DETAIL_VARIANTS: usize = 16;
+
+/// Failures by reason over a second: counts by message id, and by outcome for messageless ones.
+#[derive(Debug, Default)]
+struct FailureTally {
+    by_message: Vec<u32>,
+    /// Message ids counted this second, so that closing a second touches only those.
+    touched: Vec<u32>,
+    by_outcome: [u32; 16],
+    /// Each message id's text, as far as this core has seen it.
+    texts: Vec<Option<Box<str>>>,
+}
+
+impl FailureTally {
+    fn count(&mut self, outcome: Outcome, message: Option<MessageId>) {
+        match message {
+            Some(id) => {
+                let i = id.0.get() as usize;
+                if i >= self.by_message.len() {
+                    self.by_message.resize(i + 1, 0);
+                }
+                if self.by_message[i] == 0 {
+                    self.touched.push(i as u32);
+                }
+                self.by_message[i] += 1;
+            }
+            None => self.by_outcome[usize::from(outcome.code()) & 15] += 1,
+        }
+    }
+
+    /// Remembers `id`'s text (once).
+    fn remember(&mut self, id: MessageId, text: &str) {
+        let i = id.0.get() as usize;
+        if i >= self.texts.len() {
+            self.texts.resize(i + 1, None);
+        }
+        if self.texts[i].is_none() {
+            self.texts[i] = Some(text.into());
+        }
+    }
+
+    /// The second's reasons with their counts; resets the counts.
+    fn take(&mut self) -> Vec<(String, u32)> {
+        let mut out = Vec::new();
+        for &i in &self.touched {
+            let n = std::mem::take(&mut self.by_message[i as usize]);
+            let text = self
+                .texts
+                .get(i as usize)
+                .and_then(|t| t.as_deref())
+                .map_or_else(|| format!("failure message {i}"), str::to_owned);
+            out.push((text, n));
+        }
+        self.touched.clear();
+        for (code, n) in self.by_outcome.iter_mut().enumerate() {
+            if *n > 0 {
+                out.push((Outcome::name_of_code(code as u8), std::mem::take(n)));
+            }
+        }
+        out
+    }
 }
 
 /// A request on the wire, remembered so that the watchdog can time it out and the end of the run can
@@ -212,6 +293,20 @@ pub(crate) struct Recorder {
     started_total: u64,
     dropped_total: u64,
     local_resource: (u64, Option<String>),
+    failures: FailureTally,
+    /// Per rule: the failure messages with a seen value interned for it.
+    details: Vec<RuleDetails>,
+}
+
+/// The failure messages with a seen value a core has interned for one rule.
+#[derive(Debug)]
+struct RuleDetails {
+    /// The rule's own message.
+    base: MessageId,
+    /// At most [`DETAIL_VARIANTS`] texts and their ids.
+    seen: Vec<(Box<str>, MessageId)>,
+    /// The id the texts past those share.
+    other: Option<MessageId>,
 }
 
 impl Recorder {
@@ -251,7 +346,15 @@ impl Recorder {
             started_total: 0,
             dropped_total: 0,
             local_resource: (0, None),
+            failures: FailureTally::default(),
+            details: Vec::new(),
         }
+    }
+
+    /// Tells the recorder the text of a message interned elsewhere (when the core started), for
+    /// the console's failure reasons.
+    pub(crate) fn remember_message(&mut self, id: MessageId, text: &str) {
+        self.failures.remember(id, text);
     }
 
     /// With `on`, the recorder hands the live view its per-name data every second.
@@ -382,7 +485,19 @@ impl Recorder {
         let message = match (outcome, message) {
             (Outcome::Ok, _) => None,
             (_, Message::Id(id)) => Some(id),
-            (_, Message::Text(text)) => self.writer.as_mut().map(|w| w.intern_message(text)),
+            (_, Message::Text(text)) => self.writer.as_mut().map(|w| {
+                let id = w.intern_message(text);
+                self.failures.remember(id, text);
+                id
+            }),
+            (
+                _,
+                Message::Detail {
+                    base,
+                    text,
+                    base_len,
+                },
+            ) => self.detail_message(base, text, base_len),
             (Outcome::Status, Message::Default) => self.status_message(ex.status),
             (_, Message::Default) => None,
         };
@@ -410,12 +525,54 @@ impl Recorder {
     fn status_message(&mut self, status: u16) -> Option<MessageId> {
         let slot = self.status_messages.get_mut(usize::from(status))?;
         if slot.is_none() {
-            *slot = self
-                .writer
-                .as_mut()
-                .map(|w| w.intern_message(&format!("unexpected status {status}")));
+            let text = format!("unexpected status {status}");
+            *slot = self.writer.as_mut().map(|w| w.intern_message(&text));
+            if let Some(id) = *slot {
+                self.failures.remember(id, &text);
+            }
         }
         *slot
+    }
+
+    /// The id of a rule's failure message with what it saw (`text`, starting with the rule's own
+    /// message of `base_len` bytes): its own id for the first [`DETAIL_VARIANTS`] distinct texts of
+    /// the rule, then one shared `<rule's message>: … (other values)`.
+    fn detail_message(
+        &mut self,
+        base: MessageId,
+        text: &str,
+        base_len: usize,
+    ) -> Option<MessageId> {
+        let writer = self.writer.as_mut()?;
+        let i = match self.details.iter().position(|d| d.base == base) {
+            Some(i) => i,
+            None => {
+                self.details.push(RuleDetails {
+                    base,
+                    seen: Vec::new(),
+                    other: None,
+                });
+                self.details.len() - 1
+            }
+        };
+        let RuleDetails { seen, other, .. } = &mut self.details[i];
+        if let Some((_, id)) = seen.iter().find(|(t, _)| &**t == text) {
+            return Some(*id);
+        }
+        let (id, text) = if seen.len() < DETAIL_VARIANTS {
+            let id = writer.intern_message(text);
+            seen.push((text.into(), id));
+            (id, text.to_owned())
+        } else if let Some(id) = *other {
+            return Some(id);
+        } else {
+            let shared = format!("{}: … (other values)", text.get(..base_len).unwrap_or(text));
+            let id = writer.intern_message(&shared);
+            *other = Some(id);
+            (id, shared)
+        };
+        self.failures.remember(id, &text);
+        Some(id)
     }
 
     fn record(&mut self, s: &Sample) {
@@ -427,6 +584,7 @@ impl Recorder {
         self.by_name[s.name.0 as usize].record(s, corrected);
         if s.outcome != Outcome::Ok {
             self.interval.failures = self.interval.failures.saturating_add(1);
+            self.failures.count(s.outcome, s.message);
         }
         self.uncorrected.saturating_record(u64::from(s.latency_us));
         let lag = s.actual_us.saturating_sub(s.intended_us).max(1);
@@ -440,10 +598,11 @@ impl Recorder {
 
     /// Logs every request still in flight as cancelled by the end of the run.
     pub(crate) fn cancel_in_flight(&mut self, end_us: u64) {
-        let message = self
-            .writer
-            .as_mut()
-            .map(|w| w.intern_message("the run ended before the response arrived"));
+        const CANCELLED: &str = "the run ended before the response arrived";
+        let message = self.writer.as_mut().map(|w| w.intern_message(CANCELLED));
+        if let Some(id) = message {
+            self.failures.remember(id, CANCELLED);
+        }
         for local in 0..self.in_flight.len() {
             if let Some(req) = self.in_flight[local].take() {
                 self.in_flight_count -= 1;
@@ -523,6 +682,7 @@ impl Recorder {
             iterations_dropped: stats.iterations_dropped,
             live,
             stats,
+            failure_reasons: self.failures.take(),
         };
         if let Some(w) = self.writer.as_mut() {
             w.push_interval(stats);

@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 use crate::protocol::{Protocol, Protocols};
 
@@ -45,10 +43,17 @@ impl Engine {
     }
 
     /// Parses the process's arguments, runs the subcommand, prints any error, and returns the exit
-    /// code (0 completed, 2 bad input, 130 interrupted, 1 engine failure).
+    /// code (0 completed, 2 bad input, 4 every request failed (`engine try`: one failed), 130
+    /// interrupted, 1 engine failure).
     pub fn main(self) -> ExitCode {
-        let cli = Cli::parse();
+        let cli = Cli::parse_args();
         match cli.command {
+            Command::Run(args) if args.debug => {
+                report(crate::debug::run_debug(&args, &self.protocols).map(|o| o.exit_code()))
+            }
+            Command::Try(args) => {
+                report(crate::debug::try_with(&args, &self.protocols).map(|o| o.exit_code()))
+            }
             Command::Run(args) => match crate::run_with(&args, &self.protocols) {
                 Ok(outcome) => ExitCode::from(outcome.exit_code()),
                 Err(e) => {
@@ -70,6 +75,17 @@ impl Engine {
                     ExitCode::FAILURE
                 }
             },
+        }
+    }
+}
+
+/// The exit code of a command's result, printing its error.
+fn report(result: Result<u8, crate::Error>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

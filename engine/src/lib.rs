@@ -29,6 +29,7 @@ mod clock;
 mod clock_sync;
 mod console;
 mod core;
+pub mod debug;
 mod driver;
 mod engine_main;
 mod error;
@@ -56,3 +57,13 @@ pub use driver::IoDriver;
 pub use engine_main::Engine;
 pub use error::Error;
 pub use runner::{RunOutcome, run, run_with};
+
+/// `engine try`: one user of each kind, every request and response printed ([`debug`]).
+pub fn try_run(args: &cli::TryArgs) -> Result<debug::TryOutcome, Error> {
+    debug::try_with(args, &protocol::Protocols::default())
+}
+
+/// `engine run --debug`: the same as `engine try` with the run's flags.
+pub fn run_debug(args: &cli::RunArgs) -> Result<debug::TryOutcome, Error> {
+    debug::run_debug(args, &protocol::Protocols::default())
+}

@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use engine::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     match run(cli) {
         Ok(code) => code,
         Err(e) => match e.downcast_ref::<engine::Error>() {
@@ -25,7 +24,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run(args) if args.debug => {
+            Ok(ExitCode::from(engine::run_debug(&args)?.exit_code()))
+        }
         Command::Run(args) => Ok(ExitCode::from(engine::run(&args)?.exit_code())),
+        Command::Try(args) => Ok(ExitCode::from(engine::try_run(&args)?.exit_code())),
         Command::Serve(args) => engine::serve::serve_command(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),

@@ -141,6 +141,9 @@ pub struct Plan {
     /// The profile's tags and the `--tags` / `--exclude-tags` selection, for the manifest; `None`
     /// when the profile has no tags.
     pub tags: Option<formats::TagSelection>,
+    /// The values the manifest shows as `***`, so that failure messages and traces that quote a
+    /// response can hide them too.
+    pub(crate) secrets: Vec<String>,
 }
 
 /// This engine's part of a sharded test.
@@ -697,6 +700,15 @@ impl Plan {
         // report can say that certificates were not verified.
         spec.tls = tls_spec;
         let profile_ron = manifest_profile(&spec, &host, env_name.as_deref(), &headers, &vars);
+        // What the manifest shows as `***`, as values: secret variables, and the process environment
+        // variables the profile read.
+        let secrets = vars
+            .secret
+            .iter()
+            .filter_map(|k| vars.values.get(k).cloned())
+            .chain(vars.from_env.iter().filter_map(|k| process_env(k)))
+            .filter(|v| !v.is_empty())
+            .collect();
 
         Ok(Plan {
             name: spec.name.clone(),
@@ -720,6 +732,7 @@ impl Plan {
             start_at,
             run_name,
             tags,
+            secrets,
         })
     }
 }
@@ -847,6 +860,31 @@ impl ResolvedLoad {
 
 /// Applies `--rate`, `--users`, `--spawn-rate`, `--duration` and `--iterations` to the profile's load
 /// model (rewriting `load` so the manifest shows what ran), checks it, and types it.
+/// The load model of a profile without `load`, from the command line: a closed model of `--users`
+/// (or, with `--rate`, an open one) for `--duration`. Which flag is missing is named.
+fn load_from_flags(args: &RunArgs) -> Result<LoadSpec, PlanError> {
+    let missing = match (args.users.is_some() || args.rate.is_some(), args.duration) {
+        (true, Some(duration)) => {
+            return Ok(LoadSpec::Closed {
+                users: args.users.unwrap_or(1),
+                spawn_rate: None,
+                duration: DurationSpec(duration),
+                iterations: None,
+                iterations_per_user: None,
+            });
+        }
+        (true, None) => "--duration (e.g. `--duration 1m`)",
+        (false, Some(_)) => "--users (e.g. `-u 10`) or --rate",
+        (false, None) => "--users and --duration (e.g. `-u 10 -t 1m`)",
+    };
+    Err(err(
+        "load",
+        format!(
+            "the profile has no `load`, and the command line does not give one: add {missing}, or add `load: Closed(users: 10, duration: \"1m\")` to the profile"
+        ),
+    ))
+}
+
 fn resolve_load(load: &mut LoadSpec, args: &RunArgs) -> Result<ResolvedLoad, PlanError> {
     if let Some(d) = args.duration
         && d.is_zero()
@@ -867,10 +905,14 @@ fn resolve_load(load: &mut LoadSpec, args: &RunArgs) -> Result<ResolvedLoad, Pla
             format!("must be a positive number of users per second, got {r}"),
         ));
     }
+    if matches!(load, LoadSpec::Unset) {
+        *load = load_from_flags(args)?;
+    }
     let model_duration = |load: &LoadSpec| match load {
         LoadSpec::Closed { duration, .. } | LoadSpec::Open { duration, .. } => duration.0,
         LoadSpec::Stages { stages, .. } => stages.iter().map(|s| s.over.0).sum(),
         LoadSpec::RampingRate { stages, .. } => stages.iter().map(|s| s.over.0).sum(),
+        LoadSpec::Unset => Duration::ZERO,
     };
     let is_open =
         |load: &LoadSpec| matches!(load, LoadSpec::Open { .. } | LoadSpec::RampingRate { .. });
@@ -904,6 +946,7 @@ fn resolve_load(load: &mut LoadSpec, args: &RunArgs) -> Result<ResolvedLoad, Pla
             LoadSpec::Closed { iterations, .. } | LoadSpec::Stages { iterations, .. } => {
                 (None, None, *iterations)
             }
+            LoadSpec::Unset => (None, None, None),
         };
         *load = LoadSpec::Open {
             rate,
@@ -999,6 +1042,8 @@ fn resolve_load(load: &mut LoadSpec, args: &RunArgs) -> Result<ResolvedLoad, Pla
                     *iterations = Some(n);
                 }
             }
+            // Replaced by `load_from_flags` above.
+            LoadSpec::Unset => {}
         }
     }
     profile::check_load(load).map_err(|(field, message)| err(field, message))?;
@@ -1083,6 +1128,13 @@ fn resolve_load(load: &mut LoadSpec, args: &RunArgs) -> Result<ResolvedLoad, Pla
             iterations: *iterations,
             users_field,
         },
+        // `load_from_flags` replaced it above; kept as an error rather than a panic.
+        LoadSpec::Unset => {
+            return Err(err(
+                "load",
+                "the profile has no `load`: add one, or give --users and --duration",
+            ));
+        }
     };
     Ok(resolved)
 }

@@ -41,17 +41,32 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     /// The state written to the manifest.
     pub state: RunState,
+    /// Requests (and steps) logged, and how many of them failed.
+    pub requests: u64,
+    pub failed: u64,
+    /// `--failures-are-data`: a run in which every request failed still exits 0.
+    pub failures_are_data: bool,
 }
 
 impl RunOutcome {
-    /// 0 for a completed run (request failures are data), 130 for an interrupted one, 1 when the engine
-    /// failed on its own (for example a full disk).
+    /// 0 for a completed run, 4 ([`crate::debug::EXIT_REQUESTS_FAILED`]) for a completed run in
+    /// which every request failed (unless `--failures-are-data`), 130 for an interrupted one, 1 when
+    /// the engine failed on its own (for example a full disk). Some failed requests are data, not an
+    /// error; a run that never got one response through measured nothing of the target.
     pub fn exit_code(&self) -> u8 {
         match self.state {
+            RunState::Completed if self.all_failed() && !self.failures_are_data => {
+                crate::debug::EXIT_REQUESTS_FAILED
+            }
             RunState::Completed => 0,
             RunState::Interrupted => 130,
             RunState::Failed | RunState::Running => 1,
         }
+    }
+
+    /// Whether requests ran and every one of them failed.
+    pub fn all_failed(&self) -> bool {
+        self.requests > 0 && self.failed == self.requests
     }
 }
 
@@ -66,6 +81,7 @@ pub fn run_with(
     args: &RunArgs,
     protocols: &crate::protocol::Protocols,
 ) -> Result<RunOutcome, Error> {
+    crate::debug::check_debug_flags(args)?;
     let spec = match (&args.profile, &args.url) {
         (Some(path), _) => profile::load_file(path)?,
         (None, Some(url)) => plan::adhoc_spec(url)?,
@@ -102,7 +118,40 @@ pub fn run_with(
     if let Some(start) = plan.start_at {
         check_not_late(&plan, start.unix_ns, "")?;
     }
-    execute(plan, server_cpu, &args.live)
+    let mut outcome = execute(plan, server_cpu, &args.live, None)?;
+    outcome.failures_are_data = args.failures_are_data;
+    if outcome.all_failed() {
+        eprintln!(
+            "{}",
+            all_failed_message(outcome.requests, args.failures_are_data)
+        );
+    }
+    Ok(outcome)
+}
+
+/// What the engine says when every request of a run failed.
+fn all_failed_message(requests: u64, failures_are_data: bool) -> String {
+    let exit = if failures_are_data {
+        "exit status 0 (--failures-are-data)".to_owned()
+    } else {
+        format!(
+            "exit status {} (--failures-are-data makes it 0)",
+            crate::debug::EXIT_REQUESTS_FAILED
+        )
+    };
+    format!(
+        "ERROR: every one of the {} requests failed, so this run measured nothing of the target (the reasons are above); check the host and that the target is up, and try one user with `engine try`; {exit}",
+        console::thousands(requests)
+    )
+}
+
+/// Runs a plan with a tracer on its one core (`engine try`): no live lines, no summary table, no run
+/// directory printed; the tracer prints the exchanges.
+pub(crate) fn execute_traced(
+    plan: Plan,
+    trace: Arc<crate::debug::TraceOptions>,
+) -> Result<RunOutcome, Error> {
+    execute(plan, None, &crate::cli::LiveArgs::default(), Some(trace))
 }
 
 /// The load model in a few words, for the console's first line.
@@ -365,6 +414,7 @@ fn execute(
     plan: Plan,
     server_cpu: Option<u32>,
     live_args: &crate::cli::LiveArgs,
+    trace: Option<Arc<crate::debug::TraceOptions>>,
 ) -> Result<RunOutcome, Error> {
     let driver = IoDriver::select(plan.io).map_err(|source| Error::Driver {
         driver: "io_uring",
@@ -467,7 +517,17 @@ fn execute(
         channel_tls,
         duration: plan.duration,
         load: plan.load.clone(),
+        secrets: plan.secrets.clone(),
+        trace: trace.clone(),
     });
+    if let Some(t) = &trace
+        && !t.json
+    {
+        eprintln!(
+            "stampede try: against {target_url}, {} I/O",
+            driver.manifest_name()
+        );
+    }
 
     // Ctrl-C / SIGTERM: the first asks every core to stop (they look every 50 ms); the second exits at once.
     let stop = Arc::new(AtomicBool::new(false));
@@ -759,24 +819,38 @@ fn execute(
     signal_handle.close();
 
     done.sort_by_key(|d| d.core);
-    print!("{}", console::summary(&done, elapsed, &health));
     let samples: u64 = done.iter().map(|d| d.samples).sum();
-    println!(
-        "{} samples, {} ({})",
-        samples,
-        manifest.state.describe(),
-        driver.manifest_name()
-    );
+    let (requests, failed) = done
+        .iter()
+        .flat_map(|d| d.names.iter())
+        .fold((0, 0), |(n, f), (_, _, ok, failed)| {
+            (n + ok + failed, f + failed)
+        });
+    if trace.is_none() {
+        print!("{}", console::summary(&done, elapsed, &health));
+        print!("{}", console.failure_summary(samples));
+        println!(
+            "{} samples, {} ({})",
+            samples,
+            manifest.state.describe(),
+            driver.manifest_name()
+        );
+    }
     for e in &errors {
         eprintln!("error: {e}");
     }
-    println!("{}", dir.display());
+    if trace.is_none() {
+        println!("{}", dir.display());
+    }
     if let Some(live) = live {
         live.close();
     }
     Ok(RunOutcome {
         dir,
         state: manifest.state,
+        requests,
+        failed,
+        failures_are_data: false,
     })
 }
 

@@ -225,3 +225,139 @@ fn demo_profile_runs_against_the_embedded_target() {
         }
     }
 }
+
+/// Every `--help` of every subcommand: the file paths it cites exist, it does not call the engine an
+/// HTTP/1.1-only generator, and `engine try` documents its exit status.
+#[test]
+fn help_texts_cite_files_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cited = 0;
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["try", "--help"],
+        &["serve", "--help"],
+        &["kube", "--help"],
+        &["-h"],
+        &["run", "-h"],
+        &["try", "-h"],
+    ] {
+        let out = engine().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (i, _) in text.match_indices("profiles/") {
+            let path: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "/._-".contains(*c))
+                .collect();
+            let path = path.trim_end_matches('.');
+            assert!(
+                root.join(path).exists(),
+                "`engine {}` cites {path}, which does not exist",
+                args.join(" ")
+            );
+            cited += 1;
+        }
+        for (i, _) in text.match_indices("docs/") {
+            let path: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "/._-".contains(*c))
+                .collect();
+            let path = path.trim_end_matches('.');
+            assert!(
+                root.join(path).exists(),
+                "`engine {}` cites {path}",
+                args.join(" ")
+            );
+        }
+    }
+    assert!(cited >= 4, "the help texts cite example profiles");
+    // Examples are one command a line: clap wraps lines longer than the terminal (100 columns), which
+    // would break a comment mid-phrase.
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["try", "--help"],
+        &["kube", "--help"],
+    ] {
+        let out = engine().args(args).env("COLUMNS", "100").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let examples = text
+            .split("Examples:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .unwrap_or_else(|| panic!("`engine {}` has examples", args.join(" ")));
+        for line in examples.lines() {
+            assert!(
+                line.starts_with("  engine "),
+                "`engine {}`: an example line is wrapped: {line:?}",
+                args.join(" ")
+            );
+        }
+    }
+    let top = engine().arg("--help").output().unwrap();
+    let top = String::from_utf8_lossy(&top.stdout);
+    assert!(top.contains("WebSocket") && top.contains("UDP"), "{top}");
+    assert!(top.contains("try"), "{top}");
+    let try_help = engine().args(["try", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&try_help.stdout).contains("4 a request or check failed"));
+}
+
+/// Locust's flags: `-u` users, `-r` spawn rate, `-t`/`--run-time` duration; and a profile without
+/// `load` runs when the flags give one, and otherwise says which flags to add.
+#[test]
+fn locust_flags_and_a_profile_without_load() {
+    let _serial = one_at_a_time();
+    let server = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/", server.addr());
+    for duration_flag in ["-t", "--run-time"] {
+        let out = run(
+            tmp.path(),
+            &[
+                "--url",
+                &url,
+                "-u",
+                "3",
+                "-r",
+                "100",
+                duration_flag,
+                "1s",
+                "-c",
+                "1",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let r = read_run(&run_dir(&out));
+        assert_eq!(r.manifest.planned_duration_s, Some(1.0));
+        let users: std::collections::BTreeSet<u32> = r.samples.user.iter().copied().collect();
+        assert_eq!(users.len(), 3, "{users:?}");
+    }
+    let p = profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "no-load", host: "http://{}", users: [(tasks: [(requests: [(path: "/")])])])"#,
+            server.addr()
+        ),
+    );
+    let p = p.to_str().unwrap();
+    let out = run(tmp.path(), &[p, "-u", "2", "-t", "1s", "-c", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!read_run(&run_dir(&out)).samples.is_empty());
+    for (args, missing) in [
+        (&[p][..], "add --users and --duration"),
+        (&[p, "-u", "2"], "add --duration"),
+        (&[p, "-t", "1s"], "add --users"),
+    ] {
+        let out = run(tmp.path(), args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("the profile has no `load`"), "{err}");
+        assert!(err.contains(missing), "{args:?}: {err}");
+        assert!(err.contains("profile.ron"), "names the file: {err}");
+    }
+    // Flags that only mean something with --debug are refused without it.
+    let out = run(tmp.path(), &[p, "-u", "1", "-t", "1s", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--json"), "{}", stderr(&out));
+}

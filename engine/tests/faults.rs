@@ -298,7 +298,16 @@ fn hostile_targets_become_classified_failures_on_schedule(io: &str) {
         engine()
             .arg("run")
             .arg(&profile)
-            .args(["--cores", "1", "--io", io, "--quiet", "--out"])
+            // Every request fails here by design; the flag keeps exit status 0 (else 4).
+            .args([
+                "--cores",
+                "1",
+                "--io",
+                io,
+                "--quiet",
+                "--failures-are-data",
+                "--out",
+            ])
             .arg(tmp.path()),
     );
     let took = started.elapsed();

@@ -37,7 +37,9 @@ fn run_with(
         .args(args)
         .arg("--out")
         .arg(tmp.path().join("runs"))
-        .arg("--quiet");
+        .arg("--quiet")
+        // Some scenarios fail every request on purpose.
+        .arg("--failures-are-data");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -772,9 +774,16 @@ fn failed_checks_are_check_samples_with_messages_interned_once() {
             .iter()
             .all(|row| row.outcome == Outcome::Status as u8)
     );
+    // Each failure message says what the check got.
     for (name, message) in [
-        ("wrong status", "check Status([201]) failed"),
-        ("wrong value", r#"check JsonEquals("/id",6) failed"#),
+        (
+            "wrong status",
+            "check Status([201]) failed: expected status 201, got 200",
+        ),
+        (
+            "wrong value",
+            r#"check JsonEquals("/id",6) failed: got "5""#,
+        ),
     ] {
         let rows = by_name(name);
         assert!(rows.len() > 20);

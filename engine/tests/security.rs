@@ -52,7 +52,8 @@ fn no_secret_reaches_the_run_directory_or_the_console() {
     let out = engine()
         .arg("run")
         .arg(&profile)
-        .args(["--cores", "1", "--out"])
+        // Every check fails here; the failure messages must not show the secrets they saw.
+        .args(["--cores", "1", "--failures-are-data", "--out"])
         .arg(tmp.path().join("runs"))
         .env("SHOP_API_KEY", "sk-env-secret-1234")
         .output()

@@ -74,14 +74,18 @@ pub fn engine() -> Command {
     cmd
 }
 
-/// Runs `engine run` with `args` plus `--out <dir> --quiet`; returns the output.
+/// Runs `engine run` with `args` plus `--out <dir> --quiet --failures-are-data`; returns the output.
+/// Many tests make every request fail on purpose (a closed port, a hostile server); the flag keeps
+/// their exit status 0, so that it still says the run completed. `tests/debug.rs` tests the default
+/// (exit 4).
 pub fn run(out: &Path, args: &[&str]) -> Output {
     let mut cmd = engine();
     cmd.arg("run")
         .args(args)
         .arg("--out")
         .arg(out)
-        .arg("--quiet");
+        .arg("--quiet")
+        .arg("--failures-are-data");
     cmd.output().expect("the engine binary runs")
 }
 

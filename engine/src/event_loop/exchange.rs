@@ -391,10 +391,25 @@ impl<B: Backend> Core<B> {
             status,
             self.conns[c as usize].p.reader.kept(),
             t.saturating_sub(f.actual_us),
+            self.trace.as_mut().map(|t| &mut t.rules),
         );
         let ex = f.exchange(status, f.bytes_sent.max(f.req_len));
-        let message = message.map_or(Message::Default, Message::Id);
+        let state = &self.users[u].state;
+        let message = match message {
+            Some(base) if outcome == Outcome::Check && !state.detail.is_empty() => {
+                Message::Detail {
+                    base,
+                    text: &state.detail,
+                    base_len: state.detail_base,
+                }
+            }
+            Some(id) => Message::Id(id),
+            None => Message::Default,
+        };
         self.rec.finish(u, &ex, outcome, message, t, false, false);
+        if self.trace.is_some() {
+            self.trace_response(u, c, outcome, t);
+        }
         let conn = &mut self.conns[c as usize];
         conn.reused = !close;
         conn.retried = false;
@@ -429,6 +444,10 @@ impl<B: Backend> Core<B> {
             (Outcome::Ok, Message::Default, Flow::Continue)
         };
         self.rec.finish(u, &ex, outcome, message, t, false, false);
+        if self.trace.is_some() {
+            let message = failed_expectation.then(|| sp.expect_message.clone());
+            self.trace_step(u, c, outcome, message.as_deref(), t);
+        }
         self.end_exchange(u, flow, t);
     }
 
@@ -475,6 +494,9 @@ impl<B: Backend> Core<B> {
             false,
             false,
         );
+        if self.trace.is_some() {
+            self.trace_failure(u, c, &failure, status, t);
+        }
         self.end_exchange(u, failure_flow(failure.outcome), t);
     }
 

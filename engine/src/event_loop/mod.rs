@@ -32,6 +32,7 @@ mod setup;
 mod steer;
 mod steps;
 mod timers;
+mod trace;
 mod uring;
 
 use std::any::Any;
@@ -207,6 +208,8 @@ struct Core<B: Backend> {
     custom_names: Vec<Arc<[String]>>,
     finished: custom::Finished,
     rec: Recorder,
+    /// `engine try`: shows every exchange. `None` in a normal run.
+    trace: Option<crate::debug::Tracer>,
     rng: Rng,
     clock: crate::clock::Clock,
     limits: Limits,

@@ -44,6 +44,15 @@ impl<B: Backend> Core<B> {
         for task in &plan.scenario.tasks {
             writer.define_task(task.clone());
         }
+        let mut sc = sc;
+        sc.secrets.clone_from(&plan.secrets);
+        if plan.trace.is_some() {
+            // A trace shows every response whole, whatever the rules need of it.
+            for r in &mut sc.requests {
+                r.keep.head = true;
+                r.keep.body = true;
+            }
+        }
         let _ = writer.flush();
         let fixed = plan
             .wires
@@ -145,6 +154,26 @@ impl<B: Backend> Core<B> {
         };
         let per_user = 1 + plan.scenario.channels.len() as u32;
         let seed = crate::rng::core_seed(setup.header.run_id, setup.seat);
+        let mut rec = Recorder::new(
+            writer,
+            sink,
+            core,
+            by_name,
+            users_n,
+            setup.cpu.filter(|_| pinned),
+        )
+        .live(plan.live);
+        // The console names failure reasons by their text: the messages interned above.
+        for (cr, rp) in sc.requests.iter().zip(&sc.plan.requests) {
+            for (ids, e) in cr.extract_messages.iter().zip(&rp.extract) {
+                for (id, text) in ids.iter().zip(&e.messages) {
+                    rec.remember_message(*id, text);
+                }
+            }
+            for (id, c) in cr.check_messages.iter().zip(&rp.checks) {
+                rec.remember_message(*id, &c.message);
+            }
+        }
         Ok(Core {
             users: users
                 .into_iter()
@@ -173,15 +202,11 @@ impl<B: Backend> Core<B> {
             custom: (0..users_n * per_user as usize).map(|_| None).collect(),
             custom_names,
             finished: custom::Finished::default(),
-            rec: Recorder::new(
-                writer,
-                sink,
-                core,
-                by_name,
-                users_n,
-                setup.cpu.filter(|_| pinned),
-            )
-            .live(plan.live),
+            rec,
+            trace: plan
+                .trace
+                .as_ref()
+                .map(|t| crate::debug::Tracer::new(Arc::clone(t))),
             rng: Rng::new(seed),
             clock: setup.clock,
             limits: plan.limits,

@@ -12,7 +12,7 @@ use crate::profile;
 
 const EXAMPLES: &str = "\
 Examples:
-  engine kube profiles/shop.ron --shards 8 --image IMG | kubectl apply -f -
+  engine kube profiles/rest-api.ron --shards 8 --image IMG | kubectl apply -f -
   engine kube shop.ron --shards 4 --cores 2 --image IMG -n load -- --env staging
   engine kube shop.ron --shards 4 --image IMG --create-pvc 20Gi --out run.yaml
 
@@ -202,7 +202,7 @@ pub(super) fn dns_label(name: &str, value: &str, max: usize) -> Result<(), KubeE
 }
 
 /// Flags that `engine kube` sets in every pod itself, and what to use instead.
-const RESERVED: [(&str, &str); 8] = [
+const RESERVED: [(&str, &str); 9] = [
     ("--out", "the shards write to the claim given by --results"),
     (
         "--cores",
@@ -217,6 +217,10 @@ const RESERVED: [(&str, &str); 8] = [
     ("--run-id", "give engine kube's --run-id"),
     ("--start-at", "give engine kube's --start-at or --start-in"),
     ("--url", "engine kube runs a profile"),
+    (
+        "--debug",
+        "pods run the load test; try the profile here with `engine try`",
+    ),
 ];
 
 /// The flags after `--`, checked as `engine run` will check them in the pods.

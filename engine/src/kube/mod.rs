@@ -335,7 +335,7 @@ fn demand(spec: &ProfileSpec, run: &RunArgs, plan: &Plan) -> capacity::Demand {
             LoadSpec::RampingRate {
                 start_rate, stages, ..
             } => Some(stages.iter().map(|s| s.to).fold(*start_rate, f64::max)),
-            LoadSpec::Closed { .. } | LoadSpec::Stages { .. } => None,
+            LoadSpec::Closed { .. } | LoadSpec::Stages { .. } | LoadSpec::Unset => None,
         },
     };
     capacity::Demand {

@@ -452,6 +452,7 @@ mod tests {
             lag_max_us: 0,
             iterations_dropped: 0,
             stats: IntervalStats::default(),
+            failure_reasons: Vec::new(),
             live: Some(Box::new(LiveSecond {
                 new_names: if second == 1 {
                     vec!["GET /".into()]

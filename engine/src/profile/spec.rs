@@ -38,7 +38,9 @@ pub struct ProfileSpec {
     /// The environment used when `--env` is not given.
     #[serde(default)]
     pub default_environment: Option<String>,
-    /// The load model.
+    /// The load model. It may be left out when the command line gives one (`--users` and
+    /// `--duration`, or `--rate` and `--duration`); `engine try` needs none.
+    #[serde(default)]
     pub load: LoadSpec,
     /// Stall mode and latency mix of the embedded target, when `host` is `"embedded"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,7 +141,7 @@ pub struct TlsSpec {
 
 /// How load is applied: closed models (a population of users that loop) or open models (iterations
 /// that arrive at a rate, whatever the server does). docs/load-models.md explains when to use which.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename = "Load")]
 pub enum LoadSpec {
     /// A fixed population of users, each looping over its tasks (Locust semantics).
@@ -206,6 +208,10 @@ pub enum LoadSpec {
         #[serde(default)]
         iterations: Option<u64>,
     },
+    /// No `load` in the profile: the command line must give one. Not written in profiles.
+    #[serde(skip)]
+    #[default]
+    Unset,
 }
 
 /// One stage of `Stages`: move the target population to `users` over `over`.

@@ -527,6 +527,8 @@ pub(crate) fn check_load(load: &LoadSpec) -> Result<(), Problem> {
             at_least_one("load.max_users", *max_users)?;
             at_least_one("load.iterations", *iterations)?;
         }
+        // The command line gives the load (checked when the plan is resolved).
+        LoadSpec::Unset => {}
     }
     Ok(())
 }

@@ -60,6 +60,9 @@ pub(crate) struct CoreScenario {
     /// This core's shard and index.
     pub(crate) seat: Seat,
     pub(crate) this_year: u32,
+    /// The values of the profile's secrets, hidden wherever a response's text is quoted (failure
+    /// messages, traces).
+    pub(crate) secrets: Vec<String>,
 }
 
 impl CoreScenario {
@@ -137,6 +140,17 @@ impl CoreScenario {
             seq: Cell::new(0),
             seat,
             this_year: cookies::current_year(wall_secs),
+            secrets: Vec::new(),
+        }
+    }
+
+    /// Replaces every secret value in `text` with `***`. Values shorter than four characters are
+    /// left alone: hiding every `1` would hide nothing and garble everything.
+    pub fn redact(&self, text: &mut String) {
+        for s in self.secrets.iter().filter(|s| s.len() >= 4) {
+            if text.contains(s.as_str()) {
+                *text = text.replace(s.as_str(), crate::plan::REDACTED);
+            }
         }
     }
 }

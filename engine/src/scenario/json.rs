@@ -523,6 +523,7 @@ fn for_each_unescaped(raw: &[u8], f: &mut dyn FnMut(&[u8])) {
 }
 
 /// Appends the value in `doc[start..end]` as text: a string unescaped, anything else as written.
+#[inline(always)]
 pub(crate) fn value_text(doc: &[u8], kind: Kind, start: usize, end: usize, out: &mut Vec<u8>) {
     if kind == Kind::String && end >= start + 2 {
         for_each_unescaped(&doc[start + 1..end - 1], &mut |chunk| {

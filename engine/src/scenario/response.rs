@@ -17,6 +17,7 @@ pub(crate) struct Response<'a> {
 
 impl<'a> Response<'a> {
     /// A view of `kept`, decoding a chunked body into `scratch`.
+    #[inline]
     pub fn new(status: u16, kept: Option<KeptResponse<'a>>, scratch: &'a mut Vec<u8>) -> Self {
         let Some(k) = kept else {
             return Response {

@@ -15,6 +15,7 @@ use super::cookies::CookieJar;
 use super::exec::{CONNECT_FAILURE_PAUSE, CoreScenario, Flow};
 use super::feeder::Draw;
 use super::response::Response;
+use super::rules::{RuleLine, RuleTrace};
 use super::template::Env;
 use super::{StepKind, UserKind};
 use crate::clock::Clock;
@@ -55,6 +56,11 @@ pub(crate) struct UserState {
     /// A step's rendered payload and rendered arguments.
     pub(crate) step_out: Vec<u8>,
     pub(crate) step_args: Vec<Vec<u8>>,
+    /// The failure message of the last failed check with what it saw (`check ... failed: got 409`),
+    /// and the length of its rule's own message at its start; empty when the last request's rules
+    /// passed. Written only on failure, into this reused buffer.
+    pub(crate) detail: String,
+    pub(crate) detail_base: usize,
 }
 
 /// Builds the template environment of a user from its disjoint fields.
@@ -417,7 +423,9 @@ impl UserState {
     /// Applies request `r`'s rules to its complete response (`status`, and what was `kept`), which
     /// ended `latency_us` after it was sent: cookies, the expected statuses, extractions, checks.
     /// Returns the sample's outcome, its interned message if a rule failed, and what the user does
-    /// next.
+    /// next; a failed check also leaves its message with what it saw in [`UserState::detail`]. With
+    /// `trace` (`engine try`), every rule is evaluated and described there; the outcome is the
+    /// same as without it.
     #[allow(clippy::too_many_arguments)]
     pub fn on_response(
         &mut self,
@@ -430,6 +438,7 @@ impl UserState {
         status: u16,
         kept: Option<KeptResponse<'_>>,
         latency_us: u64,
+        trace: Option<&mut RuleTrace>,
     ) -> (Outcome, Option<MessageId>, Flow) {
         let rp = &sc.plan.requests[r];
         let cr = &sc.requests[r];
@@ -442,9 +451,19 @@ impl UserState {
             scratch,
             want,
             decoded,
+            detail,
+            detail_base,
             ..
         } = self;
+        detail.clear();
         let resp = Response::new(status, kept, decoded);
+        if let Some(trace) = trace {
+            let failed = (detail, detail_base);
+            return traced(
+                sc, rp, cr, &resp, vars, rows, rng, clock, global, *iteration, scratch, want,
+                latency_us, trace, failed,
+            );
+        }
         if rp.cookies && resp.sets_cookies {
             let bytes: &[u8] = match rendered {
                 Rendered::Fixed => cr.wire.fixed_bytes().unwrap_or_default(),
@@ -481,12 +500,138 @@ impl UserState {
             let mut env = env!(sc, vars, rows, rng, global, *iteration, clock, scratch);
             for (i, c) in rp.checks.iter().enumerate() {
                 if !c.passes(&resp, latency_us, &mut env, want) {
+                    describe_failure(c, &resp, latency_us, sc, detail, detail_base);
                     return (Outcome::Check, Some(cr.check_messages[i]), Flow::Continue);
                 }
             }
         }
         (Outcome::Ok, None, Flow::Continue)
     }
+}
+
+/// Writes a failed check's message with what it saw into `detail`, known secrets replaced.
+// Cold and out of line, like `traced`: the checks' code stays inlined into `on_response`.
+#[cold]
+#[inline(never)]
+fn describe_failure(
+    c: &super::rules::Check,
+    resp: &Response<'_>,
+    latency_us: u64,
+    sc: &CoreScenario,
+    detail: &mut String,
+    detail_base: &mut usize,
+) {
+    detail.clear();
+    detail.push_str(&c.message);
+    *detail_base = detail.len();
+    detail.push_str(": ");
+    c.describe_got(resp, latency_us, detail);
+    sc.redact(detail);
+}
+
+/// [`UserState::on_response`] past the cookies, for a trace: the same rules in the same order with
+/// the same outcome, but every rule is evaluated and described.
+#[allow(clippy::too_many_arguments)]
+#[cold]
+#[inline(never)]
+fn traced(
+    sc: &CoreScenario,
+    rp: &super::RequestPlan,
+    cr: &super::exec::CoreRequest,
+    resp: &Response<'_>,
+    vars: &mut [Vec<u8>],
+    rows: &[u32],
+    rng: &mut Rng,
+    clock: &Clock,
+    global: u32,
+    iteration: u64,
+    scratch: &mut Vec<u8>,
+    want: &mut Vec<u8>,
+    latency_us: u64,
+    trace: &mut RuleTrace,
+    (detail, detail_base): (&mut String, &mut usize),
+) -> (Outcome, Option<MessageId>, Flow) {
+    trace.lines.clear();
+    let mut result = (Outcome::Ok, None, Flow::Continue);
+    let mut ended = false;
+    if !rp.expect.contains(resp.status) {
+        let flow = if rp.extract.iter().any(|e| !e.optional) {
+            Flow::EndIteration(Duration::ZERO)
+        } else {
+            Flow::Continue
+        };
+        result = (Outcome::Status, None, flow);
+        ended = true;
+    }
+    for (i, e) in rp.extract.iter().enumerate() {
+        let name = sc.plan.variables.get(usize::from(e.var));
+        let mut line = RuleLine {
+            check: false,
+            label: e.label().to_owned(),
+            passed: None,
+            detail: String::new(),
+        };
+        if !ended {
+            match e.apply(resp, vars, &sc.regex_locs) {
+                Ok(()) => {
+                    line.passed = Some(true);
+                    let hidden = name.is_some_and(|n| super::vars::looks_secret(n));
+                    super::rules::quote(&vars[usize::from(e.var)], hidden, &mut line.detail);
+                }
+                Err(missing) => {
+                    line.passed = Some(false);
+                    line.detail = e.messages[missing as usize]
+                        .rsplit_once(": ")
+                        .map_or_else(String::new, |(_, why)| why.to_owned());
+                    if e.optional {
+                        line.detail
+                            .push_str(" (optional: the variable keeps its value)");
+                    } else {
+                        result = (
+                            Outcome::Check,
+                            Some(cr.extract_messages[i][missing as usize]),
+                            Flow::EndIteration(Duration::ZERO),
+                        );
+                        ended = true;
+                    }
+                }
+            }
+        }
+        sc.redact(&mut line.detail);
+        trace.lines.push(line);
+    }
+    let mut env = Env {
+        vars,
+        feeders: &sc.plan.feeders,
+        rows,
+        rng,
+        user: global,
+        seat: sc.seat,
+        iteration,
+        seq: &sc.seq,
+        clock,
+        scratch,
+    };
+    for (i, c) in rp.checks.iter().enumerate() {
+        let mut line = RuleLine {
+            check: true,
+            label: c.label().to_owned(),
+            passed: None,
+            detail: String::new(),
+        };
+        if !ended {
+            let passed = c.passes(resp, latency_us, &mut env, want);
+            line.passed = Some(passed);
+            c.describe_got(resp, latency_us, &mut line.detail);
+            sc.redact(&mut line.detail);
+            if !passed && result.0 == Outcome::Ok {
+                describe_failure(c, resp, latency_us, sc, detail, detail_base);
+                result = (Outcome::Check, Some(cr.check_messages[i]), Flow::Continue);
+            }
+        }
+        trace.lines.push(line);
+    }
+    result
 }
 
 /// What a user does after a request or step failed at the transport level: the rest of the task
