@@ -348,7 +348,8 @@ fn fragments(
     }
     let text = std::fs::read_to_string(file)
         .map_err(|e| KubeError::Bundle(format!("cannot read {}: {e}", file.display())))?;
-    let options = ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME);
+    let options = ron::Options::default()
+        .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
     let includes = if chain.is_empty() {
         options
             .from_str::<ProfileIncludes>(&text)

@@ -52,6 +52,9 @@ pub(crate) struct CoreScenario {
     pub requests: Vec<CoreRequest>,
     /// Each step's interned name.
     pub step_names: Vec<NameId>,
+    /// Each loop label's interned name and give-up message.
+    pub label_names: Vec<NameId>,
+    pub label_messages: Vec<MessageId>,
     pub(crate) cursors: Vec<Cursor>,
     pub(crate) seq: Cell<u64>,
     /// Per auth plan; used by per-core OAuth2 tokens.
@@ -124,8 +127,16 @@ impl CoreScenario {
             })
             .collect();
         let step_names = plan.steps.iter().map(|s| interner.name(&s.name)).collect();
+        let label_names = plan.labels.iter().map(|l| interner.name(&l.name)).collect();
+        let label_messages = plan
+            .labels
+            .iter()
+            .map(|l| interner.message(&l.give_up))
+            .collect();
         CoreScenario {
             step_names,
+            label_names,
+            label_messages,
             cursors: plan.feeders.iter().map(|_| Cursor::default()).collect(),
             tokens: plan.auths.iter().map(|_| SharedToken::default()).collect(),
             regex_locs: locs

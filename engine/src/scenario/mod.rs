@@ -12,14 +12,16 @@
 //! Module map: [`template`] (`{{ }}` expressions), [`vars`] (`${ }` profile variables and their
 //! precedence), [`feeder`] (data files), [`json`] (selectors over response bodies), [`response`]
 //! (headers and bodies of a kept response), [`cookies`] (the per-user jar), [`rules`] (extraction and
-//! checks), [`auth`] (Basic, Bearer, JWT, OAuth2), [`wire`] (request bytes), [`compile`] (spec to
-//! scenario), [`exec`] (running a user's requests and task trees).
+//! checks), [`auth`] (Basic, Bearer, JWT, OAuth2), [`wire`] (request bytes), [`flow`] (conditions
+//! and loops of `flow: [...]`), [`compile`] (spec to scenario), [`exec`] (running a user's requests
+//! and task trees).
 
 pub(crate) mod auth;
 pub(crate) mod compile;
 pub(crate) mod cookies;
 pub(crate) mod exec;
 pub(crate) mod feeder;
+pub(crate) mod flow;
 pub(crate) mod json;
 pub(crate) mod program;
 pub(crate) mod response;
@@ -58,6 +60,10 @@ pub struct Scenario {
     pub(crate) steps: Vec<StepPlan>,
     /// The distinct (protocol, target) pairs steps use: a user has one connection per channel.
     pub(crate) channels: Vec<Channel>,
+    /// Conditions of control flow, referred to by index.
+    pub(crate) conds: Vec<flow::Cond>,
+    /// Names of loops' samples, referred to by index.
+    pub(crate) labels: Vec<flow::Label>,
 }
 
 impl Scenario {
@@ -112,6 +118,20 @@ pub(crate) enum Node {
         repeat: u32,
         wait: Wait,
     },
+    /// `If`: `then` when condition `cond` holds, else `otherwise`.
+    If {
+        cond: usize,
+        then: Option<usize>,
+        otherwise: Option<usize>,
+    },
+    /// `While` or `Repeat`.
+    Loop(Box<flow::LoopPlan>),
+    /// Leaves the innermost loop.
+    Break,
+    /// Sets a user variable.
+    Set { var: u16, value: Template },
+    /// Thinks.
+    Pause(Wait),
 }
 
 /// A step of another protocol, compiled.

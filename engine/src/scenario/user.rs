@@ -14,8 +14,10 @@ use super::auth::{self, AuthPlan, Credential};
 use super::cookies::CookieJar;
 use super::exec::{CONNECT_FAILURE_PAUSE, CoreScenario, Flow};
 use super::feeder::Draw;
+use super::flow::{CondBuffers, Last};
 use super::response::Response;
 use super::template::Env;
+use super::template::Template;
 use super::{StepKind, UserKind};
 use crate::clock::Clock;
 use crate::core::{InFlight, Message, Recorder};
@@ -29,8 +31,10 @@ pub(crate) struct Frame {
     pub node: usize,
     /// The next child of a sequence, or whether a picked group has picked (1).
     pub next: usize,
-    /// Repeats left, this one included.
+    /// Repeats left, this one included; for a loop, whether its next pass is due (1).
     pub left: u32,
+    /// For a loop: when it began, µs.
+    pub since_us: u64,
 }
 
 /// A user's state: variables, rows, cookies, credentials, its walk through a task, and reused
@@ -55,6 +59,9 @@ pub(crate) struct UserState {
     /// A step's rendered payload and rendered arguments.
     pub(crate) step_out: Vec<u8>,
     pub(crate) step_args: Vec<Vec<u8>>,
+    /// The outcome of the last request or step, for conditions.
+    pub(crate) last: Last,
+    cond_bufs: CondBuffers,
 }
 
 /// Builds the template environment of a user from its disjoint fields.
@@ -229,6 +236,58 @@ impl UserState {
             &mut env,
         );
         Rendered::Wire
+    }
+
+    /// Whether condition `c` of the scenario holds for this user now.
+    pub fn holds(
+        &mut self,
+        sc: &CoreScenario,
+        rng: &mut Rng,
+        clock: &Clock,
+        global: u32,
+        c: usize,
+    ) -> bool {
+        let mut env = env!(
+            sc,
+            &self.vars,
+            &self.rows,
+            rng,
+            global,
+            self.iteration,
+            clock,
+            &mut self.scratch
+        );
+        sc.plan.conds[c].holds(&mut env, self.last, &mut self.cond_bufs)
+    }
+
+    /// Sets user variable `var` to `value`, rendered.
+    pub fn set_var(
+        &mut self,
+        sc: &CoreScenario,
+        rng: &mut Rng,
+        clock: &Clock,
+        global: u32,
+        var: u16,
+        value: &Template,
+    ) {
+        // Rendered aside first: the value may read the variable's old value.
+        self.want.clear();
+        {
+            let mut env = env!(
+                sc,
+                &self.vars,
+                &self.rows,
+                rng,
+                global,
+                self.iteration,
+                clock,
+                &mut self.scratch
+            );
+            value.render(&mut self.want, &mut env);
+        }
+        let slot = &mut self.vars[usize::from(var)];
+        slot.clear();
+        slot.extend_from_slice(&self.want);
     }
 
     /// Renders step `s`'s payload into `step_out` (and a custom step's arguments into `step_args`).
@@ -441,8 +500,11 @@ impl UserState {
             scratch,
             want,
             decoded,
+            last,
             ..
         } = self;
+        // Failed until every rule below has passed.
+        *last = Last { status, ok: false };
         let resp = Response::new(status, kept, decoded);
         if rp.cookies && resp.sets_cookies {
             let bytes: &[u8] = match rendered {
@@ -466,7 +528,7 @@ impl UserState {
             return (Outcome::Status, None, flow);
         }
         for (i, e) in rp.extract.iter().enumerate() {
-            if let Err(missing) = e.apply(&resp, vars, &sc.regex_locs)
+            if let Err(missing) = e.apply(&resp, vars, &sc.regex_locs, rng)
                 && !e.optional
             {
                 return (
@@ -484,6 +546,7 @@ impl UserState {
                 }
             }
         }
+        last.ok = true;
         (Outcome::Ok, None, Flow::Continue)
     }
 }
