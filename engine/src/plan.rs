@@ -1241,7 +1241,7 @@ fn redact_flow(flow: &mut [profile::spec::FlowSpec]) {
                 redact_flow(otherwise);
             }
             F::While { body, .. } | F::Repeat { body, .. } => redact_flow(body),
-            F::Step(_) | F::Break | F::Set(..) | F::Pause(_) => {}
+            F::Step(_) | F::Break | F::Set(..) | F::Pause(_) | F::Script { .. } => {}
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct ProfileSpec {
     /// The engine keeps them in the manifest; the analyzer parses and checks them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub thresholds: BTreeMap<String, Vec<String>>,
+    /// A Lua file (relative to the profile) whose functions `Script(call: ...)` flow elements call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
     /// The kinds of virtual user, chosen by weight.
     pub users: Vec<UserSpec>,
     /// The text of this file and of its fragments, for locating errors found after parsing.
@@ -432,6 +435,18 @@ pub enum FlowSpec {
     Set(String, String),
     /// Think time at this point of the flow.
     Pause(WaitSpec),
+    /// Calls a function of the profile's `script` with the user's own table and the rendered
+    /// arguments; its result (a string, number or boolean) goes into the variable `into`.
+    Script {
+        /// The function's name.
+        call: String,
+        /// Templates rendered and passed as strings, after the user's table.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+        /// The user variable that takes the result.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        into: Option<String>,
+    },
 }
 
 /// A condition of control flow, checked at load time (names, regexes, numbers) and evaluated per

@@ -96,6 +96,11 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Scenario, CompileError> {
             .insert(name.clone(), c.out.feeders.len() as u16);
         c.out.feeders.push(Arc::new(feeder));
     }
+    if let Some(file) = &spec.script {
+        let script = super::script::ScriptSource::load(file, c.base_dir)
+            .map_err(|m| error("script", Some(&format!("{file:?}")), m))?;
+        c.out.script = Some(Arc::new(script));
+    }
     // Every name a request extracts into, or a user kind declares, is a user variable.
     for user in &spec.users {
         for name in user.variables.keys() {
@@ -153,6 +158,7 @@ fn flow_names(flow: &[FlowSpec], out: &mut Vec<String>) {
             }
             FlowSpec::While { body, .. } | FlowSpec::Repeat { body, .. } => flow_names(body, out),
             FlowSpec::Set(name, _) => out.push(name.clone()),
+            FlowSpec::Script { into, .. } => out.extend(into.iter().cloned()),
             FlowSpec::Step(_) | FlowSpec::Break | FlowSpec::Pause(_) => {}
         }
     }

@@ -13,8 +13,8 @@
 //! precedence), [`feeder`] (data files), [`json`] (selectors over response bodies), [`response`]
 //! (headers and bodies of a kept response), [`cookies`] (the per-user jar), [`rules`] (extraction and
 //! checks), [`auth`] (Basic, Bearer, JWT, OAuth2), [`wire`] (request bytes), [`flow`] (conditions
-//! and loops of `flow: [...]`), [`compile`] (spec to scenario), [`exec`] (running a user's requests
-//! and task trees).
+//! and loops of `flow: [...]`), [`script`] (the profile's Lua hooks), [`compile`] (spec to scenario),
+//! [`exec`] (running a user's requests and task trees).
 
 pub(crate) mod auth;
 pub(crate) mod compile;
@@ -26,6 +26,7 @@ pub(crate) mod json;
 pub(crate) mod program;
 pub(crate) mod response;
 pub(crate) mod rules;
+pub(crate) mod script;
 pub(crate) mod template;
 pub(crate) mod user;
 pub mod vars;
@@ -64,6 +65,10 @@ pub struct Scenario {
     pub(crate) conds: Vec<flow::Cond>,
     /// Names of loops' samples, referred to by index.
     pub(crate) labels: Vec<flow::Label>,
+    /// The profile's script, checked.
+    pub(crate) script: Option<Arc<script::ScriptSource>>,
+    /// The script functions `Script` elements call, referred to by index.
+    pub(crate) script_calls: Vec<String>,
 }
 
 impl Scenario {
@@ -132,6 +137,12 @@ pub(crate) enum Node {
     Set { var: u16, value: Template },
     /// Thinks.
     Pause(Wait),
+    /// Calls script function `func` (in [`Scenario::script_calls`]) with rendered arguments.
+    Script {
+        func: usize,
+        args: Vec<Template>,
+        into: Option<u16>,
+    },
 }
 
 /// A step of another protocol, compiled.

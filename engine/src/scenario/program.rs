@@ -744,6 +744,24 @@ impl Program {
                         return run;
                     }
                 }
+                Node::Script { func, args, into } => {
+                    user.stack.pop();
+                    let called = user.call_script(
+                        cx.sc,
+                        cx.rng,
+                        cx.clock,
+                        self.global,
+                        self.local,
+                        *func,
+                        args,
+                        *into,
+                    );
+                    if let Err(why) = called {
+                        self.log_script_failure(cx, *func, &why);
+                        // What follows would use what the script did not compute.
+                        return Run::Finished(Flow::EndIteration(Duration::ZERO));
+                    }
+                }
             }
         }
         Run::Finished(Flow::Continue)
@@ -831,6 +849,30 @@ impl Program {
         None
     }
 
+    /// Logs a failed sample named after script function `func`, with the script's message.
+    fn log_script_failure(&self, cx: &mut Cx<'_>, func: usize, why: &str) {
+        let local = self.local as usize;
+        let now = cx.clock.now_us();
+        cx.rec.begin(
+            local,
+            InFlight {
+                name: cx.sc.script_names[func],
+                intended_us: self.ready_us.min(now),
+                actual_us: now,
+                user: self.global,
+            },
+        );
+        cx.rec.finish(
+            local,
+            &Exchange::default(),
+            Outcome::Other,
+            Message::Text(why),
+            now,
+            false,
+            false,
+        );
+    }
+
     /// Logs one sample for a loop that ran from `since_us` to now (its last pass's end): a timed
     /// loop that ended (`ok`), or one that gave up, with its message.
     fn log_loop(&self, cx: &mut Cx<'_>, lp: &LoopPlan, since_us: u64, ok: bool) {
@@ -903,6 +945,7 @@ fn repeat(sc: &CoreScenario, n: usize) -> u32 {
         | Node::If { .. }
         | Node::Break
         | Node::Set { .. }
-        | Node::Pause(_) => 1,
+        | Node::Pause(_)
+        | Node::Script { .. } => 1,
     }
 }

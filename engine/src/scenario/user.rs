@@ -62,6 +62,8 @@ pub(crate) struct UserState {
     /// The outcome of the last request or step, for conditions.
     pub(crate) last: Last,
     cond_bufs: CondBuffers,
+    /// A script call's rendered arguments.
+    script_args: Vec<Vec<u8>>,
 }
 
 /// Builds the template environment of a user from its disjoint fields.
@@ -288,6 +290,52 @@ impl UserState {
         let slot = &mut self.vars[usize::from(var)];
         slot.clear();
         slot.extend_from_slice(&self.want);
+    }
+
+    /// Calls script function `func` for this user (local index `local`) with `args` rendered, and
+    /// sets variable `into` to its result. `Err` is the script's message.
+    #[allow(clippy::too_many_arguments)]
+    pub fn call_script(
+        &mut self,
+        sc: &CoreScenario,
+        rng: &mut Rng,
+        clock: &Clock,
+        global: u32,
+        local: u32,
+        func: usize,
+        args: &[Template],
+        into: Option<u16>,
+    ) -> Result<(), String> {
+        let host = match &sc.script {
+            Some(Ok(host)) => host,
+            Some(Err(why)) => return Err(why.clone()),
+            None => return Err("the profile has no script".into()),
+        };
+        self.script_args.resize_with(args.len(), Vec::new);
+        {
+            let mut env = env!(
+                sc,
+                &self.vars,
+                &self.rows,
+                rng,
+                global,
+                self.iteration,
+                clock,
+                &mut self.scratch
+            );
+            for (out, t) in self.script_args.iter_mut().zip(args) {
+                out.clear();
+                t.render(out, &mut env);
+            }
+        }
+        host.borrow_mut()
+            .call(func, local as usize, &self.script_args, &mut self.want)?;
+        if let Some(var) = into {
+            let slot = &mut self.vars[usize::from(var)];
+            slot.clear();
+            slot.extend_from_slice(&self.want);
+        }
+        Ok(())
     }
 
     /// Renders step `s`'s payload into `step_out` (and a custom step's arguments into `step_args`).

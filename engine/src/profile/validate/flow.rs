@@ -80,6 +80,18 @@ pub(super) fn check_flow(
                 ));
             }
             FlowSpec::Break => {}
+            FlowSpec::Script { into, .. } => {
+                if let Some(name) = into
+                    && !is_identifier(name)
+                {
+                    return Err((
+                        format!("{at}.Script.into"),
+                        format!(
+                            "{name:?} cannot name a variable: use letters, digits and `_`, starting with a letter or `_`"
+                        ),
+                    ));
+                }
+            }
             FlowSpec::Pause(w) => check_inner_wait(w, &format!("{at}.Pause"))?,
         }
         if let FlowSpec::Set(name, _) = item
@@ -123,7 +135,7 @@ fn yields(item: &FlowSpec) -> bool {
             then, otherwise, ..
         } => then.iter().chain(otherwise).any(yields),
         FlowSpec::While { body, .. } | FlowSpec::Repeat { body, .. } => body.iter().any(yields),
-        FlowSpec::Break | FlowSpec::Set(..) => false,
+        FlowSpec::Break | FlowSpec::Set(..) | FlowSpec::Script { .. } => false,
     }
 }
 

@@ -163,9 +163,57 @@ impl Compiler<'_> {
                 )
             }
             FlowSpec::Pause(w) => (Node::Pause(wait(w)), 1),
+            FlowSpec::Script { call, args, into } => {
+                let func = self.script_function(call, &format!("{at}.Script.call"))?;
+                let args = args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        self.tpl(kind, a, Escape::None, &format!("{at}.Script.args[{i}]"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (
+                    Node::Script {
+                        func,
+                        args,
+                        into: into.as_ref().map(|n| self.slots[n]),
+                    },
+                    1,
+                )
+            }
         };
         self.out.nodes.push(node);
         Ok((self.out.nodes.len() - 1, depth))
+    }
+
+    /// The index of script function `name`, checked against the profile's `script`.
+    fn script_function(&mut self, name: &str, at: &str) -> Result<usize, CompileError> {
+        let Some(script) = &self.out.script else {
+            return Err(error(
+                at,
+                Some(name),
+                "there is no script to call: add `script: \"scripts/name.lua\"` to the profile",
+            ));
+        };
+        if !script.functions.iter().any(|f| f == name) {
+            let hint = crate::profile::suggest(name, script.functions.iter().map(String::as_str))
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            return Err(error(
+                at,
+                Some(name),
+                format!(
+                    "{} defines no function `{name}`{hint} (functions: {})",
+                    script.file,
+                    script.functions.join(", ")
+                ),
+            ));
+        }
+        if let Some(i) = self.out.script_calls.iter().position(|f| f == name) {
+            return Ok(i);
+        }
+        self.out.script_calls.push(name.to_owned());
+        Ok(self.out.script_calls.len() - 1)
     }
 
     fn label(&mut self, name: String, give_up: String) -> usize {
