@@ -322,6 +322,13 @@ fn the_example_profile_runs_without_failures() {
     ] {
         assert!(seen.contains(name), "no {name:?} in {seen:?}");
     }
+    // The analyzer reads the manifest's profile generically (thresholds, TLS settings): flows must
+    // come out as RON any reader parses.
+    let profile = &r.manifest.profile;
+    assert!(profile.contains("Repeat("), "{profile}");
+    if let Err(e) = ron::Options::default().from_str::<ron::Value>(profile) {
+        panic!("the manifest's profile is not RON: {e}\n{profile}");
+    }
 }
 
 for_each_backend!(
