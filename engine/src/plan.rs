@@ -1292,7 +1292,10 @@ fn manifest_profile(
     }
     ron::ser::to_string_pretty(
         &shown,
-        ron::ser::PrettyConfig::default().extensions(ron::extensions::Extensions::IMPLICIT_SOME),
+        ron::ser::PrettyConfig::default().extensions(
+            ron::extensions::Extensions::IMPLICIT_SOME
+                | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
+        ),
     )
     .unwrap_or_else(|e| format!("(could not render the profile: {e})"))
 }
@@ -1303,6 +1306,25 @@ fn redact_task(task: &mut profile::spec::TaskSpec) {
     }
     for child in task.sequence.iter_mut().chain(task.tasks.iter_mut()) {
         redact_task(child);
+    }
+    redact_flow(&mut task.flow);
+}
+
+fn redact_flow(flow: &mut [profile::spec::FlowSpec]) {
+    use profile::spec::FlowSpec as F;
+    for item in flow {
+        match item {
+            F::Request(req) => redact_request(req),
+            F::Task(task) => redact_task(task),
+            F::If {
+                then, otherwise, ..
+            } => {
+                redact_flow(then);
+                redact_flow(otherwise);
+            }
+            F::While { body, .. } | F::Repeat { body, .. } => redact_flow(body),
+            F::Step(_) | F::Break | F::Set(..) | F::Pause(_) | F::Script { .. } => {}
+        }
     }
 }
 

@@ -26,10 +26,12 @@
 //! (method, target, headers, body) for tests to inspect.
 
 mod api;
+mod jobs;
 mod runtime;
 mod timer;
 
 pub use api::{CLIENT_SECRET, JWT_SECRET};
+pub use jobs::SIGNING_SECRET;
 
 use std::io;
 use std::net::SocketAddr;
@@ -249,6 +251,7 @@ impl Server {
         let api = Arc::new(api::Api {
             secret,
             items: Mutex::default(),
+            jobs: Mutex::default(),
         });
         let recorded = record.then(|| Arc::new(Mutex::new(Vec::new())));
         let mut handles = Vec::new();

@@ -2,7 +2,8 @@
 //! process under a counting allocator, twice, for 1 s and for 3 s; the extra two seconds of requests
 //! may add only the once-a-second allocations (console reports, interval records), not one per request.
 //! This holds for a static `--url` run, for a scenario that renders templates, keeps cookies,
-//! extracts a value and checks every response, and for raw TCP and WebSocket steps.
+//! extracts a value and checks every response, for control flow (conditions, loops, `Set`, signing,
+//! random picks), and for raw TCP and WebSocket steps.
 
 // Counting allocations means implementing `GlobalAlloc`, which is an unsafe trait; this file is the
 // only place in the engine that needs `unsafe`, and it only forwards to the system allocator.
@@ -142,6 +143,39 @@ fn scenario_allocates_nothing(io: IoChoice) {
     allocates_nothing_per_request(Load::Profile(&profile), io, None);
 }
 
+/// Control flow: `Set`, a signed header, a random pick, a `Repeat` until a condition holds, an `If`
+/// on numbers and a regex, a `While` left by `Break`, and a named loop's own sample.
+fn flow_allocates_nothing(io: IoChoice) {
+    let addr = quiet_server_answering(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"id\":42,\"state\":\"done\",\"items\":[1,2,3]}",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = util::profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "flow", host: "http://{addr}", load: Closed(users: 4, duration: "1s"),
+                users: [(tasks: [(flow: [
+                    Set("payload", "n={{{{seq()}}}}"),
+                    Request(method: POST, path: "/jobs", body: Text("{{{{payload}}}}"),
+                            headers: {{"X-Signature": "{{{{hmac_sha256('key', payload)}}}}"}},
+                            extract: {{"id": Json("/id"), "pick": Random(Json("$.items[*]"))}}),
+                    Set("state", ""),
+                    Repeat(name: "done", until: Eq("{{{{state}}}}", "done"), max: 3, do: [
+                        Request(path: "/jobs/{{{{id}}}}?pick={{{{pick}}}}", extract: {{"state": Json("/state")}}),
+                    ]),
+                    If(cond: All([Gt("{{{{id}}}}", 1), Matches("{{{{state}}}}", "^d")]), then: [
+                        Request(path: "/result"),
+                    ]),
+                    While(cond: Ne("{{{{state}}}}", "x"), max: 2, do: [
+                        Request(path: "/again"),
+                        If(cond: LastOk, then: [Break]),
+                    ]),
+                ])])])"#
+        ),
+    );
+    allocates_nothing_per_request(Load::Profile(&profile), io, None);
+}
+
 fn allocates_nothing_per_request(load: Load<'_>, io: IoChoice, rate: Option<f64>) {
     let _serial = util::one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
@@ -193,6 +227,16 @@ fn open_model_epoll() {
 #[test]
 fn scenario_uring() {
     scenario_allocates_nothing(IoChoice::Uring);
+}
+
+#[test]
+fn flow_uring() {
+    flow_allocates_nothing(IoChoice::Uring);
+}
+
+#[test]
+fn flow_epoll() {
+    flow_allocates_nothing(IoChoice::Epoll);
 }
 
 #[test]

@@ -191,6 +191,10 @@ impl<B: Backend> Core<B> {
         };
         self.rec
             .finish(u, &ex, result.outcome, message, t, false, false);
+        self.users[u].state.last = crate::scenario::flow::Last {
+            status: result.status,
+            ok: result.outcome == formats::Outcome::Ok,
+        };
         let flow = match result.outcome {
             formats::Outcome::Ok => Flow::Continue,
             other => failure_flow(other),

@@ -14,6 +14,7 @@ use crate::core::{InFlight, Message};
 use crate::http::{Exchange, Failure};
 use crate::scenario::StepKind;
 use crate::scenario::exec::Flow;
+use crate::scenario::flow::Last;
 use crate::scenario::program::Input;
 use crate::scenario::user::{Rendered, failure_flow};
 
@@ -432,6 +433,10 @@ impl<B: Backend> Core<B> {
         if close {
             self.close(c);
         }
+        self.users[u].state.last = Last {
+            status: f.status,
+            ok: !failed_expectation,
+        };
         let sp = &self.sc.plan.steps[s];
         let ex = f.exchange(f.status, f.bytes_sent);
         let (outcome, message, flow) = if failed_expectation {
@@ -484,6 +489,7 @@ impl<B: Backend> Core<B> {
         conn.retried = false;
         self.close(c);
         let f = self.users[u].flight;
+        self.users[u].state.last = Last { status, ok: false };
         let ex = f.exchange(status, f.bytes_sent);
         self.rec.finish(
             u,

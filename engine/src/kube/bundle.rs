@@ -1,7 +1,7 @@
 //! The profile and every file it reads, laid out so that the same names work in the pod.
 //!
 //! A profile names files relative to itself: fragments (`include`, relative to the including file),
-//! feeder files, the TLS `ca_file` and a JWT `key_file` (relative to the profile). The pod gets them
+//! feeder files, the `script`, the TLS `ca_file` and a JWT `key_file` (relative to the profile). The pod gets them
 //! from one ConfigMap, mounted at [`BUNDLE_DIR`] with each file at its path relative to the closest
 //! directory that holds them all, so `data/users.csv` and `../shared/users.csv` resolve in the pod
 //! as they do here. A file named by an absolute path is mounted at that same path (and so is
@@ -109,6 +109,9 @@ pub fn collect(
             format!("feeders.{name}.file"),
             false,
         ));
+    }
+    if let Some(script) = &spec.script {
+        found.push(from_profile(script, "script".to_owned(), false));
     }
     // The CA file as the plan resolved it (after `${...}` and the environment's own `tls`).
     if let Some(ca) = &plan.tls.ca_file {
@@ -348,7 +351,8 @@ fn fragments(
     }
     let text = std::fs::read_to_string(file)
         .map_err(|e| KubeError::Bundle(format!("cannot read {}: {e}", file.display())))?;
-    let options = ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME);
+    let options = ron::Options::default()
+        .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
     let includes = if chain.is_empty() {
         options
             .from_str::<ProfileIncludes>(&text)

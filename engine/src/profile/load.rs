@@ -141,8 +141,11 @@ fn under<V>(
 }
 
 fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError> {
-    // `implicit_some` lets a profile write `spawn_rate: 10.0` rather than `spawn_rate: Some(10.0)`.
-    let options = ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME);
+    // `implicit_some` lets a profile write `spawn_rate: 10.0` rather than `spawn_rate: Some(10.0)`;
+    // `unwrap_variant_newtypes` lets a flow write `Request(path: "/")` rather than
+    // `Request((path: "/"))`.
+    let options = ron::Options::default()
+        .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
     let located = |e: ron::error::SpannedError, field: String| ProfileError {
         file: file.to_owned(),
         position: Some((e.span.start.line, e.span.start.col)),

@@ -7,6 +7,8 @@ use super::spec::{
 };
 use super::suggest;
 
+mod flow;
+
 type Problem = (String, String);
 
 /// How deeply task groups may nest.
@@ -41,19 +43,20 @@ fn check_task(task: &TaskSpec, at: &str, depth: usize) -> Result<(), Problem> {
         !task.steps.is_empty(),
         !task.sequence.is_empty(),
         !task.tasks.is_empty(),
+        !task.flow.is_empty(),
     ];
     match given.iter().filter(|g| **g).count() {
         1 => {}
         0 => {
             return Err((
                 format!("{at}.requests"),
-                "no requests: add at least one `(path: \"/\")`, or give `steps: [...]` (other protocols), `sequence: [...]` or `tasks: [...]`".into(),
+                "no requests: add at least one `(path: \"/\")`, or give `steps: [...]` (other protocols), `sequence: [...]`, `tasks: [...]` or `flow: [...]`".into(),
             ));
         }
         _ => {
             return Err((
                 at.into(),
-                "give exactly one of `requests`, `steps` (other protocols), `sequence` (children in order) and `tasks` (one child by weight); nest tasks to combine them".into(),
+                "give exactly one of `requests`, `steps` (other protocols), `sequence` (children in order), `tasks` (one child by weight) and `flow` (with control flow); nest tasks to combine them".into(),
             ));
         }
     }
@@ -84,6 +87,7 @@ fn check_task(task: &TaskSpec, at: &str, depth: usize) -> Result<(), Problem> {
     for (c, child) in task.tasks.iter().enumerate() {
         check_task(child, &format!("{at}.tasks[{c}]"), depth + 1)?;
     }
+    flow::check_flow(&task.flow, &format!("{at}.flow"), depth, false)?;
     Ok(())
 }
 

@@ -20,10 +20,13 @@ use super::{
 };
 use crate::plan::{StatusSet, Wait};
 use crate::profile::spec::{
-    AuthSpec, BodySpec, CheckSpec, ExtractSpec, FeederOrder, JwtAlgorithm, Method, OnExhausted,
-    ProfileSpec, ReadSpec, ReceiveSpec, RequestSpec, StepSpec, TaskSpec, UserSpec, WaitSpec,
+    AuthSpec, BodySpec, CheckSpec, ExtractSpec, FeederOrder, FlowSpec, JwtAlgorithm, Method,
+    OnExhausted, ProfileSpec, ReadSpec, ReceiveSpec, RequestSpec, StepSpec, TaskSpec, UserSpec,
+    WaitSpec,
 };
 use crate::profile::suggest;
+
+mod flow;
 
 /// A profile that does not compile: the field, the text at fault (to locate it) and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +96,11 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Scenario, CompileError> {
             .insert(name.clone(), c.out.feeders.len() as u16);
         c.out.feeders.push(Arc::new(feeder));
     }
+    if let Some(file) = &spec.script {
+        let script = super::script::ScriptSource::load(file, c.base_dir)
+            .map_err(|m| error("script", Some(&format!("{file:?}")), m))?;
+        c.out.script = Some(Arc::new(script));
+    }
     // Every name a request extracts into, or a user kind declares, is a user variable.
     for user in &spec.users {
         for name in user.variables.keys() {
@@ -132,6 +140,28 @@ fn task_extract_names(t: &TaskSpec, out: &mut Vec<String>) {
     }
     for child in t.sequence.iter().chain(&t.tasks) {
         task_extract_names(child, out);
+    }
+    flow_names(&t.flow, out);
+}
+
+/// The variables a flow extracts into or sets.
+fn flow_names(flow: &[FlowSpec], out: &mut Vec<String>) {
+    for item in flow {
+        match item {
+            FlowSpec::Request(r) => out.extend(r.extract.keys().cloned()),
+            FlowSpec::Step(StepSpec::Custom { extract, .. }) => out.extend(extract.iter().cloned()),
+            FlowSpec::Task(t) => task_extract_names(t, out),
+            FlowSpec::If {
+                then, otherwise, ..
+            } => {
+                flow_names(then, out);
+                flow_names(otherwise, out);
+            }
+            FlowSpec::While { body, .. } | FlowSpec::Repeat { body, .. } => flow_names(body, out),
+            FlowSpec::Set(name, _) => out.push(name.clone()),
+            FlowSpec::Script { into, .. } => out.extend(into.iter().cloned()),
+            FlowSpec::Step(_) | FlowSpec::Break | FlowSpec::Pause(_) => {}
+        }
     }
 }
 
@@ -389,6 +419,11 @@ impl Compiler<'_> {
             depth = depth.max(d);
             children.push((child.weight, node));
         }
+        for (i, item) in task.flow.iter().enumerate() {
+            let (node, d) = self.flow_item(kind, kind_auth, item, &format!("{at}.flow[{i}]"))?;
+            depth = depth.max(d);
+            children.push((1, node));
+        }
         let total_weight = if pick {
             children.iter().map(|(w, _)| *w).sum()
         } else {
@@ -581,16 +616,42 @@ impl Compiler<'_> {
         field: &str,
     ) -> Result<Extraction, CompileError> {
         let mut optional = false;
+        let mut random = false;
         let mut source = source;
-        while let ExtractSpec::Optional(inner) = source {
-            optional = true;
-            source = inner;
+        loop {
+            source = match source {
+                ExtractSpec::Optional(inner) => {
+                    optional = true;
+                    inner
+                }
+                ExtractSpec::Random(inner) => {
+                    random = true;
+                    inner
+                }
+                _ => break,
+            };
         }
-        let rule = ron::ser::to_string(source).unwrap_or_default();
+        if random && !matches!(source, ExtractSpec::Json(_)) {
+            return Err(error(
+                field,
+                None,
+                "Random(...) draws one of the values a JSON selector matches: write Random(Json(\"$.items[*].id\"))",
+            ));
+        }
+        let mut rule = ron::ser::to_string(source).unwrap_or_default();
+        if random {
+            rule = format!("Random({rule})");
+        }
         let compiled = match source {
-            ExtractSpec::Json(sel) => Source::Json(
-                Selector::parse(sel).map_err(|m| error(field, Some(&format!("{sel:?}")), m))?,
-            ),
+            ExtractSpec::Json(sel) => {
+                let sel =
+                    Selector::parse(sel).map_err(|m| error(field, Some(&format!("{sel:?}")), m))?;
+                if random {
+                    Source::JsonRandom(sel)
+                } else {
+                    Source::Json(sel)
+                }
+            }
             ExtractSpec::Regex(re) => {
                 let re = self.regex(re, field)?;
                 self.regexes += 1;
@@ -599,7 +660,9 @@ impl Compiler<'_> {
             ExtractSpec::Header(name) => Source::Header(name.as_bytes().into()),
             ExtractSpec::Cookie(name) => Source::Cookie(name.as_bytes().into()),
             ExtractSpec::Status => Source::Status,
-            ExtractSpec::Optional(_) => unreachable!("Optional was unwrapped above"),
+            ExtractSpec::Optional(_) | ExtractSpec::Random(_) => {
+                unreachable!("Optional and Random were unwrapped above")
+            }
         };
         let where_ = match source {
             ExtractSpec::Header(_) => "not in the response headers",

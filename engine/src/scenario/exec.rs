@@ -14,6 +14,7 @@ use super::auth::SharedToken;
 use super::cookies;
 use super::feeder::Cursor;
 use super::rules::Source;
+use super::script::ScriptHost;
 use super::wire::Wire;
 use crate::clock::micros;
 use crate::http::Keep;
@@ -52,6 +53,13 @@ pub(crate) struct CoreScenario {
     pub requests: Vec<CoreRequest>,
     /// Each step's interned name.
     pub step_names: Vec<NameId>,
+    /// Each loop label's interned name and give-up message.
+    pub label_names: Vec<NameId>,
+    pub label_messages: Vec<MessageId>,
+    /// This core's script interpreter (or why it did not start), and each called function's
+    /// interned sample name.
+    pub(crate) script: Option<Result<RefCell<ScriptHost>, String>>,
+    pub script_names: Vec<NameId>,
     pub(crate) cursors: Vec<Cursor>,
     pub(crate) seq: Cell<u64>,
     /// Per auth plan; used by per-core OAuth2 tokens.
@@ -127,8 +135,27 @@ impl CoreScenario {
             })
             .collect();
         let step_names = plan.steps.iter().map(|s| interner.name(&s.name)).collect();
+        let label_names = plan.labels.iter().map(|l| interner.name(&l.name)).collect();
+        let label_messages = plan
+            .labels
+            .iter()
+            .map(|l| interner.message(&l.give_up))
+            .collect();
+        let script = plan
+            .script
+            .as_ref()
+            .map(|s| ScriptHost::new(s, &plan.script_calls).map(RefCell::new));
+        let script_names = plan
+            .script_calls
+            .iter()
+            .map(|f| interner.name(&format!("script {f}")))
+            .collect();
         CoreScenario {
             step_names,
+            label_names,
+            label_messages,
+            script,
+            script_names,
             cursors: plan.feeders.iter().map(|_| Cursor::default()).collect(),
             tokens: plan.auths.iter().map(|_| SharedToken::default()).collect(),
             regex_locs: locs

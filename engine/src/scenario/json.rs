@@ -67,10 +67,35 @@ impl Selector {
 
     /// The first value the selector matches in `doc`: its kind and byte range.
     pub fn find(&self, doc: &[u8]) -> Result<Option<(Kind, usize, usize)>, JsonError> {
-        let mut s = Scanner { b: doc, depth: 0 };
+        self.find_nth(doc, 0)
+    }
+
+    /// The value after the first `n` that the selector matches, in document order.
+    pub fn find_nth(
+        &self,
+        doc: &[u8],
+        n: usize,
+    ) -> Result<Option<(Kind, usize, usize)>, JsonError> {
+        let mut s = Scanner {
+            b: doc,
+            depth: 0,
+            passes: n,
+        };
         let start = s.ws(0);
         let found = s.matches(start, &self.steps)?;
         Ok(found.map(|(a, b)| (kind_at(doc, a), a, b)))
+    }
+
+    /// How many values the selector matches in `doc`.
+    pub fn count(&self, doc: &[u8]) -> Result<usize, JsonError> {
+        let mut s = Scanner {
+            b: doc,
+            depth: 0,
+            passes: usize::MAX,
+        };
+        let start = s.ws(0);
+        s.matches(start, &self.steps)?;
+        Ok(usize::MAX - s.passes)
     }
 }
 
@@ -192,6 +217,8 @@ type ElementFn<'f, 's, T> =
 struct Scanner<'a> {
     b: &'a [u8],
     depth: usize,
+    /// Matches still to pass over before one is returned.
+    passes: usize,
 }
 
 impl<'a> Scanner<'a> {
@@ -380,6 +407,10 @@ impl<'a> Scanner<'a> {
     fn matches(&mut self, i: usize, steps: &[Step]) -> Result<Option<(usize, usize)>, JsonError> {
         let Some((step, rest)) = steps.split_first() else {
             let end = self.skip(i)?;
+            if self.passes > 0 {
+                self.passes -= 1;
+                return Ok(None);
+            }
             return Ok(Some((i, end)));
         };
         match (step, self.b.get(i)) {
@@ -580,6 +611,34 @@ mod tests {
             value_text(DOC.as_bytes(), k, a, b, &mut out);
             String::from_utf8(out).unwrap()
         })
+    }
+
+    #[test]
+    fn counting_and_the_nth_match_follow_document_order() {
+        let doc = br#"{"a": [{"id": 1}, {"x": 0}, {"id": 2, "sub": {"id": 3}}], "id": 4}"#;
+        let cases: &[(&str, usize, &[&str])] = &[
+            ("$.a[*].id", 2, &["1", "2"]),
+            ("$..id", 4, &["1", "2", "3", "4"]),
+            ("/a/0/id", 1, &["1"]),
+            ("$.a[-1].sub.id", 1, &["3"]),
+            ("$.nope[*]", 0, &[]),
+            ("", 1, &[]),
+        ];
+        for (sel, n, values) in cases {
+            let s = Selector::parse(sel).unwrap();
+            assert_eq!(s.count(doc), Ok(*n), "{sel}");
+            for (i, want) in values.iter().enumerate() {
+                let (kind, a, b) = s.find_nth(doc, i).unwrap().unwrap();
+                let mut out = Vec::new();
+                value_text(doc, kind, a, b, &mut out);
+                assert_eq!(out, want.as_bytes(), "{sel} #{i}");
+            }
+            assert_eq!(s.find_nth(doc, *n), Ok(None), "{sel}: past the last");
+        }
+        assert_eq!(
+            Selector::parse("$.a[*]").unwrap().count(b"{\"a\": [1, }"),
+            Err(JsonError::Invalid)
+        );
     }
 
     #[test]

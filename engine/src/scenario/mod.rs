@@ -12,18 +12,21 @@
 //! Module map: [`template`] (`{{ }}` expressions), [`vars`] (`${ }` profile variables and their
 //! precedence), [`feeder`] (data files), [`json`] (selectors over response bodies), [`response`]
 //! (headers and bodies of a kept response), [`cookies`] (the per-user jar), [`rules`] (extraction and
-//! checks), [`auth`] (Basic, Bearer, JWT, OAuth2), [`wire`] (request bytes), [`compile`] (spec to
-//! scenario), [`exec`] (running a user's requests and task trees).
+//! checks), [`auth`] (Basic, Bearer, JWT, OAuth2), [`wire`] (request bytes), [`flow`] (conditions
+//! and loops of `flow: [...]`), [`script`] (the profile's Lua hooks), [`compile`] (spec to scenario),
+//! [`exec`] (running a user's requests and task trees).
 
 pub(crate) mod auth;
 pub(crate) mod compile;
 pub(crate) mod cookies;
 pub(crate) mod exec;
 pub(crate) mod feeder;
+pub(crate) mod flow;
 pub(crate) mod json;
 pub(crate) mod program;
 pub(crate) mod response;
 pub(crate) mod rules;
+pub(crate) mod script;
 pub(crate) mod tags;
 pub(crate) mod template;
 pub(crate) mod user;
@@ -61,6 +64,14 @@ pub struct Scenario {
     pub(crate) channels: Vec<Channel>,
     /// The task table written to every log (formats v1.2): what each task id means.
     pub(crate) tasks: Vec<formats::TaskInfo>,
+    /// Conditions of control flow, referred to by index.
+    pub(crate) conds: Vec<flow::Cond>,
+    /// Names of loops' samples, referred to by index.
+    pub(crate) labels: Vec<flow::Label>,
+    /// The profile's script, checked.
+    pub(crate) script: Option<Arc<script::ScriptSource>>,
+    /// The script functions `Script` elements call, referred to by index.
+    pub(crate) script_calls: Vec<String>,
 }
 
 impl Scenario {
@@ -119,6 +130,26 @@ pub(crate) enum Node {
         total_weight: u32,
         repeat: u32,
         wait: Wait,
+    },
+    /// `If`: `then` when condition `cond` holds, else `otherwise`.
+    If {
+        cond: usize,
+        then: Option<usize>,
+        otherwise: Option<usize>,
+    },
+    /// `While` or `Repeat`.
+    Loop(Box<flow::LoopPlan>),
+    /// Leaves the innermost loop.
+    Break,
+    /// Sets a user variable.
+    Set { var: u16, value: Template },
+    /// Thinks.
+    Pause(Wait),
+    /// Calls script function `func` (in [`Scenario::script_calls`]) with rendered arguments.
+    Script {
+        func: usize,
+        args: Vec<Template>,
+        into: Option<u16>,
     },
 }
 

@@ -81,6 +81,15 @@ pub(crate) enum Expr {
     UrlEncode(Box<[Expr]>),
     /// `raw(x)`: only as a whole JSON string value, which it replaces unquoted (numbers, booleans).
     Raw(Box<Expr>),
+    /// `hmac_sha256(key, a, b, ...)`: HMAC-SHA256 of the concatenated arguments under `key`, in
+    /// lowercase hex (`base64`: `hmac_sha256_base64`, standard Base64).
+    Hmac {
+        key: Box<Expr>,
+        args: Box<[Expr]>,
+        base64: bool,
+    },
+    /// `sha256(a, b, ...)`: SHA-256 of the concatenated arguments, lowercase hex.
+    Sha256(Box<[Expr]>),
 }
 
 /// One piece of a template.
@@ -143,6 +152,9 @@ pub(crate) const FUNCTIONS: &[&str] = &[
     "base64url",
     "urlencode",
     "raw",
+    "hmac_sha256",
+    "hmac_sha256_base64",
+    "sha256",
 ];
 
 const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -311,7 +323,13 @@ impl Expr {
             Expr::Row { feeder, .. } if !out.contains(feeder) => {
                 out.push(*feeder);
             }
-            Expr::Base64 { args, .. } | Expr::UrlEncode(args) => {
+            Expr::Base64 { args, .. } | Expr::UrlEncode(args) | Expr::Sha256(args) => {
+                for a in args {
+                    a.feeders(out);
+                }
+            }
+            Expr::Hmac { key, args, .. } => {
+                key.feeders(out);
                 for a in args {
                     a.feeders(out);
                 }
@@ -426,7 +444,48 @@ impl Expr {
                 escape_tail(out, start, Escape::Component, env.scratch);
             }
             Expr::Raw(inner) => inner.eval(out, env),
+            Expr::Hmac { key, args, base64 } => {
+                use hmac::Mac as _;
+                // Key and message are rendered side by side into `out`, then replaced by the tag.
+                let start = out.len();
+                key.eval(out, env);
+                let mid = out.len();
+                for a in args {
+                    a.eval(out, env);
+                }
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&out[start..mid])
+                    .expect("HMAC takes a key of any length");
+                mac.update(&out[mid..]);
+                let tag = mac.finalize().into_bytes();
+                out.truncate(start);
+                if *base64 {
+                    let mut text = [0u8; 44];
+                    let n = base64::engine::general_purpose::STANDARD
+                        .encode_slice(tag, &mut text)
+                        .unwrap_or(0);
+                    out.extend_from_slice(&text[..n]);
+                } else {
+                    write_hex(out, &tag);
+                }
+            }
+            Expr::Sha256(args) => {
+                use sha2::Digest as _;
+                let start = out.len();
+                for a in args {
+                    a.eval(out, env);
+                }
+                let digest = sha2::Sha256::digest(&out[start..]);
+                out.truncate(start);
+                write_hex(out, &digest);
+            }
         }
+    }
+}
+
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
     }
 }
 
@@ -902,6 +961,26 @@ impl<'a, 's> Parser<'a, 's> {
                         args: exprs,
                     },
                 }
+            }
+            "hmac_sha256" | "hmac_sha256_base64" => {
+                if args.len() < 2 {
+                    return Err(format!(
+                        "{name} needs a key and a message: write {name}(\"${{secret}}\", payload)"
+                    ));
+                }
+                let mut exprs = args.into_iter().map(into_expr);
+                let key = Box::new(exprs.next().expect("a key"));
+                Expr::Hmac {
+                    key,
+                    args: exprs.collect(),
+                    base64: name == "hmac_sha256_base64",
+                }
+            }
+            "sha256" => {
+                if args.is_empty() {
+                    return Err("sha256 needs something to hash: write sha256(payload)".into());
+                }
+                Expr::Sha256(args.into_iter().map(into_expr).collect())
             }
             "raw" => {
                 arity(1, "raw(random_int(1, 5))")?;

@@ -14,9 +14,11 @@ use super::auth::{self, AuthPlan, Credential};
 use super::cookies::CookieJar;
 use super::exec::{CONNECT_FAILURE_PAUSE, CoreScenario, Flow};
 use super::feeder::Draw;
+use super::flow::{CondBuffers, Last};
 use super::response::Response;
 use super::rules::{RuleLine, RuleTrace};
 use super::template::Env;
+use super::template::Template;
 use super::{StepKind, UserKind};
 use crate::clock::Clock;
 use crate::core::{InFlight, Message, Recorder, TaskMark};
@@ -30,8 +32,10 @@ pub(crate) struct Frame {
     pub node: usize,
     /// The next child of a sequence, or whether a picked group has picked (1).
     pub next: usize,
-    /// Repeats left, this one included.
+    /// Repeats left, this one included; for a loop, whether its next pass is due (1).
     pub left: u32,
+    /// For a loop: when it began, µs.
+    pub since_us: u64,
 }
 
 /// A user's state: variables, rows, cookies, credentials, its walk through a task, and reused
@@ -61,6 +65,11 @@ pub(crate) struct UserState {
     /// passed. Written only on failure, into this reused buffer.
     pub(crate) detail: String,
     pub(crate) detail_base: usize,
+    /// The outcome of the last request or step, for conditions.
+    pub(crate) last: Last,
+    cond_bufs: CondBuffers,
+    /// A script call's rendered arguments.
+    script_args: Vec<Vec<u8>>,
 }
 
 /// Builds the template environment of a user from its disjoint fields.
@@ -235,6 +244,104 @@ impl UserState {
             &mut env,
         );
         Rendered::Wire
+    }
+
+    /// Whether condition `c` of the scenario holds for this user now.
+    pub fn holds(
+        &mut self,
+        sc: &CoreScenario,
+        rng: &mut Rng,
+        clock: &Clock,
+        global: u32,
+        c: usize,
+    ) -> bool {
+        let mut env = env!(
+            sc,
+            &self.vars,
+            &self.rows,
+            rng,
+            global,
+            self.iteration,
+            clock,
+            &mut self.scratch
+        );
+        sc.plan.conds[c].holds(&mut env, self.last, &mut self.cond_bufs)
+    }
+
+    /// Sets user variable `var` to `value`, rendered.
+    pub fn set_var(
+        &mut self,
+        sc: &CoreScenario,
+        rng: &mut Rng,
+        clock: &Clock,
+        global: u32,
+        var: u16,
+        value: &Template,
+    ) {
+        // Rendered aside first: the value may read the variable's old value.
+        self.want.clear();
+        {
+            let mut env = env!(
+                sc,
+                &self.vars,
+                &self.rows,
+                rng,
+                global,
+                self.iteration,
+                clock,
+                &mut self.scratch
+            );
+            value.render(&mut self.want, &mut env);
+        }
+        let slot = &mut self.vars[usize::from(var)];
+        slot.clear();
+        slot.extend_from_slice(&self.want);
+    }
+
+    /// Calls script function `func` for this user (local index `local`) with `args` rendered, and
+    /// sets variable `into` to its result. `Err` is the script's message.
+    #[allow(clippy::too_many_arguments)]
+    pub fn call_script(
+        &mut self,
+        sc: &CoreScenario,
+        rng: &mut Rng,
+        clock: &Clock,
+        global: u32,
+        local: u32,
+        func: usize,
+        args: &[Template],
+        into: Option<u16>,
+    ) -> Result<(), String> {
+        let host = match &sc.script {
+            Some(Ok(host)) => host,
+            Some(Err(why)) => return Err(why.clone()),
+            None => return Err("the profile has no script".into()),
+        };
+        self.script_args.resize_with(args.len(), Vec::new);
+        {
+            let mut env = env!(
+                sc,
+                &self.vars,
+                &self.rows,
+                rng,
+                global,
+                self.iteration,
+                clock,
+                &mut self.scratch
+            );
+            for (out, t) in self.script_args.iter_mut().zip(args) {
+                out.clear();
+                t.render(out, &mut env);
+            }
+        }
+        host.borrow_mut()
+            .call(func, local as usize, &self.script_args, &mut self.want)?;
+        if let Some(var) = into {
+            let slot = &mut self.vars[usize::from(var)];
+            slot.clear();
+            slot.extend_from_slice(&self.want);
+        }
+        Ok(())
     }
 
     /// Renders step `s`'s payload into `step_out` (and a custom step's arguments into `step_args`).
@@ -453,16 +560,21 @@ impl UserState {
             decoded,
             detail,
             detail_base,
+            last,
             ..
         } = self;
         detail.clear();
+        // Failed until every rule below has passed.
+        *last = Last { status, ok: false };
         let resp = Response::new(status, kept, decoded);
         if let Some(trace) = trace {
             let failed = (detail, detail_base);
-            return traced(
+            let out = traced(
                 sc, rp, cr, &resp, vars, rows, rng, clock, global, *iteration, scratch, want,
                 latency_us, trace, failed,
             );
+            last.ok = out.0 == Outcome::Ok;
+            return out;
         }
         if rp.cookies && resp.sets_cookies {
             let bytes: &[u8] = match rendered {
@@ -486,7 +598,7 @@ impl UserState {
             return (Outcome::Status, None, flow);
         }
         for (i, e) in rp.extract.iter().enumerate() {
-            if let Err(missing) = e.apply(&resp, vars, &sc.regex_locs)
+            if let Err(missing) = e.apply(&resp, vars, &sc.regex_locs, rng)
                 && !e.optional
             {
                 return (
@@ -505,6 +617,7 @@ impl UserState {
                 }
             }
         }
+        last.ok = true;
         (Outcome::Ok, None, Flow::Continue)
     }
 }

@@ -14,6 +14,7 @@
 //! | `/api/items/{id}` (bearer)    | GET, PUT, DELETE the user's own item (404 for anyone else's)      |
 //! | `/search?q=`                  | `{"query", "results": [{"id"}, ...]}`                             |
 //! | `.../anything/...`            | the request as JSON: method, path, query, headers, body          |
+//! | `/jobs`, `/jobs/{id}`, `/signed` | a job queue to poll and an HMAC-checked endpoint (`jobs.rs`)   |
 //!
 //! JWTs are accepted when signed HS256 with [`JWT_SECRET`] or RS256 with the demo key in
 //! `profiles/keys/` (their `sub` is the user), with `exp` checked when present.
@@ -50,7 +51,7 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    fn json(status: u16, v: &Value) -> Answer {
+    pub(crate) fn json(status: u16, v: &Value) -> Answer {
         Answer {
             status,
             content_type: "application/json",
@@ -59,7 +60,7 @@ impl Answer {
         }
     }
 
-    fn text(status: u16, t: &str) -> Answer {
+    pub(crate) fn text(status: u16, t: &str) -> Answer {
         Answer {
             status,
             content_type: "text/plain",
@@ -88,6 +89,7 @@ const MAX_ITEMS: usize = 100_000;
 pub(crate) struct Api {
     pub secret: u64,
     pub items: Mutex<Items>,
+    pub jobs: Mutex<super::jobs::Jobs>,
 }
 
 impl Api {
@@ -138,6 +140,9 @@ impl Api {
                 a
             }
             (_, ["api", "items", ..]) => self.items(call, &segments[2..]),
+            ("POST", ["jobs"]) => super::jobs::Jobs::submit(&self.jobs, call),
+            ("GET", ["jobs", id]) => super::jobs::Jobs::poll(&self.jobs, id),
+            ("POST", ["signed"]) => super::jobs::signed(call),
             ("GET", ["search"]) => {
                 let q = form(call.query)
                     .into_iter()
@@ -364,7 +369,7 @@ pub(crate) fn headers(head: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn header(head: &[u8], name: &str) -> Option<String> {
+pub(crate) fn header(head: &[u8], name: &str) -> Option<String> {
     headers(head)
         .into_iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -448,12 +453,14 @@ mod tests {
         let api = Api {
             secret: 99,
             items: Mutex::default(),
+            jobs: Mutex::default(),
         };
         let t = api.token("a@x.io", 0);
         assert_eq!(api.verify(&t, 5).as_deref(), Some("a@x.io"));
         let other = Api {
             secret: 98,
             items: Mutex::default(),
+            jobs: Mutex::default(),
         };
         assert_eq!(other.verify(&t, 5), None);
         let expiring = api.token("svc", 1000);
