@@ -54,7 +54,7 @@ start_nginx() {
         TLS_PORT=$(free_port)
         CA_FILE="$WORK/nginx/cert.pem"
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
             -keyout "$WORK/nginx/key.pem" -out "$CA_FILE" 2>/dev/null
         tls_server="server {
         listen 127.0.0.1:$TLS_PORT ssl backlog=16384;
