@@ -493,6 +493,9 @@ impl Ring {
         let entered = match entered {
             Some(r) => r,
             None => {
+                // Without a minimum wait, waiting for `want` completions could hold back the first
+                // one until the timeout: wait for one, as if no lingering had been asked for.
+                let want = if min_wait.is_zero() { want } else { 1 };
                 let args = SubmitArgs::new().timespec(&self.timeout);
                 self.ring.submitter().submit_with_args(want, &args)
             }

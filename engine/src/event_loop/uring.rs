@@ -27,6 +27,9 @@ const MIN_BUFFERS: usize = 64;
 const MAX_BUFFERS: usize = 512;
 /// Submission queue entries.
 const ENTRIES: u32 = 4096;
+/// A lingering wait asks for at most this many completions (it returns with fewer once it has
+/// lingered; the bound only keeps the request within the completion queue's size).
+const MAX_EXPECT: usize = ENTRIES as usize;
 
 /// User data: [op:3][generation:27][connection:32], within the ring's caller bits.
 const OP_SEND: u64 = 0;
@@ -255,7 +258,7 @@ impl Backend for Uring {
         let timeout = Duration::from_micros(until_us.saturating_sub(now_us).max(1));
         let (want, linger) = if self.linger_us > 0 {
             (
-                self.expect.max(1),
+                self.expect.clamp(1, MAX_EXPECT),
                 Duration::from_micros(u64::from(self.linger_us)),
             )
         } else {
