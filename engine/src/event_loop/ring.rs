@@ -599,3 +599,37 @@ impl Drop for Ring {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    use super::Ring;
+
+    /// A wait that asks for more completions than will come returns with the one that came, whether
+    /// the kernel takes a minimum wait or not (then it must not wait for all of them until the
+    /// timeout).
+    #[test]
+    fn a_lingering_wait_returns_with_fewer_completions_than_it_asked_for() {
+        for min_wait_supported in [true, false] {
+            let mut ring = Ring::new(8, 0, 1, 64).expect("io_uring is available where tests run");
+            ring.min_wait &= min_wait_supported;
+            let file = tempfile::tempfile().unwrap();
+            ring.write(file.as_raw_fd(), vec![7; 16], 0).unwrap();
+            let started = Instant::now();
+            let timeout = Duration::from_secs(20);
+            ring.submit_and_wait(8, timeout, Duration::from_micros(20))
+                .unwrap();
+            let mut cqes = Vec::new();
+            ring.reap(&mut cqes);
+            let written: Vec<_> = ring.take_written().collect();
+            assert_eq!(written.len(), 1, "min wait supported: {min_wait_supported}");
+            assert_eq!(written[0].1, 16);
+            assert!(
+                started.elapsed() < timeout / 2,
+                "the wait held its one completion until the timeout (min wait supported: {min_wait_supported})"
+            );
+        }
+    }
+}
