@@ -23,9 +23,10 @@ use crate::load::Load;
 const WARM_SPAN: Duration = Duration::from_millis(10);
 /// At most this many connections per core are opened ahead.
 const MAX_WARM: u32 = 1000;
-/// Opening starts at most this long before time zero (a `--start-at` run waits until then), so that
-/// the connections are fresh when the run starts...
-const WARM_LEAD: Duration = Duration::from_millis(30);
+/// Opening starts at most this long before time zero (a `--start-at` run waits until then): long
+/// enough for a loaded machine's scheduling delays, short against any server's keep-alive timeout.
+/// An ordinary run's zero is only 50 ms ahead (`core::STARTUP_LEAD`), and it warms in what is left...
+const WARM_LEAD: Duration = Duration::from_millis(250);
 /// ...and stops waiting for them this long before time zero, to be there on time.
 const WARM_MARGIN: Duration = Duration::from_millis(2);
 
