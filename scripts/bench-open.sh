@@ -16,7 +16,8 @@
 # run under SCHED_FIFO priority 10 (`chrt -f 10`), equally; RT=0 runs them at NICE instead. The
 # kernel's real-time throttling (95 % of each second by default) keeps the machine usable.
 #
-# Prints one line per trial, the oha and vegeta lines, and last: max_open_rate_per_core=<n>.
+# Prints one line per trial, the oha and vegeta lines, oha_vs_engine_cpu_per_request=<ratio> (oha's CPU
+# per request over the engine's at the best rate, both pinned alike), and last: max_open_rate_per_core=<n>.
 # Environment: DURATION (5s), START (5000), STEPS (5 bisection steps), ENGINE (target/release/engine),
 # ENGINE_ARGS (e.g. "--io epoll"), RT (1), NICE (-10), OHA (oha), OHA_CONNECTIONS (50).
 # Only loopback is used; nginx binds a free port on 127.0.0.1 and is stopped on exit.
@@ -85,6 +86,7 @@ PY
 
 echo "engine: $("$ENGINE" --version), ${PRIO[*]:-default priority}, $DURATION per trial, nginx on CPU 1, clients on CPU 0"
 best=0
+BEST_CPU=0
 fail=0
 rate=$START
 run_trial() {
@@ -94,6 +96,7 @@ run_trial() {
     read -r verdict lag p99 started dropped cpu_pct < <(parse "$1" "$cpu")
     printf 'rate %7d/s: %s  lag p99 %6d µs  p99 %6d µs  started %d  dropped %d  engine CPU %d%%\n' \
         "$1" "$verdict" "$lag" "$p99" "$started" "$dropped" "$cpu_pct"
+    if [ "$verdict" = pass ]; then BEST_CPU=$cpu_pct; fi
     [ "$verdict" = pass ]
 }
 # Double until a trial fails, then bisect.
@@ -132,8 +135,15 @@ except ValueError:
 p99 = d["latencyPercentiles"]["p99"] * 1e6
 rps = d["summary"]["requestsPerSec"]
 print(f"oha -q {rate} {label}: {rps:.0f} requests/s, p99 {p99:.0f} µs, client CPU {cpu:.0f}%")
+if label == "(uncorrected)":
+    open(path + ".cpu", "w").write(f"{cpu:.0f} {rps:.0f}\n")
 PY
     done
+    if [ -s "$WORK/oha.json.cpu" ]; then
+        read -r oha_cpu oha_rps < "$WORK/oha.json.cpu"
+        # CPU per request at the same rate: the peer's over the engine's (above 1: the engine is cheaper).
+        echo "oha_vs_engine_cpu_per_request=$(python3 -c "print(f'{($oha_cpu / $oha_rps) / ($BEST_CPU / $best):.2f}')") (oha reached $oha_rps of $best requests/s)"
+    fi
 else
     echo "oha: not installed (cargo install oha); skipped"
 fi

@@ -103,6 +103,11 @@ impl Clock {
         self.now_us()
     }
 
+    /// How long until time zero (zero once it has passed).
+    pub fn until_zero(&self) -> Duration {
+        self.zero.saturating_duration_since(Instant::now())
+    }
+
     /// Microseconds since time zero (0 before it).
     #[inline]
     pub fn now_us(&self) -> u64 {

@@ -143,6 +143,20 @@ impl Pool {
         self.idle[kind].push(local);
     }
 
+    /// The users the first `n` arrivals would most likely start: each kind's share of `n` by weight
+    /// (rounded up, at most the kind's pool), first users first, as [`Pool::hand`] starts them.
+    pub fn first_users<'a>(&'a self, n: u32, weights: &'a [u32]) -> impl Iterator<Item = u32> + 'a {
+        let total = weights.iter().map(|&w| u64::from(w)).sum::<u64>().max(1);
+        self.first
+            .iter()
+            .zip(&self.max)
+            .zip(weights)
+            .flat_map(move |((&f, &max), &w)| {
+                let share = (u64::from(n) * u64::from(w)).div_ceil(total);
+                f..f + (share.min(u64::from(max)) as u32)
+            })
+    }
+
     /// Every user started so far.
     pub fn started_users(&self) -> impl Iterator<Item = u32> + '_ {
         self.first
@@ -194,6 +208,26 @@ impl Arrivals {
             wake_ns: Some(0),
             done: false,
         }
+    }
+
+    /// How many arrivals are due before `ns` (at most `cap`).
+    pub fn due_before(&self, ns: u64, cap: u32) -> u32 {
+        let mut n = 0;
+        while n < cap
+            && self
+                .open
+                .arrivals
+                .intended_start(u64::from(n))
+                .is_some_and(|due| due.0 < ns)
+        {
+            n += 1;
+        }
+        n
+    }
+
+    /// Each user kind's weight.
+    pub fn weights(&self) -> &[u32] {
+        &self.open.weights
     }
 
     /// Hands every arrival due by `now_ns` to a user (into `out`: user, kind, intended start in µs),
@@ -375,5 +409,26 @@ mod tests {
         arr.stop(3_000_000, &mut || stopped += 1);
         assert_eq!(stopped, 2, "arrivals 2 and 3 were due and never handed out");
         assert!(arr.done);
+    }
+
+    #[test]
+    fn the_first_millisecond_s_arrivals_name_the_users_to_warm() {
+        // 5000/s: arrivals at 0, 200, 400, 600 and 800 µs fall before 1 ms; the sixth at 1 ms does not.
+        let (pool, arr) = open(5000.0, 1, 100, 0);
+        assert_eq!(arr.due_before(1_000_000, 1000), 5);
+        assert_eq!(arr.due_before(1_000_000, 3), 3, "capped");
+        assert_eq!(arr.due_before(0, 1000), 0);
+        assert_eq!(
+            pool.first_users(5, arr.weights()).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        // Two kinds weighted 3:1 with pools of 4 and 10: kind 0 owns users 0..4, kind 1 users 4..14.
+        // Eight arrivals: kind 0's share is 6, capped at its pool of 4; kind 1's is 2.
+        let pool = Pool::new(&[4, 10]);
+        let users: Vec<u32> = pool.first_users(8, &[3, 1]).collect();
+        assert_eq!(users, [0, 1, 2, 3, 4, 5]);
+        // They are the users `hand` starts first.
+        let mut pool = pool;
+        assert_eq!(pool.hand(1), Some(Handed::New(4)));
     }
 }

@@ -494,7 +494,99 @@ fn console_warns_when_the_generator_falls_behind() {
     assert!(dropped >= 20, "{dropped} dropped");
 }
 
+/// An open model starts on warm connections: the users the first millisecond's arrivals take have
+/// their connections opened before time zero, so the first requests make no connect of their own.
+fn open_runs_start_on_warm_connections() {
+    let _serial = one_at_a_time();
+    let server = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/", server.addr());
+    // 8000/s: arrivals every 125 µs. Time zero a second ahead, so that a debug build on a loaded
+    // machine has the whole warm-up window before it.
+    let out = run(
+        tmp.path(),
+        &[
+            "--url",
+            &url,
+            "--rate",
+            "8000",
+            "--duration",
+            "1s",
+            "--cores",
+            "1",
+            "--start-at",
+            "+1s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = read_run(&run_dir(&out));
+    let s = &r.samples;
+    assert!(s.outcome.iter().all(|&o| o == 0), "{:?}", r.messages());
+    let mut order: Vec<usize> = (0..s.len()).collect();
+    order.sort_by_key(|&i| s.intended_us[i]);
+    let first: Vec<(u64, u32)> = order[..8]
+        .iter()
+        .map(|&i| (s.intended_us[i], s.connect_us[i]))
+        .collect();
+    assert!(
+        first.iter().all(|&(_, connect)| connect == 0),
+        "the first arrivals (intended µs, connect µs): {first:?}"
+    );
+}
+
+/// Connections opened ahead that fail to open leave nothing behind: each request connects again,
+/// fails as a connect error, and makes exactly one sample.
+fn warm_connections_that_fail_are_opened_again_by_the_requests() {
+    let _serial = one_at_a_time();
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = run(
+        tmp.path(),
+        &[
+            "--url",
+            &url,
+            "--rate",
+            "4000",
+            "--duration",
+            "1s",
+            "--users",
+            "4",
+            "--cores",
+            "1",
+        ],
+    );
+    let r = read_run(&run_dir(&out));
+    let (started, dropped) = summary(&r);
+    assert_eq!(
+        started + dropped,
+        4000,
+        "every arrival started or was dropped"
+    );
+    assert_eq!(
+        r.samples.len() as u64,
+        started,
+        "one sample per started arrival"
+    );
+    assert!(started > 0);
+    assert!(
+        r.samples
+            .outcome
+            .iter()
+            .all(|&o| o == Outcome::ConnectError as u8),
+        "{:?}",
+        r.messages()
+    );
+}
+
 for_each_backend!(
+    open_runs_start_on_warm_connections,
+    warm_connections_that_fail_are_opened_again_by_the_requests,
     open_run_corrected_p99_shows_stalls_that_uncorrected_p99_hides,
     open_run_with_enough_users_sees_stalls_at_the_socket_too,
     closed_run_without_pacing_makes_fewer_requests_during_stalls,

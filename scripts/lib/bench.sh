@@ -4,7 +4,12 @@
 #   free_port              prints a free TCP port on 127.0.0.1 (bind port 0, read it, release it)
 #   start_nginx            nginx (Debian's, one worker, keep-alive, access log off) on a free port of
 #                          127.0.0.1, pinned to CPU 1 at priority PRIO; sets PORT and URL. Locations:
-#                          `/` returns 200 "ok", `/json...` a small JSON document.
+#                          `/` returns 200 "ok", `/json...` a small JSON document, `/cookie` 200 "ok"
+#                          with a Set-Cookie of a session id unique to the request.
+#                          With NGINX_TLS=1 it also serves the same `/` over HTTPS (TLS 1.3 only,
+#                          TLS_AES_128_GCM_SHA256 only, so every client negotiates the same cipher; a
+#                          fresh self-signed certificate for 127.0.0.1) and sets TLS_PORT, TLS_URL and
+#                          CA_FILE (the certificate, for clients that verify).
 #   measure CMD...         runs CMD, saves its output in $BENCH_OUT, prints "<cpu seconds> <max RSS KiB>"
 #                          of the child (user + system time from getrusage); exits with CMD's status
 #   median N...            the median (upper median for an even count)
@@ -44,6 +49,24 @@ wait_port() {
 start_nginx() {
     PORT=$(free_port)
     mkdir -p "$WORK/nginx/logs"
+    local tls_server=""
+    if [ "${NGINX_TLS:-0}" = 1 ]; then
+        TLS_PORT=$(free_port)
+        CA_FILE="$WORK/nginx/cert.pem"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+            -keyout "$WORK/nginx/key.pem" -out "$CA_FILE" 2>/dev/null
+        tls_server="server {
+        listen 127.0.0.1:$TLS_PORT ssl backlog=16384;
+        ssl_certificate $CA_FILE;
+        ssl_certificate_key $WORK/nginx/key.pem;
+        ssl_protocols TLSv1.3;
+        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+        ssl_session_tickets off;
+        location / { return 200 \"ok\"; }
+    }"
+        TLS_URL="https://127.0.0.1:$TLS_PORT/"
+    fi
     cat > "$WORK/nginx/nginx.conf" <<CONF
 daemon off;
 master_process off;
@@ -65,7 +88,9 @@ http {
         listen 127.0.0.1:$PORT backlog=16384;
         location / { return 200 "ok"; }
         location /json { default_type application/json; return 200 '{"id":42,"name":"stampede","tags":["load","test"]}'; }
+        location /cookie { add_header Set-Cookie "session=\$request_id; Path=/; HttpOnly"; return 200 "ok"; }
     }
+    $tls_server
 }
 CONF
     ulimit -n 65536 2>/dev/null || true
@@ -73,6 +98,7 @@ CONF
     BENCH_PIDS+=($!)
     wait_port "$PORT"
     URL="http://127.0.0.1:$PORT/"
+    if [ -n "$tls_server" ]; then wait_port "$TLS_PORT"; fi
 }
 
 measure() {

@@ -115,6 +115,11 @@ pub(crate) trait Backend {
     /// Submits what is queued and waits for events until the run's clock reaches `until_us`.
     fn wait(&mut self, clock: &Clock, now_us: u64, until_us: u64) -> io::Result<()>;
 
+    /// For the next [`Backend::wait`]: `expect` completions are expected, and once one is there the
+    /// wait may go on up to `linger_us` for more of them (0: return with the first). A backend that
+    /// cannot wait that way ignores it.
+    fn linger(&mut self, _expect: usize, _linger_us: u32) {}
+
     /// Moves every event that is ready into `out`.
     fn reap(&mut self, out: &mut Vec<Event<Self::Buf>>);
 

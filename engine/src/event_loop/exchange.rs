@@ -52,14 +52,17 @@ impl<B: Backend> Core<B> {
         };
         self.exchanges += 1;
         self.queued.push(u as u32);
-        if self.conns[c as usize].link == Link::Closed {
-            let addr = self.addrs[self.next_addr];
-            self.next_addr = (self.next_addr + 1) % self.addrs.len();
-            if let Err(f) = self.connect(c, addr) {
-                self.deferred.push((u as u32, f));
+        match self.conns[c as usize].link {
+            Link::Closed => {
+                let addr = self.addrs[self.next_addr];
+                self.next_addr = (self.next_addr + 1) % self.addrs.len();
+                if let Err(f) = self.connect(c, addr) {
+                    self.deferred.push((u as u32, f));
+                }
             }
-        } else {
-            self.send_request(u, c);
+            // A connection opened ahead (`warm.rs`) and not ready yet: once it is, `opened` sends.
+            Link::Connecting | Link::Handshaking => {}
+            _ => self.send_request(u, c),
         }
     }
 
@@ -141,7 +144,7 @@ impl<B: Backend> Core<B> {
     }
 
     /// Opens a TCP socket for `c` and starts its connect to `addr`.
-    fn connect(&mut self, c: u32, addr: super::backend::Addr) -> Result<(), Failure> {
+    pub(super) fn connect(&mut self, c: u32, addr: super::backend::Addr) -> Result<(), Failure> {
         let conn = &mut self.conns[c as usize];
         conn.generation = (conn.generation + 1) & GENERATION_MASK;
         conn.reused = false;
@@ -180,6 +183,12 @@ impl<B: Backend> Core<B> {
         }
         let u = self.owner(c);
         if result < 0 {
+            if !self.exchanging(u, c) {
+                // A connection opened ahead of its first exchange (`warm.rs`) that did not open: the
+                // exchange will connect again.
+                self.close(c);
+                return;
+            }
             let e = std::io::Error::from_raw_os_error(-result);
             self.fail(u, c, Failure::io("connect", &e), t);
             return;

@@ -192,7 +192,23 @@ pub struct Ring {
     in_flight: usize,
     fixed_files: bool,
     timeout: Timespec,
+    /// Whether the kernel takes a minimum wait in `io_uring_enter` (Linux 6.12+); cleared the first
+    /// time it refuses one.
+    min_wait: bool,
 }
+
+/// `struct io_uring_getevents_arg` as Linux 6.12 defines it: the io-uring crate's copy still calls
+/// `min_wait_usec` a pad and has no setter for it.
+#[repr(C)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+
+/// `IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG`.
+const ENTER_GETEVENTS_EXT_ARG: u32 = 1 | 8;
 
 impl std::fmt::Debug for Ring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -235,6 +251,7 @@ impl Ring {
             in_flight: 0,
             fixed_files,
             timeout: Timespec::new(),
+            min_wait: true,
         };
         r.bufs_mut().publish();
         Ok(r)
@@ -425,8 +442,16 @@ impl Ring {
         self.written.drain(..)
     }
 
-    /// Submits everything queued and waits for at least `want` completions or `timeout`.
-    pub fn submit_and_wait(&mut self, want: usize, timeout: Duration) -> io::Result<()> {
+    /// Submits everything queued and waits for at least `want` completions or `timeout`; with a
+    /// `min_wait` (and a kernel that takes one), it returns once `min_wait` has passed and at least one
+    /// completion is there, so that a burst of completions is handled in one wake-up instead of one
+    /// each.
+    pub fn submit_and_wait(
+        &mut self,
+        want: usize,
+        timeout: Duration,
+        min_wait: Duration,
+    ) -> io::Result<()> {
         self.bufs_mut().publish();
         if want == 0 {
             self.ring.submit()?;
@@ -435,8 +460,47 @@ impl Ring {
         self.timeout = Timespec::new()
             .sec(timeout.as_secs())
             .nsec(timeout.subsec_nanos());
-        let args = SubmitArgs::new().timespec(&self.timeout);
-        match self.ring.submitter().submit_with_args(want, &args) {
+        let entered = if self.min_wait && !min_wait.is_zero() {
+            let arg = GeteventsArg {
+                sigmask: 0,
+                sigmask_sz: 0,
+                min_wait_usec: u32::try_from(min_wait.as_micros()).unwrap_or(u32::MAX),
+                ts: std::ptr::from_ref(&self.timeout) as u64,
+            };
+            let to_submit = self.ring.submission().len() as u32;
+            // SAFETY: `arg` has the layout of the kernel's `io_uring_getevents_arg` (6.12+; older
+            // kernels read the same bytes and refuse a non-zero `min_wait_usec` with EINVAL), and it and
+            // the timespec it points to outlive the call, which only reads them. No submission queue
+            // entry is touched: `to_submit` counts the entries already pushed.
+            let r = unsafe {
+                self.ring.submitter().enter(
+                    to_submit,
+                    want as u32,
+                    ENTER_GETEVENTS_EXT_ARG,
+                    Some(&arg),
+                )
+            };
+            match r {
+                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                    self.min_wait = false;
+                    None
+                }
+                r => Some(r),
+            }
+        } else {
+            None
+        };
+        let entered = match entered {
+            Some(r) => r,
+            None => {
+                // Without a minimum wait, waiting for `want` completions could hold back the first
+                // one until the timeout: wait for one, as if no lingering had been asked for.
+                let want = if min_wait.is_zero() { want } else { 1 };
+                let args = SubmitArgs::new().timespec(&self.timeout);
+                self.ring.submitter().submit_with_args(want, &args)
+            }
+        };
+        match entered {
             Ok(_) => Ok(()),
             Err(e) if e.raw_os_error() == Some(nix::libc::ETIME) => Ok(()),
             Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => Ok(()),
@@ -532,6 +596,40 @@ impl Drop for Ring {
                 dealloc(b.ring.cast(), b.ring_layout);
                 dealloc(b.bufs, b.bufs_layout);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    use super::Ring;
+
+    /// A wait that asks for more completions than will come returns with the one that came, whether
+    /// the kernel takes a minimum wait or not (then it must not wait for all of them until the
+    /// timeout).
+    #[test]
+    fn a_lingering_wait_returns_with_fewer_completions_than_it_asked_for() {
+        for min_wait_supported in [true, false] {
+            let mut ring = Ring::new(8, 0, 1, 64).expect("io_uring is available where tests run");
+            ring.min_wait &= min_wait_supported;
+            let file = tempfile::tempfile().unwrap();
+            ring.write(file.as_raw_fd(), vec![7; 16], 0).unwrap();
+            let started = Instant::now();
+            let timeout = Duration::from_secs(20);
+            ring.submit_and_wait(8, timeout, Duration::from_micros(20))
+                .unwrap();
+            let mut cqes = Vec::new();
+            ring.reap(&mut cqes);
+            let written: Vec<_> = ring.take_written().collect();
+            assert_eq!(written.len(), 1, "min wait supported: {min_wait_supported}");
+            assert_eq!(written[0].1, 16);
+            assert!(
+                started.elapsed() < timeout / 2,
+                "the wait held its one completion until the timeout (min wait supported: {min_wait_supported})"
+            );
         }
     }
 }

@@ -27,6 +27,9 @@ const MIN_BUFFERS: usize = 64;
 const MAX_BUFFERS: usize = 512;
 /// Submission queue entries.
 const ENTRIES: u32 = 4096;
+/// A lingering wait asks for at most this many completions (it returns with fewer once it has
+/// lingered; the bound only keeps the request within the completion queue's size).
+const MAX_EXPECT: usize = ENTRIES as usize;
 
 /// User data: [op:3][generation:27][connection:32], within the ring's caller bits.
 const OP_SEND: u64 = 0;
@@ -70,6 +73,9 @@ pub(crate) struct Uring {
     /// Watched descriptors by key, to arm their poll again when it ends.
     watches: Vec<(u32, RawFd)>,
     cqes: Vec<Cqe>,
+    /// The next wait's hint ([`Backend::linger`]).
+    expect: usize,
+    linger_us: u32,
 }
 
 impl std::fmt::Debug for Uring {
@@ -91,6 +97,8 @@ impl Uring {
             addrs: Vec::new(),
             watches: Vec::new(),
             cqes: Vec::with_capacity(4096),
+            expect: 1,
+            linger_us: 0,
         })
     }
 
@@ -248,7 +256,20 @@ impl Backend for Uring {
 
     fn wait(&mut self, _clock: &Clock, now_us: u64, until_us: u64) -> io::Result<()> {
         let timeout = Duration::from_micros(until_us.saturating_sub(now_us).max(1));
-        self.ring.submit_and_wait(1, timeout)
+        let (want, linger) = if self.linger_us > 0 {
+            (
+                self.expect.clamp(1, MAX_EXPECT),
+                Duration::from_micros(u64::from(self.linger_us)),
+            )
+        } else {
+            (1, Duration::ZERO)
+        };
+        self.ring.submit_and_wait(want, timeout, linger)
+    }
+
+    fn linger(&mut self, expect: usize, linger_us: u32) {
+        self.expect = expect;
+        self.linger_us = linger_us;
     }
 
     fn reap(&mut self, out: &mut Vec<Event<Self::Buf>>) {
