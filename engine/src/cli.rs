@@ -128,6 +128,11 @@ pub struct RunArgs {
     /// (see docs/io-drivers.md).
     #[arg(long, value_enum, default_value_t = IoChoice::Auto, env = "STAMPEDE_IO")]
     pub io: IoChoice,
+    /// Let an io_uring wait with 8 or more requests in flight linger up to D (at most 1ms) for more
+    /// completions (Linux 6.12+): fewer wake-ups, so more load per core at high rates, but a
+    /// response's end may be read up to D late. Off unless asked (docs/io-drivers.md).
+    #[arg(long, value_name = "D", value_parser = parse_linger)]
+    pub linger: Option<Duration>,
     /// Set a profile variable (repeatable); beats `$STAMPEDE_VAR_<KEY>`, the environment and the profile.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
@@ -302,6 +307,18 @@ pub enum IoChoice {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     crate::profile::parse_duration(s)
+}
+
+/// A `--linger` duration: at most 1 ms, since every response may be read that much late.
+fn parse_linger(s: &str) -> Result<Duration, String> {
+    let d = parse_duration_arg(s)?;
+    if d > Duration::from_millis(1) {
+        return Err(format!(
+            "{s} is longer than 1ms; a response may be read as late as the linger, so keep it to \
+             tens of microseconds (e.g. 20us)"
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {

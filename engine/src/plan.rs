@@ -125,6 +125,8 @@ pub struct Plan {
     pub tls: crate::tls::TlsSettings,
     /// Which I/O driver to try.
     pub io: IoChoice,
+    /// How long an io_uring wait may linger for more completions, µs (`--linger`; 0: never).
+    pub linger_us: u32,
     /// Parent directory of run directories.
     pub out_dir: PathBuf,
     /// No live console lines.
@@ -725,6 +727,9 @@ impl Plan {
             http,
             tls,
             io: args.io,
+            linger_us: args
+                .linger
+                .map_or(0, |d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX)),
             out_dir: args.out.clone(),
             quiet: args.quiet,
             profile_ron,

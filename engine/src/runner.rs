@@ -873,7 +873,12 @@ fn new_manifest(
         engine_version: env!("CARGO_PKG_VERSION").to_owned(),
         host: sys::host_info(),
         io_driver: driver.manifest_name().to_owned(),
-        io_setup: Some(driver.setup_name().to_owned()),
+        // A linger changes both the load per core and the latencies' resolution: the manifest says so.
+        io_setup: Some(if plan.linger_us > 0 {
+            format!("{}, linger {} µs", driver.setup_name(), plan.linger_us)
+        } else {
+            driver.setup_name().to_owned()
+        }),
         started_at: formats::run::format_utc(clock.wall_ns),
         started_unix_ns: clock.wall_ns,
         monotonic_base_ns: clock.monotonic_ns,

@@ -68,15 +68,14 @@ pub(crate) use uring::Uring;
 const HOSTED_KEY: u32 = u32::MAX;
 /// How often queued log blocks go to the file.
 const DRAIN_EVERY_US: u64 = 250_000;
-/// With at least this many exchanges in flight, a wait that finds one completion lingers up to
-/// `LINGER_US` for more (io_uring on Linux 6.12+): completions then come in batches, one wake-up each,
-/// instead of one wake-up per response. Every sleep and wake-up costs CPU on both sides of a loopback
-/// test (about 20 µs on the project's VM); at 130,000 open-model arrivals/s lingering took the core's
-/// CPU from 96-98 % to 87-90 % (docs/performance.md). The end of a response that arrives while the
-/// wait lingers is read when it returns: at most `LINGER_US` late, the granularity the loop already
-/// has at such loads (every completion of a batch is stamped with the batch's one clock reading).
+/// With `--linger` and at least this many exchanges in flight, a wait that finds one completion
+/// lingers up to the given time for more (io_uring on Linux 6.12+): completions then come in batches,
+/// one wake-up each, instead of one wake-up per response. Every sleep and wake-up costs CPU on both
+/// sides of a loopback test (about 20 µs on the project's VM); at 130,000 open-model arrivals/s a 20 µs
+/// linger took the core's CPU from 96-98 % to 87-90 % (docs/performance.md). It is off unless asked:
+/// the end of a response that arrives while the wait lingers is read when it returns, up to the linger
+/// late, and a load generator's samples are its product.
 const LINGER_FROM: usize = 8;
-const LINGER_US: u32 = 20;
 /// Decrypted bytes are read from a TLS session this many at a time.
 const PLAIN_CHUNK: usize = 16 << 10;
 
@@ -370,8 +369,9 @@ impl<B: Backend> Core<B> {
             // The timeout counts from a fresh reading: the work since `now` must not push the wake-up
             // past its deadline, and a late wake-up is then the OS's alone.
             let waiting_from = self.clock.now_us();
-            if wake > waiting_from && self.exchanges >= LINGER_FROM {
-                self.io.linger(self.exchanges, LINGER_US);
+            let linger_us = setup.plan.linger_us;
+            if linger_us > 0 && wake > waiting_from && self.exchanges >= LINGER_FROM {
+                self.io.linger(self.exchanges, linger_us);
             } else {
                 self.io.linger(1, 0);
             }
