@@ -60,6 +60,8 @@ pub(crate) struct SharedPlan {
     pub secrets: Vec<String>,
     /// `engine try`: every exchange is traced. `None` in a normal run.
     pub trace: Option<Arc<crate::debug::TraceOptions>>,
+    /// How long an io_uring wait may linger for more completions, µs (`--linger`; 0: never).
+    pub linger_us: u32,
 }
 
 /// Everything a core thread is started with.

@@ -519,6 +519,7 @@ fn execute(
         load: plan.load.clone(),
         secrets: plan.secrets.clone(),
         trace: trace.clone(),
+        linger_us: plan.linger_us,
     });
     if let Some(t) = &trace
         && !t.json

@@ -939,6 +939,11 @@ impl Program {
                 intended_us: self.ready_us.min(now),
                 actual_us: now,
                 user: self.global,
+                // The task's, but never an iteration's start: the requests around it carry that.
+                mark: TaskMark {
+                    iteration_start: false,
+                    ..self.mark
+                },
             },
         );
         cx.rec.finish(
@@ -964,6 +969,11 @@ impl Program {
                 intended_us: since_us,
                 actual_us: since_us,
                 user: self.global,
+                // The task's, but never an iteration's start: the requests around it carry that.
+                mark: TaskMark {
+                    iteration_start: false,
+                    ..self.mark
+                },
             },
         );
         let (outcome, message) = if ok {

@@ -685,7 +685,7 @@ fn traced(
             detail: String::new(),
         };
         if !ended {
-            match e.apply(resp, vars, &sc.regex_locs) {
+            match e.apply(resp, vars, &sc.regex_locs, rng) {
                 Ok(()) => {
                     line.passed = Some(true);
                     let hidden = name.is_some_and(|n| super::vars::looks_secret(n));
