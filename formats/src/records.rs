@@ -162,12 +162,7 @@ pub(crate) fn decode_intervals(
     payload: &[u8],
     out: &mut Vec<IntervalStats>,
 ) -> Result<(), PayloadError> {
-    let mut cur = Cursor::new(payload);
-    let count = cur.length(payload.len())?;
-    let start = out.len();
-    for _ in 0..count {
-        let len = cur.length(cur.remaining())?;
-        let record = cur.take(len)?;
+    decode_framed(payload, out, |record| {
         // Fields an older writer did not know read as zero bytes: 0 or None.
         let mut padded = [0u8; MAX_RECORD];
         let record = if record.len() < MAX_RECORD {
@@ -176,8 +171,24 @@ pub(crate) fn decode_intervals(
         } else {
             record
         };
-        match postcard::take_from_bytes::<IntervalStats>(record) {
-            Ok((r, _newer_fields)) => out.push(r),
+        postcard::take_from_bytes::<IntervalStats>(record).map(|(r, _newer_fields)| r)
+    })
+}
+
+/// Reads a count and that many length-prefixed records, each with `read`. A damaged record or
+/// trailing bytes add nothing to `out`: the block is all or none.
+fn decode_framed<T>(
+    payload: &[u8],
+    out: &mut Vec<T>,
+    read: impl Fn(&[u8]) -> postcard::Result<T>,
+) -> Result<(), PayloadError> {
+    let mut cur = Cursor::new(payload);
+    let count = cur.length(payload.len())?;
+    let start = out.len();
+    for _ in 0..count {
+        let len = cur.length(cur.remaining())?;
+        match read(cur.take(len)?) {
+            Ok(r) => out.push(r),
             Err(e) => {
                 out.truncate(start);
                 return Err(PayloadError::Record(e.to_string()));
@@ -215,28 +226,10 @@ pub(crate) fn decode_load_changes(
     payload: &[u8],
     out: &mut Vec<LoadChange>,
 ) -> Result<(), PayloadError> {
-    let mut cur = Cursor::new(payload);
-    let count = cur.length(payload.len())?;
-    let start = out.len();
-    for _ in 0..count {
-        let len = cur.length(cur.remaining())?;
-        let record = cur.take(len)?;
-        match postcard::take_from_bytes::<LoadChange>(record) {
-            // Fields a later minor version appends are skipped.
-            Ok((r, _newer_fields)) => out.push(r),
-            Err(e) => {
-                out.truncate(start);
-                return Err(PayloadError::Record(e.to_string()));
-            }
-        }
-    }
-    if cur.remaining() != 0 {
-        out.truncate(start);
-        return Err(PayloadError::TrailingBytes {
-            bytes: cur.remaining() as u64,
-        });
-    }
-    Ok(())
+    // Fields a later minor version appends are skipped.
+    decode_framed(payload, out, |record| {
+        postcard::take_from_bytes::<LoadChange>(record).map(|(r, _newer_fields)| r)
+    })
 }
 
 pub(crate) fn encode_end(end: &EndOfLog, out: &mut Vec<u8>) {
