@@ -6,7 +6,6 @@
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use formats::Outcome;
 use util::*;
@@ -297,31 +296,18 @@ fn get(server: &engine::serve::Server, path: &str) -> String {
 
 fn the_example_profile_runs_without_failures() {
     let _serial = one_at_a_time();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
-    let tmp = tempfile::tempdir().unwrap();
-    let out = run(
-        tmp.path(),
+    let r = example_runs_without_failures(
+        "control-flow.ron",
         &[
-            dir.join("control-flow.ron").to_str().unwrap(),
-            "--duration",
-            "3s",
+            "POST /jobs",
+            "GET /jobs/{id}",
+            "job done",
+            "GET /jobs/{id} (result)",
+            "POST /signed",
+            "GET /search",
+            "GET /items/{id}",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let r = read_run(&run_dir(&out));
-    assert!(r.failures().is_empty(), "{:?}", r.failures());
-    let seen: BTreeSet<String> = r.rows().into_iter().map(|row| row.name).collect();
-    for name in [
-        "POST /jobs",
-        "GET /jobs/{id}",
-        "job done",
-        "GET /jobs/{id} (result)",
-        "POST /signed",
-        "GET /search",
-        "GET /items/{id}",
-    ] {
-        assert!(seen.contains(name), "no {name:?} in {seen:?}");
-    }
     // The analyzer reads the manifest's profile generically (thresholds, TLS settings): flows must
     // come out as RON any reader parses.
     let profile = &r.manifest.profile;

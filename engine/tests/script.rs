@@ -4,8 +4,7 @@
 
 mod util;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeMap;
 
 use formats::Outcome;
 use util::*;
@@ -112,28 +111,15 @@ fn the_sandbox_has_no_files_and_errors_name_the_line() {
 
 fn the_example_profile_runs_without_failures() {
     let _serial = one_at_a_time();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
-    let tmp = tempfile::tempdir().unwrap();
-    let out = run(
-        tmp.path(),
+    example_runs_without_failures(
+        "scripting.ron",
         &[
-            dir.join("scripting.ron").to_str().unwrap(),
-            "--duration",
-            "3s",
+            "GET /search",
+            "GET /items/{id}",
+            "POST /cart",
+            "POST /checkout",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let r = read_run(&run_dir(&out));
-    assert!(r.failures().is_empty(), "{:?}", r.failures());
-    let seen: BTreeSet<String> = r.rows().into_iter().map(|row| row.name).collect();
-    for name in [
-        "GET /search",
-        "GET /items/{id}",
-        "POST /cart",
-        "POST /checkout",
-    ] {
-        assert!(seen.contains(name), "no {name:?} in {seen:?}");
-    }
 }
 
 for_each_backend!(

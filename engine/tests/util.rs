@@ -220,6 +220,25 @@ pub fn profile(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// Runs `profiles/<file>` for 3 s (on the backend of the calling test) and requires a clean exit, no
+/// failed request and a request of every name in `names`; returns the run read back.
+pub fn example_runs_without_failures(file: &str, names: &[&str]) -> ReadBack {
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../profiles")
+        .join(file);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(tmp.path(), &[profile.to_str().unwrap(), "--duration", "3s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = read_run(&run_dir(&out));
+    assert!(r.failures().is_empty(), "{:?}", r.failures());
+    let seen: std::collections::BTreeSet<String> =
+        r.rows().into_iter().map(|row| row.name).collect();
+    for name in names {
+        assert!(seen.contains(*name), "no {name:?} in {seen:?}");
+    }
+    r
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
