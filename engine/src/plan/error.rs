@@ -1,0 +1,73 @@
+//! Why a profile and flags do not make a plan, and where: the flag, or the profile file, line and
+//! field.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::profile::{self, spec::ProfileSpec};
+
+/// Flags or profile values that do not make a runnable plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PlanError {
+    /// The profile (or fragment), when the fault is in a profile field rather than a flag.
+    pub file: Option<PathBuf>,
+    /// Where in the file (1-based line and column), when known.
+    pub position: Option<(usize, usize)>,
+    /// The flag (`--users`) or profile field (`environments.staging.host`) at fault.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => {
+                write!(f, "{}", file.display())?;
+                if let Some((line, col)) = self.position {
+                    write!(f, ":{line}:{col}")?;
+                }
+                write!(f, ": in `{}`: {}", self.field, self.message)
+            }
+            None => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
+pub(super) fn err(field: impl Into<String>, message: impl Into<String>) -> PlanError {
+    PlanError {
+        file: None,
+        position: None,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A profile-field error, with the file and line of `snippet` when it can be found in the profile
+/// or one of its fragments.
+pub(super) fn located(
+    spec: &ProfileSpec,
+    field: impl Into<String>,
+    snippet: Option<&str>,
+    message: impl Into<String>,
+) -> PlanError {
+    let mut e = err(field, message);
+    if let Some(snippet) = snippet {
+        // As written in RON, a string's backslashes and quotes are escaped.
+        let escaped = format!("{snippet:?}");
+        let escaped = &escaped[1..escaped.len() - 1];
+        'files: for (file, text) in &spec.sources {
+            for needle in [snippet, escaped] {
+                if let Some(position) = profile::locate(text, needle) {
+                    e.file = Some(file.clone());
+                    e.position = Some(position);
+                    break 'files;
+                }
+            }
+        }
+    }
+    if e.file.is_none() {
+        e.file = spec.sources.first().map(|(f, _)| f.clone());
+    }
+    e
+}
