@@ -1,4 +1,4 @@
-"""Drives headless Chromium through the live dashboard for engine/tests/live.rs.
+"""Drives headless Chromium through the live dashboard for engine/tests/live/browser.rs.
 
     python3 dashboard.py URL SCREENSHOT CHROMIUM CHROMEDRIVER PROFILE_DIR [STEER_TO_USERS]
 
