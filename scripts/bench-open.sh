@@ -13,8 +13,12 @@
 # Timing on a shared machine: when other processes compete for the CPUs, the kernel alone wakes a
 # sleeping thread 3 ms late at P99 (measured: a Python loop of 500 µs sleeps at nice -10 on the loaded
 # 2-core machine), so no client can keep lag under 1 ms. By default nginx and every client therefore
-# run under SCHED_FIFO priority 10 (`chrt -f 10`), equally; RT=0 runs them at NICE instead. The
-# kernel's real-time throttling (95 % of each second by default) keeps the machine usable.
+# run under SCHED_FIFO priority 10 (`chrt -f 10`), equally, when the machine is busy (RT=auto: the
+# 1-minute load average is 1 or more); RT=1 always, RT=0 never (then they run at NICE). On a quiet
+# machine FIFO does harm: the kernel's real-time throttling gives FIFO threads at most 95 % of each
+# second (/proc/sys/kernel/sched_rt_runtime_us), so an engine core near saturation (93-95 % CPU at
+# 150,000 arrivals/s) is stopped for up to 50 ms; `perf sched latency` showed the core runnable and
+# waiting 50.4 ms, and the engine's summary named it ("preempted: core 0 waited 50.3 ms for a CPU").
 #
 # Prints one line per trial, the oha and vegeta lines, oha_vs_engine_cpu_per_request=<ratio> (oha's CPU
 # per request over the engine's at the best rate, both pinned alike), and last: max_open_rate_per_core=<n>.
@@ -29,7 +33,10 @@ STEPS=${STEPS:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ENGINE=${ENGINE:-$ROOT/target/release/engine}
 ENGINE_ARGS=${ENGINE_ARGS:-}
-RT=${RT:-1}
+RT=${RT:-auto}
+if [ "$RT" = auto ]; then
+    RT=$(awk '{print ($1 >= 1.0) ? 1 : 0}' /proc/loadavg)
+fi
 NICE=${NICE:--10}
 OHA=${OHA:-oha}
 OHA_CONNECTIONS=${OHA_CONNECTIONS:-50}
