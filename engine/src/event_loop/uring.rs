@@ -254,6 +254,16 @@ impl Backend for Uring {
         self.ring.poll_multishot(fd, user_data(OP_WATCH, 0, key))
     }
 
+    fn unwatch(&mut self, _fd: BorrowedFd<'_>, key: u32) {
+        // Forgotten first, so that the poll's last completion does not arm it again.
+        self.watches.retain(|(k, _)| *k != key);
+        // The poll ends with -ECANCELED (or has ended already, and the cancel finds nothing); both
+        // it and the cancel post a completion, so `in_flight` comes back down as they are reaped.
+        let _ = self
+            .ring
+            .cancel(user_data(OP_WATCH, 0, key), user_data(OP_CANCEL, 0, key));
+    }
+
     fn wait(&mut self, _clock: &Clock, now_us: u64, until_us: u64) -> io::Result<()> {
         let timeout = Duration::from_micros(until_us.saturating_sub(now_us).max(1));
         let (want, linger) = if self.linger_us > 0 {
