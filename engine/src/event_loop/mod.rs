@@ -329,6 +329,7 @@ fn run<B: Backend>(mut setup: CoreSetup, pinned: bool, io: B) -> CoreDone {
         }
     }
     let mut done = cl.rec.take_done(core, pinned);
+    done.unsettled = cl.io.in_flight();
     log.finish();
     done.error = loop_error.or(log.error.take());
     done
