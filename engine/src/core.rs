@@ -137,6 +137,9 @@ pub(crate) struct CoreDone {
     /// Requests that failed because this generator ran out of something (file descriptors, ports,
     /// memory), and the first such message: the console says so, since they are not the target's fault.
     pub local_resource: (u64, Option<String>),
+    /// I/O operations the kernel had not finished when the core stopped waiting for them at its end
+    /// (0 unless something was left armed: an engine bug, which the runner names).
+    pub unsettled: usize,
 }
 
 impl CoreDone {
@@ -152,6 +155,7 @@ impl CoreDone {
             pinned,
             error: Some(error),
             local_resource: (0, None),
+            unsettled: 0,
         }
     }
 }
@@ -380,6 +384,7 @@ impl Recorder {
             pinned,
             error: None,
             local_resource: std::mem::take(&mut self.local_resource),
+            unsettled: 0,
         }
     }
 

@@ -380,6 +380,42 @@ mod tests {
         assert_eq!(out, vec![(Handed::Idle(0), 0, 2_000)]);
     }
 
+    /// The loop keeps room for every user in its list of handed arrivals (`event_loop/setup.rs`),
+    /// so that a burst after a stall allocates nothing: one release hands each free user out at
+    /// most once, however many arrivals fell due, and with every user busy it hands out none.
+    #[test]
+    fn one_release_hands_out_each_free_user_at_most_once() {
+        for queue in [0, 1000] {
+            let (mut pool, mut arr) = open(100_000.0, 1, 5, queue);
+            let mut rng = Rng::new(1);
+            let mut out = Vec::new();
+            // 100 ms late: 10,000 arrivals are due at once.
+            arr.release(100_000_000, &mut pool, &mut rng, &mut out, &mut |_| {});
+            assert_eq!(out.len(), 5, "queue {queue}");
+            let mut users: Vec<u32> = out
+                .iter()
+                .map(|(h, ..)| match h {
+                    Handed::Idle(u) | Handed::New(u) => *u,
+                })
+                .collect();
+            users.sort_unstable();
+            users.dedup();
+            assert_eq!(users, [0, 1, 2, 3, 4], "queue {queue}");
+            out.clear();
+            arr.release(200_000_000, &mut pool, &mut rng, &mut out, &mut |_| {});
+            assert!(out.is_empty(), "queue {queue}: every user is busy");
+            // Two users come back: the next release hands out those two, once each.
+            pool.release(0, 3);
+            pool.release(0, 1);
+            arr.release(300_000_000, &mut pool, &mut rng, &mut out, &mut |_| {});
+            assert_eq!(
+                out.iter().map(|(h, ..)| *h).collect::<Vec<_>>(),
+                [Handed::Idle(1), Handed::Idle(3)],
+                "queue {queue}"
+            );
+        }
+    }
+
     #[test]
     fn a_queue_holds_arrivals_until_it_would_overflow() {
         let (mut pool, mut arr) = open(1000.0, 1, 1, 2);

@@ -1,9 +1,16 @@
 //! Architecture invariant: the request path allocates nothing after warm-up. The engine runs in this
 //! process under a counting allocator, twice, for 1 s and for 3 s; the extra two seconds of requests
-//! may add only the once-a-second allocations (console reports, interval records), not one per request.
+//! may add only the once-a-second allocations (interval records, log blocks), not one per request.
 //! This holds for a static `--url` run, for a scenario that renders templates, keeps cookies,
 //! extracts a value and checks every response, for control flow (conditions, loops, `Set`, signing,
 //! random picks), and for raw TCP and WebSocket steps.
+//!
+//! The request path runs on the engine's core threads (`stampede-core-N`), and the invariant is
+//! checked on their allocations. The rest of the process is held to a looser bound only: the
+//! coordinator's once-a-second work depends on the second it describes (a second judged lagging gets
+//! its evidence written out), so on a loaded machine it allocates a few dozen times more in one run
+//! than in another, which made the whole-process count fail 3 times in 8 runs pinned to one busy CPU
+//! while the core threads' count stayed within 7-11 of the shorter run's.
 
 // Counting allocations means implementing `GlobalAlloc`, which is an unsafe trait; this file is the
 // only place in the engine that needs `unsafe`, and it only forwards to the system allocator.
@@ -12,6 +19,7 @@
 mod util;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,11 +27,46 @@ use engine::cli::{IoChoice, RunArgs};
 
 struct Counting;
 
+/// Allocations in the whole process, and on the engine's core threads.
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static CORE_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Whether this thread is one of the engine's cores: 0 not known yet, 1 yes, 2 no.
+    static ON_CORE: Cell<u8> = const { Cell::new(0) };
+    /// Set while this thread's name is looked up, which may allocate in turn.
+    static LOOKING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the allocating thread is an engine core (looked up once per thread).
+fn on_core() -> bool {
+    match ON_CORE.get() {
+        1 => true,
+        2 => false,
+        _ => {
+            if LOOKING.replace(true) {
+                return false;
+            }
+            let core = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("stampede-core-"));
+            ON_CORE.set(if core { 1 } else { 2 });
+            LOOKING.set(false);
+            core
+        }
+    }
+}
+
+fn count() {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    if on_core() {
+        CORE_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
@@ -32,7 +75,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: as for `dealloc`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -74,14 +117,24 @@ enum Load<'a> {
     Profile(&'a std::path::Path),
 }
 
-/// Runs the engine in-process, closed (4 users) or open (`rate` per second); returns (allocations during the run, samples logged).
+/// What one run cost.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    /// Allocations in the whole process during the run.
+    allocations: u64,
+    /// Of those, the ones on the engine's core threads.
+    on_cores: u64,
+    samples: u64,
+}
+
+/// Runs the engine in-process, closed (4 users) or open (`rate` per second).
 fn run(
     load: Load<'_>,
     seconds: u64,
     io: IoChoice,
     rate: Option<f64>,
     out: &std::path::Path,
-) -> (u64, u64) {
+) -> Cost {
     let (url, profile) = match load {
         Load::Url(u) => (Some(u.to_owned()), None),
         Load::Profile(p) => (None, Some(p.to_owned())),
@@ -99,8 +152,10 @@ fn run(
         ..RunArgs::default()
     };
     let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before_on_cores = CORE_ALLOCATIONS.load(Ordering::Relaxed);
     let outcome = engine::run(&args).expect("the run completes");
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let on_cores = CORE_ALLOCATIONS.load(Ordering::Relaxed) - before_on_cores;
     let r = util::read_run(&outcome.dir);
     let failed = r.samples.outcome.iter().filter(|&&o| o != 0).count();
     assert!(
@@ -111,7 +166,11 @@ fn run(
             .iter()
             .collect::<std::collections::BTreeSet<_>>()
     );
-    (allocations, r.samples.len() as u64)
+    Cost {
+        allocations,
+        on_cores,
+        samples: r.samples.len() as u64,
+    }
 }
 
 fn request_path_allocates_nothing(io: IoChoice, rate: Option<f64>) {
@@ -179,26 +238,39 @@ fn flow_allocates_nothing(io: IoChoice) {
 fn allocates_nothing_per_request(load: Load<'_>, io: IoChoice, rate: Option<f64>) {
     let _serial = util::one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
-    let (short_allocs, short_samples) = run(load, 1, io, rate, tmp.path());
+    let short = run(load, 1, io, rate, tmp.path());
     // A loaded CI machine running a debug build may make few requests in a few seconds; run longer
     // (up to 12 s) until the difference is large enough to tell a per-request allocation from noise.
-    let mut longer = (0, 0);
+    let mut long = Cost::default();
     for seconds in [3, 6, 12] {
-        longer = run(load, seconds, io, rate, tmp.path());
-        if longer.1.saturating_sub(short_samples) > 2_000 {
+        long = run(load, seconds, io, rate, tmp.path());
+        if long.samples.saturating_sub(short.samples) > 2_000 {
             break;
         }
     }
-    let (long_allocs, long_samples) = longer;
-    let extra_requests = long_samples.saturating_sub(short_samples);
-    let extra_allocations = long_allocs.saturating_sub(short_allocs);
+    let extra_requests = long.samples.saturating_sub(short.samples);
+    let extra_on_cores = long.on_cores.saturating_sub(short.on_cores);
+    let extra_allocations = long.allocations.saturating_sub(short.allocations);
     assert!(
         extra_requests > 2_000,
-        "too few requests to tell: {short_samples} then {long_samples}"
+        "too few requests to tell: {} then {}",
+        short.samples,
+        long.samples
     );
     assert!(
-        extra_allocations * 100 < extra_requests,
-        "{extra_allocations} more allocations for {extra_requests} more requests"
+        short.on_cores > 0,
+        "no allocation was counted on a core thread: are they still named stampede-core-N?"
+    );
+    assert!(
+        extra_on_cores * 100 < extra_requests,
+        "the core threads: {extra_on_cores} more allocations for {extra_requests} more requests \
+         ({short:?}, then {long:?})"
+    );
+    // Nothing else allocates per request either (the console, the coordinator, the servers here).
+    assert!(
+        extra_allocations * 10 < extra_requests,
+        "the process: {extra_allocations} more allocations for {extra_requests} more requests \
+         ({short:?}, then {long:?})"
     );
 }
 

@@ -109,8 +109,13 @@ pub(crate) trait Backend {
     fn cancel_connect(&mut self, c: u32, generation: u32);
 
     /// Reports each time `fd` becomes readable as an [`EventKind::Ready`] with `c == key`. The caller
-    /// keeps the descriptor open for the rest of the run.
+    /// keeps the descriptor open until it calls [`Backend::unwatch`].
     fn watch(&mut self, fd: BorrowedFd<'_>, key: u32) -> io::Result<()>;
+
+    /// Stops watching `fd` (given to [`Backend::watch`] under `key`). A watch can be an operation in
+    /// flight for as long as it lasts (io_uring's multishot poll): once this is called, it ends, and
+    /// [`Backend::in_flight`] no longer counts it after the next waits have reaped its end.
+    fn unwatch(&mut self, fd: BorrowedFd<'_>, key: u32);
 
     /// Submits what is queued and waits for events until the run's clock reaches `until_us`.
     fn wait(&mut self, clock: &Clock, now_us: u64, until_us: u64) -> io::Result<()>;
@@ -138,4 +143,75 @@ pub(crate) trait Backend {
 
     /// Operations that still use memory of ours (the loop waits for them before exiting).
     fn in_flight(&self) -> usize;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+    use crate::event_loop::{Epoll, Uring};
+
+    /// Waits (10 ms at a time, at most 2 s in all) and reaps until `done` holds; returns whether it did.
+    fn wait_until<B: Backend>(
+        io: &mut B,
+        clock: &Clock,
+        events: &mut Vec<Event<B::Buf>>,
+        mut done: impl FnMut(&B, &[Event<B::Buf>]) -> bool,
+    ) -> bool {
+        for _ in 0..200 {
+            let now = clock.now_us();
+            io.wait(clock, now, now + 10_000).unwrap();
+            io.reap(events);
+            if done(io, events) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn ready<B: Backend>(events: &[Event<B::Buf>], key: u32) -> bool {
+        events
+            .iter()
+            .any(|e| e.c == key && matches!(e.kind, EventKind::Ready))
+    }
+
+    /// A watched descriptor reports readiness until it is unwatched; then it reports nothing, and
+    /// nothing is left in flight for the loop's last wait to wait for (an io_uring multishot poll left
+    /// armed kept every run with custom steps going 2 s past its end).
+    fn unwatching_ends_the_watch<B: Backend>(mut io: B) {
+        let clock = Clock::start();
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let mut events = Vec::new();
+        io.watch(read.as_fd(), 7).unwrap();
+        nix::unistd::write(&write, b"x").unwrap();
+        assert!(
+            wait_until(&mut io, &clock, &mut events, |_, ev| ready::<B>(ev, 7)),
+            "the watch never reported the readable pipe"
+        );
+        io.unwatch(read.as_fd(), 7);
+        assert!(
+            wait_until(&mut io, &clock, &mut events, |io, _| io.in_flight() == 0),
+            "{} operations still in flight after the unwatch",
+            io.in_flight()
+        );
+        // Readable again (it still is: nothing read it), and more so: no event for the key.
+        events.clear();
+        nix::unistd::write(&write, b"y").unwrap();
+        let now = clock.now_us();
+        io.wait(&clock, now, now + 20_000).unwrap();
+        io.reap(&mut events);
+        assert!(!ready::<B>(&events, 7), "an event after the unwatch");
+        assert_eq!(io.in_flight(), 0);
+    }
+
+    #[test]
+    fn unwatching_ends_the_watch_uring() {
+        unwatching_ends_the_watch(Uring::new(1).expect("io_uring is available where tests run"));
+    }
+
+    #[test]
+    fn unwatching_ends_the_watch_epoll() {
+        unwatching_ends_the_watch(Epoll::new(1).unwrap());
+    }
 }

@@ -376,6 +376,12 @@ impl Backend for Epoll {
         Ok(())
     }
 
+    fn unwatch(&mut self, fd: BorrowedFd<'_>, _key: u32) {
+        // A registration is no operation in flight; it only stops the events. ENOENT (never
+        // watched) needs nothing done.
+        let _ = self.ep.delete(fd);
+    }
+
     fn wait(&mut self, clock: &Clock, now_us: u64, until_us: u64) -> io::Result<()> {
         self.used = 0;
         std::mem::swap(&mut self.queued, &mut self.sending);

@@ -508,12 +508,13 @@ impl Ring {
         }
     }
 
-    /// Moves every available completion into `out` (the ring's own write completions are handled here).
-    pub fn reap(&mut self, out: &mut Vec<Cqe>) {
+    /// Moves available completions into `out`, at most `max` of them (the ring's own write completions
+    /// are handled here, and count); the rest stay in the completion queue for the next call.
+    pub fn reap(&mut self, out: &mut Vec<Cqe>, max: usize) {
         let mut cq = self.ring.completion();
         cq.sync();
         let bufs = self.bufs.as_mut().expect("buffer ring");
-        for e in &mut cq {
+        for e in (&mut cq).take(max) {
             let flags = e.flags();
             let more = cqueue::more(flags);
             let ud = e.user_data();
@@ -622,7 +623,7 @@ mod tests {
             ring.submit_and_wait(8, timeout, Duration::from_micros(20))
                 .unwrap();
             let mut cqes = Vec::new();
-            ring.reap(&mut cqes);
+            ring.reap(&mut cqes, usize::MAX);
             let written: Vec<_> = ring.take_written().collect();
             assert_eq!(written.len(), 1, "min wait supported: {min_wait_supported}");
             assert_eq!(written[0].1, 16);

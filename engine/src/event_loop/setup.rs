@@ -152,6 +152,7 @@ impl<B: Backend> Core<B> {
                 })
                 .collect(),
         };
+        let open = matches!(load, Load::Open(_));
         let per_user = 1 + plan.scenario.channels.len() as u32;
         let seed = crate::rng::core_seed(setup.header.run_id, setup.seat);
         let mut rec = Recorder::new(
@@ -217,8 +218,11 @@ impl<B: Backend> Core<B> {
             arrivals_dirty: false,
             queued: Vec::with_capacity(users_n),
             deferred: Vec::new(),
-            wake: Vec::new(),
-            handed: Vec::new(),
+            // Both hold each user at most once at a time (a release hands out each free user of the
+            // pool once, `load::tests`; a user waits for one token fetch at a time): with room for
+            // every user, a burst of arrivals after a stall of the machine allocates nothing.
+            wake: Vec::with_capacity(users_n),
+            handed: Vec::with_capacity(if open { users_n } else { 0 }),
             events: Vec::with_capacity(4096),
             exchanges: 0,
             lingering: 0,
