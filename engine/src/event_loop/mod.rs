@@ -514,6 +514,13 @@ impl<B: Backend> Core<B> {
     /// The core stops: no new iteration starts; arrivals still due are dropped, and idle pooled users
     /// end (running their on_stop at the planned end).
     fn begin_stop(&mut self, t: u64) {
+        // Arrivals fall due between a turn's release and the tick that notices the stop, without
+        // being late: they start, as they would have on the next turn, and only those no user is free
+        // for are dropped. (Dropping them made a stopped run report an arrival or two as dropped when
+        // every one had found a user.)
+        if !self.stopping {
+            self.release_arrivals(t);
+        }
         self.stopping = true;
         if let Load::Open(open) = &mut self.load {
             let rec = &mut self.rec;
