@@ -10,18 +10,20 @@
 //! sees a shard that cannot start as a non-zero exit, not as a shard that never reports.
 
 mod run_dir;
+mod signals;
+mod start;
 mod targets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use formats::{LogHeader, RunState};
 
 use crate::cli::RunArgs;
-use crate::clock::{self, Clock};
+use crate::clock;
 use crate::console::{self, Console};
 use crate::core::{self, CoreDone, CoreSetup, Report, SharedPlan};
 use crate::driver::IoDriver;
@@ -31,12 +33,9 @@ use crate::plan::{Plan, PlanEnv, Target};
 use crate::scenario::wire::Wire;
 use crate::serve::Server;
 use crate::{plan, profile, sys};
-use run_dir::{create_dir, new_manifest, remove_unstarted};
+use run_dir::new_manifest;
+use start::check_not_late;
 use targets::{channel_endpoints, check_targets, resolve, tls_client};
-
-/// How long before a `--start-at` instant the cores are started, to be set up and waiting when it
-/// comes: enough for the manifest's write and a core's set-up on a busy machine.
-const PRESTART: Duration = Duration::from_millis(250);
 
 /// How a run ended.
 #[derive(Debug)]
@@ -207,24 +206,6 @@ fn describe_load(plan: &Plan) -> String {
     format!("{shard}{load}")
 }
 
-/// Refuses to start when the start instant has passed: `ready` says at which point it was noticed.
-fn check_not_late(plan: &Plan, start_ns: i64, ready: &'static str) -> Result<(), Error> {
-    let now = clock::wall_now_ns();
-    if now < start_ns {
-        return Ok(());
-    }
-    Err(Error::TooLate {
-        start_at: formats::run::format_utc(start_ns),
-        late: crate::shard::human(Duration::from_nanos((now - start_ns) as u64)),
-        ready,
-        which: plan
-            .shard
-            .as_ref()
-            .map(|s| format!(" - shard {}", s.shard))
-            .unwrap_or_default(),
-    })
-}
-
 fn spec_uses_embedded(spec: &profile::ProfileSpec, args: &RunArgs, env: &PlanEnv) -> bool {
     let process = |k: &str| env.vars.get(k).filter(|v| !v.is_empty());
     let env_host = args
@@ -364,101 +345,10 @@ fn execute(
     }
 
     // Ctrl-C / SIGTERM: the first asks every core to stop (they look every 50 ms); the second exits at once.
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_count = Arc::new(AtomicU32::new(0));
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(|source| Error::System {
-        context: "installing signal handlers",
-        source,
-    })?;
-    let signal_handle = signals.handle();
-    // A file-size limit (`ulimit -f`) must fail the log write, naming the file, like a full disk
-    // does; by default SIGXFSZ would kill the engine without a word. Handled signals stay handled
-    // in this process only, so the registration is harmless.
-    signal_hook::flag::register(
-        signal_hook::consts::SIGXFSZ,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .map_err(|source| Error::System {
-        context: "installing signal handlers",
-        source,
-    })?;
-    {
-        let (stop, count) = (Arc::clone(&stop), Arc::clone(&signal_count));
-        std::thread::Builder::new()
-            .name("stampede-signals".into())
-            .spawn(move || {
-                for _ in signals.forever() {
-                    if count.fetch_add(1, Ordering::SeqCst) >= 1 {
-                        eprintln!("\nsecond interrupt: exiting now; the logs end where they were");
-                        std::process::exit(130);
-                    }
-                    stop.store(true, Ordering::SeqCst);
-                }
-            })
-            .map_err(|source| Error::System {
-                context: "starting the signal thread",
-                source,
-            })?;
-    }
+    let (stop, signal_count, signal_handle) = signals::install()?;
 
-    // With --start-at, the directory and the `running` manifest are written before the start instant
-    // (a name taken by another run is an error the orchestrator sees before the start), and the
-    // run's time zero is the instant itself, not whenever this process woke up.
-    let (clock, dir, run_id) = match plan.start_at {
-        None => {
-            // Time zero lies a little ahead, so that every core has set up and waits for it: the
-            // first requests start on time rather than after the engine's own start-up.
-            let clock = Clock::start_in(core::STARTUP_LEAD);
-            let (dir, run_id) = create_dir(&plan, clock.wall_ns)?;
-            (clock, dir, run_id)
-        }
-        Some(start) => {
-            let (dir, run_id) = create_dir(&plan, start.unix_ns)?;
-            let waiting = Clock::at_wall(start.unix_ns);
-            let mut manifest = new_manifest(&plan, run_id, waiting, &target_url, driver);
-            // Until the start, the manifest lists no logs: none exist yet.
-            manifest.logs.clear();
-            if let Err(source) = manifest.write_to(&dir) {
-                remove_unstarted(&dir);
-                return Err(Error::Write {
-                    path: dir.join("manifest.json"),
-                    source,
-                });
-            }
-            if let Err(e) = check_not_late(&plan, start.unix_ns, ", when it was ready") {
-                remove_unstarted(&dir);
-                return Err(e);
-            }
-            if !plan.quiet {
-                let left = start.unix_ns - clock::wall_now_ns();
-                eprintln!(
-                    "stampede: {}ready; starting at {} (in {})",
-                    plan.shard
-                        .as_ref()
-                        .map(|s| format!("shard {} ", s.shard))
-                        .unwrap_or_default(),
-                    formats::run::format_utc(start.unix_ns),
-                    crate::shard::human(Duration::from_nanos(left.max(0) as u64))
-                );
-            }
-            // The cores are started a little ahead and wait for the instant themselves, so their
-            // set-up (runtime, log file, users) does not delay the first requests. The instant is
-            // mapped to the monotonic clock only then, so that a clock adjusted during a long wait
-            // cannot move it.
-            let set_up_by = start.unix_ns.saturating_sub(PRESTART.as_nanos() as i64);
-            if !clock::wait_until_wall(set_up_by, &stop) {
-                remove_unstarted(&dir);
-                return Err(Error::InterruptedBeforeStart {
-                    start_at: formats::run::format_utc(start.unix_ns),
-                });
-            }
-            (Clock::at_wall(start.unix_ns), dir, run_id)
-        }
-    };
+    // With --start-at, this waits for the start instant.
+    let (clock, dir, run_id) = start::start(&plan, &target_url, driver, &stop)?;
     let mut manifest = new_manifest(&plan, run_id, clock, &target_url, driver);
     if plan.shard.is_some()
         && let Some(sync) = &manifest.clock_sync
