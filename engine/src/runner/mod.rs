@@ -9,17 +9,21 @@
 //! Everything that can go wrong before the load starts happens before `--start-at`, so an orchestrator
 //! sees a shard that cannot start as a non-zero exit, not as a shard that never reports.
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+mod run_dir;
+mod signals;
+mod start;
+mod targets;
+
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use formats::{LogFile, LogHeader, Manifest, RunId, RunState};
+use formats::{LogHeader, RunState};
 
 use crate::cli::RunArgs;
-use crate::clock::{self, Clock};
+use crate::clock;
 use crate::console::{self, Console};
 use crate::core::{self, CoreDone, CoreSetup, Report, SharedPlan};
 use crate::driver::IoDriver;
@@ -29,10 +33,9 @@ use crate::plan::{Plan, PlanEnv, Target};
 use crate::scenario::wire::Wire;
 use crate::serve::Server;
 use crate::{plan, profile, sys};
-
-/// How long before a `--start-at` instant the cores are started, to be set up and waiting when it
-/// comes: enough for the manifest's write and a core's set-up on a busy machine.
-const PRESTART: Duration = Duration::from_millis(250);
+use run_dir::new_manifest;
+use start::check_not_late;
+use targets::{channel_endpoints, check_targets, resolve, tls_client};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -203,98 +206,6 @@ fn describe_load(plan: &Plan) -> String {
     format!("{shard}{load}")
 }
 
-/// Refuses to start when the start instant has passed: `ready` says at which point it was noticed.
-fn check_not_late(plan: &Plan, start_ns: i64, ready: &'static str) -> Result<(), Error> {
-    let now = clock::wall_now_ns();
-    if now < start_ns {
-        return Ok(());
-    }
-    Err(Error::TooLate {
-        start_at: formats::run::format_utc(start_ns),
-        late: crate::shard::human(Duration::from_nanos((now - start_ns) as u64)),
-        ready,
-        which: plan
-            .shard
-            .as_ref()
-            .map(|s| format!(" - shard {}", s.shard))
-            .unwrap_or_default(),
-    })
-}
-
-/// Connects once to every address the run will use (not UDP ones), so that a shard that cannot reach
-/// its target fails before the start instant.
-fn check_targets(
-    plan: &Plan,
-    addrs: &[SocketAddr],
-    endpoints: &[crate::protocol::Endpoint],
-    target_url: &str,
-) -> Result<(), Error> {
-    let mut checks: Vec<(String, Vec<SocketAddr>)> = Vec::new();
-    match &plan.target {
-        Target::Embedded => return Ok(()),
-        Target::Other { scheme, .. } if scheme == "udp" => {}
-        Target::Http { .. } | Target::Other { .. } => {
-            checks.push((target_url.to_owned(), addrs.to_vec()));
-        }
-    }
-    for e in endpoints.iter().filter(|e| e.scheme != "udp") {
-        checks.push((
-            format!("{}://{}:{}", e.scheme, e.host, e.port),
-            vec![e.addr],
-        ));
-    }
-    for (target, addrs) in checks {
-        crate::shard::check_reachable(&addrs, plan.http.connect_timeout).map_err(|(addr, e)| {
-            Error::Unreachable {
-                target,
-                addr,
-                reason: e.to_string(),
-            }
-        })?;
-    }
-    Ok(())
-}
-
-/// Creates the run directory: a shard's `<out>/<run name>/shard-<I>/`, a named run's `<out>/<run
-/// name>/`, else the usual `<out>/<UTC start>-<profile name>/`. Returns it with the run id: derived
-/// from the run name when there is one (so every shard has the same), else random.
-fn create_dir(plan: &Plan, start_ns: i64) -> Result<(PathBuf, RunId), Error> {
-    let named = plan.shard.is_some() || plan.run_name.is_some();
-    if !named {
-        let dir = formats::run::create_run_dir(&plan.out_dir, start_ns, &plan.name).map_err(
-            |source| Error::Write {
-                path: plan.out_dir.clone(),
-                source,
-            },
-        )?;
-        return Ok((dir, RunId(crate::rng::random_id())));
-    }
-    let name = plan
-        .run_name
-        .clone()
-        .unwrap_or_else(|| formats::run::run_dir_name(start_ns, &plan.name));
-    let dir = match &plan.shard {
-        Some(s) => crate::shard::create_shard_dir(&plan.out_dir, &name, s.shard)?,
-        None => crate::shard::create_named_dir(&plan.out_dir, &name)?,
-    };
-    Ok((dir, crate::shard::run_id_of(&name)))
-}
-
-/// Removes a run directory this process created and nothing ran in (a shard that did not start), and
-/// its parent when that is now empty (the run directory of a shard), so that the run can be retried
-/// under the same name.
-fn remove_unstarted(dir: &Path) {
-    let _ = std::fs::remove_file(dir.join(formats::manifest::MANIFEST_FILE));
-    let _ = std::fs::remove_dir(dir);
-    if let Some(parent) = dir.parent()
-        && dir
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("shard-"))
-    {
-        let _ = std::fs::remove_dir(parent);
-    }
-}
-
 fn spec_uses_embedded(spec: &profile::ProfileSpec, args: &RunArgs, env: &PlanEnv) -> bool {
     let process = |k: &str| env.vars.get(k).filter(|v| !v.is_empty());
     let env_host = args
@@ -311,103 +222,6 @@ fn spec_uses_embedded(spec: &profile::ProfileSpec, args: &RunArgs, env: &PlanEnv
         .or_else(|| spec.host.clone())
         .as_deref()
         == Some("embedded")
-}
-
-/// Where each channel of the scenario's steps connects: its step's `target`, else the profile's host
-/// (its first address).
-fn channel_endpoints(
-    plan: &Plan,
-    addrs: &[SocketAddr],
-) -> Result<Vec<crate::protocol::Endpoint>, Error> {
-    let mut out = Vec::new();
-    for channel in &plan.scenario.channels {
-        let target = match &channel.target {
-            Some(text) => Target::parse(text, &channel.field)?,
-            None => plan.target.clone(),
-        };
-        let default_scheme = match channel.kind.as_str() {
-            "udp" => "udp",
-            "ws" => "ws",
-            _ => "tcp",
-        };
-        let endpoint = match target {
-            Target::Embedded => crate::protocol::Endpoint {
-                scheme: default_scheme.into(),
-                host: addrs[0].ip().to_string(),
-                port: addrs[0].port(),
-                path: String::new(),
-                addr: addrs[0],
-            },
-            Target::Http {
-                host,
-                port,
-                base_path,
-                tls,
-            } => crate::protocol::Endpoint {
-                scheme: if tls { "https" } else { "http" }.into(),
-                addr: resolve(&host, port)?[0],
-                host,
-                port,
-                path: base_path,
-            },
-            // `ws://embedded/ws`: the embedded target, when the profile runs one.
-            Target::Other {
-                scheme, host, path, ..
-            } if host == "embedded" && plan.target == Target::Embedded => {
-                crate::protocol::Endpoint {
-                    scheme,
-                    host: addrs[0].ip().to_string(),
-                    port: addrs[0].port(),
-                    path,
-                    addr: addrs[0],
-                }
-            }
-            Target::Other {
-                scheme,
-                host,
-                port,
-                path,
-            } => crate::protocol::Endpoint {
-                scheme,
-                addr: resolve(&host, port)?[0],
-                host,
-                port,
-                path,
-            },
-        };
-        out.push(endpoint);
-    }
-    Ok(out)
-}
-
-/// Resolves a host name once, before the run.
-fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = (bare, port)
-        .to_socket_addrs()
-        .map_err(|e| Error::Resolve {
-            host: host.to_owned(),
-            reason: e.to_string(),
-        })?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Error::Resolve {
-            host: host.to_owned(),
-            reason: "no addresses".into(),
-        });
-    }
-    Ok(addrs)
-}
-
-/// The TLS client configuration every core shares, offering `alpn`.
-pub(crate) fn tls_client(
-    plan: &Plan,
-    host: &str,
-    alpn: &[&[u8]],
-) -> Result<crate::tls::TlsClient, Error> {
-    let config = crate::tls::client_config(&plan.tls, alpn)?;
-    let name = crate::tls::server_name(plan.tls.server_name.as_deref().unwrap_or(host))?;
-    Ok(crate::tls::TlsClient::new(config, name))
 }
 
 fn execute(
@@ -531,101 +345,10 @@ fn execute(
     }
 
     // Ctrl-C / SIGTERM: the first asks every core to stop (they look every 50 ms); the second exits at once.
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_count = Arc::new(AtomicU32::new(0));
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(|source| Error::System {
-        context: "installing signal handlers",
-        source,
-    })?;
-    let signal_handle = signals.handle();
-    // A file-size limit (`ulimit -f`) must fail the log write, naming the file, like a full disk
-    // does; by default SIGXFSZ would kill the engine without a word. Handled signals stay handled
-    // in this process only, so the registration is harmless.
-    signal_hook::flag::register(
-        signal_hook::consts::SIGXFSZ,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .map_err(|source| Error::System {
-        context: "installing signal handlers",
-        source,
-    })?;
-    {
-        let (stop, count) = (Arc::clone(&stop), Arc::clone(&signal_count));
-        std::thread::Builder::new()
-            .name("stampede-signals".into())
-            .spawn(move || {
-                for _ in signals.forever() {
-                    if count.fetch_add(1, Ordering::SeqCst) >= 1 {
-                        eprintln!("\nsecond interrupt: exiting now; the logs end where they were");
-                        std::process::exit(130);
-                    }
-                    stop.store(true, Ordering::SeqCst);
-                }
-            })
-            .map_err(|source| Error::System {
-                context: "starting the signal thread",
-                source,
-            })?;
-    }
+    let (stop, signal_count, signal_handle) = signals::install()?;
 
-    // With --start-at, the directory and the `running` manifest are written before the start instant
-    // (a name taken by another run is an error the orchestrator sees before the start), and the
-    // run's time zero is the instant itself, not whenever this process woke up.
-    let (clock, dir, run_id) = match plan.start_at {
-        None => {
-            // Time zero lies a little ahead, so that every core has set up and waits for it: the
-            // first requests start on time rather than after the engine's own start-up.
-            let clock = Clock::start_in(core::STARTUP_LEAD);
-            let (dir, run_id) = create_dir(&plan, clock.wall_ns)?;
-            (clock, dir, run_id)
-        }
-        Some(start) => {
-            let (dir, run_id) = create_dir(&plan, start.unix_ns)?;
-            let waiting = Clock::at_wall(start.unix_ns);
-            let mut manifest = new_manifest(&plan, run_id, waiting, &target_url, driver);
-            // Until the start, the manifest lists no logs: none exist yet.
-            manifest.logs.clear();
-            if let Err(source) = manifest.write_to(&dir) {
-                remove_unstarted(&dir);
-                return Err(Error::Write {
-                    path: dir.join("manifest.json"),
-                    source,
-                });
-            }
-            if let Err(e) = check_not_late(&plan, start.unix_ns, ", when it was ready") {
-                remove_unstarted(&dir);
-                return Err(e);
-            }
-            if !plan.quiet {
-                let left = start.unix_ns - clock::wall_now_ns();
-                eprintln!(
-                    "stampede: {}ready; starting at {} (in {})",
-                    plan.shard
-                        .as_ref()
-                        .map(|s| format!("shard {} ", s.shard))
-                        .unwrap_or_default(),
-                    formats::run::format_utc(start.unix_ns),
-                    crate::shard::human(Duration::from_nanos(left.max(0) as u64))
-                );
-            }
-            // The cores are started a little ahead and wait for the instant themselves, so their
-            // set-up (runtime, log file, users) does not delay the first requests. The instant is
-            // mapped to the monotonic clock only then, so that a clock adjusted during a long wait
-            // cannot move it.
-            let set_up_by = start.unix_ns.saturating_sub(PRESTART.as_nanos() as i64);
-            if !clock::wait_until_wall(set_up_by, &stop) {
-                remove_unstarted(&dir);
-                return Err(Error::InterruptedBeforeStart {
-                    start_at: formats::run::format_utc(start.unix_ns),
-                });
-            }
-            (Clock::at_wall(start.unix_ns), dir, run_id)
-        }
-    };
+    // With --start-at, this waits for the start instant.
+    let (clock, dir, run_id) = start::start(&plan, &target_url, driver, &stop)?;
     let mut manifest = new_manifest(&plan, run_id, clock, &target_url, driver);
     if plan.shard.is_some()
         && let Some(sync) = &manifest.clock_sync
@@ -860,60 +583,4 @@ fn execute(
         failed,
         failures_are_data: false,
     })
-}
-
-/// The manifest of a run starting at `clock`'s time zero, as `running`.
-fn new_manifest(
-    plan: &Plan,
-    run_id: RunId,
-    clock: Clock,
-    target_url: &str,
-    driver: IoDriver,
-) -> Manifest {
-    Manifest {
-        schema: formats::manifest::MANIFEST_SCHEMA,
-        log_format: format!("{}.{}", formats::FORMAT_MAJOR, formats::FORMAT_MINOR),
-        run_id,
-        profile_name: plan.name.clone(),
-        profile: plan.profile_ron.clone(),
-        environment: plan.environment.clone(),
-        target: Some(target_url.to_owned()),
-        engine_version: env!("CARGO_PKG_VERSION").to_owned(),
-        host: sys::host_info(),
-        io_driver: driver.manifest_name().to_owned(),
-        // A linger changes both the load per core and the latencies' resolution: the manifest says so.
-        io_setup: Some(if plan.linger_us > 0 {
-            format!("{}, linger {} µs", driver.setup_name(), plan.linger_us)
-        } else {
-            driver.setup_name().to_owned()
-        }),
-        started_at: formats::run::format_utc(clock.wall_ns),
-        started_unix_ns: clock.wall_ns,
-        monotonic_base_ns: clock.monotonic_ns,
-        planned_duration_s: Some(plan.duration.as_secs_f64()),
-        ended_at: None,
-        ended_unix_ns: None,
-        state: RunState::Running,
-        error: None,
-        logs: plan
-            .cores
-            .iter()
-            .map(|c| LogFile {
-                core: c.index,
-                cpu: c.cpu,
-                file: formats::run::log_file_name(c.index),
-            })
-            .collect(),
-        shard: plan.shard.as_ref().map(|s| formats::ShardInfo {
-            index: s.shard.index,
-            count: s.shard.count,
-            shares: s.shares.clone(),
-            start_at: plan
-                .start_at
-                .map(|start| formats::run::format_utc(start.unix_ns)),
-        }),
-        clock_sync: crate::clock_sync::read(),
-        tags: plan.tags.clone(),
-        extra: Default::default(),
-    }
 }

@@ -1,0 +1,139 @@
+//! Where a run sends its load, settled once before it starts: the host's addresses, each channel's
+//! endpoint, the TLS client configurations, and (for a shard or a `--start-at` run) one connection to
+//! each, so that an unreachable target fails before the start instant.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use crate::error::Error;
+use crate::plan::{Plan, Target};
+
+/// Connects once to every address the run will use (not UDP ones), so that a shard that cannot reach
+/// its target fails before the start instant.
+pub(super) fn check_targets(
+    plan: &Plan,
+    addrs: &[SocketAddr],
+    endpoints: &[crate::protocol::Endpoint],
+    target_url: &str,
+) -> Result<(), Error> {
+    let mut checks: Vec<(String, Vec<SocketAddr>)> = Vec::new();
+    match &plan.target {
+        Target::Embedded => return Ok(()),
+        Target::Other { scheme, .. } if scheme == "udp" => {}
+        Target::Http { .. } | Target::Other { .. } => {
+            checks.push((target_url.to_owned(), addrs.to_vec()));
+        }
+    }
+    for e in endpoints.iter().filter(|e| e.scheme != "udp") {
+        checks.push((
+            format!("{}://{}:{}", e.scheme, e.host, e.port),
+            vec![e.addr],
+        ));
+    }
+    for (target, addrs) in checks {
+        crate::shard::check_reachable(&addrs, plan.http.connect_timeout).map_err(|(addr, e)| {
+            Error::Unreachable {
+                target,
+                addr,
+                reason: e.to_string(),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Where each channel of the scenario's steps connects: its step's `target`, else the profile's host
+/// (its first address).
+pub(super) fn channel_endpoints(
+    plan: &Plan,
+    addrs: &[SocketAddr],
+) -> Result<Vec<crate::protocol::Endpoint>, Error> {
+    let mut out = Vec::new();
+    for channel in &plan.scenario.channels {
+        let target = match &channel.target {
+            Some(text) => Target::parse(text, &channel.field)?,
+            None => plan.target.clone(),
+        };
+        let default_scheme = match channel.kind.as_str() {
+            "udp" => "udp",
+            "ws" => "ws",
+            _ => "tcp",
+        };
+        let endpoint = match target {
+            Target::Embedded => crate::protocol::Endpoint {
+                scheme: default_scheme.into(),
+                host: addrs[0].ip().to_string(),
+                port: addrs[0].port(),
+                path: String::new(),
+                addr: addrs[0],
+            },
+            Target::Http {
+                host,
+                port,
+                base_path,
+                tls,
+            } => crate::protocol::Endpoint {
+                scheme: if tls { "https" } else { "http" }.into(),
+                addr: resolve(&host, port)?[0],
+                host,
+                port,
+                path: base_path,
+            },
+            // `ws://embedded/ws`: the embedded target, when the profile runs one.
+            Target::Other {
+                scheme, host, path, ..
+            } if host == "embedded" && plan.target == Target::Embedded => {
+                crate::protocol::Endpoint {
+                    scheme,
+                    host: addrs[0].ip().to_string(),
+                    port: addrs[0].port(),
+                    path,
+                    addr: addrs[0],
+                }
+            }
+            Target::Other {
+                scheme,
+                host,
+                port,
+                path,
+            } => crate::protocol::Endpoint {
+                scheme,
+                addr: resolve(&host, port)?[0],
+                host,
+                port,
+                path,
+            },
+        };
+        out.push(endpoint);
+    }
+    Ok(out)
+}
+
+/// Resolves a host name once, before the run.
+pub(super) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Resolve {
+            host: host.to_owned(),
+            reason: e.to_string(),
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::Resolve {
+            host: host.to_owned(),
+            reason: "no addresses".into(),
+        });
+    }
+    Ok(addrs)
+}
+
+/// The TLS client configuration every core shares, offering `alpn`.
+pub(crate) fn tls_client(
+    plan: &Plan,
+    host: &str,
+    alpn: &[&[u8]],
+) -> Result<crate::tls::TlsClient, Error> {
+    let config = crate::tls::client_config(&plan.tls, alpn)?;
+    let name = crate::tls::server_name(plan.tls.server_name.as_deref().unwrap_or(host))?;
+    Ok(crate::tls::TlsClient::new(config, name))
+}
