@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use regex::bytes::{CaptureLocations, Regex};
 
 use super::json::{
-    BodyJson, Expected, JsonError, Pick, Selector, SelectorSet, string_equals, value_text,
+    BodyJson, Expected, JsonError, Pick, Selector, SelectorSet, number, string_equals, value_text,
 };
 use super::response::Response;
 use super::template::{Env, Template};
@@ -365,7 +365,7 @@ impl Check {
                             "true" => Some(Expected::Bool(true)),
                             "false" => Some(Expected::Bool(false)),
                             "null" => Some(Expected::Null),
-                            _ => text.parse::<f64>().ok().map(Expected::Number),
+                            _ => number(text.as_bytes()).map(Expected::Number),
                         };
                         match expected {
                             Some(e) => e.matches(resp.body, kind, a, b),

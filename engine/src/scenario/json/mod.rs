@@ -265,15 +265,34 @@ pub(crate) fn string_equals(doc: &[u8], kind: Kind, start: usize, end: usize, wa
     kind == Kind::String && end >= start + 2 && key_eq(&doc[start + 1..end - 1], want)
 }
 
+/// The number `text` spells, as Rust reads an `f64` (`1e3`, `-0.5`, `inf`). Integers of up to 15
+/// digits, by far the most common in responses, are read directly: exactly, as every such integer
+/// is an `f64`.
+#[inline]
+pub(crate) fn number(text: &[u8]) -> Option<f64> {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        // `n` is below 10^15 < 2^53: exact.
+        let v = n as f64;
+        return Some(if negative { -v } else { v });
+    }
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.parse::<f64>().ok())
+}
+
 impl Expected {
     /// Whether the value found equals this one (numbers compare by value: `1.0` equals `1`).
     pub fn matches(&self, doc: &[u8], kind: Kind, start: usize, end: usize) -> bool {
         let text = &doc[start..end];
         match (self, kind) {
-            (Expected::Number(want), Kind::Number) => std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| t.parse::<f64>().ok())
-                .is_some_and(|v| v == *want),
+            (Expected::Number(want), Kind::Number) => number(text).is_some_and(|v| v == *want),
             (Expected::Bool(want), Kind::Bool) => {
                 text == if *want { &b"true"[..] } else { b"false" }
             }
@@ -352,6 +371,43 @@ mod tests {
         ] {
             let e = Selector::parse(sel).unwrap_err();
             assert!(e.contains(fragment), "{sel}: {e}");
+        }
+    }
+
+    /// The integer shortcut reads what Rust's `f64` parser reads.
+    #[test]
+    fn numbers_read_as_rust_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "007",
+            "999999999999999",
+            "-999999999999999",
+            "1000000000000000",
+            "12345678901234567890",
+            "1.5",
+            "1e3",
+            "-2E-2",
+            "",
+            "-",
+            "--1",
+            "1-2",
+            "+5",
+            "inf",
+            "NaN",
+            "1_000",
+            " 1",
+            "١",
+        ] {
+            let want = text.parse::<f64>().ok();
+            let got = number(text.as_bytes());
+            assert_eq!(
+                got.map(f64::to_bits),
+                want.map(f64::to_bits),
+                "{text:?}: {got:?} vs {want:?}"
+            );
         }
     }
 

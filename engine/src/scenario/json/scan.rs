@@ -60,6 +60,34 @@ type MemberFn<'f, 's, T> =
 type ElementFn<'f, 's, T> =
     dyn FnMut(&mut Scanner<'s>, usize, usize) -> Result<Option<T>, JsonError> + 'f;
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The first position from `j` on of a byte that ends a string's plain run: `"`, `\`, a control
+/// character, or the end of `b`. Eight bytes at a time: a byte of `w ^ c` is zero where `w` has
+/// `c`, and `x - 0x01..` borrows into the high bit of each zero byte, so the lowest flagged byte is
+/// the first match (higher ones may be false, and are not looked at).
+#[inline(always)]
+fn plain_run_end(b: &[u8], mut j: usize) -> usize {
+    while let Some(chunk) = b.get(j..j + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let flagged = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (w.wrapping_sub(ONES * 0x20) & !w);
+        let flagged = flagged & HIGHS;
+        if flagged != 0 {
+            return j + (flagged.trailing_zeros() / 8) as usize;
+        }
+        j += 8;
+    }
+    while j < b.len() && !matches!(b[j], b'"' | b'\\' | 0..=0x1f) {
+        j += 1;
+    }
+    j
+}
+
 /// A read position's context: the document, and how many containers are open around it.
 pub(super) struct Scanner<'a> {
     pub(super) b: &'a [u8],
@@ -79,6 +107,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The first position from `i` on that is not whitespace.
+    #[inline(always)]
     pub(super) fn ws(&self, mut i: usize) -> usize {
         while i < self.b.len() && matches!(self.b[i], b' ' | b'\t' | b'\n' | b'\r') {
             i += 1;
@@ -96,23 +125,62 @@ impl<'a> Scanner<'a> {
     }
 
     /// The end of the string starting at `i` (which is `"`), past the closing quote.
+    #[inline(always)]
     pub(super) fn string_end(&self, i: usize) -> Result<usize, JsonError> {
-        let mut j = i + 1;
-        while j < self.b.len() {
-            match self.b[j] {
-                b'"' => return Ok(j + 1),
-                b'\\' => j += 2,
-                c if c < 0x20 => return Err(JsonError::Invalid),
-                _ => j += 1,
-            }
-        }
-        Err(JsonError::Invalid)
+        self.string_end_escaped(i).map(|(end, _)| end)
     }
 
-    /// The end of the value starting at `i`.
+    /// Like [`Scanner::string_end`], and whether the string holds an escape.
+    #[inline(always)]
+    pub(super) fn string_end_escaped(&self, i: usize) -> Result<(usize, bool), JsonError> {
+        let mut j = i + 1;
+        let mut escaped = false;
+        loop {
+            j = plain_run_end(self.b, j);
+            match self.b.get(j) {
+                Some(b'"') => return Ok((j + 1, escaped)),
+                Some(b'\\') => {
+                    escaped = true;
+                    j += 2;
+                }
+                _ => return Err(JsonError::Invalid),
+            }
+        }
+    }
+
+    /// The end of the value starting at `i`. Inlined for scalars; containers are read out of line.
+    #[inline]
     pub(super) fn skip(&mut self, i: usize) -> Result<usize, JsonError> {
         match self.b.get(i) {
+            Some(b'{' | b'[') => self.skip_container(i),
+            _ => self.scalar_end(i),
+        }
+    }
+
+    /// The end of the string, number or literal starting at `i`.
+    #[inline(always)]
+    pub(super) fn scalar_end(&self, i: usize) -> Result<usize, JsonError> {
+        match self.b.get(i) {
             Some(b'"') => self.string_end(i),
+            Some(b't') => self.literal(i, b"true"),
+            Some(b'f') => self.literal(i, b"false"),
+            Some(b'n') => self.literal(i, b"null"),
+            Some(b'-' | b'0'..=b'9') => {
+                let mut j = i + 1;
+                while j < self.b.len()
+                    && matches!(self.b[j], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    j += 1;
+                }
+                Ok(j)
+            }
+            _ => Err(JsonError::Invalid),
+        }
+    }
+
+    /// The end of the object or array starting at `i`.
+    fn skip_container(&mut self, i: usize) -> Result<usize, JsonError> {
+        match self.b.get(i) {
             Some(b'{') => {
                 self.enter()?;
                 let mut j = self.ws(i + 1);
@@ -158,19 +226,7 @@ impl<'a> Scanner<'a> {
                     }
                 }
             }
-            Some(b't') => self.literal(i, b"true"),
-            Some(b'f') => self.literal(i, b"false"),
-            Some(b'n') => self.literal(i, b"null"),
-            Some(b'-' | b'0'..=b'9') => {
-                let mut j = i + 1;
-                while j < self.b.len()
-                    && matches!(self.b[j], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
-                {
-                    j += 1;
-                }
-                Ok(j)
-            }
-            _ => Err(JsonError::Invalid),
+            _ => self.scalar_end(i),
         }
     }
 
@@ -379,6 +435,33 @@ mod tests {
             Selector::parse("$.a[*]").unwrap().count(b"{\"a\": [1, }"),
             Err(JsonError::Invalid)
         );
+    }
+
+    /// The word-at-a-time search for a string's end agrees with a byte-at-a-time one, from every
+    /// start, over every byte value near each word position.
+    #[test]
+    fn plain_runs_end_where_a_byte_loop_says() {
+        let naive = |b: &[u8], mut j: usize| {
+            while j < b.len() && !matches!(b[j], b'"' | b'\\' | 0..=0x1f) {
+                j += 1;
+            }
+            j
+        };
+        let mut doc: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        doc.extend_from_slice("é€😀".as_bytes());
+        for at in 0..doc.len() {
+            for byte in 0..=255u8 {
+                let mut b = doc.clone();
+                b[at] = byte;
+                for start in [0, 1, 7, 8, 9, at.saturating_sub(3), at, at + 1, b.len()] {
+                    assert_eq!(
+                        plain_run_end(&b, start),
+                        naive(&b, start),
+                        "{byte} at {at}, from {start}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

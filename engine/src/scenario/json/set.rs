@@ -44,10 +44,27 @@ impl From<Selector> for Pick {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SelectorSet {
     paths: Vec<Path>,
+    /// Per depth, the selectors whose step there is an object key, with the key: a member is
+    /// tested against these first, without going through the paths.
+    keys: Vec<Vec<KeyHop>>,
+    /// Per depth, the mask of those selectors.
+    keyed: Vec<u64>,
     /// The selectors with no step: the whole document.
     root_hit: u64,
     /// The others.
     root_active: u64,
+}
+
+/// A selector's step that is an object key (a pointer token or a JSONPath key), at some depth.
+#[derive(Debug, Clone)]
+struct KeyHop {
+    bit: u64,
+    key: Box<[u8]>,
+    /// The key's first eight bytes as a little-endian word, zero-padded: most keys compare in one
+    /// instruction.
+    word: u64,
+    /// The value under the key is the selector's match (else the selector looks below it).
+    last: bool,
 }
 
 /// A selector as the walk applies it.
@@ -113,6 +130,25 @@ impl Path {
     }
 }
 
+/// The first (up to) eight bytes of `b[at..at + len]` as a little-endian word, zero-padded.
+#[inline(always)]
+fn prefix_word(b: &[u8], at: usize, len: usize) -> u64 {
+    let keep = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    };
+    match b.get(at..at + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) & keep,
+        None => {
+            let mut w = [0u8; 8];
+            let n = len.min(8).min(b.len().saturating_sub(at));
+            w[..n].copy_from_slice(&b[at..at + n]);
+            u64::from_le_bytes(w) & keep
+        }
+    }
+}
+
 /// The positions of the set bits of `m`, lowest first.
 #[inline]
 fn bits(mut m: u64) -> impl Iterator<Item = usize> {
@@ -141,10 +177,26 @@ impl SelectorSet {
         if i == WALKED_MAX {
             return;
         }
+        let bit = 1 << i;
         if path.hops.is_empty() {
-            self.root_hit |= 1 << i;
+            self.root_hit |= bit;
         } else {
-            self.root_active |= 1 << i;
+            self.root_active |= bit;
+        }
+        for (d, hop) in path.hops.iter().enumerate() {
+            if let Hop::Token(k, _) | Hop::Key(k) = hop {
+                if self.keys.len() <= d {
+                    self.keys.resize_with(d + 1, Vec::new);
+                    self.keyed.resize(d + 1, 0);
+                }
+                self.keys[d].push(KeyHop {
+                    bit,
+                    word: prefix_word(k, 0, k.len()),
+                    key: k.clone(),
+                    last: d + 1 == path.hops.len(),
+                });
+                self.keyed[d] |= bit;
+            }
         }
         self.paths.push(path);
         pick.slot = u16::try_from(i).ok();
@@ -179,18 +231,46 @@ impl SelectorSet {
     }
 
     /// Of the selectors in `active` looking below an object at depth `d`: those looking below the
-    /// value of its member `key` (raw, escapes and all), and those that match that value.
+    /// value of its member whose raw key is `doc[at..at + len]` (`escaped` when it holds an escape),
+    /// and those that match that value.
     #[inline]
-    fn member(&self, key: &[u8], d: usize, active: u64) -> (u64, u64) {
+    fn member(
+        &self,
+        doc: &[u8],
+        (at, len): (usize, usize),
+        escaped: bool,
+        d: usize,
+        active: u64,
+    ) -> (u64, u64) {
+        let key = &doc[at..at + len];
+        let named = |k: &[u8]| if escaped { key_eq(key, k) } else { key == k };
         let (mut below, mut hit) = (0, 0);
-        for s in bits(active) {
+        let keyed = self.keyed.get(d).map_or(0, |k| k & active);
+        if keyed != 0 {
+            let word = prefix_word(doc, at, len);
+            for h in &self.keys[d] {
+                let same = if escaped {
+                    key_eq(key, &h.key)
+                } else {
+                    len == h.key.len() && word == h.word && (len <= 8 || key == &*h.key)
+                };
+                if keyed & h.bit != 0 && same {
+                    if h.last {
+                        hit |= h.bit;
+                    } else {
+                        below |= h.bit;
+                    }
+                }
+            }
+        }
+        for s in bits(active & !keyed) {
             let bit = 1 << s;
             let (hop, last) = self.paths[s].at(d);
             let take = match hop {
-                Hop::Token(k, _) | Hop::Key(k) => key_eq(key, k),
+                Hop::Token(k, _) | Hop::Key(k) => named(k),
                 Hop::Every => true,
                 Hop::Below(k) => {
-                    if key_eq(key, k) {
+                    if named(k) {
                         hit |= bit;
                     } else {
                         below |= bit;
@@ -321,8 +401,12 @@ impl Walk<'_, '_> {
 
     /// Records `found` for the selectors in `mask`; stops the walk when none is left open.
     fn answer(&mut self, mask: u64, found: Found) -> Result<(), Stop> {
-        for s in bits(mask) {
-            self.hits[s] = found;
+        if mask & (mask - 1) == 0 {
+            self.hits[mask.trailing_zeros() as usize] = found;
+        } else {
+            for s in bits(mask) {
+                self.hits[s] = found;
+            }
         }
         self.open &= !mask;
         if self.open == 0 {
@@ -332,7 +416,8 @@ impl Walk<'_, '_> {
         }
     }
 
-    /// A child value: read for the selectors that need it, else skipped.
+    /// A child value: walked for the selectors looking below it, else skipped (and answered for
+    /// those it matches). `pinned` is part of `active`.
     #[inline]
     fn child(
         &mut self,
@@ -342,11 +427,14 @@ impl Walk<'_, '_> {
         hit: u64,
         pinned: u64,
     ) -> Result<usize, Stop> {
-        if active | hit == 0 {
-            Ok(self.scan.skip(j)?)
-        } else {
-            self.value(j, d + 1, active, hit, pinned)
+        if active != 0 {
+            return self.value(j, d + 1, active, hit, pinned);
         }
+        let end = self.scan.skip(j)?;
+        if hit != 0 {
+            self.answer(hit, Ok(Some((kind_at(self.scan.b, j), j, end))))?;
+        }
+        Ok(end)
     }
 
     fn object(&mut self, i: usize, d: usize, active: u64) -> Result<usize, Stop> {
@@ -360,11 +448,12 @@ impl Walk<'_, '_> {
             if self.scan.b.get(j) != Some(&b'"') {
                 return Err(JsonError::Invalid.into());
             }
-            let key_end = self.scan.string_end(j)?;
-            let b = self.scan.b;
-            let key = &b[j + 1..key_end - 1];
+            let (key_end, escaped) = self.scan.string_end_escaped(j)?;
+            let key = (j + 1, key_end - 1 - (j + 1));
             j = self.scan.ws(self.scan.expect(self.scan.ws(key_end), b':')?);
-            let (below, hit) = self.set.member(key, d, active & self.open);
+            let (below, hit) = self
+                .set
+                .member(self.scan.b, key, escaped, d, active & self.open);
             j = self.child(j, d, below, hit, 0)?;
             j = self.scan.ws(j);
             match self.scan.b.get(j) {
@@ -439,21 +528,30 @@ impl<'a> BodyJson<'a> {
         }
     }
 
-    /// What `pick` finds in the body: [`Selector::find`]'s answer.
-    #[inline]
+    /// What `pick` finds in the body: [`Selector::find`]'s answer. Inlined into the rules (which
+    /// are inlined into the request path); the walk is not.
+    #[inline(always)]
     pub fn find(&mut self, pick: &Pick) -> Found {
-        let Some(slot) = pick.slot.map(usize::from).filter(|&s| s < self.set.len()) else {
-            return pick.selector.find(self.body);
-        };
-        let mut hits = self.hits.borrow_mut();
-        if !self.walked {
-            if hits.len() < self.set.len() {
-                hits.resize(self.set.len(), Ok(None));
+        match pick.slot.map(usize::from) {
+            Some(slot) if slot < self.set.len() => {
+                if !self.walked {
+                    self.walk();
+                }
+                self.hits.borrow()[slot]
             }
-            self.set.walk(self.body, &mut hits);
-            self.walked = true;
+            _ => pick.selector.find(self.body),
         }
-        hits[slot]
+    }
+
+    #[inline(never)]
+    fn walk(&mut self) {
+        let mut hits = self.hits.borrow_mut();
+        if hits.len() < self.set.len() {
+            // Only when the core did not size the table (tests): a run never grows it here.
+            hits.resize(self.set.len(), Ok(None));
+        }
+        self.set.walk(self.body, &mut hits);
+        self.walked = true;
     }
 }
 
@@ -662,6 +760,9 @@ mod tests {
                 r#""0""#,
                 r#""a/b""#,
                 r#""""#,
+                r#""long_key_one""#,
+                r#""long_key_two""#,
+                r#""long_key_\u006fne""#,
             ]);
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..5).prop_map(J::Array),
@@ -673,15 +774,38 @@ mod tests {
     fn selector() -> impl Strategy<Value = String> {
         let pointer = prop::collection::vec(
             prop::sample::select(vec![
-                "k0", "k1", "k2", "0", "1", "2", "01", "+1", "a~1b", "",
+                "k0",
+                "k1",
+                "k2",
+                "0",
+                "1",
+                "2",
+                "01",
+                "+1",
+                "a~1b",
+                "",
+                "long_key_one",
+                "long_key_tw",
             ]),
             0..4,
         )
         .prop_map(|tokens| tokens.iter().map(|t| format!("/{t}")).collect::<String>());
         let path = prop::collection::vec(
             prop::sample::select(vec![
-                ".k0", ".k1", "['k2']", "['0']", "[0]", "[1]", "[-1]", "[-3]", "[*]", ".*", "..k0",
+                ".k0",
+                ".k1",
+                "['k2']",
+                "['0']",
+                "[0]",
+                "[1]",
+                "[-1]",
+                "[-3]",
+                "[*]",
+                ".*",
+                "..k0",
                 "..k1",
+                ".long_key_two",
+                "..long_key_one",
             ]),
             0..4,
         )
