@@ -53,6 +53,9 @@ pub(crate) struct SelectorSet {
     root_hit: u64,
     /// The others.
     root_active: u64,
+    /// Every selector is one member of the top-level object (`/id`, `$.name`): the walk of an
+    /// object is then one loop over its members.
+    flat: bool,
 }
 
 /// A selector's step that is an object key (a pointer token or a JSONPath key), at some depth.
@@ -199,6 +202,10 @@ impl SelectorSet {
             }
         }
         self.paths.push(path);
+        self.flat = self
+            .paths
+            .iter()
+            .all(|p| matches!(&*p.hops, [Hop::Token(..) | Hop::Key(_)]));
         pick.slot = u16::try_from(i).ok();
     }
 
@@ -223,7 +230,12 @@ impl SelectorSet {
         };
         let start = w.scan.ws(0);
         let (active, hit) = (self.root_active, self.root_hit);
-        if let Err(Stop::Broken(e)) = w.value(start, 0, active, hit, active) {
+        let walked = if self.flat && doc.get(start) == Some(&b'{') {
+            w.members(start)
+        } else {
+            w.value(start, 0, active, hit, active).map(drop)
+        };
+        if let Err(Stop::Broken(e)) = walked {
             for s in bits(w.open) {
                 w.hits[s] = Err(e);
             }
@@ -435,6 +447,51 @@ impl Walk<'_, '_> {
             self.answer(hit, Ok(Some((kind_at(self.scan.b, j), j, end))))?;
         }
         Ok(end)
+    }
+
+    /// [`Walk::object`] for the top-level object at `i` when every selector is one of its members
+    /// ([`SelectorSet::flat`]): the same reading and answers, without the per-value bookkeeping.
+    fn members(&mut self, i: usize) -> Result<(), Stop> {
+        let keys = &self.set.keys[0];
+        self.scan.enter()?;
+        let mut j = self.scan.ws(i + 1);
+        if self.scan.b.get(j) == Some(&b'}') {
+            return Ok(());
+        }
+        loop {
+            if self.scan.b.get(j) != Some(&b'"') {
+                return Err(JsonError::Invalid.into());
+            }
+            let (key_end, escaped) = self.scan.string_end_escaped(j)?;
+            let (at, len) = (j + 1, key_end - 1 - (j + 1));
+            j = self.scan.ws(self.scan.expect(self.scan.ws(key_end), b':')?);
+            let doc = self.scan.b;
+            let word = prefix_word(doc, at, len);
+            let mut hit = 0;
+            for h in keys {
+                if self.open & h.bit != 0
+                    && if escaped {
+                        key_eq(&doc[at..at + len], &h.key)
+                    } else {
+                        len == h.key.len()
+                            && word == h.word
+                            && (len <= 8 || doc[at..at + len] == *h.key)
+                    }
+                {
+                    hit |= h.bit;
+                }
+            }
+            let end = self.scan.skip(j)?;
+            if hit != 0 {
+                self.answer(hit, Ok(Some((kind_at(doc, j), j, end))))?;
+            }
+            j = self.scan.ws(end);
+            match doc.get(j) {
+                Some(b',') => j = self.scan.ws(j + 1),
+                Some(b'}') => return Ok(()),
+                _ => return Err(JsonError::Invalid.into()),
+            }
+        }
     }
 
     fn object(&mut self, i: usize, d: usize, active: u64) -> Result<usize, Stop> {
@@ -813,8 +870,51 @@ mod tests {
         prop_oneof![pointer, path]
     }
 
+    /// Selectors that are all members of the top-level object, as most requests' are.
+    fn member_selector() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "/k0",
+            "/k1",
+            "/k2",
+            "/0",
+            "/a~1b",
+            "/",
+            "/long_key_one",
+            "$.k1",
+            "$['k2']",
+            "$.long_key_two",
+            "/long_key_tw",
+        ])
+        .prop_map(str::to_owned)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The same, for sets of top-level members only (read by the one loop over the members).
+        #[test]
+        fn one_loop_over_members_equals_one_find_per_selector(
+            doc in documents(),
+            pretty in any::<bool>(),
+            selectors in prop::collection::vec(member_selector(), 1..6),
+            damage in 0..3u8,
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(b"\"{}[],:\\x1 ".to_vec()),
+        ) {
+            let mut text = String::new();
+            render(&doc, pretty, &mut text);
+            let mut bytes = text.into_bytes();
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                match damage {
+                    1 => bytes.truncate(i),
+                    2 => bytes[i] = byte,
+                    _ => {}
+                }
+            }
+            let sels: Vec<&str> = selectors.iter().map(String::as_str).collect();
+            walk_and_compare(&sels, &bytes);
+        }
 
         /// The one walk gives every selector of a random set what `find` gives it on its own, in
         /// random documents, whole, cut short, or with one byte replaced.
