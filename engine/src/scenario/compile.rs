@@ -12,7 +12,7 @@ use base64::Engine as _;
 use super::auth::{AuthPlan, AuthUse, SigningKey};
 use super::feeder::Feeder;
 use super::json::{Expected, Selector};
-use super::rules::{Check, CheckKind, Extraction, Source, Want};
+use super::rules::{self, Check, CheckKind, Extraction, Source, Want};
 use super::template::{Escape, Expr, Resolved, Scope, Seg, Template};
 use super::vars::Vars;
 use super::{
@@ -515,6 +515,7 @@ impl Compiler<'_> {
         for (i, check) in req.checks.iter().enumerate() {
             checks.push(self.check(kind, check, &format!("{at}.checks[{i}]"))?);
         }
+        let json = rules::share_selectors(&mut extract, &mut checks);
         self.out.requests.push(RequestPlan {
             name,
             method: req.method,
@@ -527,6 +528,7 @@ impl Compiler<'_> {
                 .map_or(StatusSet::Success, StatusSet::Only),
             extract,
             checks,
+            json,
             auth,
             cookies: kind.cookies,
         });
@@ -649,7 +651,7 @@ impl Compiler<'_> {
                 if random {
                     Source::JsonRandom(sel)
                 } else {
-                    Source::Json(sel)
+                    Source::Json(sel.into())
                 }
             }
             ExtractSpec::Regex(re) => {
@@ -1021,9 +1023,9 @@ impl Compiler<'_> {
                         ));
                     }
                 };
-                CheckKind::JsonEquals(selector(sel)?, want)
+                CheckKind::JsonEquals(selector(sel)?.into(), want)
             }
-            CheckSpec::JsonExists(sel) => CheckKind::JsonExists(selector(sel)?),
+            CheckSpec::JsonExists(sel) => CheckKind::JsonExists(selector(sel)?.into()),
             CheckSpec::HeaderPresent(name) => CheckKind::HeaderPresent(name.as_bytes().into()),
             CheckSpec::HeaderEquals(name, v) => CheckKind::HeaderEquals(
                 name.as_bytes().into(),
@@ -1200,7 +1202,25 @@ impl Compiler<'_> {
                     Escape::Path,
                     &format!("{field}.token_url"),
                 )?);
-                let json = |p: &str| Selector::parse(p).expect("a valid pointer");
+                let json = |p: &str| Selector::parse(p).expect("a valid pointer").into();
+                let mut extract = vec![
+                    Extraction {
+                        var: token_var,
+                        source: Source::Json(json("/access_token")),
+                        optional: false,
+                        messages: [
+                            "OAuth2 token response has no access_token".into(),
+                            "OAuth2 token response is not JSON".into(),
+                        ],
+                    },
+                    Extraction {
+                        var: expires_var,
+                        source: Source::Json(json("/expires_in")),
+                        optional: true,
+                        messages: [String::new(), String::new()],
+                    },
+                ];
+                let json = rules::share_selectors(&mut extract, &mut []);
                 self.out.requests.push(RequestPlan {
                     name: format!(
                         "POST {} (OAuth2 token)",
@@ -1211,24 +1231,9 @@ impl Compiler<'_> {
                     headers: vec![("Accept".into(), Template::literal("application/json"))],
                     body: Some(("application/x-www-form-urlencoded".into(), body)),
                     expect: StatusSet::Success,
-                    extract: vec![
-                        Extraction {
-                            var: token_var,
-                            source: Source::Json(json("/access_token")),
-                            optional: false,
-                            messages: [
-                                "OAuth2 token response has no access_token".into(),
-                                "OAuth2 token response is not JSON".into(),
-                            ],
-                        },
-                        Extraction {
-                            var: expires_var,
-                            source: Source::Json(json("/expires_in")),
-                            optional: true,
-                            messages: [String::new(), String::new()],
-                        },
-                    ],
+                    extract,
                     checks: Vec::new(),
+                    json,
                     auth: AuthUse::None,
                     cookies: kind.cookies,
                 });

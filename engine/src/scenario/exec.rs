@@ -13,6 +13,7 @@ use super::Scenario;
 use super::auth::SharedToken;
 use super::cookies;
 use super::feeder::Cursor;
+use super::json::Found;
 use super::rules::Source;
 use super::script::ScriptHost;
 use super::wire::Wire;
@@ -65,6 +66,8 @@ pub(crate) struct CoreScenario {
     /// Per auth plan; used by per-core OAuth2 tokens.
     pub(crate) tokens: Vec<SharedToken>,
     pub(crate) regex_locs: Vec<RefCell<CaptureLocations>>,
+    /// The answers of a response's one JSON walk, a slot for every selector of the largest set.
+    pub(crate) json_hits: RefCell<Vec<Found>>,
     /// This core's shard and index.
     pub(crate) seat: Seat,
     pub(crate) this_year: u32,
@@ -162,6 +165,14 @@ impl CoreScenario {
                 .into_iter()
                 .map(|l| l.expect("every extraction regex has its slot"))
                 .collect(),
+            json_hits: RefCell::new(vec![
+                Ok(None);
+                plan.requests
+                    .iter()
+                    .map(|r| r.json.len())
+                    .max()
+                    .unwrap_or(0)
+            ]),
             requests,
             plan,
             seq: Cell::new(0),

@@ -271,6 +271,8 @@ pub(crate) struct RequestPlan {
     pub expect: StatusSet,
     pub extract: Vec<rules::Extraction>,
     pub checks: Vec<rules::Check>,
+    /// The JSON selectors of `extract` and `checks`, answered in one walk over a response.
+    pub json: json::SelectorSet,
     pub auth: auth::AuthUse,
     /// Whether the user's cookie jar applies.
     pub cookies: bool,

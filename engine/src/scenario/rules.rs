@@ -9,7 +9,9 @@ use std::cell::RefCell;
 
 use regex::bytes::{CaptureLocations, Regex};
 
-use super::json::{Expected, JsonError, Selector, string_equals, value_text};
+use super::json::{
+    BodyJson, Expected, JsonError, Pick, Selector, SelectorSet, number, string_equals, value_text,
+};
 use super::response::Response;
 use super::template::{Env, Template};
 use crate::http::Keep;
@@ -30,7 +32,8 @@ pub(crate) struct Extraction {
 /// Where an extracted value comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
-    Json(Selector),
+    /// A selector, answered from the request's one walk over the body.
+    Json(Pick),
     /// One of the selector's matches, drawn at random.
     JsonRandom(Selector),
     /// The regex and its slot in the core's capture-location table.
@@ -70,9 +73,9 @@ impl Extraction {
         }
     }
 
-    /// Sets the variable from `resp`, reusing its buffer (`rng` draws for `Random`). Inlined into the
-    /// request path, whose only other caller is a trace's (callgrind: out of line, the path cost about
-    /// 2 % more instructions).
+    /// Sets the variable from `resp`, reusing its buffer (`rng` draws for `Random`; `json` answers
+    /// the request's selectors over `resp`'s body). Inlined into the request path, whose only other
+    /// caller is a trace's (callgrind: out of line, the path cost about 2 % more instructions).
     #[inline(always)]
     pub fn apply(
         &self,
@@ -80,12 +83,13 @@ impl Extraction {
         vars: &mut [Vec<u8>],
         locs: &[RefCell<CaptureLocations>],
         rng: &mut Rng,
+        json: &mut BodyJson<'_>,
     ) -> Result<(), Missing> {
         let Some(var) = vars.get_mut(usize::from(self.var)) else {
             return Err(Missing::NotFound);
         };
         match &self.source {
-            Source::Json(sel) => match sel.find(resp.body) {
+            Source::Json(pick) => match json.find(pick) {
                 Ok(Some((kind, a, b))) => {
                     var.clear();
                     value_text(resp.body, kind, a, b, var);
@@ -156,8 +160,8 @@ pub(crate) enum CheckKind {
     Status(Vec<u16>),
     BodyContains(Template),
     BodyMatches(Regex),
-    JsonEquals(Selector, Want),
-    JsonExists(Selector),
+    JsonEquals(Pick, Want),
+    JsonExists(Pick),
     HeaderPresent(Box<[u8]>),
     HeaderEquals(Box<[u8]>, Template),
     HeaderContains(Box<[u8]>, Template),
@@ -235,27 +239,28 @@ impl Check {
                 let _ = write!(out, "got a body of {} bytes: ", resp.body.len());
                 quote(resp.body, false, out);
             }
-            CheckKind::JsonEquals(sel, _) | CheckKind::JsonExists(sel) => match sel.find(resp.body)
-            {
-                Ok(Some((kind, a, b))) => {
-                    out.push_str("got ");
-                    let mut text = Vec::new();
-                    value_text(resp.body, kind, a, b, &mut text);
-                    quote(&text, secret, out);
+            CheckKind::JsonEquals(pick, _) | CheckKind::JsonExists(pick) => {
+                match pick.selector.find(resp.body) {
+                    Ok(Some((kind, a, b))) => {
+                        out.push_str("got ");
+                        let mut text = Vec::new();
+                        value_text(resp.body, kind, a, b, &mut text);
+                        quote(&text, secret, out);
+                    }
+                    Ok(None) => {
+                        let _ = write!(out, "got nothing there (status {})", resp.status);
+                    }
+                    Err(_) => {
+                        let _ = write!(
+                            out,
+                            "the body is not JSON (status {}, {} bytes): ",
+                            resp.status,
+                            resp.body.len()
+                        );
+                        quote(resp.body, false, out);
+                    }
                 }
-                Ok(None) => {
-                    let _ = write!(out, "got nothing there (status {})", resp.status);
-                }
-                Err(_) => {
-                    let _ = write!(
-                        out,
-                        "the body is not JSON (status {}, {} bytes): ",
-                        resp.status,
-                        resp.body.len()
-                    );
-                    quote(resp.body, false, out);
-                }
-            },
+            }
             CheckKind::HeaderPresent(name)
             | CheckKind::HeaderEquals(name, _)
             | CheckKind::HeaderContains(name, _) => match resp.header(name) {
@@ -323,8 +328,8 @@ impl Check {
         }
     }
 
-    /// Whether the response passes. `want` is a reused buffer for rendered expectations. Inlined
-    /// like [`Extraction::apply`].
+    /// Whether the response passes. `want` is a reused buffer for rendered expectations; `json`
+    /// answers the request's selectors. Inlined like [`Extraction::apply`].
     #[inline(always)]
     pub fn passes(
         &self,
@@ -332,6 +337,7 @@ impl Check {
         latency_us: u64,
         env: &mut Env<'_>,
         want: &mut Vec<u8>,
+        json: &mut BodyJson<'_>,
     ) -> bool {
         let mut render = |t: &Template, env: &mut Env<'_>| -> usize {
             want.clear();
@@ -345,7 +351,7 @@ impl Check {
                 contains(resp.body, want)
             }
             CheckKind::BodyMatches(re) => re.is_match(resp.body),
-            CheckKind::JsonEquals(sel, expected) => match sel.find(resp.body) {
+            CheckKind::JsonEquals(pick, expected) => match json.find(pick) {
                 Ok(Some((kind, a, b))) => match expected {
                     Want::Other(e) => e.matches(resp.body, kind, a, b),
                     Want::String(t) => {
@@ -359,7 +365,7 @@ impl Check {
                             "true" => Some(Expected::Bool(true)),
                             "false" => Some(Expected::Bool(false)),
                             "null" => Some(Expected::Null),
-                            _ => text.parse::<f64>().ok().map(Expected::Number),
+                            _ => number(text.as_bytes()).map(Expected::Number),
                         };
                         match expected {
                             Some(e) => e.matches(resp.body, kind, a, b),
@@ -369,7 +375,7 @@ impl Check {
                 },
                 _ => false,
             },
-            CheckKind::JsonExists(sel) => matches!(sel.find(resp.body), Ok(Some(_))),
+            CheckKind::JsonExists(pick) => matches!(json.find(pick), Ok(Some(_))),
             CheckKind::HeaderPresent(name) => resp.header(name).is_some(),
             CheckKind::HeaderEquals(name, t) => {
                 render(t, env);
@@ -383,6 +389,24 @@ impl Check {
         };
         ok != self.negate
     }
+}
+
+/// Gathers the JSON selectors of a request's extractions and checks into the set its responses are
+/// walked for, giving each rule its slot (`Random(Json(...))` draws count every match, and is
+/// looked up on its own).
+pub(crate) fn share_selectors(extract: &mut [Extraction], checks: &mut [Check]) -> SelectorSet {
+    let mut set = SelectorSet::default();
+    for e in extract {
+        if let Source::Json(pick) = &mut e.source {
+            set.add(pick);
+        }
+    }
+    for c in checks {
+        if let CheckKind::JsonEquals(pick, _) | CheckKind::JsonExists(pick) = &mut c.kind {
+            set.add(pick);
+        }
+    }
+    set
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -416,6 +440,10 @@ mod tests {
     use crate::http::KeptResponse;
     use crate::scenario::template::tests::render_with;
 
+    fn json(p: &str) -> Pick {
+        Selector::parse(p).unwrap().into()
+    }
+
     fn response<'a>(
         status: u16,
         head: &'a [u8],
@@ -432,6 +460,34 @@ mod tests {
             }),
             s,
         )
+    }
+
+    /// Applies `e` as a run does, its selector answered by its request's one walk, and checks that
+    /// the rule looked up on its own gives the same.
+    fn apply(
+        e: &Extraction,
+        r: &Response<'_>,
+        vars: &mut [Vec<u8>],
+        locs: &[RefCell<CaptureLocations>],
+        rng: &mut Rng,
+    ) -> Result<(), Missing> {
+        let mut alone = vars.to_vec();
+        let mut shared = e.clone();
+        let set = share_selectors(std::slice::from_mut(&mut shared), &mut []);
+        let hits = RefCell::new(Vec::new());
+        let got = shared.apply(r, vars, locs, rng, &mut BodyJson::new(&set, r.body, &hits));
+        if !matches!(e.source, Source::JsonRandom(_)) {
+            let empty = SelectorSet::default();
+            let by_itself = e.apply(
+                r,
+                &mut alone,
+                locs,
+                rng,
+                &mut BodyJson::new(&empty, r.body, &hits),
+            );
+            assert_eq!((got, &*vars), (by_itself, &alone[..]), "{:?}", e.source);
+        }
+        got
     }
 
     fn ex(source: Source, optional: bool) -> Extraction {
@@ -454,15 +510,10 @@ mod tests {
             Regex::new(r#""id": (\d+)"#).unwrap().capture_locations(),
         )];
         let table: Vec<(Source, Result<&str, Missing>)> = vec![
-            (Source::Json(Selector::parse("/token").unwrap()), Ok("t\"1")),
-            (
-                Source::Json(Selector::parse("$.items[0].id").unwrap()),
-                Ok("4"),
-            ),
-            (
-                Source::Json(Selector::parse("/nope").unwrap()),
-                Err(Missing::NotFound),
-            ),
+            (Source::Json(json("/token")), Ok("t\"1")),
+            (Source::Json(json("$.items[0].id")), Ok("4")),
+            (Source::Json(json("$..id")), Ok("4")),
+            (Source::Json(json("/nope")), Err(Missing::NotFound)),
             (
                 Source::Regex(Regex::new(r#""id": (\d+)"#).unwrap(), 0),
                 Ok("4"),
@@ -474,7 +525,13 @@ mod tests {
         ];
         for (source, want) in table {
             let mut vars = vec![b"old".to_vec()];
-            let got = ex(source.clone(), false).apply(&r, &mut vars, &locs, &mut Rng::new(1));
+            let got = apply(
+                &ex(source.clone(), false),
+                &r,
+                &mut vars,
+                &locs,
+                &mut Rng::new(1),
+            );
             match want {
                 Ok(v) => {
                     assert_eq!(got, Ok(()), "{source:?}");
@@ -490,7 +547,8 @@ mod tests {
         let html = response(200, head, b"<html>", &mut s);
         let mut vars = vec![Vec::new()];
         assert_eq!(
-            ex(Source::Json(Selector::parse("/token").unwrap()), false).apply(
+            apply(
+                &ex(Source::Json(json("/token")), false),
                 &html,
                 &mut vars,
                 &locs,
@@ -513,7 +571,7 @@ mod tests {
         let mut seen = std::collections::BTreeMap::new();
         for _ in 0..300 {
             let mut vars = vec![Vec::new()];
-            assert_eq!(rule.apply(&r, &mut vars, &[], &mut rng), Ok(()));
+            assert_eq!(apply(&rule, &r, &mut vars, &[], &mut rng), Ok(()));
             *seen
                 .entry(String::from_utf8(vars[0].clone()).unwrap())
                 .or_insert(0) += 1;
@@ -526,7 +584,7 @@ mod tests {
         );
         let mut vars = vec![b"old".to_vec()];
         assert_eq!(
-            none.apply(&r, &mut vars, &[], &mut rng),
+            apply(&none, &r, &mut vars, &[], &mut rng),
             Err(Missing::NotFound)
         );
         assert_eq!(vars[0], b"old");
@@ -546,7 +604,7 @@ mod tests {
             )
             .unwrap()
         };
-        let sel = |p: &str| Selector::parse(p).unwrap();
+        let sel = json;
         let table: Vec<(CheckKind, bool)> = vec![
             (CheckKind::Status(vec![200, 201]), true),
             (CheckKind::Status(vec![404]), false),
@@ -602,13 +660,23 @@ mod tests {
         let vars = vec![b"tok en".to_vec(), b"3".to_vec()];
         // The render helper builds an Env over these variables.
         assert_eq!(render_with(&t("{{token}}"), &vars, 1), "tok en");
-        for (kind, want) in table {
-            for negate in [false, true] {
-                let check = Check {
-                    kind: kind.clone(),
-                    negate,
-                    message: String::new(),
-                };
+        // Every check's selector in one set, as if they were one request's.
+        let mut checks: Vec<Check> = table
+            .iter()
+            .map(|(kind, _)| Check {
+                kind: kind.clone(),
+                negate: false,
+                message: String::new(),
+            })
+            .collect();
+        let set = share_selectors(&mut [], &mut checks);
+        assert_eq!(set.len(), 4, "/user, /n, /ok and /zz, each once");
+        let empty = SelectorSet::default();
+        let hits = RefCell::new(Vec::new());
+        for (shared, (kind, want)) in checks.iter().zip(table) {
+            for (negate, set) in [(false, &set), (true, &set), (false, &empty)] {
+                let mut check = shared.clone();
+                check.negate = negate;
                 let mut rng = Rng::new(1);
                 let seq = std::cell::Cell::new(0);
                 let clock = crate::clock::Clock::start();
@@ -627,7 +695,13 @@ mod tests {
                 };
                 let mut buf = Vec::new();
                 assert_eq!(
-                    check.passes(&r, 500, &mut env, &mut buf),
+                    check.passes(
+                        &r,
+                        500,
+                        &mut env,
+                        &mut buf,
+                        &mut BodyJson::new(set, r.body, &hits)
+                    ),
                     want != negate,
                     "{kind:?} negate {negate}"
                 );
@@ -656,7 +730,7 @@ mod tests {
             )
             .unwrap()
         };
-        let sel = |p: &str| Selector::parse(p).unwrap();
+        let sel = json;
         let table: Vec<(CheckKind, &str, String)> = vec![
             (
                 CheckKind::Status(vec![201]),
@@ -723,7 +797,7 @@ mod tests {
         let mut html = Vec::new();
         let r = response(200, head, b"<html>", &mut html);
         let check = Check {
-            kind: CheckKind::JsonExists(sel("/id")),
+            kind: CheckKind::JsonExists(json("/id")),
             negate: false,
             message: "check JsonExists(\"/id\") failed".into(),
         };

@@ -15,6 +15,7 @@ use super::cookies::CookieJar;
 use super::exec::{CONNECT_FAILURE_PAUSE, CoreScenario, Flow};
 use super::feeder::Draw;
 use super::flow::{CondBuffers, Last};
+use super::json::BodyJson;
 use super::response::Response;
 use super::rules::{RuleLine, RuleTrace};
 use super::template::Env;
@@ -597,8 +598,9 @@ impl UserState {
             };
             return (Outcome::Status, None, flow);
         }
+        let mut json = BodyJson::new(&rp.json, resp.body, &sc.json_hits);
         for (i, e) in rp.extract.iter().enumerate() {
-            if let Err(missing) = e.apply(&resp, vars, &sc.regex_locs, rng)
+            if let Err(missing) = e.apply(&resp, vars, &sc.regex_locs, rng, &mut json)
                 && !e.optional
             {
                 return (
@@ -611,7 +613,7 @@ impl UserState {
         if !rp.checks.is_empty() {
             let mut env = env!(sc, vars, rows, rng, global, *iteration, clock, scratch);
             for (i, c) in rp.checks.iter().enumerate() {
-                if !c.passes(&resp, latency_us, &mut env, want) {
+                if !c.passes(&resp, latency_us, &mut env, want, &mut json) {
                     describe_failure(c, &resp, latency_us, sc, detail, detail_base);
                     return (Outcome::Check, Some(cr.check_messages[i]), Flow::Continue);
                 }
@@ -667,6 +669,7 @@ fn traced(
     trace.lines.clear();
     let mut result = (Outcome::Ok, None, Flow::Continue);
     let mut ended = false;
+    let mut json = BodyJson::new(&rp.json, resp.body, &sc.json_hits);
     if !rp.expect.contains(resp.status) {
         let flow = if rp.extract.iter().any(|e| !e.optional) {
             Flow::EndIteration(Duration::ZERO)
@@ -685,7 +688,7 @@ fn traced(
             detail: String::new(),
         };
         if !ended {
-            match e.apply(resp, vars, &sc.regex_locs, rng) {
+            match e.apply(resp, vars, &sc.regex_locs, rng, &mut json) {
                 Ok(()) => {
                     line.passed = Some(true);
                     let hidden = name.is_some_and(|n| super::vars::looks_secret(n));
@@ -733,7 +736,7 @@ fn traced(
             detail: String::new(),
         };
         if !ended {
-            let passed = c.passes(resp, latency_us, &mut env, want);
+            let passed = c.passes(resp, latency_us, &mut env, want, &mut json);
             line.passed = Some(passed);
             c.describe_got(resp, latency_us, &mut line.detail);
             sc.redact(&mut line.detail);

@@ -177,6 +177,7 @@ mod tests {
             expect: StatusSet::Success,
             extract: Vec::new(),
             checks: Vec::new(),
+            json: Default::default(),
             auth: AuthUse::None,
             cookies: true,
         }
