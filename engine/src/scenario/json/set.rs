@@ -888,6 +888,23 @@ mod tests {
         .prop_map(str::to_owned)
     }
 
+    /// `doc` rendered, then left whole (`damage` 0), cut short at `at` (1) or with the byte at `at`
+    /// replaced by `byte` (2).
+    fn damaged(doc: &J, pretty: bool, damage: u8, at: prop::sample::Index, byte: u8) -> Vec<u8> {
+        let mut text = String::new();
+        render(doc, pretty, &mut text);
+        let mut bytes = text.into_bytes();
+        if !bytes.is_empty() {
+            let i = at.index(bytes.len());
+            match damage {
+                1 => bytes.truncate(i),
+                2 => bytes[i] = byte,
+                _ => {}
+            }
+        }
+        bytes
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
 
@@ -901,17 +918,7 @@ mod tests {
             at in any::<prop::sample::Index>(),
             byte in prop::sample::select(b"\"{}[],:\\x1 ".to_vec()),
         ) {
-            let mut text = String::new();
-            render(&doc, pretty, &mut text);
-            let mut bytes = text.into_bytes();
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                match damage {
-                    1 => bytes.truncate(i),
-                    2 => bytes[i] = byte,
-                    _ => {}
-                }
-            }
+            let bytes = damaged(&doc, pretty, damage, at, byte);
             let sels: Vec<&str> = selectors.iter().map(String::as_str).collect();
             walk_and_compare(&sels, &bytes);
         }
@@ -927,17 +934,7 @@ mod tests {
             at in any::<prop::sample::Index>(),
             byte in prop::sample::select(b"\"{}[],:\\x1 ".to_vec()),
         ) {
-            let mut text = String::new();
-            render(&doc, pretty, &mut text);
-            let mut bytes = text.into_bytes();
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                match damage {
-                    1 => bytes.truncate(i),
-                    2 => bytes[i] = byte,
-                    _ => {}
-                }
-            }
+            let bytes = damaged(&doc, pretty, damage, at, byte);
             let sels: Vec<&str> = selectors.iter().map(String::as_str).collect();
             walk_and_compare(&sels, &bytes);
         }
