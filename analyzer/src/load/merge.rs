@@ -6,12 +6,36 @@ use std::collections::HashMap;
 use polars::prelude::*;
 
 use super::read::CoreColumns;
-use super::{LoadedRun, RunInfo};
+use super::{LoadedRun, QualityNote, RunInfo};
 use crate::approx::Aggregates;
 use crate::error::Result;
 
 /// Merges the cores' columns: request names and messages are per log, so ids are mapped to run-wide
 /// indices by their text before the columns become polars frames (without copying the data).
+/// Merges the cores' columns of one run (or of every shard of one) and completes it: the exact-percentile
+/// limit the reading kept to, a duration from the samples when the manifest gave none, and the notes
+/// gathered while reading ahead of the merge's own.
+pub(crate) fn merge_run(
+    cores: Vec<CoreColumns>,
+    info: RunInfo,
+    limit: u64,
+    skip_us: u64,
+    mut notes: Vec<QualityNote>,
+) -> Result<LoadedRun> {
+    let clock = crate::timing::Clock::start();
+    let mut loaded = merge(cores, info)?;
+    clock.lap("merge cores");
+    loaded.exact_limit = limit;
+    if loaded.info.duration_s <= 0.0
+        && let Some((start, end)) = loaded.window_us
+    {
+        loaded.info.duration_s = end as f64 / 1e6 - start.min(skip_us) as f64 / 1e6;
+    }
+    notes.append(&mut loaded.notes);
+    loaded.notes = notes;
+    Ok(loaded)
+}
+
 pub(crate) fn merge(cores: Vec<CoreColumns>, info: RunInfo) -> Result<LoadedRun> {
     let mut names: Vec<String> = Vec::new();
     let mut name_index: HashMap<String, u32> = HashMap::new();

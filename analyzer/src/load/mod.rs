@@ -31,7 +31,7 @@ use crate::error::Result;
 pub use duration::parse_duration;
 pub use memory::{BYTES_PER_EXACT_SAMPLE, MemoryPlan, available_memory};
 use merge::frame;
-pub(crate) use merge::merge;
+pub(crate) use merge::merge_run;
 pub(crate) use read::{LogSpec, read_logs};
 pub use run::{load_input, load_run, tls_verification_off};
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use formats::{Manifest, Run};
 
-use super::merge::merge;
+use super::merge::merge_run;
 use super::read::{CoreColumns, LogSpec, file_label, read_logs};
 use super::{LoadOptions, LoadedRun, QualityNote, RunInfo, Severity};
 use crate::error::{Error, Result};
@@ -108,18 +108,7 @@ fn load_single(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     }
     let mut info = run_info(dir, label, manifest, &cores);
     info.cores = run.logs.len();
-    let clock = crate::timing::Clock::start();
-    let mut loaded = merge(cores, info)?;
-    clock.lap("merge cores");
-    loaded.exact_limit = limit;
-    if loaded.info.duration_s <= 0.0
-        && let Some((start, end)) = loaded.window_us
-    {
-        loaded.info.duration_s = end as f64 / 1e6 - start.min(options.skip_us) as f64 / 1e6;
-    }
-    notes.append(&mut loaded.notes);
-    loaded.notes = notes;
-    Ok(loaded)
+    merge_run(cores, info, limit, options.skip_us, notes)
 }
 
 /// Whether the run's resolved profile (RON, as the manifest keeps it) switched TLS verification off

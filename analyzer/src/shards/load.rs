@@ -9,7 +9,7 @@ use super::{ShardFacts, ShardSet, ShardStatus, share_pct};
 use crate::error::{Error, Result};
 use crate::format;
 use crate::load::{
-    LoadOptions, LoadedRun, LogSpec, QualityNote, RunInfo, Severity, merge, read_logs,
+    LoadOptions, LoadedRun, LogSpec, QualityNote, RunInfo, Severity, merge_run, read_logs,
     tls_verification_off,
 };
 
@@ -180,17 +180,7 @@ pub fn load(input: &ShardedInput, options: LoadOptions) -> Result<LoadedRun> {
     run_notes.append(&mut notes);
 
     let info = run_info(input, &set, specs.len());
-    let clock = crate::timing::Clock::start();
-    let mut loaded = merge(cores, info)?;
-    clock.lap("merge cores");
-    loaded.exact_limit = limit;
-    if loaded.info.duration_s <= 0.0
-        && let Some((start, end)) = loaded.window_us
-    {
-        loaded.info.duration_s = end as f64 / 1e6 - start.min(options.skip_us) as f64 / 1e6;
-    }
-    run_notes.append(&mut loaded.notes);
-    loaded.notes = run_notes;
+    let mut loaded = merge_run(cores, info, limit, options.skip_us, run_notes)?;
     loaded.shards = Some(set);
     Ok(loaded)
 }
