@@ -518,9 +518,7 @@ impl<B: Backend> Core<B> {
         // being late: they start, as they would have on the next turn, and only those no user is free
         // for are dropped. (Dropping them made a stopped run report an arrival or two as dropped when
         // every one had found a user.)
-        if !self.stopping {
-            self.release_arrivals(t);
-        }
+        self.release_arrivals(t);
         self.stopping = true;
         if let Load::Open(open) = &mut self.load {
             let rec = &mut self.rec;
