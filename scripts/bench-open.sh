@@ -20,10 +20,10 @@
 # 150,000 arrivals/s) is stopped for up to 50 ms; `perf sched latency` showed the core runnable and
 # waiting 50.4 ms, and the engine's summary named it ("preempted: core 0 waited 50.3 ms for a CPU").
 #
-# Prints one line per trial, the oha and vegeta lines, oha_vs_engine_cpu_per_request=<ratio> (oha's CPU
+# Prints one line per trial (with the engine's and the target's CPU over the trial), the oha and vegeta lines, oha_vs_engine_cpu_per_request=<ratio> (oha's CPU
 # per request over the engine's at the best rate, both pinned alike), and last: max_open_rate_per_core=<n>.
 # Environment: DURATION (5s), START (5000), STEPS (5 bisection steps), ENGINE (target/release/engine),
-# ENGINE_ARGS (e.g. "--io epoll"), RT (1), NICE (-10), OHA (oha), OHA_CONNECTIONS (50).
+# ENGINE_ARGS (e.g. "--io epoll"), RT (auto), NICE (-10), OHA (oha), OHA_CONNECTIONS (50).
 # Only loopback is used; nginx binds a free port on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 
@@ -96,13 +96,22 @@ best=0
 BEST_CPU=0
 fail=0
 rate=$START
+# target_ticks: nginx's CPU time so far, in clock ticks (user + system, /proc/<pid>/stat fields 14-15).
+NGINX_PID=${BENCH_PIDS[0]}
+target_ticks() {
+    awk '{print $14 + $15}' "/proc/$NGINX_PID/stat"
+}
 run_trial() {
     rm -rf "$WORK/runs"
-    local cpu
+    local cpu t0 target_pct
+    t0=$(target_ticks)
     cpu=$(trial "$1")
+    # The target's share of its CPU over the trial: near 100 %, a failure may be the target's, not the
+    # generator's (at 150,000 arrivals/s nginx used 85-89 % of its core, docs/performance.md).
+    target_pct=$(python3 -c "print(round(($(target_ticks) - $t0) * 100 / $(getconf CLK_TCK) / $SECS))")
     read -r verdict lag p99 started dropped cpu_pct < <(parse "$1" "$cpu")
-    printf 'rate %7d/s: %s  lag p99 %6d µs  p99 %6d µs  started %d  dropped %d  engine CPU %d%%\n' \
-        "$1" "$verdict" "$lag" "$p99" "$started" "$dropped" "$cpu_pct"
+    printf 'rate %7d/s: %s  lag p99 %6d µs  p99 %6d µs  started %d  dropped %d  engine CPU %d%%  target CPU %d%%\n' \
+        "$1" "$verdict" "$lag" "$p99" "$started" "$dropped" "$cpu_pct" "$target_pct"
     if [ "$verdict" = pass ]; then BEST_CPU=$cpu_pct; fi
     [ "$verdict" = pass ]
 }
@@ -124,7 +133,9 @@ if [ "$best" -eq 0 ]; then
 fi
 
 # The same rate with peers, pinned like the engine.
-if [ "$best" -gt 0 ] && command -v "$OHA" >/dev/null; then
+if [ "$best" -eq 0 ]; then
+    echo "oha: skipped (no rate passed to compare at)"
+elif command -v "$OHA" >/dev/null; then
     for correction in "" --latency-correction; do
         # shellcheck disable=SC2086
         python3 - "$WORK/oha.json" "$best" "${correction:-(uncorrected)}" "$SECS" \
