@@ -12,7 +12,11 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockType, SockaddrStorage, setsockopt, socket, sockopt,
+};
 
 use crate::clock::Clock;
 
@@ -27,6 +31,35 @@ pub(crate) enum SockKind {
     Tcp,
     /// A connected UDP socket (connected at once).
     Udp,
+}
+
+/// A target address as the socket calls take it, with its family.
+pub(crate) fn sockaddr(addr: SocketAddr) -> (AddressFamily, SockaddrStorage) {
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    (family, SockaddrStorage::from(addr))
+}
+
+/// A new non-blocking socket of `kind` for `family`, not yet connected. TCP sockets have Nagle's
+/// algorithm off: small requests must not wait for it.
+pub(crate) fn new_socket(family: AddressFamily, kind: SockKind) -> io::Result<OwnedFd> {
+    let ty = match kind {
+        SockKind::Tcp => SockType::Stream,
+        SockKind::Udp => SockType::Datagram,
+    };
+    let fd = socket(
+        family,
+        ty,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    if kind == SockKind::Tcp {
+        let _ = setsockopt(&fd, sockopt::TcpNoDelay, &true);
+    }
+    Ok(fd)
 }
 
 /// Bytes interned for the run: a fixed request, sent without copying.

@@ -20,13 +20,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll as Ep, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockType, SockaddrStorage, connect, getsockopt, recv, send,
-    setsockopt, socket, sockopt,
+    AddressFamily, MsgFlags, SockaddrStorage, connect, getsockopt, recv, send, sockopt,
 };
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
-use super::backend::{Addr, Backend, Event, EventKind, Interned, SockKind, Src};
+use super::backend::{
+    Addr, Backend, Event, EventKind, Interned, SockKind, Src, new_socket, sockaddr,
+};
 use crate::clock::Clock;
 
 /// Received bytes per wait, at most; a socket with more waiting is read again on the next wait.
@@ -278,32 +279,14 @@ impl Backend for Epoll {
     }
 
     fn intern_addr(&mut self, addr: SocketAddr) -> Addr {
-        let family = if addr.is_ipv4() {
-            AddressFamily::Inet
-        } else {
-            AddressFamily::Inet6
-        };
-        self.addrs.push((family, SockaddrStorage::from(addr)));
+        self.addrs.push(sockaddr(addr));
         Addr(self.addrs.len() as u32 - 1)
     }
 
     fn open(&mut self, c: u32, generation: u32, kind: SockKind, addr: Addr) -> io::Result<bool> {
         self.close(c, 0);
         let (family, storage) = self.addrs[addr.0 as usize];
-        let ty = match kind {
-            SockKind::Tcp => SockType::Stream,
-            SockKind::Udp => SockType::Datagram,
-        };
-        let fd = socket(
-            family,
-            ty,
-            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
-        if kind == SockKind::Tcp {
-            // Small requests must not wait for Nagle's algorithm.
-            let _ = setsockopt(&fd, sockopt::TcpNoDelay, &true);
-        }
+        let fd = new_socket(family, kind)?;
         let now = match connect(fd.as_raw_fd(), &storage) {
             Ok(()) => true,
             Err(Errno::EINPROGRESS) if kind == SockKind::Tcp => false,

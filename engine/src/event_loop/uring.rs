@@ -8,12 +8,11 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use nix::sys::socket::{
-    AddressFamily, SockFlag, SockType, SockaddrStorage, connect, setsockopt, shutdown, socket,
-    sockopt,
-};
+use nix::sys::socket::{AddressFamily, SockaddrStorage, connect, shutdown};
 
-use super::backend::{Addr, Backend, Event, EventKind, GENERATION_MASK, Interned, SockKind, Src};
+use super::backend::{
+    Addr, Backend, Event, EventKind, GENERATION_MASK, Interned, SockKind, Src, new_socket, sockaddr,
+};
 use super::ring::{AddrId, BufId, Cqe, ReqBytes, Ring, Target};
 use crate::clock::Clock;
 
@@ -125,12 +124,7 @@ impl Backend for Uring {
     }
 
     fn intern_addr(&mut self, addr: SocketAddr) -> Addr {
-        let family = if addr.is_ipv4() {
-            AddressFamily::Inet
-        } else {
-            AddressFamily::Inet6
-        };
-        let storage = SockaddrStorage::from(addr);
+        let (family, storage) = sockaddr(addr);
         let id = self.ring.intern_addr(storage);
         self.addrs.push((id, family, storage));
         Addr(self.addrs.len() as u32 - 1)
@@ -140,20 +134,9 @@ impl Backend for Uring {
         // The loop closes a slot before opening it again; a socket left over is closed here.
         self.close(c, 0);
         let (id, family, storage) = self.addrs[addr.0 as usize];
-        let ty = match kind {
-            SockKind::Tcp => SockType::Stream,
-            SockKind::Udp => SockType::Datagram,
-        };
-        let fd = socket(
-            family,
-            ty,
-            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
+        let fd = new_socket(family, kind)?;
         match kind {
             SockKind::Tcp => {
-                // Small requests must not wait for Nagle's algorithm.
-                let _ = setsockopt(&fd, sockopt::TcpNoDelay, &true);
                 let raw = fd.as_raw_fd();
                 self.sockets[c as usize] = Some(Socket {
                     fd,
