@@ -9,69 +9,33 @@
 //! Everything that can go wrong before the load starts happens before `--start-at`, so an orchestrator
 //! sees a shard that cannot start as a non-zero exit, not as a shard that never reports.
 
+mod cores;
+mod outcome;
 mod run_dir;
 mod signals;
 mod start;
 mod targets;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use formats::{LogHeader, RunState};
+use formats::LogHeader;
 
 use crate::cli::RunArgs;
-use crate::clock;
 use crate::console::{self, Console};
-use crate::core::{self, CoreDone, CoreSetup, Report, SharedPlan};
+use crate::core::{CoreSetup, SharedPlan};
 use crate::driver::IoDriver;
 use crate::error::Error;
 use crate::http::Limits;
-use crate::plan::{Plan, PlanEnv, Target};
+use crate::plan::{Plan, PlanEnv};
 use crate::scenario::wire::Wire;
-use crate::serve::Server;
 use crate::{plan, profile, sys};
+pub use outcome::RunOutcome;
+use outcome::all_failed_message;
 use run_dir::new_manifest;
 use start::check_not_late;
-use targets::{channel_endpoints, check_targets, resolve, tls_client};
-
-/// How a run ended.
-#[derive(Debug)]
-pub struct RunOutcome {
-    /// The run directory.
-    pub dir: PathBuf,
-    /// The state written to the manifest.
-    pub state: RunState,
-    /// Requests (and steps) logged, and how many of them failed.
-    pub requests: u64,
-    pub failed: u64,
-    /// `--failures-are-data`: a run in which every request failed still exits 0.
-    pub failures_are_data: bool,
-}
-
-impl RunOutcome {
-    /// 0 for a completed run, 4 ([`crate::debug::EXIT_REQUESTS_FAILED`]) for a completed run in
-    /// which every request failed (unless `--failures-are-data`), 130 for an interrupted one, 1 when
-    /// the engine failed on its own (for example a full disk). Some failed requests are data, not an
-    /// error; a run that never got one response through measured nothing of the target.
-    pub fn exit_code(&self) -> u8 {
-        match self.state {
-            RunState::Completed if self.all_failed() && !self.failures_are_data => {
-                crate::debug::EXIT_REQUESTS_FAILED
-            }
-            RunState::Completed => 0,
-            RunState::Interrupted => 130,
-            RunState::Failed | RunState::Running => 1,
-        }
-    }
-
-    /// Whether requests ran and every one of them failed.
-    pub fn all_failed(&self) -> bool {
-        self.requests > 0 && self.failed == self.requests
-    }
-}
+use targets::Reached;
 
 /// Runs `engine run` with these flags. Prints the console to stderr, then the summary and (last) the
 /// run directory to stdout.
@@ -132,22 +96,6 @@ pub fn run_with(
     Ok(outcome)
 }
 
-/// What the engine says when every request of a run failed.
-fn all_failed_message(requests: u64, failures_are_data: bool) -> String {
-    let exit = if failures_are_data {
-        "exit status 0 (--failures-are-data)".to_owned()
-    } else {
-        format!(
-            "exit status {} (--failures-are-data makes it 0)",
-            crate::debug::EXIT_REQUESTS_FAILED
-        )
-    };
-    format!(
-        "ERROR: every one of the {} requests failed, so this run measured nothing of the target (the reasons are above); check the host and that the target is up, and try one user with `engine try`; {exit}",
-        console::thousands(requests)
-    )
-}
-
 /// Runs a plan with a tracer on its one core (`engine try`): no live lines, no summary table, no run
 /// directory printed; the tracer prints the exchanges.
 pub(crate) fn execute_traced(
@@ -155,6 +103,78 @@ pub(crate) fn execute_traced(
     trace: Arc<crate::debug::TraceOptions>,
 ) -> Result<RunOutcome, Error> {
     execute(plan, None, &crate::cli::LiveArgs::default(), Some(trace))
+}
+
+/// A shard's warnings before it starts: a clock not synchronised, or no users dealt to it.
+fn warn_shard(plan: &Plan, manifest: &formats::Manifest) {
+    if plan.shard.is_some()
+        && let Some(sync) = &manifest.clock_sync
+        && !sync.synchronised
+    {
+        eprintln!(
+            "warning: this machine's clock is not synchronised (adjtimex says so): its shard's schedule lines up with the others' only as well as the clocks agree; run NTP, chrony or PTP on every load generator"
+        );
+    }
+    if let Some(s) = &plan.shard
+        && plan.cores.iter().all(|c| c.users.is_empty())
+        && matches!(plan.load, plan::LoadPlan::Closed { .. })
+    {
+        eprintln!(
+            "warning: shard {} has no users: the test's {} users are dealt over {} shards; use fewer shards",
+            s.shard, plan.users, s.shard.count
+        );
+    }
+}
+
+/// What `--max-users` cannot do in this run.
+fn warn_max_users(
+    plan: &Plan,
+    live_args: &crate::cli::LiveArgs,
+    steering: Option<&crate::steer::Steering>,
+) {
+    if live_args.max_users.is_some() && !plan.quiet {
+        match (steering.and_then(|s| s.refused()), &plan.load) {
+            (Some(reason), _) => {
+                eprintln!(
+                    "warning: --max-users has no effect: this run cannot be steered ({reason})"
+                );
+            }
+            (None, plan::LoadPlan::Open { .. }) => eprintln!(
+                "warning: --max-users has no effect on an open model: steering changes its arrival rate, and its pool stays the profile's max_users"
+            ),
+            (None, _) if live_args.max_users < Some(plan.users) => eprintln!(
+                "warning: --max-users is below the profile's {} users: steering may ask for up to {0}",
+                plan.users
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// What the live view shows about the run.
+fn run_info(
+    plan: &Plan,
+    manifest: &formats::Manifest,
+    dir: &std::path::Path,
+    target_url: &str,
+    driver: IoDriver,
+) -> crate::live::RunInfo {
+    crate::live::RunInfo {
+        profile: plan.name.clone(),
+        run_id: manifest.run_id.to_string(),
+        environment: plan.environment.clone(),
+        target: target_url.to_owned(),
+        load: describe_load(plan),
+        open_model: matches!(plan.load, plan::LoadPlan::Open { .. }),
+        planned_s: plan.duration.as_secs_f64(),
+        cores: plan.cores.len() as u32,
+        io: driver.manifest_name().to_owned(),
+        started_at: manifest.started_at.clone(),
+        dir: dir.display().to_string(),
+        engine_version: manifest.engine_version.clone(),
+        shard: manifest.shard.as_ref().map(|s| (s.index, s.count)),
+        can_stop: true,
+    }
 }
 
 /// The load model in a few words, for the console's first line.
@@ -238,78 +258,15 @@ fn execute(
     // A taken --web or --metrics port stops the run here, before anything is written.
     let listeners = crate::live::Listeners::bind(live_args)?;
 
-    let mut server = None;
-    let (addrs, host_header, target_url) = match &plan.target {
-        Target::Embedded => {
-            let behaviour = crate::serve::Behaviour::from_spec(&plan.embedded);
-            let s = Server::start_with(&crate::serve::ServerConfig {
-                addr: "127.0.0.1:0".into(),
-                threads: 1,
-                io: plan.io,
-                cpu: server_cpu,
-                record: false,
-                behaviour,
-            })
-            .map_err(|source| Error::System {
-                context: "starting the embedded target",
-                source,
-            })?;
-            let addr = s.addr();
-            server = Some(s);
-            (vec![addr], addr.to_string(), format!("http://{addr}"))
-        }
-        Target::Http {
-            host, port, tls, ..
-        } => {
-            let addrs = resolve(host, *port)?;
-            let default_port = if *tls { 443 } else { 80 };
-            let header = if *port == default_port {
-                host.clone()
-            } else {
-                format!("{host}:{port}")
-            };
-            let scheme = if *tls { "https" } else { "http" };
-            (addrs, header, format!("{scheme}://{host}:{port}"))
-        }
-        Target::Other {
-            scheme,
-            host,
-            port,
-            path,
-        } => (
-            resolve(host, *port)?,
-            format!("{host}:{port}"),
-            format!("{scheme}://{host}:{port}{path}"),
-        ),
-    };
-    let tls = match &plan.target {
-        Target::Http {
-            host, tls: true, ..
-        } => Some(tls_client(&plan, host, &[b"http/1.1"])?),
-        _ => None,
-    };
-    let endpoints = channel_endpoints(&plan, &addrs)?;
-    if plan.shard.is_some() || plan.start_at.is_some() {
-        check_targets(&plan, &addrs, &endpoints, &target_url)?;
-    }
-    let mut channel_tls = Vec::new();
-    for e in &endpoints {
-        channel_tls.push(if e.scheme == "wss" {
-            Some(tls_client(&plan, &e.host, &[b"http/1.1"])?)
-        } else {
-            None
-        });
-    }
-    if plan.tls.insecure && tls.is_none() && channel_tls.iter().any(Option::is_some) {
-        eprintln!(
-            "warning: TLS certificate verification is off (`insecure: true`): any certificate is accepted; the manifest records this"
-        );
-    }
-    if tls.is_some() && plan.tls.insecure {
-        eprintln!(
-            "warning: TLS certificate verification is off (`insecure: true`): any certificate is accepted; the manifest records this"
-        );
-    }
+    let Reached {
+        mut server,
+        addrs,
+        host_header,
+        target_url,
+        tls,
+        endpoints,
+        channel_tls,
+    } = targets::reach(&plan, server_cpu)?;
 
     let shared = Arc::new(SharedPlan {
         wires: plan
@@ -350,23 +307,7 @@ fn execute(
     // With --start-at, this waits for the start instant.
     let (clock, dir, run_id) = start::start(&plan, &target_url, driver, &stop)?;
     let mut manifest = new_manifest(&plan, run_id, clock, &target_url, driver);
-    if plan.shard.is_some()
-        && let Some(sync) = &manifest.clock_sync
-        && !sync.synchronised
-    {
-        eprintln!(
-            "warning: this machine's clock is not synchronised (adjtimex says so): its shard's schedule lines up with the others' only as well as the clocks agree; run NTP, chrony or PTP on every load generator"
-        );
-    }
-    if let Some(s) = &plan.shard
-        && plan.cores.iter().all(|c| c.users.is_empty())
-        && matches!(plan.load, plan::LoadPlan::Closed { .. })
-    {
-        eprintln!(
-            "warning: shard {} has no users: the test's {} users are dealt over {} shards; use fewer shards",
-            s.shard, plan.users, s.shard.count
-        );
-    }
+    warn_shard(&plan, &manifest);
     manifest.write_to(&dir).map_err(|source| Error::Write {
         path: dir.join("manifest.json"),
         source,
@@ -392,42 +333,11 @@ fn execute(
         }
         _ => (None, Vec::new()),
     };
-    if live_args.max_users.is_some() && !plan.quiet {
-        match (steering.as_ref().and_then(|s| s.refused()), &plan.load) {
-            (Some(reason), _) => {
-                eprintln!(
-                    "warning: --max-users has no effect: this run cannot be steered ({reason})"
-                );
-            }
-            (None, plan::LoadPlan::Open { .. }) => eprintln!(
-                "warning: --max-users has no effect on an open model: steering changes its arrival rate, and its pool stays the profile's max_users"
-            ),
-            (None, _) if live_args.max_users < Some(plan.users) => eprintln!(
-                "warning: --max-users is below the profile's {} users: steering may ask for up to {0}",
-                plan.users
-            ),
-            _ => {}
-        }
-    }
+    warn_max_users(&plan, live_args, steering.as_deref());
     let mut live = match listeners {
         Some(listeners) => Some(crate::live::Live::start(
             listeners,
-            crate::live::RunInfo {
-                profile: plan.name.clone(),
-                run_id: run_id.to_string(),
-                environment: plan.environment.clone(),
-                target: target_url.clone(),
-                load: describe_load(&plan),
-                open_model: matches!(plan.load, plan::LoadPlan::Open { .. }),
-                planned_s: plan.duration.as_secs_f64(),
-                cores: plan.cores.len() as u32,
-                io: driver.manifest_name().to_owned(),
-                started_at: manifest.started_at.clone(),
-                dir: dir.display().to_string(),
-                engine_version: manifest.engine_version.clone(),
-                shard: manifest.shard.as_ref().map(|s| (s.index, s.count)),
-                can_stop: true,
-            },
+            run_info(&plan, &manifest, &dir, &target_url, driver),
             plan.load.clone(),
             crate::live::StopHandle {
                 stop: Arc::clone(&stop),
@@ -438,10 +348,9 @@ fn execute(
         None => None,
     };
 
-    let (tx, rx) = mpsc::channel::<Report>();
-    let mut threads = Vec::new();
-    for core in &plan.cores {
-        let setup = CoreSetup {
+    let (threads, rx) = cores::spawn(
+        &plan.cores,
+        |core, reports| CoreSetup {
             index: core.index,
             cpu: core.cpu,
             users: core.users.clone(),
@@ -454,83 +363,20 @@ fn execute(
             header: LogHeader::new(run_id, core.index, clock.monotonic_ns, clock.wall_ns),
             log_path: dir.join(formats::run::log_file_name(core.index)),
             stop: Arc::clone(&stop),
-            reports: tx.clone(),
+            reports,
             steer: steer_rx.get_mut(core.index as usize).and_then(Option::take),
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("stampede-core-{}", core.index))
-            .spawn(move || core::run_core(setup));
-        match spawned {
-            Ok(t) => threads.push(t),
-            Err(source) => {
-                stop.store(true, Ordering::SeqCst);
-                let _ = tx.send(Report::Done(CoreDone::failed(
-                    core.index,
-                    false,
-                    format!("cannot start core {}: {source}", core.index),
-                )));
-            }
-        }
-    }
-    drop(tx);
-
-    // The coordinator: console lines as seconds complete, until every core is done.
+        },
+        &stop,
+    );
     let mut console = Console::new(plan.cores.len() as u32, plan.duration, plan.quiet);
-    let mut done: Vec<CoreDone> = Vec::new();
-    while done.len() < plan.cores.len() {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Report::Second(s)) => {
-                if let Some(live) = &mut live {
-                    live.on_second(&s);
-                }
-                console.on_second(s);
-            }
-            Ok(Report::Done(d)) => {
-                if let Some(live) = &mut live {
-                    live.on_done(d.core);
-                }
-                done.push(d);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    for t in threads {
-        let _ = t.join();
-    }
+    let mut done = cores::coordinate(&rx, threads, plan.cores.len(), &mut console, &mut live);
     let health = console.finish();
     let elapsed = Duration::from_micros(clock.now_us());
     if let Some(s) = server.take() {
         s.stop();
     }
 
-    let errors: Vec<String> = done.iter().filter_map(|d| d.error.clone()).collect();
-    manifest.state = if !errors.is_empty() {
-        RunState::Failed
-    } else if stop.load(Ordering::SeqCst) {
-        RunState::Interrupted
-    } else {
-        RunState::Completed
-    };
-    manifest.error = (!errors.is_empty()).then(|| errors.join("; "));
-    for log in &mut manifest.logs {
-        if done.iter().any(|d| d.core == log.core && !d.pinned) {
-            log.cpu = None;
-        }
-    }
-    let ended = clock::wall_now_ns();
-    manifest.ended_at = Some(formats::run::format_utc(ended));
-    manifest.ended_unix_ns = Some(ended);
-    if let Err(source) = manifest.write_to(&dir) {
-        // The cores' errors (a full disk, say) explain this one; say them before giving up.
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
-        return Err(Error::Write {
-            path: dir.join("manifest.json"),
-            source,
-        });
-    }
+    let errors = run_dir::finish_manifest(&mut manifest, &done, stop.load(Ordering::SeqCst), &dir)?;
     if let Some(live) = &mut live {
         live.ended(manifest.state, manifest.error.clone());
     }
@@ -557,19 +403,7 @@ fn execute(
     for e in &errors {
         eprintln!("error: {e}");
     }
-    for d in done.iter().filter(|d| d.unsettled > 0) {
-        // The log is whole (what was left is written directly), but the run ended up to 2 s late
-        // and the core's ring memory was leaked: worth a report, not a failed run.
-        let (what, were) = if d.unsettled == 1 {
-            ("operation", "was")
-        } else {
-            ("operations", "were")
-        };
-        eprintln!(
-            "warning: core {}: {} I/O {what} {were} still unfinished 2 s after the run ended, so the run ended late; the log is complete. This is an engine bug: please report it with the profile.",
-            d.core, d.unsettled
-        );
-    }
+    cores::warn_unsettled(&done);
     if trace.is_none() {
         println!("{}", dir.display());
     }

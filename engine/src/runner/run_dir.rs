@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use formats::{LogFile, Manifest, RunId, RunState};
 
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
+use crate::core::CoreDone;
 use crate::driver::IoDriver;
 use crate::error::Error;
 use crate::plan::Plan;
@@ -105,4 +106,43 @@ pub(super) fn new_manifest(
         tags: plan.tags.clone(),
         extra: Default::default(),
     }
+}
+
+/// Completes the manifest when every core is done: its state (failed when a core reported an error,
+/// interrupted when the run was stopped, else completed), the cores' errors, no CPU for a core that
+/// was not pinned, and the end time; and writes it. Returns the cores' errors.
+pub(super) fn finish_manifest(
+    manifest: &mut Manifest,
+    done: &[CoreDone],
+    stopped: bool,
+    dir: &Path,
+) -> Result<Vec<String>, Error> {
+    let errors: Vec<String> = done.iter().filter_map(|d| d.error.clone()).collect();
+    manifest.state = if !errors.is_empty() {
+        RunState::Failed
+    } else if stopped {
+        RunState::Interrupted
+    } else {
+        RunState::Completed
+    };
+    manifest.error = (!errors.is_empty()).then(|| errors.join("; "));
+    for log in &mut manifest.logs {
+        if done.iter().any(|d| d.core == log.core && !d.pinned) {
+            log.cpu = None;
+        }
+    }
+    let ended = clock::wall_now_ns();
+    manifest.ended_at = Some(formats::run::format_utc(ended));
+    manifest.ended_unix_ns = Some(ended);
+    if let Err(source) = manifest.write_to(dir) {
+        // The cores' errors (a full disk, say) explain this one; say them before giving up.
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        return Err(Error::Write {
+            path: dir.join("manifest.json"),
+            source,
+        });
+    }
+    Ok(errors)
 }

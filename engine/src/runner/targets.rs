@@ -7,6 +7,103 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use crate::error::Error;
 use crate::plan::{Plan, Target};
 
+/// Where the run's load goes, settled before it starts.
+pub(super) struct Reached {
+    /// The embedded target, when the run started one; it is stopped after the cores.
+    pub server: Option<crate::serve::Server>,
+    /// The host's addresses, the `Host` header requests carry, and the target as the console and the
+    /// manifest name it.
+    pub addrs: Vec<SocketAddr>,
+    pub host_header: String,
+    pub target_url: String,
+    /// The TLS client of an `https` target.
+    pub tls: Option<crate::tls::TlsClient>,
+    /// Each channel's endpoint, and its TLS client (`wss`).
+    pub endpoints: Vec<crate::protocol::Endpoint>,
+    pub channel_tls: Vec<Option<crate::tls::TlsClient>>,
+}
+
+/// Starts the embedded target or resolves the host, builds the TLS clients, finds each channel's
+/// endpoint, and (for a shard or a `--start-at` run) connects to each once.
+pub(super) fn reach(plan: &Plan, server_cpu: Option<u32>) -> Result<Reached, Error> {
+    let mut server = None;
+    let (addrs, host_header, target_url) = match &plan.target {
+        Target::Embedded => {
+            let behaviour = crate::serve::Behaviour::from_spec(&plan.embedded);
+            let s = crate::serve::Server::start_with(&crate::serve::ServerConfig {
+                addr: "127.0.0.1:0".into(),
+                threads: 1,
+                io: plan.io,
+                cpu: server_cpu,
+                record: false,
+                behaviour,
+            })
+            .map_err(|source| Error::System {
+                context: "starting the embedded target",
+                source,
+            })?;
+            let addr = s.addr();
+            server = Some(s);
+            (vec![addr], addr.to_string(), format!("http://{addr}"))
+        }
+        Target::Http {
+            host, port, tls, ..
+        } => {
+            let addrs = resolve(host, *port)?;
+            let default_port = if *tls { 443 } else { 80 };
+            let header = if *port == default_port {
+                host.clone()
+            } else {
+                format!("{host}:{port}")
+            };
+            let scheme = if *tls { "https" } else { "http" };
+            (addrs, header, format!("{scheme}://{host}:{port}"))
+        }
+        Target::Other {
+            scheme,
+            host,
+            port,
+            path,
+        } => (
+            resolve(host, *port)?,
+            format!("{host}:{port}"),
+            format!("{scheme}://{host}:{port}{path}"),
+        ),
+    };
+    let tls = match &plan.target {
+        Target::Http {
+            host, tls: true, ..
+        } => Some(tls_client(plan, host, &[b"http/1.1"])?),
+        _ => None,
+    };
+    let endpoints = channel_endpoints(plan, &addrs)?;
+    if plan.shard.is_some() || plan.start_at.is_some() {
+        check_targets(plan, &addrs, &endpoints, &target_url)?;
+    }
+    let mut channel_tls = Vec::new();
+    for e in &endpoints {
+        channel_tls.push(if e.scheme == "wss" {
+            Some(tls_client(plan, &e.host, &[b"http/1.1"])?)
+        } else {
+            None
+        });
+    }
+    if plan.tls.insecure && (tls.is_some() || channel_tls.iter().any(Option::is_some)) {
+        eprintln!(
+            "warning: TLS certificate verification is off (`insecure: true`): any certificate is accepted; the manifest records this"
+        );
+    }
+    Ok(Reached {
+        server,
+        addrs,
+        host_header,
+        target_url,
+        tls,
+        endpoints,
+        channel_tls,
+    })
+}
+
 /// Connects once to every address the run will use (not UDP ones), so that a shard that cannot reach
 /// its target fails before the start instant.
 pub(super) fn check_targets(
