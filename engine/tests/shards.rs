@@ -239,7 +239,7 @@ fn closed_shards_add_up_to_one_test() {
 
 /// An open model over three shards, started as an Indexed Job starts them (`--shards` and
 /// `JOB_COMPLETION_INDEX`): every arrival of rate x duration is scheduled exactly once over the
-/// shards, and the requests that arrived are within 0.5 % of it.
+/// shards, and each one that started made exactly one request.
 #[test]
 fn open_shards_make_the_profiles_rate() {
     let _serial = one_at_a_time();
@@ -283,11 +283,24 @@ fn open_shards_make_the_profiles_rate() {
         .map(|i| u64::from(i.iterations_started) + u64::from(i.iterations_dropped))
         .sum();
     assert_eq!(scheduled, 900, "300/s for 3 s, each arrival on one shard");
+    let started: u64 = runs
+        .iter()
+        .flat_map(|r| &r.logs)
+        .flat_map(|l| &l.intervals)
+        .map(|i| u64::from(i.iterations_started))
+        .sum();
     let samples: u64 = runs.iter().map(|r| r.samples.len() as u64).sum();
     assert_eq!(samples, server.served());
+    assert_eq!(
+        samples, started,
+        "every arrival that started made one request"
+    );
+    // An arrival is dropped only when all of its shard's 20 users are busy, which takes a stall of the
+    // machine of some 200 ms (it happened once at a load average of 9 on 2 cores); the arrivals are
+    // counted either way (above), so a few drops do not make the rate wrong.
     assert!(
-        samples.abs_diff(900) <= 4,
-        "{samples} requests for 900 arrivals"
+        900 - started <= 45,
+        "{started} of 900 arrivals started: more than 5 % dropped"
     );
     for (i, r) in runs.iter().enumerate() {
         let shard = r.manifest.shard.as_ref().unwrap();
