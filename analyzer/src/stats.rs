@@ -88,11 +88,16 @@ pub struct Summary {
 impl Summary {
     /// Failures as a percentage of requests (0 when there were none).
     pub fn failure_pct(&self) -> f64 {
-        if self.requests == 0 {
-            0.0
-        } else {
-            100.0 * self.failures as f64 / self.requests as f64
-        }
+        failure_pct(self.failures, self.requests)
+    }
+}
+
+/// `failures` as a percentage of `requests` (0 when there were none).
+pub fn failure_pct(failures: u64, requests: u64) -> f64 {
+    if requests == 0 {
+        0.0
+    } else {
+        100.0 * failures as f64 / requests as f64
     }
 }
 

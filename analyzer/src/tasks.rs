@@ -264,11 +264,7 @@ pub struct TaskRow {
 impl TaskRow {
     /// Failures as a percentage of requests (0 when there were none).
     pub fn failure_pct(&self) -> f64 {
-        if self.requests == 0 {
-            0.0
-        } else {
-            100.0 * self.failures as f64 / self.requests as f64
-        }
+        crate::stats::failure_pct(self.failures, self.requests)
     }
 }
 

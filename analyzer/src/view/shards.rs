@@ -163,7 +163,7 @@ fn shard_row(row: &ShardRow, total_requests: f64) -> Vec<CellView> {
     requests.sub = format::pct(100.0 * row.requests as f64 / total_requests);
     let mut failures = num(format::int(row.failures), row.failures as f64);
     if row.failures > 0 {
-        failures.sub = format::pct(100.0 * row.failures as f64 / row.requests.max(1) as f64);
+        failures.sub = format::pct(crate::stats::failure_pct(row.failures, row.requests));
         failures.class.push_str(" bad");
     }
     let lag = row
