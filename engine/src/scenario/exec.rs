@@ -1,7 +1,7 @@
 //! A core's copy of the scenario (requests with their interned names and messages, feeder cursors,
 //! shared tokens), what a user does after each request ([`Flow`]), and when its next iteration is
-//! due ([`next_ready`]). What happens around one request is `user.rs`; a user's life is
-//! `program.rs`.
+//! due ([`next_ready`]). What happens around one request is `user/`; a user's life is
+//! `program/`.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;

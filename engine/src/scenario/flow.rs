@@ -1,6 +1,6 @@
 //! Control flow inside a task (`flow: [...]`): conditions, compiled once with the profile and
 //! evaluated per user into its reused buffers, and the loop and branch nodes the user's program
-//! walks (`program.rs`).
+//! walks (`program/walk.rs`).
 //!
 //! A condition reads the user's variables through templates (so an unknown name is a load-time error
 //! with its line and column, like anywhere else), the outcome of the user's last request, or a
