@@ -7,7 +7,7 @@
 //!
 //! What the engine alone checks is in engine/tests/shards.rs (the deal of users, rows and arrivals;
 //! `--shard 9/8` and `--shard 0/0`); what the analyzer alone checks, on synthetic shards, is in
-//! tests/shards.rs. These tests check that the two agree across the boundary.
+//! tests/shards/. These tests check that the two agree across the boundary.
 //!
 //! Every process runs under a time limit (killed, and the test failed, past it); load goes only to
 //! 127.0.0.1. The tests run one at a time, each a few seconds of load.
