@@ -9,7 +9,7 @@
 # JSON schemas: no cluster and no network are needed once it is installed (where `unshare -n` works,
 # it runs without a network to prove it). It checks structure and types, `--strict` rejects unknown
 # fields; the semantic rules it cannot check (requests = limits, the failure policy, ...) are asserted
-# by engine/tests/kube.rs. A deliberately broken manifest must fail, or the validator is not working.
+# by engine/tests/kube/. A deliberately broken manifest must fail, or the validator is not working.
 #
 # Environment: ENGINE (target/debug/engine, built if missing), VENV (target/kube-validate-venv).
 set -euo pipefail

@@ -37,3 +37,23 @@ impl Rng {
         -mean * (1.0 - self.unit()).ln()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_reproducible_and_uniform_enough() {
+        let mut a = Rng::new(7, 1);
+        let mut b = Rng::new(7, 1);
+        let xs: Vec<f64> = (0..10_000).map(|_| a.unit()).collect();
+        assert!(
+            xs.iter()
+                .zip((0..10_000).map(|_| b.unit()))
+                .all(|(x, y)| *x == y)
+        );
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
+        assert_ne!(Rng::new(7, 2).next_u64(), Rng::new(7, 1).next_u64());
+    }
+}

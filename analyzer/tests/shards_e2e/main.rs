@@ -7,28 +7,35 @@
 //!
 //! What the engine alone checks is in engine/tests/shards.rs (the deal of users, rows and arrivals;
 //! `--shard 9/8` and `--shard 0/0`); what the analyzer alone checks, on synthetic shards, is in
-//! tests/shards.rs. These tests check that the two agree across the boundary.
+//! tests/shards/. These tests check that the two agree across the boundary.
 //!
 //! Every process runs under a time limit (killed, and the test failed, past it); load goes only to
 //! 127.0.0.1. The tests run one at a time, each a few seconds of load.
+//!
+//! The tests are here; the processes they start (`process`), the loopback target (`target`) and the
+//! rendered Job (`job`) are modules of their own.
 
+#[path = "../util/mod.rs"]
 mod util;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod job;
+mod process;
+mod target;
 
-use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
-use util::{engine_binary, nearest_rank, raw_samples, raw_sharded_samples};
+use util::{nearest_rank, raw_samples, raw_sharded_samples};
+
+use job::Job;
+use process::{Bounded, analyzer, now_ns, stderr};
+use target::Target;
 
 /// How long an engine or analyzer process may run before it is killed and the test fails.
 const LIMIT: Duration = Duration::from_secs(40);
+
 /// The Job's shards.
 const SHARDS: u32 = 3;
 
@@ -36,202 +43,6 @@ const SHARDS: u32 = 3;
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A command without the caller's `STAMPEDE_*` and `JOB_COMPLETION_INDEX` variables.
-fn clean(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STAMPEDE_") || k == "JOB_COMPLETION_INDEX" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-/// A child process that is killed if the test ends (or panics) before it does.
-struct Bounded {
-    child: Option<Child>,
-    what: String,
-}
-
-impl Bounded {
-    fn spawn(mut cmd: Command, what: impl Into<String>) -> Bounded {
-        let child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary runs");
-        Bounded {
-            child: Some(child),
-            what: what.into(),
-        }
-    }
-
-    /// Waits for the process until `deadline`; kills it and fails the test past that.
-    fn wait(mut self, deadline: Instant) -> Output {
-        let mut child = self.child.take().unwrap();
-        // Drain the pipes on threads so a chatty process never blocks on a full pipe.
-        let read = |mut r: Box<dyn std::io::Read + Send>| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = r.read_to_end(&mut buf);
-                buf
-            })
-        };
-        let stdout = read(Box::new(child.stdout.take().unwrap()));
-        let stderr = read(Box::new(child.stderr.take().unwrap()));
-        let status: ExitStatus = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} ran past its time limit and was killed", self.what);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Output {
-            status,
-            stdout: stdout.join().unwrap(),
-            stderr: stderr.join().unwrap(),
-        }
-    }
-
-    /// SIGKILL, as an OOM kill or a node loss would end a pod.
-    fn kill(&mut self) {
-        let child = self.child.as_mut().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-}
-
-impl Drop for Bounded {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs the analyzer with `args`, bounded in time.
-fn analyzer(args: &[&str]) -> Output {
-    let mut cmd = clean(env!("CARGO_BIN_EXE_analyzer"));
-    cmd.args(args);
-    Bounded::spawn(cmd, format!("analyzer {args:?}")).wait(Instant::now() + LIMIT)
-}
-
-fn now_ns() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    )
-    .unwrap()
-}
-
-/// The loopback target: HTTP/1.1 keep-alive, a thread per connection, `200 ok` to every request
-/// (`/slow` after 2 ms, for a latency tail). It keeps its own account: every request it answered, by
-/// the `shard` query parameter, and when each shard's first request arrived.
-struct Target {
-    addr: std::net::SocketAddr,
-    stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<BTreeMap<String, (u64, i64)>>>,
-}
-
-impl Target {
-    fn start() -> Target {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen: Arc<Mutex<BTreeMap<String, (u64, i64)>>> = Arc::default();
-        let (s, n) = (stop.clone(), seen.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let n = n.clone();
-                std::thread::spawn(move || serve(conn, &n));
-            }
-        });
-        Target { addr, stop, seen }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Requests answered, by shard (the `shard` query parameter), and when each shard's first came.
-    fn by_shard(&self) -> BTreeMap<String, (u64, i64)> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn served(&self) -> u64 {
-        self.by_shard().values().map(|v| v.0).sum()
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-    }
-}
-
-fn serve(conn: TcpStream, seen: &Mutex<BTreeMap<String, (u64, i64)>>) {
-    let _ = conn.set_read_timeout(Some(LIMIT));
-    let _ = conn.set_nodelay(true);
-    let mut writer = conn.try_clone().unwrap();
-    let mut reader = BufReader::new(conn);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let arrived = now_ns();
-        let target = line.split(' ').nth(1).unwrap_or("").to_owned();
-        // The rest of the head; the engine sends no body with a GET.
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header == "\r\n" {
-                break;
-            }
-        }
-        let shard = target
-            .split_once('?')
-            .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("shard=")))
-            .unwrap_or("?")
-            .to_owned();
-        if target.starts_with("/slow") {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        {
-            let mut seen = seen.lock().unwrap();
-            let e = seen.entry(shard).or_insert((0, arrived));
-            e.0 += 1;
-            e.1 = e.1.min(arrived);
-        }
-        if writer
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            .is_err()
-        {
-            return;
-        }
-    }
 }
 
 /// The profile every test renders: a closed model of 9 users (3 per shard), each alternating a fast
@@ -256,174 +67,6 @@ fn write_profile(dir: &Path, duration: &str) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-/// The YAML documents `engine kube` printed, as JSON values.
-fn parse_documents(text: &str) -> Vec<Value> {
-    serde_norway::Deserializer::from_str(text)
-        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{e}:\n{text}")))
-        .collect()
-}
-
-fn find<'a>(docs: &'a [Value], kind: &str, component: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| {
-            d["kind"] == kind && d["metadata"]["labels"]["app.kubernetes.io/component"] == component
-        })
-        .unwrap_or_else(|| panic!("no {kind} {component} in {docs:#?}"))
-}
-
-/// One rendered Job, laid out on this machine as its pods would see it.
-struct Job {
-    /// The engine container's args, with each volume's mount path replaced by its local directory.
-    args: Vec<String>,
-    /// The container's literal environment variables.
-    env: Vec<(String, String)>,
-    /// Where the results volume is (the ReadWriteMany claim every pod writes to).
-    results: PathBuf,
-    /// The run id the Job gives every pod.
-    run_id: String,
-    /// The common start instant, ns since the epoch.
-    start_ns: i64,
-}
-
-impl Job {
-    /// Renders `engine kube PROFILE --shards 3 --image x --run-id ID --start-in LEAD -- EXTRA` in
-    /// `suite` and lays out the pods' volumes under `suite/pod`: the ConfigMap's files where the
-    /// profile volume is mounted (its `items` give each file's path), an empty results directory.
-    fn render(suite: &Path, profile: &Path, run_id: &str, lead: &str, extra: &[&str]) -> Job {
-        let mut cmd = clean(engine_binary());
-        cmd.current_dir(suite)
-            .arg("kube")
-            .arg(profile.strip_prefix(suite).unwrap())
-            .args(["--shards", &SHARDS.to_string(), "--image", "x"])
-            .args(["--run-id", run_id, "--start-in", lead, "--no-collector"])
-            .arg("--")
-            .args(extra);
-        let out = Bounded::spawn(cmd, "engine kube").wait(Instant::now() + LIMIT);
-        assert_eq!(out.status.code(), Some(0), "engine kube: {}", stderr(&out));
-        let docs = parse_documents(&String::from_utf8(out.stdout).unwrap());
-        let job = find(&docs, "Job", "load-generator");
-        assert_eq!(job["spec"]["completionMode"], "Indexed");
-        assert_eq!(job["spec"]["completions"], SHARDS);
-        let pod = &job["spec"]["template"]["spec"];
-        let container = &pod["containers"][0];
-
-        // The volumes, as the kubelet would mount them.
-        let root = suite.join("pod");
-        let cm = find(&docs, "ConfigMap", "profile");
-        let mut mounts: Vec<(String, PathBuf)> = Vec::new();
-        let mut results = None;
-        for m in container["volumeMounts"].as_array().unwrap() {
-            let name = m["name"].as_str().unwrap();
-            let mount_path = m["mountPath"].as_str().unwrap().to_owned();
-            let local = root.join(name);
-            std::fs::create_dir_all(&local).unwrap();
-            let volume = pod["volumes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|v| v["name"] == name)
-                .unwrap();
-            if let Some(items) = volume["configMap"]["items"].as_array() {
-                for item in items {
-                    let path = item["path"].as_str().unwrap();
-                    assert!(!path.starts_with('/') && !path.contains(".."), "{path}");
-                    let dest = local.join(path);
-                    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-                    let key = item["key"].as_str().unwrap();
-                    std::fs::write(dest, cm["data"][key].as_str().unwrap()).unwrap();
-                }
-            } else if !volume["persistentVolumeClaim"].is_null() {
-                results = Some(local.clone());
-            }
-            mounts.push((mount_path, local));
-        }
-        let results = results.expect("a results volume");
-        let args: Vec<String> = container["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                let a = a.as_str().unwrap();
-                for (mount, local) in &mounts {
-                    if a == mount {
-                        return local.display().to_string();
-                    }
-                    if let Some(rest) = a.strip_prefix(&format!("{mount}/")) {
-                        return local.join(rest).display().to_string();
-                    }
-                }
-                a.to_owned()
-            })
-            .collect();
-        let env: Vec<(String, String)> = container["env"]
-            .as_array()
-            .map(|vars| {
-                vars.iter()
-                    .filter_map(|v| {
-                        Some((
-                            v["name"].as_str()?.to_owned(),
-                            v["value"].as_str()?.to_owned(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let after = |flag: &str| {
-            let i = args.iter().position(|a| a == flag).unwrap();
-            args[i + 1].clone()
-        };
-        let start = after("--start-at");
-        let start_ns = parse_utc(&start);
-        assert_eq!(after("--run-id"), run_id);
-        assert_eq!(after("--shards"), SHARDS.to_string());
-        Job {
-            args,
-            env,
-            results,
-            run_id: run_id.to_owned(),
-            start_ns,
-        }
-    }
-
-    /// Starts pod `index`'s engine: the container's args, its environment and the index Kubernetes
-    /// gives an Indexed Job's pod.
-    fn start_pod(&self, index: u32) -> Bounded {
-        assert!(
-            now_ns() < self.start_ns,
-            "the pods start after the Job's start instant: the machine is too slow for this lead"
-        );
-        let mut cmd = clean(engine_binary());
-        cmd.args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("JOB_COMPLETION_INDEX", index.to_string());
-        Bounded::spawn(cmd, format!("pod {index}"))
-    }
-
-    /// The sharded run's directory on the results volume.
-    fn run_dir(&self) -> PathBuf {
-        self.results.join(&self.run_id)
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` (as `engine kube` writes the start instant), ns since the epoch.
-fn parse_utc(text: &str) -> i64 {
-    let n = |r: std::ops::Range<usize>| -> i64 {
-        text.get(r)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("{text:?} is not YYYY-MM-DDTHH:MM:SSZ"))
-    };
-    assert_eq!(text.len(), 20, "{text:?}");
-    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    (days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)) * 1_000_000_000
 }
 
 /// Corrected latencies of every sample of every shard, sorted, read with the formats crate alone.
