@@ -1,249 +1,14 @@
-//! What every core shares, whatever runs it: the read-only plan a core starts with, the reports it
-//! sends the coordinator, and the [`Recorder`] that turns every request into one sample (the log
-//! writer, histograms, interval records). The loop itself is `event_loop`. Nothing here is shared
-//! with other cores except the read-only plan (copied in at start), the stop flag (read on the loop's
-//! tick, not per request) and the channel for per-second reports.
+//! The [`Recorder`]: every request of a core becomes one sample in its log, and is counted in the
+//! histograms and interval record the per-second report carries.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::Sender;
-use std::time::Duration;
-
-use formats::{IntervalStats, LogHeader, LogWriter, MessageId, NameId, Outcome, Sample};
+use formats::{IntervalStats, LogWriter, MessageId, NameId, Outcome, Sample};
 use hdrhistogram::Histogram;
 
-use crate::clock::Clock;
-use crate::driver::IoDriver;
-use crate::http::{Exchange, Limits};
-use crate::live::tally::{LiveSecond, LiveTrack, NameTally, histogram};
+use super::failures::{FailureTally, RuleDetails};
+use super::{CoreDone, Message, SecondReport};
+use crate::http::Exchange;
+use crate::live::tally::{LiveTrack, NameTally, histogram};
 use crate::logsink::QueueSink;
-use crate::plan::{LoadPlan, OpenCore, UserPlan};
-use crate::scenario::Scenario;
-use crate::scenario::exec::Interner;
-use crate::scenario::wire::Wire;
-use crate::tls::TlsClient;
-
-/// How often a core looks at the global stop flag and the clock.
-pub(crate) const TICK: Duration = Duration::from_millis(50);
-/// How far ahead of now the run's time zero is set: the time every core has to set up (runtime,
-/// io_uring, log file, users' memory) before its schedule starts. On the shared 2-core VM, under
-/// builds, cores were ready in time with this lead; only a deliberately starved core (a busy thread on
-/// its CPU, the engine at nice 19) was late. A late core records how late in its first interval
-/// (`start_late_us`), and its first second is then reported as start-up.
-pub(crate) const STARTUP_LEAD: Duration = Duration::from_millis(50);
-/// How long in-flight requests may take to finish after a planned end.
-pub(crate) const GRACE_COMPLETED: Duration = Duration::from_secs(2);
-/// ... and after Ctrl-C, which must finalize the run within a second.
-pub(crate) const GRACE_INTERRUPTED: Duration = Duration::from_millis(300);
-
-/// The read-only part of the plan every core copies at start.
-#[derive(Debug)]
-pub(crate) struct SharedPlan {
-    pub scenario: Scenario,
-    /// Each request's wire template, for the target's Host header.
-    pub wires: Vec<Wire>,
-    pub limits: Limits,
-    pub addrs: Vec<SocketAddr>,
-    /// TLS for an `https://` target.
-    pub tls: Option<TlsClient>,
-    /// Where each step channel connects.
-    pub endpoints: Vec<crate::protocol::Endpoint>,
-    /// TLS for each step channel that needs it (`wss://`).
-    pub channel_tls: Vec<Option<TlsClient>>,
-    pub duration: Duration,
-    pub load: LoadPlan,
-    /// Whether a live view (`--web`, `--metrics`) wants per-name data every second.
-    pub live: bool,
-    /// The values of the profile's secrets, hidden where failure messages quote a response.
-    pub secrets: Vec<String>,
-    /// `engine try`: every exchange is traced. `None` in a normal run.
-    pub trace: Option<Arc<crate::debug::TraceOptions>>,
-    /// How long an io_uring wait may linger for more completions, µs (`--linger`; 0: never).
-    pub linger_us: u32,
-}
-
-/// Everything a core thread is started with.
-#[derive(Debug)]
-pub(crate) struct CoreSetup {
-    pub index: u32,
-    pub cpu: Option<u32>,
-    pub users: Vec<UserPlan>,
-    /// This core's share of a closed model's iteration limit.
-    pub iterations: Option<u64>,
-    /// This core's arrivals and pool, in an open model.
-    pub open: Option<OpenCore>,
-    /// Where this core sits in the deal of users, arrivals and rows (its shard and core).
-    pub seat: crate::schedule::Seat,
-    pub plan: Arc<SharedPlan>,
-    pub driver: IoDriver,
-    pub clock: Clock,
-    pub header: LogHeader,
-    pub log_path: PathBuf,
-    pub stop: Arc<AtomicBool>,
-    pub reports: Sender<Report>,
-    /// Changes of the load from the dashboard ([`crate::steer`]), read once per tick; `None` when the
-    /// run cannot be steered.
-    pub steer: Option<std::sync::mpsc::Receiver<crate::steer::Change>>,
-}
-
-/// What a core tells the coordinator.
-#[derive(Debug)]
-pub(crate) enum Report {
-    /// One second of this core's activity.
-    Second(SecondReport),
-    /// The core has finished and its log is closed.
-    Done(CoreDone),
-}
-
-#[derive(Debug)]
-pub(crate) struct SecondReport {
-    pub core: u32,
-    /// Which second of the run this closes (1 for the first; the last may be partial).
-    pub second: u64,
-    pub active_users: u32,
-    pub requests: u32,
-    pub failures: u32,
-    /// Corrected latency (from the intended start) of the requests completed this second, µs.
-    pub latency: Histogram<u64>,
-    /// Schedule lag (actual minus intended start) of the requests completed this second, µs.
-    pub lag: Histogram<u64>,
-    pub lag_max_us: u32,
-    pub iterations_dropped: u32,
-    /// What the live view needs besides the console's figures; `None` without a live view.
-    pub live: Option<Box<LiveSecond>>,
-    /// The interval record this core logged for the second: the evidence the console judges the
-    /// second by, with the same rule as the analyzer (`formats::health`).
-    pub stats: IntervalStats,
-    /// The second's failures by reason (the sample's message, else its outcome), for the console's
-    /// failure reasons; empty in a second without failures.
-    pub failure_reasons: Vec<(String, u32)>,
-}
-
-#[derive(Debug)]
-pub(crate) struct CoreDone {
-    pub core: u32,
-    /// Per request name: name, corrected-latency histogram, successes, failures.
-    pub names: Vec<(String, Histogram<u64>, u64, u64)>,
-    pub samples: u64,
-    /// Schedule lag (actual minus intended start) of every request, µs.
-    pub lag: Option<Histogram<u64>>,
-    pub iterations_started: u64,
-    pub iterations_dropped: u64,
-    pub pinned: bool,
-    /// Set when the core could not write its log.
-    pub error: Option<String>,
-    /// Requests that failed because this generator ran out of something (file descriptors, ports,
-    /// memory), and the first such message: the console says so, since they are not the target's fault.
-    pub local_resource: (u64, Option<String>),
-    /// I/O operations the kernel had not finished when the core stopped waiting for them at its end
-    /// (0 unless something was left armed: an engine bug, which the runner names).
-    pub unsettled: usize,
-}
-
-impl CoreDone {
-    /// A core that could not run: no samples, and why.
-    pub(crate) fn failed(core: u32, pinned: bool, error: String) -> CoreDone {
-        CoreDone {
-            core,
-            names: Vec::new(),
-            samples: 0,
-            lag: None,
-            iterations_started: 0,
-            iterations_dropped: 0,
-            pinned,
-            error: Some(error),
-            local_resource: (0, None),
-            unsettled: 0,
-        }
-    }
-}
-
-/// A sample's failure message.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Message<'a> {
-    /// None for success; for a status failure, the interned "unexpected status N".
-    Default,
-    /// Interned on the spot (transport failures with details).
-    Text(&'a str),
-    /// Interned when the core started (extraction and check failures).
-    Id(MessageId),
-    /// A rule's message (interned when the core started) with what the response showed it: the
-    /// text starts with the rule's message, `base_len` bytes long. At most
-    /// [`DETAIL_VARIANTS`] such texts are kept per rule; the others share one message.
-    Detail {
-        base: MessageId,
-        text: &'a str,
-        base_len: usize,
-    },
-}
-
-/// How many distinct failure messages with a seen value (`got 409`, `got 410`, …) a core keeps per
-/// rule before the rest share `<rule's message>: … (other values)`: the message table stays bounded
-/// when the value varies per request (an id, a timestamp).
-pub(crate) const DETAIL_VARIANTS: usize = 16;
-
-/// Failures by reason over a second: counts by message id, and by outcome for messageless ones.
-#[derive(Debug, Default)]
-struct FailureTally {
-    by_message: Vec<u32>,
-    /// Message ids counted this second, so that closing a second touches only those.
-    touched: Vec<u32>,
-    by_outcome: [u32; 16],
-    /// Each message id's text, as far as this core has seen it.
-    texts: Vec<Option<Box<str>>>,
-}
-
-impl FailureTally {
-    fn count(&mut self, outcome: Outcome, message: Option<MessageId>) {
-        match message {
-            Some(id) => {
-                let i = id.0.get() as usize;
-                if i >= self.by_message.len() {
-                    self.by_message.resize(i + 1, 0);
-                }
-                if self.by_message[i] == 0 {
-                    self.touched.push(i as u32);
-                }
-                self.by_message[i] += 1;
-            }
-            None => self.by_outcome[usize::from(outcome.code()) & 15] += 1,
-        }
-    }
-
-    /// Remembers `id`'s text (once).
-    fn remember(&mut self, id: MessageId, text: &str) {
-        let i = id.0.get() as usize;
-        if i >= self.texts.len() {
-            self.texts.resize(i + 1, None);
-        }
-        if self.texts[i].is_none() {
-            self.texts[i] = Some(text.into());
-        }
-    }
-
-    /// The second's reasons with their counts; resets the counts.
-    fn take(&mut self) -> Vec<(String, u32)> {
-        let mut out = Vec::new();
-        for &i in &self.touched {
-            let n = std::mem::take(&mut self.by_message[i as usize]);
-            let text = self
-                .texts
-                .get(i as usize)
-                .and_then(|t| t.as_deref())
-                .map_or_else(|| format!("failure message {i}"), str::to_owned);
-            out.push((text, n));
-        }
-        self.touched.clear();
-        for (code, n) in self.by_outcome.iter_mut().enumerate() {
-            if *n > 0 {
-                out.push((Outcome::name_of_code(code as u8), std::mem::take(n)));
-            }
-        }
-        out
-    }
-}
 
 /// A request on the wire, remembered so that the watchdog can time it out and the end of the run can
 /// log it as cancelled.
@@ -268,7 +33,7 @@ pub(crate) struct TaskMark {
 /// Counts, histograms and the log writer of one core.
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    writer: Option<LogWriter<QueueSink>>,
+    pub(super) writer: Option<LogWriter<QueueSink>>,
     sink: QueueSink,
     core: u32,
     by_name: Vec<NameTally>,
@@ -287,7 +52,7 @@ pub(crate) struct Recorder {
     in_flight: Vec<Option<InFlight>>,
     in_flight_count: usize,
     /// Interned "unexpected status N" messages, so a failing endpoint does not format per request.
-    status_messages: Vec<Option<MessageId>>,
+    pub(super) status_messages: Vec<Option<MessageId>>,
     /// How late the loop's timed waits woke after their deadlines, µs, this interval.
     wake_late: Histogram<u64>,
     /// The thread's CPU time and context switches, its run-queue delay and its CPU's steal time at the
@@ -299,20 +64,9 @@ pub(crate) struct Recorder {
     started_total: u64,
     dropped_total: u64,
     local_resource: (u64, Option<String>),
-    failures: FailureTally,
+    pub(super) failures: FailureTally,
     /// Per rule: the failure messages with a seen value interned for it.
-    details: Vec<RuleDetails>,
-}
-
-/// The failure messages with a seen value a core has interned for one rule.
-#[derive(Debug)]
-struct RuleDetails {
-    /// The rule's own message.
-    base: MessageId,
-    /// At most [`DETAIL_VARIANTS`] texts and their ids.
-    seen: Vec<(Box<str>, MessageId)>,
-    /// The id the texts past those share.
-    other: Option<MessageId>,
+    pub(super) details: Vec<RuleDetails>,
 }
 
 impl Recorder {
@@ -529,59 +283,6 @@ impl Recorder {
         self.record(&sample);
     }
 
-    fn status_message(&mut self, status: u16) -> Option<MessageId> {
-        let slot = self.status_messages.get_mut(usize::from(status))?;
-        if slot.is_none() {
-            let text = format!("unexpected status {status}");
-            *slot = self.writer.as_mut().map(|w| w.intern_message(&text));
-            if let Some(id) = *slot {
-                self.failures.remember(id, &text);
-            }
-        }
-        *slot
-    }
-
-    /// The id of a rule's failure message with what it saw (`text`, starting with the rule's own
-    /// message of `base_len` bytes): its own id for the first [`DETAIL_VARIANTS`] distinct texts of
-    /// the rule, then one shared `<rule's message>: … (other values)`.
-    fn detail_message(
-        &mut self,
-        base: MessageId,
-        text: &str,
-        base_len: usize,
-    ) -> Option<MessageId> {
-        let writer = self.writer.as_mut()?;
-        let i = match self.details.iter().position(|d| d.base == base) {
-            Some(i) => i,
-            None => {
-                self.details.push(RuleDetails {
-                    base,
-                    seen: Vec::new(),
-                    other: None,
-                });
-                self.details.len() - 1
-            }
-        };
-        let RuleDetails { seen, other, .. } = &mut self.details[i];
-        if let Some((_, id)) = seen.iter().find(|(t, _)| &**t == text) {
-            return Some(*id);
-        }
-        let (id, text) = if seen.len() < DETAIL_VARIANTS {
-            let id = writer.intern_message(text);
-            seen.push((text.into(), id));
-            (id, text.to_owned())
-        } else if let Some(id) = *other {
-            return Some(id);
-        } else {
-            let shared = format!("{}: … (other values)", text.get(..base_len).unwrap_or(text));
-            let id = writer.intern_message(&shared);
-            *other = Some(id);
-            (id, shared)
-        };
-        self.failures.remember(id, &text);
-        Some(id)
-    }
-
     fn record(&mut self, s: &Sample) {
         let Some(writer) = self.writer.as_mut() else {
             return;
@@ -705,44 +406,5 @@ impl Recorder {
         self.lag.reset();
         self.wake_late.reset();
         report
-    }
-}
-
-/// The body of a core thread: the event loop on the run's backend. Never panics on I/O trouble:
-/// errors are reported in [`CoreDone`].
-pub(crate) fn run_core(setup: CoreSetup) {
-    let pinned = setup.cpu.is_some_and(crate::sys::pin_current_thread);
-    let reports = setup.reports.clone();
-    let driver = setup.driver;
-    let done = crate::event_loop::core_main(setup, pinned, driver);
-    let _ = reports.send(Report::Done(done));
-}
-
-/// Interns into the core's log writer, keeping a statistics slot per request name.
-pub(crate) struct CoreInterner<'a> {
-    writer: &'a mut LogWriter<QueueSink>,
-    by_name: &'a mut Vec<NameTally>,
-}
-
-impl<'a> CoreInterner<'a> {
-    pub(crate) fn new(
-        writer: &'a mut LogWriter<QueueSink>,
-        by_name: &'a mut Vec<NameTally>,
-    ) -> CoreInterner<'a> {
-        CoreInterner { writer, by_name }
-    }
-}
-
-impl Interner for CoreInterner<'_> {
-    fn name(&mut self, name: &str) -> NameId {
-        let id = self.writer.intern_name(name);
-        if id.0 as usize >= self.by_name.len() {
-            self.by_name.push(NameTally::new(name));
-        }
-        id
-    }
-
-    fn message(&mut self, message: &str) -> MessageId {
-        self.writer.intern_message(message)
     }
 }
