@@ -54,7 +54,7 @@ pub(super) fn deal(
             // their slots (connections, memory) now, and they start only when the target rises
             // above them. Kinds are dealt to them as to the profile's users (the deal's prefixes
             // do not depend on its length).
-            // Only runs that can be steered (`steer::refusal`) plan any: not sharded, not staged,
+            // Only runs that can be steered (`steer::steering::refusal`) plan any: not sharded, not staged,
             // and without a run-wide iteration limit (whose split over cores counts their users).
             let steerable = this.count == 1
                 && matches!(population, Population::Spawn(_))
