@@ -183,23 +183,38 @@ fn a_log_cut_short_after_a_completed_run_is_a_warning_on_the_console() {
     );
 }
 
-/// A run directory that does not exist (a typo) is bad input: exit 2, and the message says what the
-/// analyzer wants instead of only the operating system's "No such file or directory".
+/// A run directory that does not exist (a typo) is bad input for every command that takes one: exit
+/// 2, and the message says what the analyzer wants instead of only the operating system's "No such
+/// file or directory".
 #[test]
 fn a_missing_run_directory_says_what_to_give_instead() {
     let tmp = tempfile::tempdir().unwrap();
+    let good = synth_run(tmp.path(), 2_000, 1, 35);
     let missing = tmp.path().join("runs").join("2026-12-06T03-30-32Z-dmeo");
-    let out = Command::new(env!("CARGO_BIN_EXE_analyzer"))
-        .arg("report")
-        .arg(&missing)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&*missing.to_string_lossy())
-            && stderr.contains("there is no such directory")
-            && stderr.contains("give a run directory made by `engine run`"),
-        "{stderr}"
-    );
+    let m = missing.to_str().unwrap();
+    let out_dir = tmp.path().join("out");
+    let o = out_dir.to_str().unwrap();
+    let csv = tmp.path().join("samples.csv");
+    let hdr = tmp.path().join("run.hlog");
+    let commands: [Vec<&str>; 5] = [
+        vec!["report", m],
+        vec!["check", m],
+        vec!["compare", good.to_str().unwrap(), m, "--out", o],
+        vec!["export", m, "--csv", csv.to_str().unwrap()],
+        vec!["export", m, "--hdr", hdr.to_str().unwrap()],
+    ];
+    for args in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_analyzer"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "analyzer {args:?}: {stderr}");
+        assert!(
+            stderr.contains(m)
+                && stderr.contains("there is no such directory")
+                && stderr.contains("give a run directory made by `engine run`"),
+            "analyzer {args:?}: {stderr}"
+        );
+    }
 }

@@ -117,7 +117,8 @@ fn load_single(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
 /// Why a run directory could not be opened, in words that say what to do. A path that does not
 /// exist is the common mistake (a typo, or a run directory from another machine), and the
 /// operating system's "No such file or directory" does not say what the analyzer wants instead.
-fn open_failure(dir: &Path, e: &formats::ReadError) -> String {
+/// Every command that opens a run directory words its failure with this.
+pub fn open_failure(dir: &Path, e: &formats::ReadError) -> String {
     match &e.kind {
         formats::ReadErrorKind::Io(io)
             if io.kind() == std::io::ErrorKind::NotFound && e.path == dir =>
