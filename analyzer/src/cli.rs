@@ -36,12 +36,12 @@ Examples:
   analyzer report runs/2026-03-* --out reports/march --format html,md
   analyzer report runs/a runs/b --baseline runs/a --skip 30s
   analyzer report runs/a --format pdf        # needs the Debian package chromium
-  analyzer report runs/2026-03-02T09-00-00Z-big            # a sharded run: its shard-*/ merged into one
+  analyzer report runs/2026-03-02T09-00-00Z-big            # a sharded run: shard-*/ merged into one
   analyzer report runs/2026-03-02T09-00-00Z-big/shard-*    # the same, its shards given one by one
 
-The shards of one test (engines run with --shard I/N, one run directory each) are merged into one run:
-counts summed, percentiles over all of their samples, time series on the common clock. Missing or
-killed shards are named with their share of the load.
+The shards of one test (engines run with --shard I/N, one run directory each) are merged into one
+run: counts summed, percentiles over all of their samples, time series on the common clock. Missing
+or killed shards are named with their share of the load.
 
 Exit status: 0 on success (even when some logs were damaged: see the report's data-quality section),
 2 when nothing given could be read, shards cannot be merged (two runs, a shard twice, different
@@ -54,7 +54,7 @@ Examples:
   analyzer synth --seed 8 --latency-scale 1.2 --out /tmp/slower   # every latency 20 % higher
   analyzer compare /tmp/run /tmp/slower                           # ... P50 higher, P99 undecided
   analyzer synth --shards 4 --shard-offsets-ms 0,2,3,40 --lagging-shard 2 --out /tmp/sharded
-  analyzer report /tmp/sharded                                    # the four shards merged into one run")]
+  analyzer report /tmp/sharded                                    # the four shards merged into one")]
     Synth(SynthArgs),
     /// Judge a candidate run against a baseline: per request name, the change in P50/P90/P99, error
     /// rate and throughput with a confidence interval; against each limit, within, beyond or
@@ -81,9 +81,9 @@ Intervals come from a moving-block bootstrap over one-second windows, 99 % famil
 
 Runs whose load generator's health is INVALID are refused.
 
-Exit status: 0 when no limit is beyond (undecided ones pass with a warning, unless --undecided fail),
-1 when one is beyond (or undecided under --undecided fail), 2 for bad input (unreadable or INVALID
-runs, a bad option).")]
+Exit status: 0 when no limit is beyond (undecided ones pass with a warning, unless --undecided
+fail), 1 when one is beyond (or undecided under --undecided fail), 2 for bad input (unreadable or
+INVALID runs, a bad option).")]
     Compare(CompareArgs),
     /// Check a run against thresholds (from its profile and/or an SLO file): print each threshold, its
     /// measured value and verdict; optionally write JUnit XML and a GitHub step summary.
@@ -315,4 +315,42 @@ pub struct ExportArgs {
     /// and failures.csv, with Locust's column names and meanings.
     #[arg(long, value_name = "DIR")]
     pub locust_csv: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// clap wraps help lines longer than the terminal (100 columns where it cannot tell), which
+    /// breaks an example's comment or a sentence mid-phrase (`analyzer report --help` printed "merged
+    /// into\none"). Every line of every after-help text therefore fits in 100 columns as written.
+    #[test]
+    fn after_help_lines_fit_in_100_columns() {
+        let cli = Cli::command();
+        let mut texts = vec![(
+            "analyzer".to_owned(),
+            cli.get_after_help().map(ToString::to_string),
+        )];
+        texts.extend(cli.get_subcommands().map(|sub| {
+            (
+                format!("analyzer {}", sub.get_name()),
+                sub.get_after_help().map(ToString::to_string),
+            )
+        }));
+        let mut checked = 0;
+        for (command, text) in texts {
+            let Some(text) = text else { continue };
+            for line in text.lines() {
+                assert!(
+                    line.chars().count() <= 100,
+                    "`{command} --help` has a line of {} characters, which clap wraps: {line}",
+                    line.chars().count()
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 5, "{checked} after-help texts checked");
+    }
 }

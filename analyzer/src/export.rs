@@ -128,8 +128,11 @@ pub fn export_csv(runs: &[PathBuf], csv: &Path) -> Result<ExportOutcome> {
             match Run::open(dir) {
                 Ok(run) => run_sources(dir, &run),
                 Err(e) => {
-                    outcome.warnings.push(format!("skipped: {e}"));
-                    reasons.push(e.to_string());
+                    let reason = crate::load::open_failure(dir, &e);
+                    outcome
+                        .warnings
+                        .push(format!("skipped {}: {reason}", dir.display()));
+                    reasons.push(reason);
                     continue;
                 }
             }

@@ -13,6 +13,15 @@ pub fn int(n: u64) -> String {
     out
 }
 
+/// A count with its noun, singular for one: (1, "core") → "1 core", (1234, "core") → "1,234 cores".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", int(n))
+    }
+}
+
 /// A latency given in µs, in ms with three significant digits, or in s from 10 s on:
 /// 840 → "0.840 ms", 12_345 → "12.3 ms", 1_234_567 → "1,235 ms", 12_000_000 → "12.0 s".
 pub fn latency_us(us: f64) -> String {
@@ -119,6 +128,9 @@ mod tests {
     fn numbers_read_well() {
         assert_eq!(int(0), "0");
         assert_eq!(int(1234567), "1,234,567");
+        assert_eq!(count(1, "core"), "1 core");
+        assert_eq!(count(0, "core"), "0 cores");
+        assert_eq!(count(1234, "core"), "1,234 cores");
         assert_eq!(latency_us(840.0), "0.840 ms");
         assert_eq!(latency_us(12_345.0), "12.3 ms");
         assert_eq!(latency_us(1_234_567.0), "1,235 ms");

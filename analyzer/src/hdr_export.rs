@@ -277,7 +277,7 @@ fn dir_name(dir: &Path) -> String {
 fn single_sources(dir: &Path, warnings: &mut Vec<String>) -> Result<Sources> {
     let run = Run::open(dir).map_err(|e| Error::NothingReadable {
         paths: vec![dir.display().to_string()],
-        reasons: vec![e.to_string()],
+        reasons: vec![crate::load::open_failure(dir, &e)],
     })?;
     let mut logs = Vec::new();
     read_logs(&run, 0, &mut logs, warnings);

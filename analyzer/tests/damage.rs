@@ -144,3 +144,77 @@ fn bit_flips_in_the_manifest_and_a_log_are_located_and_the_rest_analyzed() {
     let quality = &md[md.find("## Data quality").unwrap()..];
     assert!(quality.contains("core-1.log") && quality.contains("manifest.json"));
 }
+
+/// A log cut short after the engine finished it (an incomplete copy) while the manifest still says
+/// "completed": the report covers part of the run, so the console must say so, not only the
+/// report's data-quality section.
+#[test]
+fn a_log_cut_short_after_a_completed_run_is_a_warning_on_the_console() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = synth_run(tmp.path(), 20_000, 2, 34);
+    let log = dir.join("core-1.log");
+    let data = std::fs::read(&log).unwrap();
+    std::fs::write(&log, &data[..data.len() / 2]).unwrap();
+
+    let a = analyze_one(&dir);
+    let note = a
+        .notes
+        .iter()
+        .find(|n| n.file == "core-1.log" && n.severity == analyzer::load::Severity::Warning)
+        .unwrap_or_else(|| panic!("a warning about core-1.log: {:?}", a.notes));
+    assert!(
+        note.message.contains("the manifest says the run completed")
+            && note.message.contains("cut short after the run")
+            && note.message.contains("copy the run directory again"),
+        "the note says what happened and what to do: {}",
+        note.message
+    );
+    assert!(
+        !a.notes
+            .iter()
+            .any(|n| n.file == "core-0.log" && n.severity == analyzer::load::Severity::Warning),
+        "the intact log gets no warning: {:?}",
+        a.notes
+    );
+    let (_, stderr) = report_cli(&dir);
+    assert!(
+        stderr.contains("core-1.log") && stderr.contains("cut short after the run"),
+        "{stderr}"
+    );
+}
+
+/// A run directory that does not exist (a typo) is bad input for every command that takes one: exit
+/// 2, and the message says what the analyzer wants instead of only the operating system's "No such
+/// file or directory".
+#[test]
+fn a_missing_run_directory_says_what_to_give_instead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = synth_run(tmp.path(), 2_000, 1, 35);
+    let missing = tmp.path().join("runs").join("2026-12-06T03-30-32Z-dmeo");
+    let m = missing.to_str().unwrap();
+    let out_dir = tmp.path().join("out");
+    let o = out_dir.to_str().unwrap();
+    let csv = tmp.path().join("samples.csv");
+    let hdr = tmp.path().join("run.hlog");
+    let commands: [Vec<&str>; 5] = [
+        vec!["report", m],
+        vec!["check", m],
+        vec!["compare", good.to_str().unwrap(), m, "--out", o],
+        vec!["export", m, "--csv", csv.to_str().unwrap()],
+        vec!["export", m, "--hdr", hdr.to_str().unwrap()],
+    ];
+    for args in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_analyzer"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "analyzer {args:?}: {stderr}");
+        assert!(
+            stderr.contains(m)
+                && stderr.contains("there is no such directory")
+                && stderr.contains("give a run directory made by `engine run`"),
+            "analyzer {args:?}: {stderr}"
+        );
+    }
+}

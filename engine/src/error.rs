@@ -39,6 +39,18 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The `--out` directory cannot hold a run directory (a path through a file, no permission, a
+    /// read-only file system); exit code 2, before anything runs.
+    #[error(
+        "--out {}: cannot create a run directory there: {source}; give --out a directory this user may write to (missing parents are created)",
+        .path.display()
+    )]
+    OutDir {
+        /// The directory that could not be created.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// TLS could not be set up (unreadable CA file, no system roots); exit code 2.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsSetupError),
@@ -112,7 +124,7 @@ pub enum Error {
 
 impl Error {
     /// The process exit code for this error: 2 for bad input (profile, flags, host, a run directory
-    /// that exists, an unreachable target), 3 for a start instant that passed before the engine was
+    /// that exists or cannot be created under `--out`, an unreachable target), 3 for a start instant that passed before the engine was
     /// ready, 130 for an interrupt before the start, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -122,6 +134,7 @@ impl Error {
             | Error::Tls(_)
             | Error::Listen { .. }
             | Error::RunExists { .. }
+            | Error::OutDir { .. }
             | Error::Unreachable { .. } => 2,
             Error::TooLate { .. } => 3,
             Error::InterruptedBeforeStart { .. } => 130,

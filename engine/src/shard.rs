@@ -326,8 +326,8 @@ pub fn run_id_of(run_name: &str) -> RunId {
 /// both run it.
 pub(crate) fn create_shard_dir(out: &Path, run_name: &str, shard: Shard) -> Result<PathBuf, Error> {
     let run_dir = out.join(run_name);
-    std::fs::create_dir_all(&run_dir).map_err(|source| Error::Write {
-        path: run_dir.clone(),
+    std::fs::create_dir_all(&run_dir).map_err(|source| Error::OutDir {
+        path: out.to_owned(),
         source,
     })?;
     if run_dir.join(formats::manifest::MANIFEST_FILE).exists() {
@@ -344,7 +344,7 @@ pub(crate) fn create_shard_dir(out: &Path, run_name: &str, shard: Shard) -> Resu
 
 /// Creates `<out>/<run_name>` for a run of one engine given `--run-id`, refusing one that exists.
 pub(crate) fn create_named_dir(out: &Path, run_name: &str) -> Result<PathBuf, Error> {
-    std::fs::create_dir_all(out).map_err(|source| Error::Write {
+    std::fs::create_dir_all(out).map_err(|source| Error::OutDir {
         path: out.to_owned(),
         source,
     })?;

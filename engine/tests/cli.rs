@@ -361,3 +361,34 @@ fn locust_flags_and_a_profile_without_load() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--json"), "{}", stderr(&out));
 }
+
+/// An `--out` that cannot hold a run directory (here a path through a regular file) is bad input:
+/// exit 2 before anything runs, naming the flag and the fix, not exit 1 with only the OS's words.
+#[test]
+fn an_out_directory_that_cannot_be_created_exits_2_naming_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let out_dir = file.join("runs");
+    for extra in [&[][..], &["--run-id", "named"][..]] {
+        let mut args = vec![
+            "run",
+            "--url",
+            "http://127.0.0.1:1/",
+            "-d",
+            "1s",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = engine().args(&args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("--out {}", out_dir.display()))
+                && err.contains("cannot create a run directory there")
+                && err.contains("give --out a directory this user may write to"),
+            "{args:?}: {err}"
+        );
+    }
+}

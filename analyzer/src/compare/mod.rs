@@ -181,9 +181,11 @@ pub fn run_compare(options: &CompareOptions) -> Result<CompareOutcome> {
         if analysis.health.verdict == crate::health::Verdict::Invalid {
             return Err(Error::Usage(format!(
                 "{}: the load generator's health is INVALID ({}), so its numbers describe another test; \
-                 rerun it with fewer users or a lower rate per core, or on a bigger load generator",
+                 remove what made it INVALID (each reason says what to do; `analyzer report {}` \
+                 shows the evidence per second) and run it again",
                 dir.display(),
-                analysis.health.reasons.join("; ")
+                analysis.health.reasons.join("; "),
+                dir.display()
             )));
         }
         loaded.push(run);

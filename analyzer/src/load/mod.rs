@@ -33,7 +33,7 @@ pub use memory::{BYTES_PER_EXACT_SAMPLE, MemoryPlan, available_memory};
 use merge::frame;
 pub(crate) use merge::merge_run;
 pub(crate) use read::{LogSpec, read_logs};
-pub use run::{load_input, load_run, tls_verification_off};
+pub use run::{load_input, load_run, open_failure, tls_verification_off};
 
 /// Options that change what is read.
 #[derive(Debug, Clone, Copy, Default)]

@@ -36,6 +36,8 @@ pub(crate) struct CoreColumns {
     pub(super) last_end_us: u64,
     pub(super) skipped: u64,
     pub(super) header: Option<formats::LogHeader>,
+    /// Whether the log ends with its end-of-file block (the engine finished writing it).
+    pub(super) finished: bool,
     pub(super) notes: Vec<QualityNote>,
     /// Per-task tallies while reading, then with the log's task table attached.
     pub(super) tasks: crate::tasks::CoreTasks,
@@ -355,6 +357,7 @@ fn read_core(spec: &LogSpec, skip_us: u64, kept: &AtomicU64, limit: u64) -> Core
             message,
         });
     }
+    out.finished = reader.end().is_some();
     if let Some(end) = reader.end()
         && end.samples > reader.samples_read()
     {

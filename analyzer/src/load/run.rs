@@ -32,7 +32,7 @@ pub fn load_input(input: &crate::shards::RunInput, options: LoadOptions) -> Resu
 fn load_single(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     let run = Run::open(dir).map_err(|e| Error::NothingReadable {
         paths: vec![dir.display().to_string()],
-        reasons: vec![e.to_string()],
+        reasons: vec![open_failure(dir, &e)],
     })?;
     let mut notes = Vec::new();
     let label = dir
@@ -95,7 +95,10 @@ fn load_single(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
             offset_us: 0,
         })
         .collect();
-    let (cores, limit) = read_logs(&specs, options);
+    let (mut cores, limit) = read_logs(&specs, options);
+    if let Some(m) = manifest {
+        warn_of_logs_cut_after_the_run(m.state, &specs, &mut cores);
+    }
     let readable = cores.iter().filter(|c| c.header.is_some()).count();
     if readable == 0 {
         return Err(Error::NothingReadable {
@@ -109,6 +112,59 @@ fn load_single(dir: &Path, options: LoadOptions) -> Result<LoadedRun> {
     let mut info = run_info(dir, label, manifest, &cores);
     info.cores = run.logs.len();
     merge_run(cores, info, limit, options.skip_us, notes)
+}
+
+/// Why a run directory could not be opened, in words that say what to do. A path that does not
+/// exist is the common mistake (a typo, or a run directory from another machine), and the
+/// operating system's "No such file or directory" does not say what the analyzer wants instead.
+/// Every command that opens a run directory words its failure with this.
+pub fn open_failure(dir: &Path, e: &formats::ReadError) -> String {
+    match &e.kind {
+        formats::ReadErrorKind::Io(io)
+            if io.kind() == std::io::ErrorKind::NotFound && e.path == dir =>
+        {
+            "there is no such directory; give a run directory made by `engine run` (it prints the \
+             directory as its last line; runs go under runs/ unless --out says otherwise)"
+                .to_owned()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// A log without its end-of-file block is what a killed engine leaves, and then the manifest says
+/// "running". When the manifest says the engine finished (completed, or interrupted and flushed), the
+/// engine did write that block, so a log that lacks it was cut short afterwards: a copy that stopped
+/// early, or a file truncated on disk. The report then covers only part of the run although the
+/// manifest calls it whole, which deserves a warning on the console, not only an info line.
+fn warn_of_logs_cut_after_the_run(
+    state: formats::RunState,
+    specs: &[LogSpec],
+    cores: &mut [CoreColumns],
+) {
+    let finished = match state {
+        formats::RunState::Completed => "completed",
+        formats::RunState::Interrupted => "was interrupted and flushed",
+        formats::RunState::Running | formats::RunState::Failed => return,
+    };
+    for core in cores
+        .iter_mut()
+        .filter(|c| c.header.is_some() && !c.finished)
+    {
+        let file = specs
+            .iter()
+            .find(|s| s.core == core.core())
+            .map_or_else(|| format!("core-{}.log", core.core()), |s| s.label.clone());
+        core.notes.push(QualityNote {
+            severity: Severity::Warning,
+            file,
+            message: format!(
+                "the manifest says the run {finished}, but this log has no end-of-file block: the \
+                 file was cut short after the run (an incomplete copy, or a truncated file), so the \
+                 report covers only its samples up to the cut; copy the run directory again from where \
+                 the engine wrote it"
+            ),
+        });
+    }
 }
 
 /// Whether the run's resolved profile (RON, as the manifest keeps it) switched TLS verification off

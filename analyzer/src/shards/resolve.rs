@@ -483,7 +483,7 @@ pub fn profile_of(dir: &Path) -> Result<String> {
             Err(e) => {
                 return Err(Error::NothingReadable {
                     paths: vec![dir.display().to_string()],
-                    reasons: vec![e.to_string()],
+                    reasons: vec![crate::load::open_failure(dir, &e)],
                 });
             }
         },

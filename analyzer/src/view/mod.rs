@@ -526,10 +526,10 @@ fn facts(runs: &[RunAnalysis]) -> TableView {
             "Engine",
             Box::new(|r| {
                 format!(
-                    "{} · {} · {} cores",
+                    "{} · {} · {}",
                     or_dash(&r.info.engine_version),
                     or_dash(&r.info.io_driver),
-                    r.info.cores
+                    format::count(r.info.cores as u64, "core")
                 )
             }),
         ),

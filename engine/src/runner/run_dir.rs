@@ -19,7 +19,7 @@ pub(super) fn create_dir(plan: &Plan, start_ns: i64) -> Result<(PathBuf, RunId),
     let named = plan.shard.is_some() || plan.run_name.is_some();
     if !named {
         let dir = formats::run::create_run_dir(&plan.out_dir, start_ns, &plan.name).map_err(
-            |source| Error::Write {
+            |source| Error::OutDir {
                 path: plan.out_dir.clone(),
                 source,
             },
