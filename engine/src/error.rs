@@ -124,8 +124,8 @@ pub enum Error {
 
 impl Error {
     /// The process exit code for this error: 2 for bad input (profile, flags, host, a run directory
-    /// that exists or cannot be created under `--out`, an unreachable target), 3 for a start instant that passed before the engine was
-    /// ready, 130 for an interrupt before the start, 1 otherwise.
+    /// that exists or cannot be created under `--out`, an unreachable target), 3 for a start instant
+    /// that passed before the engine was ready, 130 for an interrupt before the start, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Profile(_)
