@@ -22,6 +22,8 @@ pub(crate) struct Health {
     /// Requests completed in those seconds, and how many of them started late.
     pub requests: u64,
     pub late: u64,
+    /// Requests completed in the seconds that lagged (the analyzer's report gives the same figure).
+    pub lagging_requests: u64,
     /// Late requests in seconds that did not lag: too few to judge.
     pub late_unjudged: u64,
     /// Lagging seconds by cause: (second numbers, evidence of the one with most late requests, its
@@ -48,6 +50,7 @@ impl Console {
         h.late += judged.late;
         if judged.lagging {
             h.lagging_seconds += 1;
+            h.lagging_requests += judged.requests;
             if let Some((cause, _, evidence)) = &judged.cause {
                 let entry = h
                     .causes
@@ -87,12 +90,12 @@ pub(crate) fn health_verdict(health: &Health, started: u64, dropped: u64) -> Str
     if health.lagging_seconds > 0 {
         let _ = writeln!(
             out,
-            "WARNING: more than 1% of requests (and at least {}) started over 1ms late in {} of {} seconds ({} of {} requests, worst lag p99 {}); {results_are}:",
+            "WARNING: more than 1% of requests (and at least {}) started over 1ms late in {} of {} seconds ({} of {} requests in those seconds, worst lag p99 {}); {results_are}:",
             rule::MIN_LATE_REQUESTS,
             health.lagging_seconds,
             health.seconds,
             health.late - health.late_unjudged,
-            health.requests,
+            health.lagging_requests,
             micros(health.worst_lag_p99_us)
         );
         for (cause, (seconds, evidence, _)) in &health.causes {

@@ -87,6 +87,11 @@ fn seconds_are_judged_by_the_shared_rule_and_the_partial_end_is_left_out() {
     assert!(evidence.contains("waited 8.0 ms for a CPU"), "{evidence}");
     let verdict = health_verdict(&h, 100, 0);
     assert!(verdict.contains("in 1 of 3 seconds"), "{verdict}");
+    // The late requests over the requests of the lagging seconds, as the analyzer's report counts.
+    assert!(
+        verdict.contains("(12 of 250 requests in those seconds"),
+        "{verdict}"
+    );
     assert!(verdict.contains("preempted in 2s"), "{verdict}");
     assert!(verdict.contains("chrt -f 10"), "{verdict}");
     assert!(verdict.contains("note: 1 request(s)"), "{verdict}");
