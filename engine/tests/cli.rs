@@ -392,3 +392,46 @@ fn an_out_directory_that_cannot_be_created_exits_2_naming_the_flag() {
         );
     }
 }
+
+/// More cores than the CPUs the process may use is allowed (the health verdict says what it cost),
+/// but said before the run starts, with the count to give instead.
+#[test]
+fn more_cores_than_cpus_is_a_warning() {
+    let _serial = one_at_a_time();
+    let server = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/", server.addr());
+    // The CPUs this process may run on, as the engine counts them (its affinity mask, which
+    // `available_parallelism` would also cut by a cgroup quota).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim();
+    let cpus: usize = list
+        .split(',')
+        .map(|range| match range.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum();
+    let too_many = (cpus + 1).to_string();
+    let out = run(
+        tmp.path(),
+        &["--url", &url, "-u", "2", "-d", "1s", "-c", &too_many],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: --cores {too_many} is more than the {cpus} CPU(s)"
+        )) && err.contains(&format!("give --cores {cpus} or fewer")),
+        "{err}"
+    );
+    let out = run(
+        tmp.path(),
+        &["--url", &url, "-u", "1", "-d", "1s", "-c", "1"],
+    );
+    assert!(!stderr(&out).contains("more than the"), "{}", stderr(&out));
+}

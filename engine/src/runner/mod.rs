@@ -85,6 +85,7 @@ pub fn run_with(
     if let Some(start) = plan.start_at {
         check_not_late(&plan, start.unix_ns, "")?;
     }
+    warn_shared_cpus(&plan, plan_env.cpus.len());
     let mut outcome = execute(plan, server_cpu, &args.live, None)?;
     outcome.failures_are_data = args.failures_are_data;
     if outcome.all_failed() {
@@ -103,6 +104,17 @@ pub(crate) fn execute_traced(
     trace: Arc<crate::debug::TraceOptions>,
 ) -> Result<RunOutcome, Error> {
     execute(plan, None, &crate::cli::LiveArgs::default(), Some(trace))
+}
+
+/// More cores than CPUs: cores are pinned in turn, so some share a CPU and wait for each other, and
+/// their requests start late. Allowed, since the health verdict then says what it cost; said first.
+fn warn_shared_cpus(plan: &Plan, cpus: usize) {
+    if cpus > 0 && plan.cores.len() > cpus {
+        eprintln!(
+            "warning: --cores {} is more than the {cpus} CPU(s) this process may use: cores share CPUs and wait for each other, so requests start late (the health verdict will say how late); give --cores {cpus} or fewer",
+            plan.cores.len()
+        );
+    }
 }
 
 /// A shard's warnings before it starts: a clock not synchronised, or no users dealt to it.
