@@ -163,6 +163,45 @@ fn try_exits_4_when_a_check_fails_and_says_what_it_got() {
     assert_nothing_written(dir.path());
 }
 
+/// A login that fails (here: nothing listens) counts as one of the user's iterations, so `engine try`
+/// shows the one failed attempt and ends, instead of retrying the login after each think time until
+/// its time limit; with `-i 3` it makes three attempts.
+#[test]
+fn try_stops_after_a_failed_on_start() {
+    let _serial = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let refused = {
+        // A port that was free a moment ago: nothing accepts on it.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let p = profile(
+        dir.path(),
+        &format!(
+            r#"(name: "down", host: "http://{refused}",
+    users: [(wait: Constant("10ms"),
+             on_start: [(method: POST, path: "/login", name: "POST /login")],
+             tasks: [(requests: [(path: "/", name: "home")])])])"#
+        ),
+    );
+    for (iterations, attempts) in [("1", 1), ("3", 3)] {
+        let out = engine_in(
+            dir.path(),
+            &["try", p.to_str().unwrap(), "-i", iterations, "-d", "30s"],
+        );
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(4), "{text}\n{}", stderr(&out));
+        assert_eq!(
+            text.matches("· POST /login").count(),
+            attempts,
+            "-i {iterations}:\n{text}"
+        );
+        assert_eq!(text.matches("· home").count(), 0, "{text}");
+        assert!(text.contains("connect_error"), "{text}");
+    }
+    assert_nothing_written(dir.path());
+}
+
 #[test]
 fn try_keeps_a_run_directory_only_with_out() {
     let _serial = one_at_a_time();

@@ -108,6 +108,11 @@ impl Program {
                         self.done += 1;
                         self.in_span += 1;
                         self.begin_task(user, cx, kind);
+                    } else if cx.closed().per_user.is_some_and(|l| self.done >= l) {
+                        // Every attempt at on_start that failed was one of its iterations.
+                        self.finished = true;
+                        self.pc = Pc::End;
+                        continue;
                     } else {
                         self.act = Act::List {
                             stop: false,
@@ -144,6 +149,9 @@ impl Program {
                             self.pc = Pc::Top;
                             continue;
                         }
+                        // A failed on_start counts towards `iterations_per_user`: a user whose login
+                        // keeps failing stops after that many attempts (`engine try`: after one).
+                        self.done += 1;
                     } else {
                         user.iteration += 1;
                     }
