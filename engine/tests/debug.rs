@@ -103,6 +103,8 @@ fn try_prints_requests_responses_extractions_checks_and_timings() {
     // The secret's value is hidden wherever it appears, and the header that carries it too.
     assert!(!text.contains("sk-hidden-4242"), "{text}");
     assert!(text.contains("> X-Api-Key: ***"), "{text}");
+    // So is the value extracted into `token`, in the login response it came from.
+    assert!(text.contains("< {\"token\":\"***\""), "{text}");
     assert!(
         !text.contains('\x1b'),
         "no colour when stdout is not a terminal"

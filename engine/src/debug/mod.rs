@@ -64,6 +64,9 @@ pub struct Tally {
 pub(crate) struct Tracer {
     pub opts: Arc<TraceOptions>,
     pub rules: RuleTrace,
+    /// Values extracted into variables whose names look secret so far: hidden from then on wherever
+    /// they appear (the body they came from, a later URL), as the profile's secrets are.
+    learned: std::cell::RefCell<Vec<String>>,
 }
 
 impl Tracer {
@@ -71,6 +74,7 @@ impl Tracer {
         Tracer {
             opts,
             rules: RuleTrace::default(),
+            learned: std::cell::RefCell::default(),
         }
     }
 
@@ -98,10 +102,20 @@ impl Tracer {
                 }
             }
         }
+        let mut learned = self.learned.borrow_mut();
+        for value in ex.rules.iter().filter_map(|l| l.hidden_value.as_ref()) {
+            if !learned.contains(value) {
+                learned.push(value.clone());
+            }
+        }
+        let mut style = std::borrow::Cow::Borrowed(&self.opts.style);
+        if !learned.is_empty() {
+            style.to_mut().secrets.extend(learned.iter().cloned());
+        }
         let text = if self.opts.json {
-            print::json(ex, &self.opts.style) + "\n"
+            print::json(ex, &style) + "\n"
         } else {
-            print::text(ex, &self.opts.style) + "\n"
+            print::text(ex, &style) + "\n"
         };
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());

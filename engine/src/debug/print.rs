@@ -422,12 +422,14 @@ mod tests {
                 label: "extract id = Json(\"/id\")".into(),
                 passed: Some(true),
                 detail: detail_of(b"42"),
+                hidden_value: None,
             },
             RuleLine {
                 check: true,
                 label: "Status([201])".into(),
                 passed: Some(false),
                 detail: "expected status 201, got 200".into(),
+                hidden_value: None,
             },
         ];
         let req = b"POST /login HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAuthorization: Bearer abc\r\nContent-Length: 21\r\n\r\n{\"password\":\"hunter22\"}";

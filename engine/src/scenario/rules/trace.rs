@@ -19,6 +19,9 @@ pub(crate) struct RuleLine {
     pub passed: Option<bool>,
     /// The value extracted, or what the check saw.
     pub detail: String,
+    /// The value behind a `***` detail (an extraction into a variable whose name looks secret), so
+    /// that the trace hides it wherever else it appears, such as the response body it came from.
+    pub hidden_value: Option<String>,
 }
 
 /// How many characters of a value a failure message or a trace quotes.

@@ -178,13 +178,18 @@ fn traced(
             label: e.label().to_owned(),
             passed: None,
             detail: String::new(),
+            hidden_value: None,
         };
         if !ended {
             match e.apply(resp, vars, &sc.regex_locs, rng, &mut json) {
                 Ok(()) => {
                     line.passed = Some(true);
                     let hidden = name.is_some_and(|n| vars::looks_secret(n));
-                    rules::quote(&vars[usize::from(e.var)], hidden, &mut line.detail);
+                    let value = &vars[usize::from(e.var)];
+                    rules::quote(value, hidden, &mut line.detail);
+                    if hidden {
+                        line.hidden_value = Some(String::from_utf8_lossy(value).into_owned());
+                    }
                 }
                 Err(missing) => {
                     line.passed = Some(false);
@@ -226,6 +231,7 @@ fn traced(
             label: c.label().to_owned(),
             passed: None,
             detail: String::new(),
+            hidden_value: None,
         };
         if !ended {
             let passed = c.passes(resp, latency_us, &mut env, want, &mut json);
