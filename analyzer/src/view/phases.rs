@@ -150,6 +150,9 @@ fn shorten(name: &str, max: usize) -> String {
     s
 }
 
+/// The most characters of a request name the chart shows (longer ones end in `…`).
+const NAME_CHARS: usize = 24;
+
 /// The chart: per request name, a stacked bar of each phase's mean time per request and one of each
 /// phase's P99, on a shared linear axis in ms.
 pub(super) fn phase_chart(r: &RunAnalysis) -> Option<ChartView> {
@@ -173,7 +176,16 @@ pub(super) fn phase_chart(r: &RunAnalysis) -> Option<ChartView> {
     if widest <= 0.0 {
         return None;
     }
-    let (w, left, right, top, bar, gap) = (640.0, 170.0, 24.0, 10.0, 13.0, 12.0);
+    // Names are drawn right-aligned 40 px left of the bars (the mean/P99 labels sit between): the
+    // margin takes the longest shown name at 7 px a character (12 px Helvetica averages about 6.6),
+    // so that a name like "GET /status/503 (fails)" is not cut at the chart's left edge.
+    let longest = groups
+        .iter()
+        .map(|(np, _)| shorten(&np.name, NAME_CHARS).chars().count())
+        .max()
+        .unwrap_or(0);
+    let left = name_margin(longest);
+    let (w, right, top, bar, gap) = (640.0, 24.0, 10.0, 13.0, 12.0);
     let axis_h = 40.0;
     let height = top + groups.len() as f64 * (2.0 * bar + 4.0 + gap) + axis_h;
     let plot_w = w - left - right;
@@ -212,7 +224,7 @@ pub(super) fn phase_chart(r: &RunAnalysis) -> Option<ChartView> {
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"#222\" text-anchor=\"end\">{}</text>",
             left - 40.0,
             y + bar + 5.0,
-            escape(&shorten(&np.name, 24))
+            escape(&shorten(&np.name, NAME_CHARS))
         );
         for (k, (label, row)) in ["mean", "P99"].iter().zip(rows).enumerate() {
             let by = y + k as f64 * (bar + 4.0);
@@ -264,6 +276,11 @@ pub(super) fn phase_chart(r: &RunAnalysis) -> Option<ChartView> {
     })
 }
 
+/// The space left of the bars for names of `chars` characters: each name ends 40 px left of the bars.
+fn name_margin(chars: usize) -> f64 {
+    (chars as f64 * 7.0 + 48.0).max(120.0)
+}
+
 /// A round tick step (1-2-5 × 10^k ms) and the number of steps that cover `max_ms`.
 fn ticks_ms(max_ms: f64) -> (f64, usize) {
     let raw = (max_ms / 5.0).max(1e-3);
@@ -290,6 +307,18 @@ mod tests {
         assert_eq!(ticks_ms(9.3), (2.0, 5));
         assert_eq!(ticks_ms(0.42), (0.1, 5));
         assert_eq!(ticks_ms(100.0), (20.0, 5));
+    }
+
+    #[test]
+    fn the_longest_name_fits_left_of_the_bars() {
+        // 12 px Helvetica is at most about 6.6 px a character on average (wide capitals aside).
+        for chars in [0, 5, 23, NAME_CHARS] {
+            let room = name_margin(chars) - 40.0;
+            assert!(
+                room >= chars as f64 * 6.6 + 4.0,
+                "{chars} characters, {room} px"
+            );
+        }
     }
 
     #[test]
