@@ -61,11 +61,17 @@ impl Cli {
 pub enum Command {
     /// Run a load test from a profile (or an ad-hoc `--url`) and write a run directory.
     // Boxed: a run has many more flags than `serve`.
-    #[command(after_help = EXAMPLES)]
+    #[command(
+        after_help = EXAMPLES,
+        override_usage = "engine run [OPTIONS] <PROFILE>\n       engine run [OPTIONS] --url <URL>"
+    )]
     Run(Box<RunArgs>),
     /// Try a profile: one user of each kind runs an iteration (or `-i N`), and every request and
     /// response is printed with the variables extracted, each check's outcome and each phase's time.
-    #[command(after_help = TRY_EXAMPLES)]
+    #[command(
+        after_help = TRY_EXAMPLES,
+        override_usage = "engine try [OPTIONS] <PROFILE>\n       engine try [OPTIONS] --url <URL>"
+    )]
     Try(Box<TryArgs>),
     /// Run the embedded HTTP target (for demos and tests) until interrupted.
     #[command(

@@ -77,6 +77,8 @@ fn bad_flags_exit_2() {
         (&["--url", "ftp://x/"], "unsupported scheme"),
         (&["--url", "http://host.invalid./"], "cannot resolve"),
         (&[], "PROFILE"),
+        // With neither, the usage names both ways to give a target.
+        (&[], "engine run [OPTIONS] --url <URL>"),
         (&[demo, "--rate", "0"], "--rate"),
         (&[demo, "--rate", "10", "--spawn-rate", "5"], "--spawn-rate"),
         (&[demo, "--iterations", "0"], "--iterations"),
