@@ -120,7 +120,8 @@ impl CheckOutcome {
 
     /// JUnit XML: one test suite, one test case per threshold (class name: the request name). A
     /// broken or unmeasured threshold is a `failure`; an undecided one is `skipped` under
-    /// `--undecided pass` and a `failure` of type `undecided` under `--undecided fail`.
+    /// `--undecided pass` and a `failure` of type `undecided` under `--undecided fail`. The warnings
+    /// (generator health, damaged logs) are the suite's `system-err`.
     pub fn junit(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let n = self.results.len();
@@ -171,6 +172,22 @@ impl CheckOutcome {
                 )),
             }
             out.push_str("    </testcase>\n");
+        }
+        // The warnings (an unhealthy generator, damaged logs) qualify every case: a CI server shows
+        // the suite's system-err beside its results, so a PASS on an INVALID run does not read as
+        // clean.
+        if !self.warnings.is_empty() {
+            out.push_str(&format!(
+                "    <system-err>{}</system-err>\n",
+                xml_escape(
+                    &self
+                        .warnings
+                        .iter()
+                        .map(|w| format!("warning: {w}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            ));
         }
         out.push_str("  </testsuite>\n</testsuites>\n");
         out

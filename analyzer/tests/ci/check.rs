@@ -5,7 +5,7 @@
 use formats::{Outcome, RunState};
 
 use super::util;
-use super::{analyzer, read_json, s, shop, text, timed_run, write};
+use super::{analyzer, lagging_run, read_json, s, shop, text, timed_run, write};
 
 #[test]
 fn check_exits_0_when_every_threshold_holds_and_1_when_one_breaks() {
@@ -345,4 +345,44 @@ fn thirty_requests_decide_a_median_but_not_a_p99() {
         (doc["thresholds"][0]["measured"].as_f64().unwrap() - 199.3).abs() < 0.01,
         "{doc}"
     );
+}
+
+/// A run whose generator was INVALID: `check` judges its thresholds (compare is the one that
+/// refuses), and says so on stderr and in JUnit, as the suite's system-err, so that a PASS on such a
+/// run is not read as clean on a CI server.
+#[test]
+fn check_on_an_invalid_run_says_so_in_junit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = lagging_run(tmp.path());
+    let slo = write(
+        tmp.path(),
+        "slo.ron",
+        r#"(thresholds: {"*": ["p99 < 10s"]})"#,
+    );
+    let junit = tmp.path().join("junit.xml");
+    let out = analyzer(&["check", s(&run), "--slo", s(&slo), "--junit", s(&junit)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INVALID"), "{stderr}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    let err = suite
+        .children()
+        .find(|n| n.has_tag_name("system-err"))
+        .and_then(|n| n.text())
+        .unwrap_or_else(|| panic!("no system-err in {xml}"));
+    assert!(
+        err.contains("warning: the load generator's health is INVALID"),
+        "{err}"
+    );
+    // A healthy run has none.
+    let good = shop(&tmp.path().join("good"), 1, 1.0);
+    let out = analyzer(&["check", s(&good), "--slo", s(&slo), "--junit", s(&junit)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(!xml.contains("system-err"), "{xml}");
 }

@@ -9,10 +9,8 @@ use analyzer::compare::{ALL_REQUESTS, Limits, MetricKey, compare_loaded};
 use analyzer::load::{LoadOptions, load_run};
 use analyzer::significance::{Decision, Settings, Verdict};
 use analyzer::synth::{SynthParams, synth};
-use formats::{IntervalStats, LogHeader, LogWriter, Outcome, RunId, RunState, Sample};
 
-use super::util;
-use super::{analyzer, read_json, s, shop, text, timed_run};
+use super::{analyzer, lagging_run, read_json, s, shop, text, timed_run};
 
 #[test]
 fn a_twenty_percent_latency_shift_is_a_regression_and_fails_the_build() {
@@ -159,45 +157,6 @@ fn compare_exits_2_for_bad_input() {
         "{}",
         text(&out)
     );
-}
-
-/// A run whose generator fell more than 1 ms behind its schedule in every second: INVALID.
-fn lagging_run(parent: &Path) -> PathBuf {
-    let dir = util::handmade_run(
-        parent,
-        &[("GET /", 1_000, Outcome::Ok, 200, None)],
-        RunState::Completed,
-    );
-    let header = LogHeader::new(RunId([3; 16]), 0, 1_000, 1_772_442_000_000_000_000);
-    let mut log = LogWriter::new(&header, Vec::new()).unwrap();
-    let name = log.intern_name("GET /");
-    for second in 0..4u64 {
-        for i in 0..100u64 {
-            let t = second * 1_000_000 + i * 10_000;
-            log.push(Sample {
-                name,
-                intended_us: t,
-                actual_us: t + 5_000,
-                latency_us: 1_000,
-                outcome: Outcome::Ok,
-                status: 200,
-                ..Sample::default()
-            })
-            .unwrap();
-        }
-        log.push_interval(IntervalStats {
-            start_us: second * 1_000_000,
-            duration_us: 1_000_000,
-            iterations_started: 100,
-            requests: 100,
-            lag_p50_us: 5_000,
-            lag_p99_us: 5_000,
-            lag_max_us: 5_000,
-            ..IntervalStats::default()
-        });
-    }
-    std::fs::write(dir.join("core-0.log"), log.finish().unwrap()).unwrap();
-    dir
 }
 
 /// The all-requests P50 cell of a `compare.json`.
