@@ -125,34 +125,19 @@ fn lagging_run(parent: &Path) -> PathBuf {
         &[("GET /", 1_000, Outcome::Ok, 200, None)],
         RunState::Completed,
     );
-    let header = LogHeader::new(RunId([3; 16]), 0, 1_000, 1_772_442_000_000_000_000);
-    let mut log = LogWriter::new(&header, Vec::new()).unwrap();
-    let name = log.intern_name("GET /");
-    for second in 0..4u64 {
-        for i in 0..100u64 {
-            let t = second * 1_000_000 + i * 10_000;
-            log.push(Sample {
-                name,
-                intended_us: t,
-                actual_us: t + 5_000,
-                latency_us: 1_000,
-                outcome: Outcome::Ok,
-                status: 200,
-                ..Sample::default()
-            })
-            .unwrap();
-        }
-        log.push_interval(IntervalStats {
-            start_us: second * 1_000_000,
-            duration_us: 1_000_000,
+    util::paced_log(
+        &dir,
+        4,
+        5_000,
+        |_| IntervalStats {
             iterations_started: 100,
             requests: 100,
             lag_p50_us: 5_000,
             lag_p99_us: 5_000,
             lag_max_us: 5_000,
             ..IntervalStats::default()
-        });
-    }
-    std::fs::write(dir.join("core-0.log"), log.finish().unwrap()).unwrap();
+        },
+        &[],
+    );
     dir
 }

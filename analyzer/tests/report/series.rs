@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use analyzer::report::report;
 use formats::{Outcome, RunState};
 
-use super::util::{handmade_run, synth_run};
+use super::util::{handmade_run, paced_log, synth_run};
 use super::{all_formats, analyze_one, assert_snapshot};
 
 /// A 3 s run whose core closed a 10 ms interval after the planned end (busy shutting down: 103 % CPU)
@@ -14,32 +14,18 @@ use super::{all_formats, analyze_one, assert_snapshot};
 /// seconds, the CPU never reads 103 %, and the last second shows the users that ran in it.
 #[test]
 fn the_partial_end_interval_is_left_out_everywhere() {
-    use formats::{IntervalStats, LogHeader, LogWriter, RunId, Sample};
+    use formats::IntervalStats;
     let tmp = tempfile::tempdir().unwrap();
     let dir = handmade_run(
         tmp.path(),
         &[("GET /", 1_000, Outcome::Ok, 200, None)],
         RunState::Completed,
     );
-    let header = LogHeader::new(RunId([3; 16]), 0, 1_000, 1_772_442_000_000_000_000);
-    let mut log = LogWriter::new(&header, Vec::new()).unwrap();
-    let name = log.intern_name("GET /");
-    for second in 0..3u64 {
-        for i in 0..100u64 {
-            let t = second * 1_000_000 + i * 10_000;
-            log.push(Sample {
-                name,
-                intended_us: t,
-                actual_us: t + 5,
-                latency_us: 1_000,
-                status: 200,
-                ..Sample::default()
-            })
-            .unwrap();
-        }
-        log.push_interval(IntervalStats {
-            start_us: second * 1_000_000,
-            duration_us: 1_000_000,
+    paced_log(
+        &dir,
+        3,
+        5,
+        |second| IntervalStats {
             requests: 100,
             iterations_started: 100,
             cpu_user_us: 20_000,
@@ -48,18 +34,17 @@ fn the_partial_end_interval_is_left_out_everywhere() {
             users_max: 10,
             run_delay_us: Some(0),
             ..IntervalStats::default()
-        });
-    }
-    log.push_interval(IntervalStats {
-        start_us: 3_000_200,
-        duration_us: 10_000,
-        requests: 1,
-        cpu_user_us: 10_300,
-        late_requests: 1,
-        lag_max_us: 2_000,
-        ..IntervalStats::default()
-    });
-    std::fs::write(dir.join("core-0.log"), log.finish().unwrap()).unwrap();
+        },
+        &[IntervalStats {
+            start_us: 3_000_200,
+            duration_us: 10_000,
+            requests: 1,
+            cpu_user_us: 10_300,
+            late_requests: 1,
+            lag_max_us: 2_000,
+            ..IntervalStats::default()
+        }],
+    );
     let a = analyze_one(&dir);
     assert_eq!(a.timeseries.t_s, [0, 1, 2]);
     assert_eq!(a.timeseries.users, [Some(10), Some(10), Some(10)]);

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use analyzer::synth::{SynthParams, synth};
 use formats::manifest::MANIFEST_SCHEMA;
 use formats::{
-    HostInfo, LogFile, LogHeader, LogWriter, Manifest, Outcome, RunId, RunState, Sample,
+    HostInfo, IntervalStats, LogFile, LogHeader, LogWriter, Manifest, Outcome, RunId, RunState,
+    Sample,
 };
 
 /// A synthetic run in `parent`, under the deterministic name a real run of the same start would get.
@@ -53,6 +54,45 @@ pub fn nearest_rank(sorted: &[u64], permille: u64) -> u64 {
     let n = sorted.len() as u64;
     let rank = (permille * n).div_ceil(1000).max(1);
     sorted[(rank - 1) as usize]
+}
+
+/// Replaces the log of a [`handmade_run`] (named "GET /") by `seconds` whole seconds of 100 requests
+/// each, 10 ms apart and started `lag_us` late, every second closed by the interval `interval(second)`
+/// makes (its start and duration set here), then the intervals of `tail` as they are.
+pub fn paced_log(
+    dir: &Path,
+    seconds: u64,
+    lag_us: u64,
+    interval: impl Fn(u64) -> IntervalStats,
+    tail: &[IntervalStats],
+) {
+    let header = LogHeader::new(RunId([3; 16]), 0, 1_000, 1_772_442_000_000_000_000);
+    let mut log = LogWriter::new(&header, Vec::new()).unwrap();
+    let name = log.intern_name("GET /");
+    for second in 0..seconds {
+        for i in 0..100u64 {
+            let t = second * 1_000_000 + i * 10_000;
+            log.push(Sample {
+                name,
+                intended_us: t,
+                actual_us: t + lag_us,
+                latency_us: 1_000,
+                outcome: Outcome::Ok,
+                status: 200,
+                ..Sample::default()
+            })
+            .unwrap();
+        }
+        log.push_interval(IntervalStats {
+            start_us: second * 1_000_000,
+            duration_us: 1_000_000,
+            ..interval(second)
+        });
+    }
+    for t in tail {
+        log.push_interval(*t);
+    }
+    std::fs::write(dir.join("core-0.log"), log.finish().unwrap()).unwrap();
 }
 
 /// Writes a small run by hand: one core, the given (name, latency µs, outcome, status, message)
