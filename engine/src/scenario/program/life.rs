@@ -94,25 +94,22 @@ impl Program {
                         continue;
                     }
                     self.iteration_start_us = self.ready_us;
-                    if self.started {
-                        let limit = cx.closed().per_user;
-                        if limit.is_some_and(|l| self.done >= l)
-                            || kind.iterations.is_some_and(|n| user.iteration >= n)
-                            || !user.next_rows(cx.sc, cx.rng, self.global, kind)
-                            || !cx.closed().take_iteration()
-                        {
-                            self.finished = true;
-                            self.pc = Pc::End;
-                            continue;
-                        }
-                        self.done += 1;
-                        self.in_span += 1;
-                        self.begin_task(user, cx, kind);
-                    } else if cx.closed().per_user.is_some_and(|l| self.done >= l) {
-                        // Every attempt at on_start that failed was one of its iterations.
+                    // Every failed attempt at on_start was one of the user's iterations too.
+                    let out_of_iterations = cx.closed().per_user.is_some_and(|l| self.done >= l);
+                    if out_of_iterations
+                        || (self.started
+                            && (kind.iterations.is_some_and(|n| user.iteration >= n)
+                                || !user.next_rows(cx.sc, cx.rng, self.global, kind)
+                                || !cx.closed().take_iteration()))
+                    {
                         self.finished = true;
                         self.pc = Pc::End;
                         continue;
+                    }
+                    if self.started {
+                        self.done += 1;
+                        self.in_span += 1;
+                        self.begin_task(user, cx, kind);
                     } else {
                         self.act = Act::List {
                             stop: false,
