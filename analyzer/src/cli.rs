@@ -292,6 +292,11 @@ pub struct CheckArgs {
     /// Check a sharded run although some of its shards are missing (it is refused otherwise).
     #[arg(long)]
     pub allow_partial: bool,
+    /// Judge a run whose load generator health is INVALID. It is refused otherwise (exit 2, and with
+    /// --junit one test case in error saying why): its numbers describe another test than the
+    /// profile's, so a PASS on it would be false comfort and a FAIL would blame the service.
+    #[arg(long)]
+    pub allow_invalid: bool,
 }
 
 /// `analyzer export`.

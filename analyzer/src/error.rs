@@ -73,6 +73,22 @@ pub enum Error {
     /// A command-line value is not valid.
     #[error("{0}")]
     Usage(String),
+    /// The run's load generator health is INVALID (`check` and `compare` refuse to judge it): its
+    /// numbers describe another test than the profile's.
+    #[error(
+        "{}: the load generator's health is INVALID ({}), so its numbers describe another test than \
+         the profile's; remove what made it INVALID (each reason says what to do; `analyzer report {}` \
+         shows the evidence per second) and run it again{}",
+        .dir.display(), .reasons.join("; "), .dir.display(), .escape
+    )]
+    InvalidRun {
+        /// The run directory.
+        dir: PathBuf,
+        /// Why the health is INVALID, each with what to do.
+        reasons: Vec<String>,
+        /// How to judge it anyway, when the command can ("" when it cannot).
+        escape: &'static str,
+    },
     /// The shard directories given cannot be merged into one run (shards of different runs, the
     /// same shard twice, different profiles), or a sharded run lacks shards a command needs.
     #[error("{0}")]
@@ -85,7 +101,11 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Error::NothingReadable { .. } | Error::Usage(_) | Error::Slo { .. } | Error::Shards(_)
+            Error::NothingReadable { .. }
+                | Error::Usage(_)
+                | Error::Slo { .. }
+                | Error::Shards(_)
+                | Error::InvalidRun { .. }
         )
     }
 

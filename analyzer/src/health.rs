@@ -391,6 +391,24 @@ pub fn seconds_list(seconds: &[u32]) -> String {
     }
 }
 
+/// Refuses a run whose load generator health is INVALID, naming the run, the reasons and `escape`
+/// (how the command judges it anyway, or ""): a verdict or comparison on it would describe a test
+/// other than the one the profile asked for.
+pub fn refuse_invalid(
+    dir: &std::path::Path,
+    health: &Health,
+    escape: &'static str,
+) -> crate::error::Result<()> {
+    if health.verdict == Verdict::Invalid {
+        return Err(crate::error::Error::InvalidRun {
+            dir: dir.to_owned(),
+            reasons: health.reasons.clone(),
+            escape,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,8 +198,19 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         on_undecided: args.undecided.into(),
         seed: args.seed,
         allow_partial: args.allow_partial,
+        allow_invalid: args.allow_invalid,
     };
-    let outcome = analyzer::check::check(&options)?;
+    let outcome = match analyzer::check::check(&options) {
+        Ok(outcome) => outcome,
+        Err(e @ analyzer::Error::InvalidRun { .. }) => {
+            if let Some(path) = &args.junit {
+                let run = options.run.display().to_string();
+                analyzer::check::write_junit_refused(&run, &e.to_string(), path)?;
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use judge::judge;
 use measure::{Measured, measure};
-pub use output::{append_summary, write_json, write_junit, xml_escape};
+pub use output::{append_summary, write_json, write_junit, write_junit_refused, xml_escape};
 
 use crate::analysis::analyze;
 use crate::error::{Error, Result};
@@ -52,6 +52,8 @@ pub struct CheckOptions {
     pub seed: u64,
     /// Check a sharded run with missing shards (otherwise refused).
     pub allow_partial: bool,
+    /// Judge a run whose load generator health is INVALID (otherwise refused).
+    pub allow_invalid: bool,
 }
 
 /// How a threshold was judged.
@@ -232,6 +234,13 @@ pub fn check(options: &CheckOptions) -> Result<CheckOutcome> {
     )?;
     crate::shards::refuse_partial(&run, &options.run, options.allow_partial)?;
     let analysis = analyze(&run, options.skip.as_secs_f64())?;
+    if !options.allow_invalid {
+        crate::health::refuse_invalid(
+            &options.run,
+            &analysis.health,
+            "; or judge it anyway with --allow-invalid",
+        )?;
+    }
     let names: Vec<&str> = analysis.endpoints.iter().map(|s| s.name.as_str()).collect();
     for t in &thresholds {
         if t.key != ALL && !names.contains(&t.key.as_str()) {

@@ -376,6 +376,26 @@ pub fn write_junit(outcome: &CheckOutcome, path: &Path) -> Result<()> {
     std::fs::write(path, outcome.junit()).map_err(|e| Error::io(path, e))
 }
 
+/// Writes JUnit XML for a check that judged nothing because it was refused (`why`, e.g. a run whose
+/// load generator was INVALID): one test case in error, so that a CI server's test report says why
+/// instead of showing no results or an earlier run's.
+pub fn write_junit_refused(run: &str, why: &str, path: &Path) -> Result<()> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <testsuites name=\"analyzer check\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">\n\
+         \x20 <testsuite name=\"{}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">\n\
+         \x20   <testcase classname=\"analyzer check\" name=\"the run can be judged\" time=\"0\">\n\
+         \x20     <error type=\"refused\" message=\"{}\">{}</error>\n\
+         \x20   </testcase>\n\
+         \x20 </testsuite>\n\
+         </testsuites>\n",
+        xml_escape(&format!("thresholds of {run}")),
+        xml_escape(why),
+        xml_escape(why)
+    );
+    std::fs::write(path, xml).map_err(|e| Error::io(path, e))
+}
+
 /// Appends the Markdown summary to `path` (created if missing), as GitHub expects of
 /// `$GITHUB_STEP_SUMMARY`: several steps may write to it.
 pub fn append_summary(outcome: &CheckOutcome, path: &Path) -> Result<()> {

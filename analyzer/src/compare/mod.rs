@@ -178,16 +178,7 @@ pub fn run_compare(options: &CompareOptions) -> Result<CompareOutcome> {
         );
         crate::shards::refuse_partial(&run, dir, options.allow_partial)?;
         let analysis = crate::analysis::analyze(&run, options.skip.as_secs_f64())?;
-        if analysis.health.verdict == crate::health::Verdict::Invalid {
-            return Err(Error::Usage(format!(
-                "{}: the load generator's health is INVALID ({}), so its numbers describe another test; \
-                 remove what made it INVALID (each reason says what to do; `analyzer report {}` \
-                 shows the evidence per second) and run it again",
-                dir.display(),
-                analysis.health.reasons.join("; "),
-                dir.display()
-            )));
-        }
+        crate::health::refuse_invalid(dir, &analysis.health, "")?;
         loaded.push(run);
         analyses.push(analysis);
     }

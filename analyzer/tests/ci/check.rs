@@ -347,11 +347,13 @@ fn thirty_requests_decide_a_median_but_not_a_p99() {
     );
 }
 
-/// A run whose generator was INVALID: `check` judges its thresholds (compare is the one that
-/// refuses), and says so on stderr and in JUnit, as the suite's system-err, so that a PASS on such a
-/// run is not read as clean on a CI server.
+/// A run whose generator was INVALID is refused, as `compare` refuses it (exit 2, naming the reason
+/// and the way to judge it anyway), and with --junit the file holds one test case in error saying so,
+/// so a CI server's test report does not show an empty or stale result. `--allow-invalid` judges it,
+/// with the warning on stderr and in JUnit as the suite's system-err, so that a PASS on such a run is
+/// not read as clean.
 #[test]
-fn check_on_an_invalid_run_says_so_in_junit() {
+fn check_refuses_an_invalid_run_unless_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let run = lagging_run(tmp.path());
     let slo = write(
@@ -361,6 +363,38 @@ fn check_on_an_invalid_run_says_so_in_junit() {
     );
     let junit = tmp.path().join("junit.xml");
     let out = analyzer(&["check", s(&run), "--slo", s(&slo), "--junit", s(&junit)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("health is INVALID") && stderr.contains("--allow-invalid"),
+        "{stderr}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 1, "{xml}");
+    let error = cases[0]
+        .children()
+        .find(|n| n.has_tag_name("error"))
+        .unwrap_or_else(|| panic!("no error in {xml}"));
+    assert!(
+        error.attribute("message").unwrap().contains("INVALID"),
+        "{xml}"
+    );
+
+    let allowed = [
+        "check",
+        s(&run),
+        "--slo",
+        s(&slo),
+        "--junit",
+        s(&junit),
+        "--allow-invalid",
+    ];
+    let out = analyzer(&allowed);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("INVALID"), "{stderr}");
