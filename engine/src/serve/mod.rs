@@ -157,7 +157,7 @@ impl Server {
             record,
             behaviour,
         } = config.clone();
-        let listener = std::net::TcpListener::bind(&addr)?;
+        let listener = crate::sys::bind_listener(&addr)?;
         // monoio's epoll driver expects a non-blocking socket; a blocking accept would stall the thread.
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
