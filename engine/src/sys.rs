@@ -258,7 +258,7 @@ mod tests {
     fn a_bound_listener_takes_a_burst_of_connections_without_accepting() {
         fn completed(listener: &std::net::TcpListener, n: usize) -> usize {
             let addr = listener.local_addr().unwrap();
-            let timeout = std::time::Duration::from_millis(300);
+            let timeout = Duration::from_millis(300);
             let mut open = Vec::new();
             for _ in 0..n {
                 match std::net::TcpStream::connect_timeout(&addr, timeout) {
