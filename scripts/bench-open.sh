@@ -20,7 +20,7 @@
 # 150,000 arrivals/s) is stopped for up to 50 ms; `perf sched latency` showed the core runnable and
 # waiting 50.4 ms, and the engine's summary named it ("preempted: core 0 waited 50.3 ms for a CPU").
 #
-# Prints one line per trial (with the engine's and the target's CPU over the trial), the oha and vegeta lines, oha_vs_engine_cpu_per_request=<ratio> (oha's CPU
+# Prints the CPUs' stalls (scripts/lib/stalls.py), then one line per trial (with the engine's and the target's CPU over the trial), the oha and vegeta lines, oha_vs_engine_cpu_per_request=<ratio> (oha's CPU
 # per request over the engine's at the best rate, both pinned alike), and last: max_open_rate_per_core=<n>.
 # Environment: DURATION (5s), START (5000), STEPS (5 bisection steps), ENGINE (target/release/engine),
 # ENGINE_ARGS (e.g. "--io epoll"), RT (auto), NICE (-10), OHA (oha), OHA_CONNECTIONS (50).
@@ -92,6 +92,10 @@ PY
 }
 
 echo "engine: $("$ENGINE" --version), ${PRIO[*]:-default priority}, $DURATION per trial, nginx on CPU 1, clients on CPU 0"
+# How long the CPUs stop while both are busy: a stall of S ms on the target's CPU puts rate x S requests
+# in flight at once, and a pool smaller than that drops arrivals however fast the generator is.
+echo "stalls of busy CPUs (scripts/lib/stalls.py, before the trials):"
+python3 "$ROOT/scripts/lib/stalls.py" 3 0 1 | sed 's/^/  /'
 best=0
 BEST_CPU=0
 fail=0

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Measures how often, and for how long, a busy CPU stops running its thread.
+
+    python3 scripts/lib/stalls.py [SECONDS] [CPU ...]     # default: 3 s on CPUs 0 and 1 at once
+
+One process per CPU, pinned to it, reads the monotonic clock in a tight loop; any gap over 1 ms is a
+stall. A stall in which the process's own run-queue delay (/proc/self/schedstat) grew by at least half
+the gap was the guest kernel running something else (preemption). The rest are invisible to the
+guest's scheduler: the hypervisor took the virtual CPU away, or the CPU was in a long interrupt or
+firmware handler. Steal time does not always show them.
+
+Why the benchmarks print this: an open-model run at R arrivals/s against a target whose CPU stops for
+S ms puts R x S requests in flight at once, and a pool smaller than that drops arrivals however fast the
+generator is (docs/performance.md, "Stalls of the target's CPU"). All CPUs probe at the same time,
+because on the project's VM the stalls come only when every virtual CPU is busy, as during a benchmark.
+"""
+
+import multiprocessing
+import os
+import sys
+import time
+
+GAP_NS = 1_000_000
+
+
+def run_delay_ns():
+    try:
+        with open("/proc/self/schedstat", encoding="ascii") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def probe(cpu, seconds, out):
+    os.sched_setaffinity(0, {cpu})
+    clock = time.perf_counter_ns
+    start = last = clock()
+    end = start + int(seconds * 1e9)
+    delay = run_delay_ns()
+    stalls = []  # (at_ns, gap_ns, seen_by_guest)
+    while last < end:
+        now = clock()
+        if now - last > GAP_NS:
+            d = run_delay_ns()
+            seen = d is not None and delay is not None and (d - delay) * 2 >= now - last
+            delay = d
+            stalls.append((last - start, now - last, seen))
+        last = now
+    out.put((cpu, stalls))
+
+
+def describe(cpu, stalls, seconds):
+    if not stalls:
+        return f"CPU {cpu}: no stall over 1 ms in {seconds:g} s"
+    host = [s for s in stalls if not s[2]]
+    longest = max(g for _, g, _ in stalls) / 1e6
+    total = sum(g for _, g, _ in stalls) / 1e6
+    line = (
+        f"CPU {cpu}: {len(stalls)} stalls over 1 ms in {seconds:g} s, longest {longest:.1f} ms, "
+        f"{total:.1f} ms in all; {len(host)} invisible to the guest's scheduler"
+    )
+    long_host = [at for at, g, _ in host if g > 3 * GAP_NS]
+    if len(long_host) >= 3:
+        spacing = sorted(b - a for a, b in zip(long_host, long_host[1:]))[len(long_host) // 2 - 1]
+        line += f" (those over 3 ms: one every {spacing / 1e9:.2f} s)"
+    return line
+
+
+def main():
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
+    allowed = sorted(os.sched_getaffinity(0))
+    cpus = [int(c) for c in sys.argv[2:]] or allowed[:2]
+    out = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=probe, args=(c, seconds, out)) for c in cpus]
+    for p in procs:
+        p.start()
+    results = dict(out.get() for _ in procs)
+    for p in procs:
+        p.join()
+    for cpu in cpus:
+        print(describe(cpu, results[cpu], seconds))
+
+
+if __name__ == "__main__":
+    main()
