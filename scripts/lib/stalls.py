@@ -23,29 +23,31 @@ import time
 GAP_NS = 1_000_000
 
 
-def run_delay_ns():
-    try:
-        with open("/proc/self/schedstat", encoding="ascii") as f:
-            return int(f.read().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def probe(cpu, seconds, out):
     os.sched_setaffinity(0, {cpu})
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        fd = None
+
+    # The time this thread has waited runnable for a CPU, read beside every clock reading, so that a
+    # gap is attributed by what happened within it alone.
+    def run_delay():
+        if fd is None:
+            return 0
+        return int(os.pread(fd, 128, 0).split()[1])
+
     clock = time.perf_counter_ns
     start = last = clock()
     end = start + int(seconds * 1e9)
-    delay = run_delay_ns()
+    delay = run_delay()
     stalls = []  # (at_ns, gap_ns, seen_by_guest)
     while last < end:
         now = clock()
+        d = run_delay()
         if now - last > GAP_NS:
-            d = run_delay_ns()
-            seen = d is not None and delay is not None and (d - delay) * 2 >= now - last
-            delay = d
-            stalls.append((last - start, now - last, seen))
-        last = now
+            stalls.append((last - start, now - last, fd is not None and (d - delay) * 2 >= now - last))
+        last, delay = now, d
     out.put((cpu, stalls))
 
 
