@@ -178,6 +178,13 @@ pub struct RunArgs {
     /// Exit 0 even when every request failed (by default such a run exits 4).
     #[arg(long)]
     pub failures_are_data: bool,
+    /// Start without the pre-flight check. By default the engine first opens (and closes) one TCP
+    /// connection to every target the run connects to (UDP and the embedded target aside), and a
+    /// target that refuses or does not answer within the connect timeout stops the run (exit 2)
+    /// before anything is written. Skip it to start the load before the target is up (a rolling
+    /// restart, a target started with the test): connection failures are then recorded as samples.
+    #[arg(long)]
+    pub no_preflight: bool,
     /// Debug the profile instead of running it: the same as `engine try` (one user of each kind,
     /// `-i` iterations each, default 1, every request printed); a run directory only with --out.
     #[arg(long)]
@@ -244,6 +251,9 @@ pub struct TryArgs {
     /// What is shown.
     #[command(flatten)]
     pub show: DebugArgs,
+    /// Start without first connecting once to every TCP target (see `engine run --help`).
+    #[arg(long)]
+    pub no_preflight: bool,
 }
 
 /// `engine run --web` and `--metrics`: watching a run while it goes (docs/live.md).

@@ -119,6 +119,7 @@ fn status_500_is_a_status_failure(io: &str) {
         &[
             "--url",
             &url,
+            "--no-preflight",
             "--users",
             "2",
             "--duration",
