@@ -615,3 +615,47 @@ fn a_step_target_that_is_down_is_refused_naming_its_line() {
     let out = run(&out_dir, &[p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// A target that does not answer (its accept queue is full, so the kernel drops the connection
+/// attempt: what a firewall that drops packets looks like) fails within the profile's
+/// `connect_timeout`, and the message says so and asks to check the route too.
+#[test]
+fn a_target_that_does_not_answer_fails_within_the_connect_timeout() {
+    use nix::sys::socket::{Backlog, listen};
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Listening again with a backlog of 0 leaves room for one connection waiting to be accepted;
+    // this test's own connection takes it, and later attempts get no answer.
+    listen(&silent, Backlog::new(0).unwrap()).unwrap();
+    let addr = silent.local_addr().unwrap();
+    let _queued = std::net::TcpStream::connect(addr).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "silent", host: "http://{addr}", http: (connect_timeout: "700ms"),
+    load: Closed(users: 1, duration: "60s"), users: [(tasks: [(requests: [(path: "/")])])])"#
+        ),
+    );
+    let out_dir = tmp.path().join("runs");
+    let started = std::time::Instant::now();
+    let out = engine()
+        .args(["run", p.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        took >= std::time::Duration::from_millis(700) && took < std::time::Duration::from_secs(15),
+        "took {took:?}: {err}"
+    );
+    for fragment in [
+        format!("cannot connect to http://{addr} ({addr}): no answer within 700 ms"),
+        format!("Check `host` in {}:1, that the target is up", p.display()),
+        "(firewall, network policy)".into(),
+    ] {
+        assert!(err.contains(&fragment), "want {fragment:?} in {err}");
+    }
+    assert_nothing_under(&out_dir, "a target that does not answer");
+}
