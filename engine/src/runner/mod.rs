@@ -3,8 +3,9 @@
 //! Order of events: read the profile and resolve the plan (bad input stops here, before any file is
 //! written); pick the I/O driver; start the embedded target if asked; resolve the host once and
 //! connect once to every TCP target (the pre-flight check, unless `--no-preflight`); create the run
-//! directory and write the manifest as `running`; with `--start-at`, wait for the start instant; start one thread per core;
-//! act as the coordinator (console, signals) until every core is done; finalize the manifest.
+//! directory and write the manifest as `running`; with `--start-at`, wait for the start instant;
+//! start one thread per core; act as the coordinator (console, signals) until every core is done;
+//! finalize the manifest.
 //!
 //! Everything that can go wrong before the load starts happens before `--start-at`, so an orchestrator
 //! sees a shard that cannot start as a non-zero exit, not as a shard that never reports.

@@ -88,10 +88,7 @@ pub(super) fn run(checks: &[Check], timeout: Duration) -> Result<(), Error> {
 }
 
 /// Opens and closes a TCP connection to each address, in waves of [`AT_ONCE`] threads.
-pub(super) fn connect_all(
-    addrs: &[SocketAddr],
-    timeout: Duration,
-) -> Vec<(SocketAddr, std::io::Result<()>)> {
+fn connect_all(addrs: &[SocketAddr], timeout: Duration) -> Vec<(SocketAddr, std::io::Result<()>)> {
     let mut out = Vec::with_capacity(addrs.len());
     for wave in addrs.chunks(AT_ONCE) {
         std::thread::scope(|s| {
@@ -138,7 +135,7 @@ fn unreachable(check: &Check, addr: SocketAddr, e: &std::io::Error, timeout: Dur
 }
 
 /// Why a connection failed, in words: refused, timed out, no route, or the system's own message.
-pub(super) fn describe(e: &std::io::Error, timeout: Duration) -> String {
+fn describe(e: &std::io::Error, timeout: Duration) -> String {
     match e.kind() {
         ErrorKind::ConnectionRefused => "connection refused, nothing listens on that port".into(),
         ErrorKind::TimedOut | ErrorKind::WouldBlock => format!(
