@@ -110,10 +110,15 @@ fn connect_all(addrs: &[SocketAddr], timeout: Duration) -> Vec<(SocketAddr, std:
 /// The error for `check`, whose address `addr` failed with `e`: why, in words, and what to do.
 fn unreachable(check: &Check, addr: SocketAddr, e: &std::io::Error, timeout: Duration) -> Error {
     let mut reason = describe(e, timeout);
-    if check.addrs.len() > 1 {
-        let all: Vec<String> = check.addrs.iter().map(ToString::to_string).collect();
+    let mut all: Vec<String> = Vec::new();
+    for a in &check.addrs {
+        if !all.contains(&a.to_string()) {
+            all.push(a.to_string());
+        }
+    }
+    if all.len() > 1 {
         reason.push_str(&format!(
-            " (the host has {} addresses, {}, and the run spreads its connections over all of them)",
+            " (the host has {} addresses, {}, and the run spreads its connections over all of them: make the target listen on each, or give the address that serves instead of the name)",
             all.len(),
             all.join(", ")
         ));
@@ -219,6 +224,68 @@ mod tests {
                 .contains(&format!("the host has 2 addresses, {open}, {closed}")),
             "{e}"
         );
+    }
+
+    /// The plan of `profile` (as `shop.ron`), with the checks the runner would make when the host's
+    /// addresses are `addrs` and the embedded target (if the profile runs one) is at `embedded`.
+    fn checks_of(profile: &str, addrs: &[SocketAddr], embedded: Option<SocketAddr>) -> Vec<Check> {
+        let spec = crate::profile::load_str(profile, std::path::Path::new("shop.ron")).unwrap();
+        let plan = Plan::resolve(
+            spec,
+            &crate::cli::RunArgs::default(),
+            &crate::plan::PlanEnv::default(),
+        )
+        .unwrap();
+        let endpoints = super::super::targets::channel_endpoints(&plan, addrs).unwrap();
+        checks(&plan, addrs, "http://host", &endpoints, embedded)
+    }
+
+    #[test]
+    fn every_tcp_target_is_checked_and_only_those() {
+        let embedded: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        // The embedded host and a step without a target (it goes to the host) need no check, nor
+        // does UDP; the TCP step's target does, named by its field and line.
+        let got = checks_of(
+            r#"(name: "mixed", host: "embedded",
+    load: Closed(users: 1, duration: "1s"),
+    users: [(tasks: [
+        (requests: [(path: "/")]),
+        (steps: [
+            Tcp(target: "tcp://127.0.0.1:7", send: "x"),
+            Udp(target: "udp://127.0.0.1:9", send: "x"),
+            WebSocket(send: "hi", receive: Reply),
+        ]),
+    ])])"#,
+            &[embedded],
+            Some(embedded),
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].url, "tcp://127.0.0.1:7");
+        assert_eq!(got[0].addrs, ["127.0.0.1:7".parse().unwrap()]);
+        assert_eq!(
+            got[0].origin.to_string(),
+            "`users[0].tasks[1].steps[0].target` in shop.ron:6"
+        );
+        // A host that no request and no step uses is not checked; one that a step uses is, as the
+        // host.
+        let host: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let steps_only = |second: &str| {
+            format!(
+                r#"(name: "tcp", host: "tcp://127.0.0.1:8080",
+    load: Closed(users: 1, duration: "1s"),
+    users: [(tasks: [(steps: [Tcp(target: "tcp://127.0.0.1:7", send: "x"), {second}])])])"#
+            )
+        };
+        let got = checks_of(
+            &steps_only(r#"Tcp(target: "tcp://127.0.0.1:7", send: "y")"#),
+            &[host],
+            None,
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        let got = checks_of(&steps_only(r#"Tcp(send: "y")"#), &[host], None);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1].addrs, [host]);
+        assert_eq!(got[1].origin.to_string(), "`host` in shop.ron:1");
     }
 
     #[test]
