@@ -30,7 +30,8 @@ Examples:
   engine try profiles/rest-api.ron --json | jq .      # one JSON object per request
 
 Exit status: 0 every request succeeded and every check passed; 4 a request or check failed (or
-none ran); 2 bad profile or flags; 1 the engine failed; 130 interrupted.";
+none ran); 2 bad profile or flags, or a target that does not accept connections; 1 the engine
+failed; 130 interrupted.";
 
 /// Stampede's load generator: thread-per-core load over HTTP/1.1, HTTPS, WebSocket, TCP, UDP and
 /// custom protocols, recording every request.
@@ -178,6 +179,14 @@ pub struct RunArgs {
     /// Exit 0 even when every request failed (by default such a run exits 4).
     #[arg(long)]
     pub failures_are_data: bool,
+    /// Start without the pre-flight check. By default the engine first opens (and closes) one TCP
+    /// connection to every target the run connects to (UDP and the embedded target aside), and a
+    /// target that refuses or does not answer within the connect timeout stops the run (exit 2)
+    /// before anything is written. Skip it to start the load before the target is up (a rolling
+    /// restart, a target started with the test): connection failures are then recorded as samples
+    /// (docs/running.md#before-time-zero-the-pre-flight-check).
+    #[arg(long)]
+    pub no_preflight: bool,
     /// Debug the profile instead of running it: the same as `engine try` (one user of each kind,
     /// `-i` iterations each, default 1, every request printed); a run directory only with --out.
     #[arg(long)]
@@ -244,6 +253,9 @@ pub struct TryArgs {
     /// What is shown.
     #[command(flatten)]
     pub show: DebugArgs,
+    /// Start without first connecting once to every TCP target (see `engine run --help`).
+    #[arg(long)]
+    pub no_preflight: bool,
 }
 
 /// `engine run --web` and `--metrics`: watching a run while it goes (docs/live.md).

@@ -77,17 +77,20 @@ pub enum Error {
         /// What is there.
         what: String,
     },
-    /// A sharded or scheduled run could not connect to its target before the start; exit code 2.
+    /// A target did not accept a TCP connection in the pre-flight check, before anything was written
+    /// (and, with `--start-at`, before the start instant); exit code 2.
     #[error(
-        "cannot connect to {target} ({addr}): {reason}; a run with --shard or --start-at checks its target before the start instant: check the address, and that this machine may reach it (firewall, network policy)"
+        "cannot connect to {target} ({addr}): {reason}; checked before the start, so nothing ran and no run directory was written. {fix}; or, to start the load before the target is up (a rolling restart, a target started with the test), pass --no-preflight"
     )]
     Unreachable {
         /// The target as the profile names it.
         target: String,
         /// The address tried.
         addr: std::net::SocketAddr,
-        /// Why it failed.
+        /// Why it failed, in words.
         reason: String,
+        /// What to do: start the target, or check where it was given (`host` in the profile's line).
+        fix: String,
     },
     /// The start instant passed before this engine was ready to start: it does not run, so that no
     /// shard joins a test midway with a schedule shifted from the others'; exit code 3.

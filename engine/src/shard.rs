@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -368,24 +367,6 @@ fn create_new_dir(path: &Path, what: &str) -> Result<PathBuf, Error> {
     }
 }
 
-/// Opens (and closes) a TCP connection to each address, so that a shard that cannot reach its target
-/// says so before the start instant instead of logging a test's worth of connect failures. Returns
-/// the first address that failed and why.
-pub(crate) fn check_reachable(
-    addrs: &[SocketAddr],
-    timeout: Duration,
-) -> Result<(), (SocketAddr, std::io::Error)> {
-    let mut seen: Vec<SocketAddr> = Vec::new();
-    for &addr in addrs {
-        if seen.contains(&addr) {
-            continue;
-        }
-        seen.push(addr);
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| (addr, e))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,19 +533,5 @@ mod tests {
         assert!(e.to_string().contains("not a sharded run"), "{e}");
         let e = create_named_dir(tmp.path(), "single").unwrap_err();
         assert!(e.to_string().contains("already run"), "{e}");
-    }
-
-    #[test]
-    fn unreachable_addresses_are_named() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let open = listener.local_addr().unwrap();
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
-        let t = Duration::from_secs(2);
-        assert!(check_reachable(&[open, open], t).is_ok());
-        let (addr, _) = check_reachable(&[open, closed], t).unwrap_err();
-        assert_eq!(addr, closed);
     }
 }

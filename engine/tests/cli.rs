@@ -377,6 +377,7 @@ fn an_out_directory_that_cannot_be_created_exits_2_naming_the_flag() {
             "run",
             "--url",
             "http://127.0.0.1:1/",
+            "--no-preflight",
             "-d",
             "1s",
             "--out",
@@ -436,4 +437,225 @@ fn more_cores_than_cpus_is_a_warning() {
         &["--url", &url, "-u", "1", "-d", "1s", "-c", "1"],
     );
     assert!(!stderr(&out).contains("more than the"), "{}", stderr(&out));
+}
+
+/// A loopback port nothing listens on: bound to port 0, then released, so connecting is refused.
+fn refused_port() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// Nothing is left under `out`: it does not exist, or it is empty.
+fn assert_nothing_under(out: &Path, what: &str) {
+    assert!(
+        !out.exists() || std::fs::read_dir(out).unwrap().next().is_none(),
+        "{what} left something under {}",
+        out.display()
+    );
+}
+
+/// A run against a target that refuses connections stops before it starts: exit 2, a message naming
+/// the URL, the address, the reason, where the target was given and the flag that skips the check,
+/// well within the duration asked for, and no run directory. `engine try` checks the same way.
+#[test]
+fn a_target_that_refuses_fails_fast_before_anything_is_written() {
+    let addr = refused_port();
+    let url = format!("http://{addr}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("runs");
+    // `timeout` bounds the test if the check did not happen: the run would take its 60 s.
+    let commands: [&[&str]; 2] = [
+        &["run", "--url", &url, "--duration", "60s", "--users", "5"],
+        &["try", "--url", &url, "--duration", "60s"],
+    ];
+    for args in commands {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("timeout")
+            .arg("20")
+            .arg(env!("CARGO_BIN_EXE_engine"))
+            .args(args)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            took < std::time::Duration::from_secs(15),
+            "{args:?} took {took:?}"
+        );
+        for fragment in [
+            format!("error: cannot connect to http://{addr} ({addr}): connection refused"),
+            "nothing ran and no run directory was written".into(),
+            "Start the target, or check --url".into(),
+            "pass --no-preflight".into(),
+        ] {
+            assert!(
+                err.contains(&fragment),
+                "{args:?}: want {fragment:?} in {err}"
+            );
+        }
+        assert!(!err.contains("panicked"), "{err}");
+        assert_nothing_under(&out_dir, args[0]);
+    }
+}
+
+/// `--no-preflight` starts the load anyway (a target that comes up during the test): the run goes its
+/// duration and records the connection failures, alone, with `--start-at`, and as a shard.
+#[test]
+fn no_preflight_runs_and_records_the_connection_failures() {
+    let _serial = one_at_a_time();
+    let url = format!("http://{}/", refused_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let flags: [&[&str]; 2] = [&[], &["--shard", "0/1", "--start-at", "+1s"]];
+    for (i, extra) in flags.iter().enumerate() {
+        let out_dir = tmp.path().join(i.to_string());
+        let mut args = vec![
+            "--url",
+            &url,
+            "--no-preflight",
+            "-u",
+            "1",
+            "-d",
+            "1s",
+            "-c",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&out_dir, &args);
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}", stderr(&out));
+        let r = read_run(&run_dir(&out));
+        assert_eq!(r.manifest.state, formats::RunState::Completed);
+        assert!(!r.samples.is_empty(), "{extra:?}");
+        assert!(
+            r.samples
+                .outcome
+                .iter()
+                .all(|&o| o == formats::Outcome::ConnectError.code()),
+            "{extra:?}"
+        );
+    }
+}
+
+/// Every TCP target is checked, not only the host: a profile whose host is up but whose TCP step's
+/// `target` is down is refused naming that target and its line; a host that is down names `host`
+/// and its line. A UDP target has no connection to check and does not stop the run.
+#[test]
+fn a_step_target_that_is_down_is_refused_naming_its_line() {
+    let _serial = one_at_a_time();
+    let server = server();
+    let down = refused_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("runs");
+    let profile_with = |dir: &str, host: String, step_target: String| {
+        let dir = tmp.path().join(dir);
+        std::fs::create_dir(&dir).unwrap();
+        profile(
+            &dir,
+            &format!(
+                r#"(
+    name: "mixed",
+    host: "{host}",
+    load: Closed(users: 1, duration: "60s"),
+    users: [(tasks: [
+        (requests: [(path: "/")]),
+        (steps: [
+            Tcp(name: "echo", target: "{step_target}", send: "x\n", read: Until("\n")),
+        ]),
+    ])],
+)"#
+            ),
+        )
+    };
+    let cases = [
+        (
+            profile_with(
+                "step-down",
+                format!("http://{}", server.addr()),
+                format!("tcp://{down}"),
+            ),
+            format!("cannot connect to tcp://{down} ({down}): connection refused"),
+            "check `users[0].tasks[1].steps[0].target` in ",
+            ":8;",
+        ),
+        (
+            profile_with(
+                "host-down",
+                format!("http://{down}"),
+                format!("tcp://{}", server.addr()),
+            ),
+            format!("cannot connect to http://{down} ({down}): connection refused"),
+            "check `host` in ",
+            ":3;",
+        ),
+    ];
+    for (p, target, field, line) in cases {
+        let out = engine()
+            .args(["run", p.to_str().unwrap(), "--quiet", "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&target), "want {target:?} in {err}");
+        let location = format!("{field}{}{line}", p.display());
+        assert!(err.contains(&location), "want {location:?} in {err}");
+        assert_nothing_under(&out_dir, "a refused step target");
+    }
+    // UDP is connectionless: its target is not checked, and the run goes.
+    let p = profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "udp", host: "http://{}", load: Closed(users: 1, duration: "300ms"),
+    users: [(tasks: [(steps: [Udp(target: "udp://{down}", send: "x")])])])"#,
+            server.addr()
+        ),
+    );
+    let out = run(&out_dir, &[p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// A target that does not answer (its accept queue is full, so the kernel drops the connection
+/// attempt: what a firewall that drops packets looks like) fails within the profile's
+/// `connect_timeout`, and the message says so and asks to check the route too.
+#[test]
+fn a_target_that_does_not_answer_fails_within_the_connect_timeout() {
+    use nix::sys::socket::{Backlog, listen};
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Listening again with a backlog of 0 leaves room for one connection waiting to be accepted;
+    // this test's own connection takes it, and later attempts get no answer.
+    listen(&silent, Backlog::new(0).unwrap()).unwrap();
+    let addr = silent.local_addr().unwrap();
+    let _queued = std::net::TcpStream::connect(addr).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = profile(
+        tmp.path(),
+        &format!(
+            r#"(name: "silent", host: "http://{addr}", http: (connect_timeout: "700ms"),
+    load: Closed(users: 1, duration: "60s"), users: [(tasks: [(requests: [(path: "/")])])])"#
+        ),
+    );
+    let out_dir = tmp.path().join("runs");
+    let started = std::time::Instant::now();
+    let out = engine()
+        .args(["run", p.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        took >= std::time::Duration::from_millis(700) && took < std::time::Duration::from_secs(15),
+        "took {took:?}: {err}"
+    );
+    for fragment in [
+        format!("cannot connect to http://{addr} ({addr}): no answer within 700 ms"),
+        format!("Check `host` in {}:1, that the target is up", p.display()),
+        "(firewall, network policy)".into(),
+    ] {
+        assert!(err.contains(&fragment), "want {fragment:?} in {err}");
+    }
+    assert_nothing_under(&out_dir, "a target that does not answer");
 }

@@ -189,7 +189,15 @@ fn try_stops_after_a_failed_on_start() {
     for (iterations, attempts) in [("1", 1), ("3", 3)] {
         let out = engine_in(
             dir.path(),
-            &["try", p.to_str().unwrap(), "-i", iterations, "-d", "30s"],
+            &[
+                "try",
+                p.to_str().unwrap(),
+                "-i",
+                iterations,
+                "-d",
+                "30s",
+                "--no-preflight",
+            ],
         );
         let text = stdout(&out);
         assert_eq!(out.status.code(), Some(4), "{text}\n{}", stderr(&out));
@@ -234,7 +242,18 @@ fn a_run_where_every_request_failed_says_why_and_exits_4() {
     };
     let url = format!("http://127.0.0.1:{port}/");
     let dir = tempfile::tempdir().unwrap();
-    let args = ["run", "--url", &url, "-u", "2", "-t", "1s", "-c", "1"];
+    let args = [
+        "run",
+        "--url",
+        &url,
+        "--no-preflight",
+        "-u",
+        "2",
+        "-t",
+        "1s",
+        "-c",
+        "1",
+    ];
     let out = engine()
         .args(args)
         .arg("--out")

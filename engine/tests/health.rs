@@ -145,6 +145,7 @@ fn saturated_engine_is_reported_as_capacity() {
     let args = [
         "--url",
         &url,
+        "--no-preflight",
         "--users",
         "1000",
         "--cores",

@@ -551,6 +551,7 @@ fn warm_connections_that_fail_are_opened_again_by_the_requests() {
         &[
             "--url",
             &url,
+            "--no-preflight",
             "--rate",
             "4000",
             "--duration",

@@ -166,6 +166,7 @@ fn closed_port_gives_connect_failures_and_exit_0(io: &str) {
         &[
             "--url",
             &url,
+            "--no-preflight",
             "--users",
             "2",
             "--duration",

@@ -164,6 +164,7 @@ pub fn run_debug(
         out: args.out_given.then(|| args.out.clone()),
         io: args.io,
         show: args.show.clone(),
+        no_preflight: args.no_preflight,
     };
     try_with(&t, protocols)
 }
@@ -222,6 +223,7 @@ pub fn try_with(
         io: args.io,
         vars: args.vars.clone(),
         quiet: true,
+        no_preflight: args.no_preflight,
         ..RunArgs::default()
     };
     let env = PlanEnv::from_process(crate::sys::allowed_cpus());

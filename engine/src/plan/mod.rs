@@ -9,6 +9,7 @@ mod deal;
 mod error;
 mod load;
 mod manifest;
+mod origin;
 mod overrides;
 mod resolve;
 mod sharding;
@@ -29,6 +30,7 @@ use crate::shard::{Shard, StartAt};
 
 pub use deal::share;
 pub use error::PlanError;
+pub use origin::Origin;
 pub use target::{Target, adhoc_spec};
 
 /// The process environment variable that selects the profile environment (like `--env`).
@@ -76,6 +78,8 @@ pub struct Plan {
     pub environment: Option<String>,
     /// Where requests go.
     pub target: Target,
+    /// Where the target was given (`host`, an environment's `host`, `--host`, `--url`), for messages.
+    pub target_origin: Origin,
     /// Total users: the closed population at its largest, or the open model's pool limit.
     pub users: u32,
     /// Users started per second in total; `None` starts all at once.
@@ -119,6 +123,12 @@ pub struct Plan {
     /// The values the manifest shows as `***`, so that failure messages and traces that quote a
     /// response can hide them too.
     pub(crate) secrets: Vec<String>,
+    /// Whether the runner connects once to every TCP target before anything is written (off with
+    /// `--no-preflight`).
+    pub preflight: bool,
+    /// Where each channel's target was given, by index in the scenario's channels (its step's
+    /// `target`, else the profile's host).
+    pub(crate) channel_origins: Vec<Origin>,
 }
 
 /// This engine's part of a sharded test.

@@ -22,6 +22,8 @@ pub(super) struct Overrides {
     pub host: String,
     /// The target, typed.
     pub target: Target,
+    /// Where the target was given.
+    pub target_origin: super::Origin,
     /// The target's path prefix for HTTP requests (empty for other targets).
     pub base_path: String,
     /// The TLS settings that apply: the environment's, else the profile's.
@@ -134,10 +136,18 @@ impl Overrides {
         let host = host.ok_or_else(|| {
         err("host", "the profile sets no host: add `host: \"http://...\"` (or \"embedded\"), or pass --host")
     })?;
+        let raw_host = host.clone();
         let host = vars
             .substitute(&host, &process_env)
             .map_err(|m| located(spec, host_field.clone(), Some(&host), m))?;
         let target = Target::parse(&host, &host_field)?;
+        // `engine run --url` writes the profile's host itself: the URL is what the user gave.
+        let origin_field = if host_field == "host" && args.profile.is_none() && args.url.is_some() {
+            "--url"
+        } else {
+            &host_field
+        };
+        let target_origin = super::Origin::of(spec, origin_field, &raw_host);
         let base_path = match &target {
             Target::Http { base_path, .. } => base_path.clone(),
             Target::Embedded | Target::Other { .. } => String::new(),
@@ -148,6 +158,7 @@ impl Overrides {
             vars,
             host,
             target,
+            target_origin,
             base_path,
             tls_spec,
             tls_field,

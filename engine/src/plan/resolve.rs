@@ -9,7 +9,7 @@ use super::manifest::manifest_profile;
 use super::overrides::Overrides;
 use super::sharding::{Sharding, resolve_sharding};
 use super::tls::resolve_tls;
-use super::{HttpSettings, MAX_USERS, Plan, PlanEnv, ShardPlan};
+use super::{HttpSettings, MAX_USERS, Origin, Plan, PlanEnv, ShardPlan};
 use crate::cli::RunArgs;
 use crate::profile::spec::{HttpSpec, ProfileSpec};
 use crate::scenario::compile::{self, CompileError};
@@ -36,6 +36,7 @@ impl Plan {
             mut vars,
             host,
             target,
+            target_origin,
             base_path,
             tls_spec,
             tls_field,
@@ -92,6 +93,15 @@ impl Plan {
         })
         .map_err(|e: CompileError| located(&spec, e.field, e.snippet.as_deref(), e.message))?;
 
+        let channel_origins = scenario
+            .channels
+            .iter()
+            .map(|c| match &c.target {
+                Some(text) => Origin::of(&spec, &c.field, text),
+                None => target_origin.clone(),
+            })
+            .collect();
+
         let weights: Vec<u32> = spec.users.iter().map(|u| u.weight).collect();
         let (cores, shares) = deal(
             &resolved,
@@ -140,6 +150,7 @@ impl Plan {
             name: spec.name.clone(),
             environment: env_name,
             target,
+            target_origin,
             users,
             spawn_rate,
             duration,
@@ -162,6 +173,8 @@ impl Plan {
             run_name,
             tags,
             secrets,
+            preflight: !args.no_preflight,
+            channel_origins,
         })
     }
 }

@@ -1,16 +1,18 @@
 //! `engine run`: from flags to a finalized run directory.
 //!
 //! Order of events: read the profile and resolve the plan (bad input stops here, before any file is
-//! written); pick the I/O driver; start the embedded target if asked; resolve the host once (a shard,
-//! or a run with `--start-at`, also connects to it once); create the run directory and write the
-//! manifest as `running`; with `--start-at`, wait for the start instant; start one thread per core;
-//! act as the coordinator (console, signals) until every core is done; finalize the manifest.
+//! written); pick the I/O driver; start the embedded target if asked; resolve the host once and
+//! connect once to every TCP target (the pre-flight check, unless `--no-preflight`); create the run
+//! directory and write the manifest as `running`; with `--start-at`, wait for the start instant;
+//! start one thread per core; act as the coordinator (console, signals) until every core is done;
+//! finalize the manifest.
 //!
 //! Everything that can go wrong before the load starts happens before `--start-at`, so an orchestrator
 //! sees a shard that cannot start as a non-zero exit, not as a shard that never reports.
 
 mod cores;
 mod outcome;
+mod preflight;
 mod run_dir;
 mod signals;
 mod start;

@@ -1,6 +1,6 @@
 //! Where a run sends its load, settled once before it starts: the host's addresses, each channel's
-//! endpoint, the TLS client configurations, and (for a shard or a `--start-at` run) one connection to
-//! each, so that an unreachable target fails before the start instant.
+//! endpoint, the TLS client configurations, and (unless `--no-preflight`) one connection to each, so
+//! that an unreachable target fails before anything is written.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -24,7 +24,7 @@ pub(super) struct Reached {
 }
 
 /// Starts the embedded target or resolves the host, builds the TLS clients, finds each channel's
-/// endpoint, and (for a shard or a `--start-at` run) connects to each once.
+/// endpoint, and (unless `--no-preflight`) connects to each once ([`super::preflight`]).
 pub(super) fn reach(plan: &Plan, server_cpu: Option<u32>) -> Result<Reached, Error> {
     let mut server = None;
     let (addrs, host_header, target_url) = match &plan.target {
@@ -77,8 +77,10 @@ pub(super) fn reach(plan: &Plan, server_cpu: Option<u32>) -> Result<Reached, Err
         _ => None,
     };
     let endpoints = channel_endpoints(plan, &addrs)?;
-    if plan.shard.is_some() || plan.start_at.is_some() {
-        check_targets(plan, &addrs, &endpoints, &target_url)?;
+    if plan.preflight {
+        let embedded = server.as_ref().map(crate::serve::Server::addr);
+        let checks = super::preflight::checks(plan, &addrs, &target_url, &endpoints, embedded);
+        super::preflight::run(&checks, plan.http.connect_timeout)?;
     }
     let mut channel_tls = Vec::new();
     for e in &endpoints {
@@ -102,40 +104,6 @@ pub(super) fn reach(plan: &Plan, server_cpu: Option<u32>) -> Result<Reached, Err
         endpoints,
         channel_tls,
     })
-}
-
-/// Connects once to every address the run will use (not UDP ones), so that a shard that cannot reach
-/// its target fails before the start instant.
-pub(super) fn check_targets(
-    plan: &Plan,
-    addrs: &[SocketAddr],
-    endpoints: &[crate::protocol::Endpoint],
-    target_url: &str,
-) -> Result<(), Error> {
-    let mut checks: Vec<(String, Vec<SocketAddr>)> = Vec::new();
-    match &plan.target {
-        Target::Embedded => return Ok(()),
-        Target::Other { scheme, .. } if scheme == "udp" => {}
-        Target::Http { .. } | Target::Other { .. } => {
-            checks.push((target_url.to_owned(), addrs.to_vec()));
-        }
-    }
-    for e in endpoints.iter().filter(|e| e.scheme != "udp") {
-        checks.push((
-            format!("{}://{}:{}", e.scheme, e.host, e.port),
-            vec![e.addr],
-        ));
-    }
-    for (target, addrs) in checks {
-        crate::shard::check_reachable(&addrs, plan.http.connect_timeout).map_err(|(addr, e)| {
-            Error::Unreachable {
-                target,
-                addr,
-                reason: e.to_string(),
-            }
-        })?;
-    }
-    Ok(())
 }
 
 /// Where each channel of the scenario's steps connects: its step's `target`, else the profile's host
