@@ -15,7 +15,8 @@ pub struct PlanError {
     pub position: Option<(usize, usize)>,
     /// The flag (`--users`) or profile field (`environments.staging.host`) at fault.
     pub field: String,
-    /// What is wrong and how to fix it.
+    /// What is wrong and how to fix it; for a located profile field, followed by the line of the
+    /// profile with a caret under the column (see [`profile::Excerpt`]).
     pub message: String,
 }
 
@@ -31,6 +32,27 @@ impl fmt::Display for PlanError {
             }
             None => write!(f, "{}: {}", self.field, self.message),
         }
+    }
+}
+
+impl PlanError {
+    /// This error, located in the profile `file` (whose text is `text`) by its field path when it
+    /// has no position yet and names a profile field rather than a flag or environment variable.
+    pub(super) fn located_by_field(mut self, file: &std::path::Path, text: &str) -> PlanError {
+        let flag = self.field.starts_with('-')
+            || self.field.starts_with("STAMPEDE_")
+            || self.field == "PROFILE";
+        if self.position.is_some() || flag || self.file.as_deref().is_some_and(|f| f != file) {
+            return self;
+        }
+        if let Some((position, width)) = profile::locate_field_span(text, &self.field) {
+            self.file = Some(file.to_owned());
+            self.position = Some(position);
+            if let Some(excerpt) = profile::Excerpt::new(text, position, width) {
+                self.message = format!("{}\n{excerpt}", self.message);
+            }
+        }
+        self
     }
 }
 
@@ -61,6 +83,13 @@ pub(super) fn located(
                 if let Some(position) = profile::locate(text, needle) {
                     e.file = Some(file.clone());
                     e.position = Some(position);
+                    // The error has no field of its own for the excerpt: the files that build a
+                    // PlanError by hand would all have to name it.
+                    if let Some(excerpt) =
+                        profile::Excerpt::new(text, position, needle.chars().count())
+                    {
+                        e.message = format!("{}\n{excerpt}", e.message);
+                    }
                     break 'files;
                 }
             }

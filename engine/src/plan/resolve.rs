@@ -24,6 +24,20 @@ impl Plan {
 
     /// [`Plan::resolve`], with custom protocols that `Custom(protocol: ...)` steps may name.
     pub fn resolve_with(
+        spec: ProfileSpec,
+        args: &RunArgs,
+        env: &PlanEnv,
+        protocols: &crate::protocol::Protocols,
+    ) -> Result<Plan, PlanError> {
+        // An error about a profile field that names no place is located by the field's path.
+        let profile = spec.sources.first().cloned();
+        Plan::resolve_spec(spec, args, env, protocols).map_err(|e| match &profile {
+            Some((file, text)) => e.located_by_field(file, text),
+            None => e,
+        })
+    }
+
+    fn resolve_spec(
         mut spec: ProfileSpec,
         args: &RunArgs,
         env: &PlanEnv,

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use ron::extensions::Extensions;
 use serde::de::DeserializeOwned;
 
+use super::excerpt::{Excerpt, Found, found_at};
 use super::spec::{FragmentSpec, ProfileSpec};
-use super::{ProfileError, locate, suggest, validate};
+use super::{ProfileError, locate, locate_field_span, suggest, validate};
 
 /// How deeply fragments may include fragments.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -18,6 +19,7 @@ pub fn load_file(path: &Path) -> Result<ProfileSpec, ProfileError> {
         position: None,
         field: String::new(),
         message: format!("cannot read the profile: {e}"),
+        excerpt: None,
     })?;
     load_str(&text, path)
 }
@@ -33,11 +35,15 @@ pub fn load_str(text: &str, file: &Path) -> Result<ProfileSpec, ProfileError> {
         let fragment = load_fragment(inc, file, text, &mut chain, &mut spec.sources)?;
         merge(&mut spec, fragment);
     }
-    validate::check(&spec).map_err(|(field, message)| ProfileError {
-        file: file.to_owned(),
-        position: super::locate_field(text, &field),
-        field,
-        message,
+    validate::check(&spec).map_err(|(field, message)| {
+        let located = locate_field_span(text, &field);
+        ProfileError {
+            file: file.to_owned(),
+            position: located.map(|(at, _)| at),
+            excerpt: located.and_then(|(at, width)| Excerpt::new(text, at, width).map(Box::new)),
+            field,
+            message,
+        }
     })?;
     Ok(spec)
 }
@@ -51,11 +57,16 @@ fn load_fragment(
     sources: &mut Vec<(PathBuf, String)>,
 ) -> Result<FragmentSpec, ProfileError> {
     let path = from.parent().unwrap_or(Path::new("")).join(name);
+    let quoted = format!("{name:?}");
+    let position = locate(from_text, &quoted);
     let at = |message: String| ProfileError {
         file: from.to_owned(),
-        position: locate(from_text, &format!("{name:?}")),
+        position,
         field: "include".into(),
         message,
+        excerpt: position
+            .and_then(|p| Excerpt::new(from_text, p, quoted.chars().count()))
+            .map(Box::new),
     };
     let key = path.canonicalize().unwrap_or_else(|_| path.clone());
     if chain
@@ -146,11 +157,18 @@ fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError
     // `Request((path: "/"))`.
     let options = ron::Options::default()
         .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
-    let located = |e: ron::error::SpannedError, field: String| ProfileError {
-        file: file.to_owned(),
-        position: Some((e.span.start.line, e.span.start.col)),
-        field,
-        message: explain(&e.code),
+    let located = |e: ron::error::SpannedError, field: String| {
+        let position = (e.span.start.line, e.span.start.col);
+        // What was written there, for the errors where ron says only what it expected.
+        let found = expects(&e.code).then(|| found_at(text, position)).flatten();
+        let width = found.as_ref().and_then(|f| f.width).unwrap_or(1);
+        ProfileError {
+            file: file.to_owned(),
+            position: Some(position),
+            field,
+            message: explain(&e.code, found.as_ref()),
+            excerpt: Excerpt::new(text, position, width).map(Box::new),
+        }
     };
     let mut de = ron::Deserializer::from_str_with_options(text, &options)
         .map_err(|e| located(e, String::new()))?;
@@ -194,9 +212,53 @@ fn tidy_path(path: &str) -> String {
     }
 }
 
-/// A message for a RON error that says what would have been valid.
-fn explain(code: &ron::Error) -> String {
+/// What ron expected, for the errors whose own message says only that; `None` for the others.
+fn expected(code: &ron::Error) -> Option<String> {
     use ron::Error as E;
+    Some(match code {
+        E::ExpectedArray => "expected a list `[...]`".into(),
+        // ron reports a missing comma between elements as a missing end.
+        E::ExpectedArrayEnd => "expected `,` or the `]` that ends the list".into(),
+        E::ExpectedMapEnd => "expected `,` or the `}` that ends the map".into(),
+        E::ExpectedStructLikeEnd => "expected `,` or the `)` that ends the fields".into(),
+        E::ExpectedOptionEnd => "expected the `)` that ends `Some(...)`".into(),
+        E::ExpectedBoolean => "expected `true` or `false`".into(),
+        E::ExpectedComma => "expected `,`".into(),
+        E::ExpectedChar => "expected a character in single quotes, e.g. 'a'".into(),
+        E::ExpectedFloat => "expected a number, e.g. 10.0".into(),
+        E::ExpectedInteger => "expected an integer".into(),
+        E::ExpectedOption => "expected a value, or `None`".into(),
+        E::ExpectedMap => r#"expected a map `{"key": value}`"#.into(),
+        E::ExpectedMapColon => "expected `:` after the map key".into(),
+        E::ExpectedStructLike => "expected opening `(`".into(),
+        E::ExpectedNamedStructLike("") => "expected opening `(`".into(),
+        E::ExpectedNamedStructLike(name) => format!("expected opening `(` for struct `{name}`"),
+        E::ExpectedStructName(name) => format!("expected the struct name `{name}`"),
+        E::ExpectedUnit => "expected `()`".into(),
+        E::ExpectedString => "expected a string in double quotes".into(),
+        E::ExpectedByteString => "expected a byte string, e.g. b\"abc\"".into(),
+        E::ExpectedStringEnd => "expected the `\"` that ends the string".into(),
+        E::ExpectedIdentifier => "expected a name".into(),
+        E::TrailingCharacters => "expected nothing more after the profile's closing `)`".into(),
+        _ => return None,
+    })
+}
+
+/// Whether ron's message for `code` says what was expected and not what was found.
+fn expects(code: &ron::Error) -> bool {
+    expected(code).is_some()
+}
+
+/// A message for a RON error that says what would have been valid, and, where ron's own says only
+/// what it expected, what `found` was written there.
+fn explain(code: &ron::Error, found: Option<&Found>) -> String {
+    use ron::Error as E;
+    if let Some(expected) = expected(code) {
+        return match found {
+            Some(found) => format!("{expected}, found {}", found.what),
+            None => expected,
+        };
+    }
     let list = |expected: &[&str]| {
         expected
             .iter()
@@ -256,6 +318,8 @@ fn explain(code: &ron::Error) -> String {
              more (no minus sign), small enough for the field"
                 .into()
         }
+        E::InvalidValueForType { expected, found } => format!("expected {expected}, found {found}"),
+        E::Eof => "the file ends too early: a closing `)`, `]` or `}`, or a value, is missing".into(),
         other => other.to_string(),
     }
 }
