@@ -95,6 +95,8 @@ pub(crate) struct Found {
     pub what: String,
     /// Characters from the position to the end of what was found, when on the position's line.
     pub width: Option<usize>,
+    /// When a string was found, what it holds (as written, escapes and all).
+    pub string: Option<String>,
 }
 
 /// What is written at `position` (1-based line and column, in characters) of `text`, after any
@@ -120,7 +122,15 @@ pub(crate) fn found_at(text: &str, position: (usize, usize)) -> Option<Found> {
     let width = (!text[from..start].contains('\n'))
         .then(|| text[from..start].chars().count() + rest[..len].chars().count())
         .filter(|_| !rest[..len].contains('\n'));
-    Some(Found { what, width })
+    let string = rest
+        .starts_with('"')
+        .then(|| string_end(rest, 0).map(|end| rest[1..end - 1].to_owned()))
+        .flatten();
+    Some(Found {
+        what,
+        width,
+        string,
+    })
 }
 
 /// The byte offset of the first character at or after `at` that is not white space or a comment.

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::excerpt::{Excerpt, Found, found_at};
 use super::spec::{FragmentSpec, ProfileSpec};
-use super::{ProfileError, locate, locate_field_span, suggest, validate};
+use super::{ProfileError, hints, locate, locate_field_span, suggest, validate};
 
 /// How deeply fragments may include fragments.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -162,11 +162,12 @@ fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError
         // What was written there, for the errors where ron says only what it expected.
         let found = expects(&e.code).then(|| found_at(text, position)).flatten();
         let width = found.as_ref().and_then(|f| f.width).unwrap_or(1);
+        let path = field.clone();
         ProfileError {
             file: file.to_owned(),
             position: Some(position),
             field,
-            message: explain(&e.code, found.as_ref()),
+            message: explain(&e.code, found.as_ref(), &path),
             excerpt: Excerpt::new(text, position, width).map(Box::new),
         }
     };
@@ -191,14 +192,17 @@ fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError
     }
 }
 
-/// How a load model is written, for errors at the level of the model itself (such as
-/// `Stages([...])` without the `stages:` field name).
+/// How a load model (or a wait) is written, for errors at the level of the model itself (such as
+/// `Stages([...])` without the `stages:` field name, or `Between("1s")` with one duration).
 fn load_form(field: &str) -> Option<&'static str> {
     Some(match field {
         "load.Closed" => r#"Closed(users: 10, spawn_rate: 5.0, duration: "1m")"#,
         "load.Stages" => r#"Stages(stages: [(users: 10, over: "30s"), (users: 10, over: "1m")])"#,
         "load.Open" => r#"Open(rate: 100.0, duration: "1m", max_users: 1000)"#,
         "load.RampingRate" => r#"RampingRate(start_rate: 0, stages: [(to: 100.0, over: "1m")])"#,
+        f if f.ends_with("wait.Between") => r#"Between("1s", "3s")"#,
+        f if f.ends_with("wait.Constant") => r#"Constant("1s")"#,
+        f if f.ends_with("wait.Pacing") => r#"Pacing("2s")"#,
         _ => return None,
     })
 }
@@ -251,13 +255,22 @@ fn expects(code: &ron::Error) -> bool {
 
 /// A message for a RON error that says what would have been valid, and, where ron's own says only
 /// what it expected, what `found` was written there.
-fn explain(code: &ron::Error, found: Option<&Found>) -> String {
+fn explain(code: &ron::Error, found: Option<&Found>, field: &str) -> String {
     use ron::Error as E;
     if let Some(expected) = expected(code) {
-        return match found {
-            Some(found) => format!("{expected}, found {}", found.what),
-            None => expected,
+        let Some(found) = found else {
+            return expected;
         };
+        let hint = match code {
+            E::ExpectedString => hints::expected_string(field, &found.what),
+            E::ExpectedIdentifier => hints::expected_name(found.string.as_deref()),
+            _ => None,
+        };
+        return format!(
+            "{expected}, found {}{}",
+            found.what,
+            hint.unwrap_or_default()
+        );
     }
     let list = |expected: &[&str]| {
         expected
@@ -278,7 +291,7 @@ fn explain(code: &ron::Error, found: Option<&Found>) -> String {
                 .unwrap_or_default();
             let hint = match suggest(found, expected.iter().copied()) {
                 Some(s) => format!("; did you mean `{s}`?"),
-                None => String::new(),
+                None => hints::unknown_field(found, expected).unwrap_or_default(),
             };
             format!(
                 "unknown field `{found}`{place}{hint} (valid fields: {})",
@@ -308,7 +321,8 @@ fn explain(code: &ron::Error, found: Option<&Found>) -> String {
                 .as_deref()
                 .map(|o| format!(" in `{o}`"))
                 .unwrap_or_default();
-            format!("missing field `{field}`{place}: add it")
+            let example = hints::missing_field(field, outer.as_deref());
+            format!("missing field `{field}`{place}: add it{example}")
         }
         E::DuplicateStructField { field, .. } => {
             format!("field `{field}` is given twice: keep one")
@@ -319,6 +333,20 @@ fn explain(code: &ron::Error, found: Option<&Found>) -> String {
                 .into()
         }
         E::InvalidValueForType { expected, found } => format!("expected {expected}, found {found}"),
+        E::ExpectedDifferentLength { expected, found } => {
+            let found = match found {
+                0 => "none".to_owned(),
+                1 => "one".to_owned(),
+                n => n.to_string(),
+            };
+            // ron names the Rust type (`WaitSpec::Between`); the profile calls it `Between`.
+            let expected = expected
+                .split(' ')
+                .map(|w| w.rsplit("::").next().unwrap_or(w))
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!("expected {expected}, found {found}")
+        }
         E::Eof => "the file ends too early: a closing `)`, `]` or `}`, or a value, is missing".into(),
         other => other.to_string(),
     }

@@ -6,6 +6,7 @@
 //! Reading a profile never panics, whatever the input.
 
 mod excerpt;
+mod hints;
 mod load;
 mod locate;
 pub mod spec;

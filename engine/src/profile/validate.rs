@@ -426,9 +426,12 @@ fn positive_rate(field: &str, rate: f64, zero_ok: bool) -> Result<(), Problem> {
         } else {
             "more than zero"
         };
+        let name = field.rsplit('.').next().unwrap_or(field);
         Err((
             field.into(),
-            format!("a rate is {what} iterations per second, got {rate}"),
+            format!(
+                "a rate is {what} iterations per second, got {rate}; write e.g. `{name}: 100.0`"
+            ),
         ))
     }
 }
