@@ -36,17 +36,22 @@ impl fmt::Display for PlanError {
 }
 
 impl PlanError {
-    /// This error, located in the profile `file` (whose text is `text`) by its field path when it
-    /// has no position yet and names a profile field rather than a flag or environment variable.
-    pub(super) fn located_by_field(mut self, file: &std::path::Path, text: &str) -> PlanError {
+    /// This error, located among the profile's `sources` (the profile, then its fragments) by its
+    /// field path when it has no position yet and names a profile field rather than a flag or an
+    /// environment variable.
+    pub(super) fn located_by_field(mut self, sources: &[(PathBuf, String)]) -> PlanError {
         let flag = self.field.starts_with('-')
             || self.field.starts_with("STAMPEDE_")
             || self.field == "PROFILE";
-        if self.position.is_some() || flag || self.file.as_deref().is_some_and(|f| f != file) {
+        if self.position.is_some() || flag {
             return self;
         }
-        if let Some((position, width)) = profile::locate_field_span(text, &self.field) {
-            self.file = Some(file.to_owned());
+        if let Some((i, position, width)) = profile::locate_in_sources(sources, &self.field) {
+            let (file, text) = &sources[i];
+            if self.file.as_ref().is_some_and(|f| f != file && i == 0) {
+                return self;
+            }
+            self.file = Some(file.clone());
             self.position = Some(position);
             if let Some(excerpt) = profile::Excerpt::new(text, position, width) {
                 self.message = format!("{}\n{excerpt}", self.message);

@@ -30,11 +30,8 @@ impl Plan {
         protocols: &crate::protocol::Protocols,
     ) -> Result<Plan, PlanError> {
         // An error about a profile field that names no place is located by the field's path.
-        let profile = spec.sources.first().cloned();
-        Plan::resolve_spec(spec, args, env, protocols).map_err(|e| match &profile {
-            Some((file, text)) => e.located_by_field(file, text),
-            None => e,
-        })
+        let sources = spec.sources.clone();
+        Plan::resolve_spec(spec, args, env, protocols).map_err(|e| e.located_by_field(&sources))
     }
 
     fn resolve_spec(

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::excerpt::{Excerpt, Found, found_at};
 use super::spec::{FragmentSpec, ProfileSpec};
-use super::{ProfileError, hints, locate, locate_field_span, suggest, validate};
+use super::{ProfileError, hints, locate, locate_in_sources, suggest, validate};
 
 /// How deeply fragments may include fragments.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -36,11 +36,15 @@ pub fn load_str(text: &str, file: &Path) -> Result<ProfileSpec, ProfileError> {
         merge(&mut spec, fragment);
     }
     validate::check(&spec).map_err(|(field, message)| {
-        let located = locate_field_span(text, &field);
+        // A user kind from a fragment is shown in the fragment.
+        let located = locate_in_sources(&spec.sources, &field);
+        let (source, text) = located.map_or((file, text), |(i, ..)| {
+            (spec.sources[i].0.as_path(), spec.sources[i].1.as_str())
+        });
         ProfileError {
-            file: file.to_owned(),
-            position: located.map(|(at, _)| at),
-            excerpt: located.and_then(|(at, width)| Excerpt::new(text, at, width).map(Box::new)),
+            file: source.to_owned(),
+            position: located.map(|(_, at, _)| at),
+            excerpt: located.and_then(|(_, at, width)| Excerpt::new(text, at, width).map(Box::new)),
             field,
             message,
         }

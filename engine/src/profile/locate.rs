@@ -22,7 +22,7 @@ pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
 /// to underline there: the field and its value when they fit on the line. A field the file does not spell out (a default, a missing field) is
 /// located at the nearest enclosing field or element that it does; a list index past the end
 /// (an element that came from a fragment) gives `None`, as does a path none of which is written.
-pub(crate) fn locate_field_span(text: &str, path: &str) -> Option<((usize, usize), usize)> {
+fn locate_field_span(text: &str, path: &str) -> Option<((usize, usize), usize)> {
     let toks = tokens(text);
     let mut i = 0;
     // `#![enable(...)]` attributes come before the value.
@@ -66,6 +66,47 @@ pub(crate) fn locate_field_span(text: &str, path: &str) -> Option<((usize, usize
         }
     }
     span(text, found?)
+}
+
+/// Where field `path` is written among `sources`: the profile first, then its fragments in the
+/// order they were read, which is the order their users were appended in. A path into `users[N]`
+/// is followed into the file that holds the Nth user kind; any other path into the profile itself.
+/// Gives the file's index in `sources`, the position and how many characters to underline.
+pub(crate) fn locate_in_sources(
+    sources: &[(std::path::PathBuf, String)],
+    path: &str,
+) -> Option<(usize, (usize, usize), usize)> {
+    let user = path
+        .strip_prefix("users[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)));
+    let Some((mut n, rest)) = user else {
+        let (_, text) = sources.first()?;
+        return locate_field_span(text, path).map(|(at, width)| (0, at, width));
+    };
+    for (i, (_, text)) in sources.iter().enumerate() {
+        let count = list_len(text, "users");
+        if n < count {
+            let (at, width) = locate_field_span(text, &format!("users[{n}]{rest}"))?;
+            return Some((i, at, width));
+        }
+        n -= count;
+    }
+    None
+}
+
+/// How many elements the top-level list field `name` of `text` has (0 when it is not written).
+fn list_len(text: &str, name: &str) -> usize {
+    let toks = tokens(text);
+    let start = toks
+        .iter()
+        .position(|t| !matches!(t.kind, Kind::Other(b'#') | Kind::Other(b'!')))
+        .unwrap_or(0);
+    let list = container(&toks, (start, toks.len()))
+        .and_then(|open| field(text, &toks, open, name))
+        .and_then(|(_, value)| container(&toks, value))
+        .filter(|&open| toks[open].kind == Kind::Open(b'['));
+    list.map_or(0, |open| elements(&toks, open).len())
 }
 
 /// The position of byte range `range`, and how much of it to underline.
@@ -296,6 +337,33 @@ Profile(
         // An element that is not in this file (from a fragment) is not guessed at.
         assert_eq!(at("users[2].tasks"), None);
         assert_eq!(at("nothing.here"), None);
+    }
+
+    /// A fragment's users come after the profile's own, in the order the files were read.
+    #[test]
+    fn users_from_fragments_are_located_in_their_file() {
+        let sources: Vec<(std::path::PathBuf, String)> = [
+            ("main.ron", "(name: \"m\", users: [(tasks: []), (tasks: [])])"),
+            ("empty.ron", "(headers: {\"users\": \"x\"})"),
+            ("a.ron", "(users: [\n  (weight: 1, tasks: []),\n  (tasks: [(requests: [(path: \"x\")])]),\n])"),
+        ]
+        .into_iter()
+        .map(|(f, t)| (f.into(), t.to_owned()))
+        .collect();
+        assert_eq!(
+            locate_in_sources(&sources, "users[1].tasks"),
+            Some((0, (1, 35), 9))
+        );
+        assert_eq!(
+            locate_in_sources(&sources, "users[2].weight"),
+            Some((2, (2, 4), 9))
+        );
+        assert_eq!(
+            locate_in_sources(&sources, "users[3].tasks[0].requests[0].path"),
+            Some((2, (3, 25), 9))
+        );
+        assert_eq!(locate_in_sources(&sources, "users[4].tasks"), None);
+        assert_eq!(locate_in_sources(&sources, "name"), Some((0, (1, 2), 9)));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use excerpt::Excerpt;
 pub use load::{load_file, load_str};
-pub(crate) use locate::{locate, locate_field_span};
+pub(crate) use locate::{locate, locate_in_sources};
 pub use spec::ProfileSpec;
 pub(crate) use validate::check_load;
 
@@ -235,7 +235,10 @@ mod tests {
         let file = std::path::Path::new("api.ron");
         assert!(load_str(text, file).is_ok());
         for (i, _) in text.char_indices() {
-            let _ = load_str(&text[..i], file);
+            // Showing the error (its excerpt and what was found) must not panic either.
+            if let Err(e) = load_str(&text[..i], file) {
+                assert!(!e.to_string().is_empty());
+            }
         }
         let bytes = text.as_bytes();
         for i in (0..bytes.len()).step_by(step) {
@@ -243,12 +246,20 @@ mod tests {
                 let mut m = bytes.to_vec();
                 m[i] = b;
                 // What parses must also resolve (or fail) without panicking.
-                if let Ok(Ok(spec)) = std::str::from_utf8(&m).map(|s| load_str(s, file)) {
+                let loaded = std::str::from_utf8(&m).map(|s| load_str(s, file));
+                if let Ok(Err(e)) = &loaded {
+                    assert!(!e.to_string().is_empty());
+                }
+                if let Ok(Ok(spec)) = loaded {
                     let env = crate::plan::PlanEnv {
                         cpus: vec![0, 1],
                         ..crate::plan::PlanEnv::default()
                     };
-                    let _ = crate::plan::Plan::resolve(spec, &crate::cli::RunArgs::default(), &env);
+                    if let Err(e) =
+                        crate::plan::Plan::resolve(spec, &crate::cli::RunArgs::default(), &env)
+                    {
+                        assert!(!e.to_string().is_empty());
+                    }
                 }
             }
         }
