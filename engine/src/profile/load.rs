@@ -163,15 +163,18 @@ fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError
         .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
     let located = |e: ron::error::SpannedError, field: String| {
         let position = (e.span.start.line, e.span.start.col);
-        // What was written there, for the errors where ron says only what it expected.
-        let found = expects(&e.code).then(|| found_at(text, position)).flatten();
-        let width = found.as_ref().and_then(|f| f.width).unwrap_or(1);
+        // What was written there: underlined in every case, and named in the message where ron's
+        // says only what it expected.
+        let found = found_at(text, position);
+        let width = string_from(text, position)
+            .or_else(|| found.as_ref().and_then(|f| f.width))
+            .unwrap_or(1);
         let path = field.clone();
         ProfileError {
             file: file.to_owned(),
             position: Some(position),
             field,
-            message: explain(&e.code, found.as_ref(), &path),
+            message: explain(&e.code, found.as_ref().filter(|_| expects(&e.code)), &path),
             excerpt: Excerpt::new(text, position, width).map(Box::new),
         }
     };
@@ -194,6 +197,18 @@ fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError
             Err(error)
         }
     }
+}
+
+/// How many characters of a string's text follow `position` when the position is just inside the
+/// string's opening quote, where ron places the errors of values read from strings (durations,
+/// sizes); `None` elsewhere.
+fn string_from(text: &str, (line, col): (usize, usize)) -> Option<usize> {
+    let before = text.split('\n').nth(line.checked_sub(1)?)?;
+    if before.chars().nth(col.checked_sub(2)?)? != '"' {
+        return None;
+    }
+    let string = found_at(text, (line, col - 1))?.string?;
+    Some(string.chars().count().max(1))
 }
 
 /// How a load model (or a wait) is written, for errors at the level of the model itself (such as
