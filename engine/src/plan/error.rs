@@ -83,13 +83,27 @@ pub(super) fn located(
         // As written in RON, a string's backslashes and quotes are escaped.
         let escaped = format!("{snippet:?}");
         let escaped = &escaped[1..escaped.len() - 1];
+        // Within the field first, so that of several identical snippets the one at fault is shown;
+        // else the first anywhere (a field the path does not lead to, such as a default).
+        let within = [snippet, escaped]
+            .into_iter()
+            .find_map(|needle| profile::locate_snippet_in_field(&spec.sources, &e.field, needle));
+        if let Some((i, position, width)) = within {
+            let (file, text) = &spec.sources[i];
+            e.file = Some(file.clone());
+            e.position = Some(position);
+            // The error has no field of its own for the excerpt: the files that build a
+            // PlanError by hand would all have to name it.
+            if let Some(excerpt) = profile::Excerpt::new(text, position, width) {
+                e.message = format!("{}\n{excerpt}", e.message);
+            }
+            return e;
+        }
         'files: for (file, text) in &spec.sources {
             for needle in [snippet, escaped] {
                 if let Some(position) = profile::locate(text, needle) {
                     e.file = Some(file.clone());
                     e.position = Some(position);
-                    // The error has no field of its own for the excerpt: the files that build a
-                    // PlanError by hand would all have to name it.
                     if let Some(excerpt) =
                         profile::Excerpt::new(text, position, needle.chars().count())
                     {

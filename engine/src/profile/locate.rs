@@ -9,12 +9,21 @@ use super::excerpt::{skip_blank, string_end};
 /// Spans longer than this many characters are underlined only at their start.
 const MAX_UNDERLINE: usize = 80;
 
-/// The 1-based line and column where `needle` first occurs in `text`.
+/// The 1-based line and column where `needle` first occurs in `text` outside comments.
 pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     if needle.is_empty() {
         return None;
     }
-    text.find(needle).map(|at| position(text, at))
+    let toks = tokens(text);
+    // What lies between tokens is white space or a comment.
+    let in_token = |at: usize| {
+        let i = toks.partition_point(|t| t.start <= at);
+        i > 0 && at < toks[i - 1].end
+    };
+    text.match_indices(needle)
+        .map(|(at, _)| at)
+        .find(|&at| in_token(at))
+        .map(|at| position(text, at))
 }
 
 /// Where field `path` (`load.users`, `users[0].tasks[1].weight`) is written in `text`: the 1-based
@@ -23,6 +32,12 @@ pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
 /// located at the nearest enclosing field or element that it does; a list index past the end
 /// (an element that came from a fragment) gives `None`, as does a path none of which is written.
 fn locate_field_span(text: &str, path: &str) -> Option<((usize, usize), usize)> {
+    span(text, locate_field_range(text, path)?)
+}
+
+/// The byte range of what [`locate_field_span`] locates: the field's name through its value, or a
+/// list element.
+fn locate_field_range(text: &str, path: &str) -> Option<(usize, usize)> {
     let toks = tokens(text);
     let mut i = 0;
     // `#![enable(...)]` attributes come before the value.
@@ -58,14 +73,14 @@ fn locate_field_span(text: &str, path: &str) -> Option<((usize, usize), usize)> 
             let index: usize = index.trim_end_matches(']').parse().ok()?;
             let open = container(&toks, value).filter(|&o| toks[o].kind == Kind::Open(b'['));
             let Some(open) = open else {
-                return span(text, found?);
+                return found;
             };
             let element = elements(&toks, open).into_iter().nth(index)?;
             found = Some((toks[element.0].start, toks[element.1 - 1].end));
             value = element;
         }
     }
-    span(text, found?)
+    found
 }
 
 /// Where field `path` is written among `sources`: the profile first, then its fragments in the
@@ -76,19 +91,44 @@ pub(crate) fn locate_in_sources(
     sources: &[(std::path::PathBuf, String)],
     path: &str,
 ) -> Option<(usize, (usize, usize), usize)> {
+    let (i, local) = source_of(sources, path)?;
+    let (at, width) = locate_field_span(&sources[i].1, &local)?;
+    Some((i, at, width))
+}
+
+/// Where `snippet` (a template, a regex, a file name) is written within field `path`, among
+/// `sources` as for [`locate_in_sources`]: the source's index, the position and the snippet's
+/// length in characters. Searching within the field finds the right one of several identical
+/// snippets (`{{token}}` in two user kinds, only one of which defines `token`).
+pub(crate) fn locate_snippet_in_field(
+    sources: &[(std::path::PathBuf, String)],
+    path: &str,
+    snippet: &str,
+) -> Option<(usize, (usize, usize), usize)> {
+    if snippet.is_empty() {
+        return None;
+    }
+    let (i, local) = source_of(sources, path)?;
+    let text = &sources[i].1;
+    let (start, end) = locate_field_range(text, &local)?;
+    let at = start + text[start..end].find(snippet)?;
+    Some((i, position(text, at), snippet.chars().count()))
+}
+
+/// Which of `sources` holds field `path`, and the path within that file: `users[N]` counts the
+/// user kinds of each file in turn; any other path is the profile's own.
+fn source_of(sources: &[(std::path::PathBuf, String)], path: &str) -> Option<(usize, String)> {
     let user = path
         .strip_prefix("users[")
         .and_then(|rest| rest.split_once(']'))
         .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)));
     let Some((mut n, rest)) = user else {
-        let (_, text) = sources.first()?;
-        return locate_field_span(text, path).map(|(at, width)| (0, at, width));
+        return (!sources.is_empty()).then(|| (0, path.to_owned()));
     };
     for (i, (_, text)) in sources.iter().enumerate() {
         let count = list_len(text, "users");
         if n < count {
-            let (at, width) = locate_field_span(text, &format!("users[{n}]{rest}"))?;
-            return Some((i, at, width));
+            return Some((i, format!("users[{n}]{rest}")));
         }
         n -= count;
     }
@@ -364,6 +404,33 @@ Profile(
         );
         assert_eq!(locate_in_sources(&sources, "users[4].tasks"), None);
         assert_eq!(locate_in_sources(&sources, "name"), Some((0, (1, 2), 9)));
+    }
+
+    #[test]
+    fn snippets_in_comments_are_not_found() {
+        let text = "// see {{x}}\n(path: \"/{{x}}\") // {{y}}";
+        assert_eq!(locate(text, "{{x}}"), Some((2, 10)));
+        assert_eq!(locate(text, "{{y}}"), None);
+        // `//` in a string is no comment.
+        let text = "(host: \"http://h\", path: \"/{{x}}\") /* {{x}} */";
+        assert_eq!(locate(text, "{{x}}"), Some((1, 28)));
+    }
+
+    /// Of two identical snippets, the one in the field named is found.
+    #[test]
+    fn snippets_are_found_within_their_field() {
+        let text = "(users: [\n  (tasks: [(requests: [(path: \"/{{token}}\")])]),\n  (tasks: [(requests: [(path: \"/{{token}}\")])]),\n])";
+        let sources = vec![(std::path::PathBuf::from("p.ron"), text.to_owned())];
+        let field = "users[1].tasks[0].requests[0].path";
+        assert_eq!(
+            locate_snippet_in_field(&sources, field, "{{token}}"),
+            Some((0, (3, 33), 9))
+        );
+        assert_eq!(locate_snippet_in_field(&sources, field, "{{other}}"), None);
+        assert_eq!(
+            locate_snippet_in_field(&sources, "users[2].tasks", "{{token}}"),
+            None
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use excerpt::Excerpt;
 pub use load::{load_file, load_str};
-pub(crate) use locate::{locate, locate_in_sources};
+pub(crate) use locate::{locate, locate_in_sources, locate_snippet_in_field};
 pub use spec::ProfileSpec;
 pub(crate) use validate::check_load;
 
