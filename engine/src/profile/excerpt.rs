@@ -72,7 +72,7 @@ impl fmt::Display for Excerpt {
             };
             shown.push(shown_c);
             if start + i < at {
-                marks.push(' ');
+                marks.extend(std::iter::repeat_n(' ', columns(shown_c)));
             }
         }
         if end < chars.len() {
@@ -84,6 +84,29 @@ impl fmt::Display for Excerpt {
         let pad = " ".repeat(gutter.len());
         let numbered = format!("{gutter} | {shown}");
         write!(f, "{pad} |\n{}\n{pad} | {marks}", numbered.trim_end())
+    }
+}
+
+/// How many terminal columns `c` takes: 2 for East Asian wide characters and emoji, 0 for
+/// combining marks, else 1 (so that the caret stays under the column after such text).
+fn columns(c: char) -> usize {
+    match u32::from(c) {
+        0x0300..=0x036F | 0x200B..=0x200F | 0xFE00..=0xFE0F => 0,
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF
+        | 0x20000..=0x3FFFD => 2,
+        _ => 1,
     }
 }
 
@@ -363,6 +386,17 @@ mod tests {
         let wide = Excerpt::new(&"\n".repeat(11), (10, 1), 1).unwrap();
         assert_eq!(wide.to_string(), "   |\n10 |\n   | ^");
         assert_eq!(Excerpt::new(text, (4, 1), 1), None);
+    }
+
+    /// Wide characters before the column take two columns of the caret line, as on a terminal.
+    #[test]
+    fn wide_characters_keep_the_caret_under_the_column() {
+        let text = r#"(name: "負荷", users: "ten")"#;
+        let e = Excerpt::new(text, (1, 21), 1).unwrap().to_string();
+        let rows: Vec<&str> = e.lines().collect();
+        // Under `"ten"`: 20 characters before it, two of them two columns wide.
+        assert_eq!(rows[2], format!("  | {}^", " ".repeat(22)), "{e}");
+        assert_eq!(&rows[1][4..], text);
     }
 
     #[test]
