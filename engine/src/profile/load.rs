@@ -191,7 +191,7 @@ fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError
             let field = tidy_path(&e.path().to_string());
             let inner = e.into_inner();
             let mut error = located(de.span_error(inner), field);
-            if let Some(form) = load_form(&error.field) {
+            if let Some(form) = written_form(&error.field) {
                 error.message = format!("{}; the form is `{form}`", error.message);
             }
             Err(error)
@@ -213,7 +213,7 @@ fn string_from(text: &str, (line, col): (usize, usize)) -> Option<usize> {
 
 /// How a load model (or a wait) is written, for errors at the level of the model itself (such as
 /// `Stages([...])` without the `stages:` field name, or `Between("1s")` with one duration).
-fn load_form(field: &str) -> Option<&'static str> {
+fn written_form(field: &str) -> Option<&'static str> {
     Some(match field {
         "load.Closed" => r#"Closed(users: 10, spawn_rate: 5.0, duration: "1m")"#,
         "load.Stages" => r#"Stages(stages: [(users: 10, over: "30s"), (users: 10, over: "1m")])"#,
@@ -240,7 +240,6 @@ fn expected(code: &ron::Error) -> Option<String> {
     use ron::Error as E;
     Some(match code {
         E::ExpectedArray => "expected a list `[...]`".into(),
-        // ron reports a missing comma between elements as a missing end.
         E::ExpectedArrayEnd => "expected `,` or the `]` that ends the list".into(),
         E::ExpectedMapEnd => "expected `,` or the `}` that ends the map".into(),
         E::ExpectedStructLikeEnd => "expected `,` or the `)` that ends the fields".into(),
