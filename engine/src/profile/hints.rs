@@ -62,15 +62,15 @@ const HOMES: &[(&str, &str)] = &[
     ("iterations", "the load model or a user kind"),
     (
         "rate",
-        r#"the load model: `load: Open(rate: 100.0, duration: "1m")`"#,
+        r#"an open load model: `load: Open(rate: 100.0, duration: "1m")`"#,
     ),
     (
         "duration",
-        r#"the load model: `load: Closed(users: 10, duration: "1m")`"#,
+        r#"a `Closed` or `Open` load model: `load: Closed(users: 10, duration: "1m")`"#,
     ),
     (
         "spawn_rate",
-        r#"the load model: `load: Closed(users: 10, spawn_rate: 5.0, duration: "1m")`"#,
+        r#"a closed load model: `load: Closed(users: 10, spawn_rate: 5.0, duration: "1m")`"#,
     ),
     ("stages", "the load model: `load: Stages(stages: [...])`"),
     ("path", r#"a request: `requests: [(path: "/")]`"#),
