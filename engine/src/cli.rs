@@ -203,11 +203,13 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args, Default)]
 pub struct DebugArgs {
     /// Show at most this many bytes of each request and response body, e.g. `512`, `16KiB`
-    /// (default 2KiB; 0 shows none); `engine run` takes it only with --debug.
+    /// (default 2KiB; 0 shows none). A load test (`engine run`) prints no requests, so it accepts
+    /// this only with `--debug`, which makes it run the profile as `engine try` does.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub body_limit: Option<u64>,
-    /// Print one JSON object per request or step (JSON lines) instead of text; `engine run` takes
-    /// it only with --debug.
+    /// Print one JSON object per request or step (JSON lines) instead of text. A load test
+    /// (`engine run`) prints no requests, so it accepts this only with `--debug`, which makes it run
+    /// the profile as `engine try` does.
     #[arg(long)]
     pub json: bool,
 }

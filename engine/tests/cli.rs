@@ -104,6 +104,20 @@ fn bad_flags_exit_2() {
     }
 }
 
+/// `engine try --help` explains why a run refuses the trace flags without sending the reader to
+/// the `--debug` docs first.
+#[test]
+fn try_help_says_what_run_needs_for_the_trace_flags() {
+    let out = engine().args(["try", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let said = "A load test (`engine run`) prints no requests, so it accepts this only with \
+                `--debug`, which makes it run the profile as `engine try` does";
+    // Once under --body-limit and once under --json.
+    assert_eq!(words.matches(said).count(), 2, "{text}");
+    assert!(!words.contains("takes it only with"), "{text}");
+}
+
 #[test]
 fn help_ends_with_the_pipeline() {
     for args in [&["--help"][..], &["run", "--help"]] {

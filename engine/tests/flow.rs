@@ -335,7 +335,7 @@ fn control_flow_mistakes_are_located_load_time_errors() {
     let cases: &[(&str, &str)] = &[
         (
             r#"Request(path: "/"), Break"#,
-            "profile.ron: in `users[0].tasks[0].flow[1]`: `Break` leaves a `While` or `Repeat`, and there is none around it",
+            "profile.ron:3:50: in `users[0].tasks[0].flow[1]`: `Break` leaves a `While` or `Repeat`, and there is none around it",
         ),
         (
             r#"If(cond: Eq("{{stat}}", "done"), then: [Request(path: "/")])"#,

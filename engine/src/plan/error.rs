@@ -15,7 +15,8 @@ pub struct PlanError {
     pub position: Option<(usize, usize)>,
     /// The flag (`--users`) or profile field (`environments.staging.host`) at fault.
     pub field: String,
-    /// What is wrong and how to fix it.
+    /// What is wrong and how to fix it; for a located profile field, followed by the line of the
+    /// profile with a caret under the column (see [`profile::Excerpt`]).
     pub message: String,
 }
 
@@ -31,6 +32,32 @@ impl fmt::Display for PlanError {
             }
             None => write!(f, "{}: {}", self.field, self.message),
         }
+    }
+}
+
+impl PlanError {
+    /// This error, located among the profile's `sources` (the profile, then its fragments) by its
+    /// field path when it has no position yet and names a profile field rather than a flag or an
+    /// environment variable.
+    pub(super) fn located_by_field(mut self, sources: &[(PathBuf, String)]) -> PlanError {
+        let flag = self.field.starts_with('-')
+            || self.field.starts_with("STAMPEDE_")
+            || self.field == "PROFILE";
+        if self.position.is_some() || flag {
+            return self;
+        }
+        if let Some((i, position, width)) = profile::locate_in_sources(sources, &self.field) {
+            let (file, text) = &sources[i];
+            if self.file.as_ref().is_some_and(|f| f != file && i == 0) {
+                return self;
+            }
+            self.file = Some(file.clone());
+            self.position = Some(position);
+            if let Some(excerpt) = profile::Excerpt::new(text, position, width) {
+                self.message = format!("{}\n{excerpt}", self.message);
+            }
+        }
+        self
     }
 }
 
@@ -56,11 +83,32 @@ pub(super) fn located(
         // As written in RON, a string's backslashes and quotes are escaped.
         let escaped = format!("{snippet:?}");
         let escaped = &escaped[1..escaped.len() - 1];
+        // Within the field first, so that of several identical snippets the one at fault is shown;
+        // else the first anywhere (a field the path does not lead to, such as a default).
+        let within = [snippet, escaped]
+            .into_iter()
+            .find_map(|needle| profile::locate_snippet_in_field(&spec.sources, &e.field, needle));
+        if let Some((i, position, width)) = within {
+            let (file, text) = &spec.sources[i];
+            e.file = Some(file.clone());
+            e.position = Some(position);
+            // The error has no field of its own for the excerpt: the files that build a
+            // PlanError by hand would all have to name it.
+            if let Some(excerpt) = profile::Excerpt::new(text, position, width) {
+                e.message = format!("{}\n{excerpt}", e.message);
+            }
+            return e;
+        }
         'files: for (file, text) in &spec.sources {
             for needle in [snippet, escaped] {
                 if let Some(position) = profile::locate(text, needle) {
                     e.file = Some(file.clone());
                     e.position = Some(position);
+                    if let Some(excerpt) =
+                        profile::Excerpt::new(text, position, needle.chars().count())
+                    {
+                        e.message = format!("{}\n{excerpt}", e.message);
+                    }
                     break 'files;
                 }
             }

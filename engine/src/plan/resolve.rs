@@ -24,6 +24,17 @@ impl Plan {
 
     /// [`Plan::resolve`], with custom protocols that `Custom(protocol: ...)` steps may name.
     pub fn resolve_with(
+        spec: ProfileSpec,
+        args: &RunArgs,
+        env: &PlanEnv,
+        protocols: &crate::protocol::Protocols,
+    ) -> Result<Plan, PlanError> {
+        // An error about a profile field that names no place is located by the field's path.
+        let sources = spec.sources.clone();
+        Plan::resolve_spec(spec, args, env, protocols).map_err(|e| e.located_by_field(&sources))
+    }
+
+    fn resolve_spec(
         mut spec: ProfileSpec,
         args: &RunArgs,
         env: &PlanEnv,

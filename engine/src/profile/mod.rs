@@ -2,9 +2,13 @@
 //!
 //! A [`ProfileError`] names the file, line and column, the field path (`users[0].tasks[1].weight`), what
 //! was wrong and what would be valid: unknown fields and variants come with a "did you mean" suggestion.
+//! Below the message it shows the line of the profile with a caret under the column, as rustc does.
 //! Reading a profile never panics, whatever the input.
 
+mod excerpt;
+mod hints;
 mod load;
+mod locate;
 pub mod spec;
 mod validate;
 
@@ -12,7 +16,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use excerpt::Excerpt;
 pub use load::{load_file, load_str};
+pub(crate) use locate::{locate, locate_in_sources, locate_snippet_in_field};
 pub use spec::ProfileSpec;
 pub(crate) use validate::check_load;
 
@@ -27,6 +33,9 @@ pub struct ProfileError {
     pub field: String,
     /// What is wrong, and what would be valid.
     pub message: String,
+    /// The line at `position`, shown under the message with a caret under the column (boxed: an
+    /// error is passed around far more often than it is shown).
+    pub excerpt: Option<Box<Excerpt>>,
 }
 
 impl fmt::Display for ProfileError {
@@ -38,54 +47,12 @@ impl fmt::Display for ProfileError {
         if !self.field.is_empty() {
             write!(f, ": in `{}`", self.field)?;
         }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// The 1-based line and column where `needle` first occurs in `text`.
-pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
-    if needle.is_empty() {
-        return None;
-    }
-    let at = text.find(needle)?;
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Some((line, col))
-}
-
-/// Where field `path` (`load.users`, `users[0].tasks[0].weight`) is written in `text`: each name is
-/// looked for (as `name:`, outside comments) after the previous one. Only paths whose list indices are
-/// all 0 are located, since the first match after a list's start is then the element meant; any
-/// other path, or a field the file does not spell out (a default, a fragment's), gives `None`.
-pub(crate) fn locate_field(text: &str, path: &str) -> Option<(usize, usize)> {
-    let mut from = 0;
-    let mut found = None;
-    for segment in path.split('.') {
-        let (name, indices) = segment.split_once('[').unwrap_or((segment, ""));
-        if indices.split('[').any(|i| !i.is_empty() && i != "0]") {
-            return None;
+        write!(f, ": {}", self.message)?;
+        if let Some(excerpt) = &self.excerpt {
+            write!(f, "\n{excerpt}")?;
         }
-        // Variant names in serde paths (`load.Closed.users`) are not `name:` keys.
-        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_uppercase()) {
-            continue;
-        }
-        let at = text[from..].match_indices(name).find_map(|(i, _)| {
-            let at = from + i;
-            let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
-            let key = text[at + name.len()..].trim_start().starts_with(':')
-                && !text[line_start..at].contains("//")
-                && !text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
-            key.then_some(at)
-        })?;
-        from = at + name.len();
-        found = Some(at);
+        Ok(())
     }
-    let at = found?;
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Some((line, col))
 }
 
 /// Parses a duration: `30s`, `2m`, `1h30m`, `250ms`, `1.5s`, `100us`. A bare number is refused, since
@@ -96,9 +63,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "{text:?} is not a duration ({why}); write e.g. \"30s\", \"2m\", \"1h30m\" or \"250ms\""
         )
     };
+    // When the fix is plain, the message gives it rather than examples.
+    let fix =
+        |why: &str, fixed: &str| format!("{text:?} is not a duration ({why}); write {fixed:?}");
     let t = text.trim();
     if t.is_empty() {
         return Err(bad("it is empty"));
+    }
+    // A string that runs on over lines is most often one whose closing quote is missing.
+    if let Some((first, _)) = t.split_once('\n') {
+        return Err(format!(
+            "the string \"{first}...\" runs over a line break, which a duration cannot: is its closing `\"` missing? Write e.g. \"30s\""
+        ));
+    }
+    if t.contains(char::is_whitespace) {
+        let joined: String = t.split_whitespace().collect();
+        return Err(fix("it has a space", &joined));
+    }
+    if t.starts_with('-') {
+        return Err(bad("it is negative"));
     }
     let mut total = Duration::ZERO;
     let mut rest = t;
@@ -122,7 +105,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "ms" => 1e-3,
             "us" | "µs" => 1e-6,
             "" => return Err(bad("a unit is missing")),
-            _ => return Err(bad(&format!("unknown unit {unit:?}"))),
+            _ => {
+                let why = format!("unknown unit {unit:?}");
+                return Err(match unit_alias(unit) {
+                    Some(alias) => {
+                        let at = t.len() - after.len() - unit.len();
+                        fix(&why, &format!("{}{alias}{after}", &t[..at]))
+                    }
+                    None => bad(&format!("{why}; the units are h, m, s, ms and us")),
+                });
+            }
         };
         let part = value * secs;
         if !part.is_finite() || part > 1e9 {
@@ -132,6 +124,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = after;
     }
     Ok(total)
+}
+
+/// The unit meant by a spelling other tools or people use (`sec`, `hours`, `S`).
+fn unit_alias(unit: &str) -> Option<&'static str> {
+    Some(match unit.to_ascii_lowercase().as_str() {
+        "s" | "sec" | "secs" | "second" | "seconds" => "s",
+        "mins" | "minute" | "minutes" => "m",
+        "hr" | "hrs" | "hour" | "hours" => "h",
+        "ms" | "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => "ms",
+        "us" | "micros" | "microsecond" | "microseconds" => "us",
+        "h" => "h",
+        _ => return None,
+    })
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a plausible typo.
@@ -173,19 +178,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_are_located_by_path() {
-        let text = "// users: not here\n(\n  load: Closed(users: 0),\n  users: [(tasks: [(weight: 0)])],\n)";
-        assert_eq!(locate_field(text, "load.users"), Some((3, 16)));
-        assert_eq!(locate_field(text, "load.Closed.users"), Some((3, 16)));
-        assert_eq!(
-            locate_field(text, "users[0].tasks[0].weight"),
-            Some((4, 21))
-        );
-        assert_eq!(locate_field(text, "users[1].tasks[0].weight"), None);
-        assert_eq!(locate_field(text, "http.max_body"), None);
-    }
-
-    #[test]
     fn durations() {
         let table: &[(&str, Option<Duration>)] = &[
             ("30s", Some(Duration::from_secs(30))),
@@ -205,6 +197,29 @@ mod tests {
         for (text, want) in table {
             assert_eq!(parse_duration(text).ok(), *want, "{text:?}");
         }
+        // What a new user writes is refused with the form to use.
+        for (text, says) in [
+            (
+                "10 s",
+                r#""10 s" is not a duration (it has a space); write "10s""#,
+            ),
+            ("1h 30m", r#"(it has a space); write "1h30m""#),
+            ("10sec", r#"(unknown unit "sec"); write "10s""#),
+            ("1h30mins", r#"(unknown unit "mins"); write "1h30m""#),
+            ("2Hours", r#"write "2h""#),
+            (
+                "5x",
+                r#"unknown unit "x"; the units are h, m, s, ms and us); write e.g. "30s""#,
+            ),
+            ("-5s", r#"(it is negative); write e.g. "30s""#),
+            (
+                "1s),\n  users: [",
+                r#"the string "1s),..." runs over a line break"#,
+            ),
+        ] {
+            let e = parse_duration(text).unwrap_err();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
     }
 
     /// Every prefix of a valid profile, and many single-byte corruptions of it, give an error or a
@@ -220,7 +235,10 @@ mod tests {
         let file = std::path::Path::new("api.ron");
         assert!(load_str(text, file).is_ok());
         for (i, _) in text.char_indices() {
-            let _ = load_str(&text[..i], file);
+            // Showing the error (its excerpt and what was found) must not panic either.
+            if let Err(e) = load_str(&text[..i], file) {
+                assert!(!e.to_string().is_empty());
+            }
         }
         let bytes = text.as_bytes();
         for i in (0..bytes.len()).step_by(step) {
@@ -228,15 +246,39 @@ mod tests {
                 let mut m = bytes.to_vec();
                 m[i] = b;
                 // What parses must also resolve (or fail) without panicking.
-                if let Ok(Ok(spec)) = std::str::from_utf8(&m).map(|s| load_str(s, file)) {
+                let loaded = std::str::from_utf8(&m).map(|s| load_str(s, file));
+                if let Ok(Err(e)) = &loaded {
+                    assert!(!e.to_string().is_empty());
+                }
+                if let Ok(Ok(spec)) = loaded {
                     let env = crate::plan::PlanEnv {
                         cpus: vec![0, 1],
                         ..crate::plan::PlanEnv::default()
                     };
-                    let _ = crate::plan::Plan::resolve(spec, &crate::cli::RunArgs::default(), &env);
+                    if let Err(e) =
+                        crate::plan::Plan::resolve(spec, &crate::cli::RunArgs::default(), &env)
+                    {
+                        assert!(!e.to_string().is_empty());
+                    }
                 }
             }
         }
+    }
+
+    /// The whole message, as a new user sees it: place, field, what was expected and found, and the
+    /// line with the place underlined.
+    #[test]
+    fn a_wrong_type_shows_what_was_found_and_where() {
+        let text = r#"(name: "x", host: "http://127.0.0.1:1", load: Closed(users: "ten", duration: "1s"), scenarios: [])"#;
+        let e = load_str(text, std::path::Path::new("/tmp/bad.ron")).unwrap_err();
+        assert_eq!(e.position, Some((1, 60)));
+        let caret = format!("  | {}^^^^^^", " ".repeat(59));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "/tmp/bad.ron:1:60: in `load.Closed.users`: expected an integer, found the string \"ten\"\n  |\n1 | {text}\n{caret}"
+            )
+        );
     }
 
     #[test]

@@ -110,13 +110,7 @@ fn check_request(req: &RequestSpec, at: &str) -> Result<(), Problem> {
     let at = |f: &str| format!("{at}.{f}");
     // A path may also be a template that yields one (a Location header extracted earlier).
     if !(req.path.starts_with('/') || req.path.starts_with("{{")) {
-        return Err((
-            at("path"),
-            format!(
-                "a path starts with `/`, got {:?}; the host goes in `host`",
-                req.path
-            ),
-        ));
+        return Err((at("path"), relative_path(&req.path)));
     }
     if outside_templates(&req.path)
         .bytes()
@@ -156,6 +150,25 @@ fn check_request(req: &RequestSpec, at: &str) -> Result<(), Problem> {
         check_auth(auth, &at("auth"))?;
     }
     Ok(())
+}
+
+/// The message for a request path without its leading `/`, with the path to write instead.
+fn relative_path(path: &str) -> String {
+    let url = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| path.strip_prefix(scheme).map(|rest| (scheme, rest)));
+    match url {
+        Some((scheme, rest)) => {
+            let (host, local) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+            format!(
+                "a path starts with `/`, got the URL {path:?}: put \"{scheme}{host}\" in `host` (or --host) and write {local:?} here"
+            )
+        }
+        None => format!(
+            "a path starts with `/`, got {path:?}: write {fixed:?} (the host goes in `host`)",
+            fixed = format!("/{}", path.trim_start_matches("./")),
+        ),
+    }
 }
 
 fn check_check(check: &CheckSpec, at: &str) -> Result<(), Problem> {
@@ -413,9 +426,12 @@ fn positive_rate(field: &str, rate: f64, zero_ok: bool) -> Result<(), Problem> {
         } else {
             "more than zero"
         };
+        let name = field.rsplit('.').next().unwrap_or(field);
         Err((
             field.into(),
-            format!("a rate is {what} iterations per second, got {rate}"),
+            format!(
+                "a rate is {what} iterations per second, got {rate}; write e.g. `{name}: 100.0`"
+            ),
         ))
     }
 }
