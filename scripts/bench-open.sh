@@ -10,20 +10,30 @@
 # iterations started are within 0.5 % of R x duration. The search doubles the rate until a trial fails,
 # then bisects between the last pass and the first failure.
 #
-# Timing on a shared machine: when other processes compete for the CPUs, the kernel alone wakes a
-# sleeping thread 3 ms late at P99 (measured: a Python loop of 500 µs sleeps at nice -10 on the loaded
-# 2-core machine), so no client can keep lag under 1 ms. By default nginx and every client therefore
-# run under SCHED_FIFO priority 10 (`chrt -f 10`), equally, when the machine is busy (RT=auto: the
-# 1-minute load average is 1 or more); RT=1 always, RT=0 never (then they run at NICE). On a quiet
-# machine FIFO does harm: the kernel's real-time throttling gives FIFO threads at most 95 % of each
-# second (/proc/sys/kernel/sched_rt_runtime_us), so an engine core near saturation (93-95 % CPU at
-# 150,000 arrivals/s) is stopped for up to 50 ms; `perf sched latency` showed the core runnable and
-# waiting 50.4 ms, and the engine's summary named it ("preempted: core 0 waited 50.3 ms for a CPU").
+# Priority. nginx and every client run under SCHED_FIFO priority 10 (`chrt -f 10`), equally (RT=1, the
+# default where allowed; RT=0 runs them at NICE instead; RT=auto picks FIFO only when the 1-minute load
+# average is 1 or more). Two things on the machine would otherwise stop the target or the engine for
+# milliseconds at a time, and at 150,000/s a 7 ms stop is 1,050 arrivals at once:
+# - the project's VM runs an agent (process_api) whose worker thread, at nice -10, wakes about once a
+#   second and runs for ~7 ms, preempting whatever runs at nice -10 or weaker on the CPU it lands on
+#   (seen with `perf record -e sched:sched_switch`: the probe's thread switched out to tokio-rt-worker
+#   for 6.4-7.5 ms every ~1.05 s, and its run-queue delay grew by exactly the gap);
+# - when other processes compete for the CPUs, the kernel wakes a sleeping thread 3 ms late at P99
+#   (a Python loop of 500 µs sleeps at nice -10 on the loaded 2-core machine).
+# FIFO has a cost near saturation: real-time throttling gives FIFO threads at most 95 % of each second
+# (/proc/sys/kernel/sched_rt_runtime_us), so an engine core above that is stopped for the rest of the
+# second (`perf sched latency` once showed 50.4 ms, and the engine's summary named it: "preempted: core 0
+# waited 50.3 ms for a CPU while runnable"). That only happens at rates the core cannot carry anyway.
+#
+# Pool. The engine runs with POOL users (default 2000, `--users`): the open model's limit on requests in
+# flight. It must hold the arrivals of the longest stall of the target on top of the usual few; with
+# 1,000 at 150,000/s, stalls of the kernel's non-preemptible work (this kernel runs preempt=none) still
+# dropped arrivals in 6 of 10 runs under FIFO (docs/performance.md).
 #
 # Prints the CPUs' stalls (scripts/lib/stalls.py), then one line per trial (with the engine's and the target's CPU over the trial), the oha and vegeta lines, oha_vs_engine_cpu_per_request=<ratio> (oha's CPU
 # per request over the engine's at the best rate, both pinned alike), and last: max_open_rate_per_core=<n>.
 # Environment: DURATION (5s), START (5000), STEPS (5 bisection steps), ENGINE (target/release/engine),
-# ENGINE_ARGS (e.g. "--io epoll"), RT (auto), NICE (-10), OHA (oha), OHA_CONNECTIONS (50).
+# ENGINE_ARGS (e.g. "--io epoll"), POOL (2000), RT (1), NICE (-10), OHA (oha), OHA_CONNECTIONS (50).
 # Only loopback is used; nginx binds a free port on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 
@@ -33,7 +43,8 @@ STEPS=${STEPS:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ENGINE=${ENGINE:-$ROOT/target/release/engine}
 ENGINE_ARGS=${ENGINE_ARGS:-}
-RT=${RT:-auto}
+RT=${RT:-1}
+POOL=${POOL:-2000}
 if [ "$RT" = auto ]; then
     RT=$(awk '{print ($1 >= 1.0) ? 1 : 0}' /proc/loadavg)
 fi
@@ -66,7 +77,7 @@ trial() {
     local out="$WORK/engine.out"
     # shellcheck disable=SC2086
     python3 - "$out" "${PRIO[@]}" taskset -c 0 "$ENGINE" run --url "$URL" --cores 1 --rate "$1" \
-        --duration "$DURATION" --quiet --out "$WORK/runs" $ENGINE_ARGS <<'PY'
+        --users "$POOL" --duration "$DURATION" --quiet --out "$WORK/runs" $ENGINE_ARGS <<'PY'
 import resource, subprocess, sys
 out = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 open(sys.argv[1], "wb").write(out.stdout)
@@ -91,7 +102,7 @@ print("pass" if ok else "fail", round(lag), round(p99), started, dropped, round(
 PY
 }
 
-echo "engine: $("$ENGINE" --version), ${PRIO[*]:-default priority}, $DURATION per trial, nginx on CPU 1, clients on CPU 0"
+echo "engine: $("$ENGINE" --version), ${PRIO[*]:-default priority}, pool of $POOL users, $DURATION per trial, nginx on CPU 1, clients on CPU 0"
 # How long the CPUs stop while both are busy: a stall of S ms on the target's CPU puts rate x S requests
 # in flight at once, and a pool smaller than that drops arrivals however fast the generator is.
 echo "stalls of busy CPUs (scripts/lib/stalls.py, before the trials):"

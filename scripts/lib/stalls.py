@@ -4,15 +4,16 @@
     python3 scripts/lib/stalls.py [SECONDS] [CPU ...]     # default: 3 s on CPUs 0 and 1 at once
 
 One process per CPU, pinned to it, reads the monotonic clock in a tight loop; any gap over 1 ms is a
-stall. A stall in which the process's own run-queue delay (/proc/self/schedstat) grew by at least half
-the gap was the guest kernel running something else (preemption). The rest are invisible to the
-guest's scheduler: the hypervisor took the virtual CPU away, or the CPU was in a long interrupt or
-firmware handler. Steal time does not always show them.
+stall. A stall in which the process's own run-queue delay (/proc/thread-self/schedstat) grew by at
+least half the gap was the guest's scheduler running something else: another process (on the project's
+VM, the agent's worker thread at nice -10, ~7 ms about once a second) or kernel work that could not be
+preempted. The rest are invisible to the guest's scheduler: the hypervisor took the virtual CPU, or the
+CPU was in a long interrupt. Steal time does not always show those.
 
 Why the benchmarks print this: an open-model run at R arrivals/s against a target whose CPU stops for
 S ms puts R x S requests in flight at once, and a pool smaller than that drops arrivals however fast the
-generator is (docs/performance.md, "Stalls of the target's CPU"). All CPUs probe at the same time,
-because on the project's VM the stalls come only when every virtual CPU is busy, as during a benchmark.
+generator is (docs/performance.md, "Stalls of the CPUs"). All CPUs probe at the same time,
+because a process that wakes on an idle CPU stops nobody, and during a benchmark no CPU is idle.
 """
 
 import multiprocessing
@@ -59,7 +60,7 @@ def describe(cpu, stalls, seconds):
     total = sum(g for _, g, _ in stalls) / 1e6
     line = (
         f"CPU {cpu}: {len(stalls)} stalls over 1 ms in {seconds:g} s, longest {longest:.1f} ms, "
-        f"{total:.1f} ms in all; {len(host)} invisible to the guest's scheduler"
+        f"{total:.1f} ms in all; {len(stalls) - len(host)} while another task ran, {len(host)} unseen by the scheduler"
     )
     long_host = [at for at, g, _ in host if g > 3 * GAP_NS]
     if len(long_host) >= 3:
