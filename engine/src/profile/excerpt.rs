@@ -156,6 +156,25 @@ pub(crate) fn found_at(text: &str, position: (usize, usize)) -> Option<Found> {
     })
 }
 
+/// The position (1-based line and column, in characters) of the first character at or after
+/// `position` that is not white space, when it is on the same line; else `position` itself.
+pub(crate) fn token_start(text: &str, position: (usize, usize)) -> (usize, usize) {
+    let (line, col) = position;
+    let Some(line_text) = text.split('\n').nth(line.wrapping_sub(1)) else {
+        return position;
+    };
+    let blank = line_text
+        .chars()
+        .skip(col.saturating_sub(1))
+        .take_while(|c| c.is_whitespace())
+        .count();
+    let rest = line_text.chars().nth(col.saturating_sub(1) + blank);
+    match rest {
+        Some(_) if blank > 0 => (line, col + blank),
+        _ => position,
+    }
+}
+
 /// The byte offset of the first character at or after `at` that is not white space or a comment.
 pub(super) fn skip_blank(text: &str, mut at: usize) -> usize {
     loop {
@@ -373,6 +392,16 @@ mod tests {
         assert_eq!(found_at(text, (9, 1)), None);
         // A column past the line's end reads on from the line break.
         assert_eq!(found_at(text, (2, 99)).unwrap().what, "the identifier `x`");
+    }
+
+    #[test]
+    fn token_start_skips_the_blank_before_a_value_on_its_line() {
+        let text = "(\n  users:  \"ten\",\n  x:\n  5)";
+        assert_eq!(token_start(text, (2, 9)), (2, 11));
+        // Already on the value, or nothing but blank before the line's end: unchanged.
+        assert_eq!(token_start(text, (2, 11)), (2, 11));
+        assert_eq!(token_start(text, (3, 5)), (3, 5));
+        assert_eq!(token_start(text, (9, 1)), (9, 1));
     }
 
     #[test]

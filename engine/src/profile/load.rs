@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use ron::extensions::Extensions;
 use serde::de::DeserializeOwned;
 
-use super::excerpt::{Excerpt, Found, found_at};
+use super::excerpt::{Excerpt, Found, found_at, token_start};
 use super::spec::{FragmentSpec, ProfileSpec};
 use super::{ProfileError, hints, locate, locate_in_sources, suggest, validate};
 
@@ -162,7 +162,9 @@ fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError
     let options = ron::Options::default()
         .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
     let located = |e: ron::error::SpannedError, field: String| {
-        let position = (e.span.start.line, e.span.start.col);
+        // ron places some errors (a value of the wrong type) just after the `:`, before the blank
+        // that precedes the value; the column and the caret belong to the value itself.
+        let position = token_start(text, (e.span.start.line, e.span.start.col));
         // What was written there: underlined in every case, and named in the message where ron's
         // says only what it expected.
         let found = found_at(text, position);
