@@ -189,11 +189,122 @@ pub(super) fn expected_string(field: &str, found: &str) -> Option<String> {
     }
 }
 
-/// A hint for a name (an enum variant such as `POST` or `Closed`) written as a string.
-pub(super) fn expected_name(string: Option<&str>) -> Option<String> {
+/// The names (enum variants) a field takes, by the last name in its path, what one of its values
+/// is called, and how its values are written, for a string written where a name was expected. `{}`
+/// in a form is replaced by the string that was written.
+const NAMES: &[(&str, &[&str], &str, &str)] = &[
+    (
+        "method",
+        &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
+        "",
+        "",
+    ),
+    (
+        "wait",
+        &["None", "Constant", "Between", "Pacing"],
+        "a think time",
+        r#"`Constant("{}")`, `Between("1s", "3s")`, `Pacing("2s")` or `None`"#,
+    ),
+    (
+        "load",
+        &["Closed", "Stages", "Open", "RampingRate"],
+        "a load model",
+        r#"`Closed(users: 10, duration: "1m")` or `Open(rate: 100.0, duration: "1m")`"#,
+    ),
+    (
+        "body",
+        &["Text", "Json", "Form"],
+        "a body",
+        r#"`Text("{}")`, `Json({"key": "value"})` or `Form({"key": "value"})`"#,
+    ),
+    (
+        "checks",
+        &[
+            "Status",
+            "BodyContains",
+            "BodyMatches",
+            "JsonEquals",
+            "JsonExists",
+            "HeaderPresent",
+            "HeaderEquals",
+            "HeaderContains",
+            "LatencyUnder",
+            "Not",
+        ],
+        "a check",
+        r#"`BodyContains("{}")`, `Status([200])`, `JsonExists("/id")`, …"#,
+    ),
+    (
+        "extract",
+        &["Json", "Regex", "Header", "Cookie", "Status", "Optional"],
+        "an extraction",
+        r#"`Json("/id")`, `Regex("id=(\\d+)")`, `Header("X-Id")`, `Cookie("session")` or `Status`"#,
+    ),
+    (
+        "auth",
+        &["Off", "Basic", "Bearer", "Jwt", "OAuth2"],
+        "an `auth`",
+        r#"`Bearer("{}")`, `Basic(user: "u", password: "p")` or `Off`"#,
+    ),
+    (
+        "read",
+        &["Until", "Bytes", "Match"],
+        "a `read`",
+        r#"`Until("{}")`, `Bytes(4)` or `Match("...")`"#,
+    ),
+    (
+        "receive",
+        &["Reply", "Messages", "Match"],
+        "a `receive`",
+        r#"`Reply`, `Messages(2)` or `Match("{}")`"#,
+    ),
+    (
+        "order",
+        &["Sequential", "Circular", "Random", "Unique"],
+        "",
+        "",
+    ),
+    ("on_exhausted", &["Stop", "Recycle"], "", ""),
+    ("format", &["Csv", "JsonLines"], "", ""),
+];
+
+/// A hint for a string written where a name (an enum variant such as `POST` or `Closed`) was
+/// expected, at field path `field`: the name without quotes when the string is one (in any case),
+/// else how the field's values are written. Telling a user to unquote a string that is not a name
+/// (`wait: "1s"`, `body: "hello"`) would lead to a second error, so that hint is kept for names.
+pub(super) fn expected_name(field: &str, string: Option<&str>) -> Option<String> {
     let s = string?;
+    let segments: Vec<&str> = field
+        .split('.')
+        .map(|s| s.split('[').next().unwrap_or(s))
+        .filter(|s| !s.is_empty())
+        .collect();
+    // An extraction's value sits under the variable it extracts into: `extract.token`.
+    let last = match segments.as_slice() {
+        [.., "extract", _] => "extract",
+        [.., last] => last,
+        [] => "",
+    };
     let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    plain.then(|| format!(": write it without quotes, `{s}`"))
+    let Some((_, names, what, form)) = NAMES.iter().find(|(name, ..)| *name == last) else {
+        // A field this table does not know: a name looks like one (`Closed`, `POST`).
+        let name = plain && s.starts_with(|c: char| c.is_ascii_uppercase());
+        return name.then(|| format!(": write it without quotes, `{s}`"));
+    };
+    if let Some(name) = names.iter().find(|n| n.eq_ignore_ascii_case(s)) {
+        return Some(format!(": write it without quotes, `{name}`"));
+    }
+    if form.is_empty() {
+        let names = names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Some(format!("; it is one of {names}, without quotes"));
+    }
+    // The string is put into the example only where it fits on a line.
+    let shown = if s.chars().count() <= 30 { s } else { "..." };
+    Some(format!("; {what} is written {}", form.replace("{}", shown)))
 }
 
 #[cfg(test)]
@@ -246,10 +357,52 @@ mod tests {
             None
         );
         assert_eq!(
-            expected_name(Some("POST")).as_deref(),
+            expected_name("users[0].tasks[0].requests[0].method", Some("post")).as_deref(),
             Some(": write it without quotes, `POST`")
         );
-        assert_eq!(expected_name(Some("a b")), None);
+        assert_eq!(expected_name("somewhere", Some("A b")), None);
+        assert!(expected_name("somewhere", Some("Closed")).is_some());
+        assert_eq!(expected_name("somewhere", Some("hello")), None);
+    }
+
+    /// A string that is not one of the field's names is not to be unquoted: the hint shows how the
+    /// field is written instead, with the string in it where it belongs.
+    #[test]
+    fn strings_that_are_not_names_get_the_written_form() {
+        assert_eq!(
+            expected_name("users[0].wait", Some("1s")).as_deref(),
+            Some(
+                r#"; a think time is written `Constant("1s")`, `Between("1s", "3s")`, `Pacing("2s")` or `None`"#
+            )
+        );
+        assert_eq!(
+            expected_name("users[0].wait", Some("none")).as_deref(),
+            Some(": write it without quotes, `None`")
+        );
+        assert!(
+            expected_name("users[0].tasks[0].requests[0].body", Some("hello"))
+                .unwrap()
+                .contains(r#"`Text("hello")`"#)
+        );
+        assert!(
+            expected_name(
+                "users[0].tasks[0].requests[0].extract.token",
+                Some("/token")
+            )
+            .unwrap()
+            .contains(r#"`Json("/id")`"#)
+        );
+        assert!(
+            expected_name("feeders.accounts.order", Some("shuffle"))
+                .unwrap()
+                .contains("`Random`")
+        );
+        let long = "x".repeat(31);
+        assert!(
+            expected_name("users[0].tasks[0].requests[0].body", Some(&long))
+                .unwrap()
+                .contains(r#"`Text("...")`"#)
+        );
         assert_eq!(
             missing_field("path", Some("Request")),
             r#", e.g. `path: "/"`"#

@@ -283,7 +283,7 @@ fn explain(code: &ron::Error, found: Option<&Found>, field: &str) -> String {
         };
         let hint = match code {
             E::ExpectedString => hints::expected_string(field, &found.what),
-            E::ExpectedIdentifier => hints::expected_name(found.string.as_deref()),
+            E::ExpectedIdentifier => hints::expected_name(field, found.string.as_deref()),
             _ => None,
         };
         return format!(
