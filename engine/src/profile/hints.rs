@@ -40,6 +40,36 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("json", "body"),
 ];
 
+/// Other tools' names for a variant (k6's executors, Gatling's injection profiles, Locust's wait
+/// functions), case and `-`/`_` aside, and the variant meant.
+const VARIANT_SYNONYMS: &[(&str, &str)] = &[
+    ("constantvus", "Closed"),
+    ("constantusers", "Closed"),
+    ("rampingvus", "Stages"),
+    ("rampusers", "Stages"),
+    ("constantarrivalrate", "Open"),
+    ("constantuserspersec", "Open"),
+    ("arrivalrate", "Open"),
+    ("rampingarrivalrate", "RampingRate"),
+    ("rampuserspersec", "RampingRate"),
+    ("constantpacing", "Pacing"),
+    ("constantthroughput", "Pacing"),
+];
+
+/// A hint for an unknown variant `found` whose valid variants are `expected`: the variant another
+/// tool's word means.
+pub(super) fn unknown_variant(found: &str, expected: &[&str]) -> Option<String> {
+    let key: String = found
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    VARIANT_SYNONYMS
+        .iter()
+        .find(|(word, meant)| *word == key && expected.contains(meant))
+        .map(|(_, meant)| format!("; did you mean `{meant}`, Stampede's name for `{found}`?"))
+}
+
 /// Fields that are valid elsewhere in a profile, and where they go.
 const HOMES: &[(&str, &str)] = &[
     (
@@ -323,6 +353,26 @@ mod tests {
         assert!(unknown_field("url", &request).unwrap().contains("`path`"));
         assert!(unknown_field("URL", &profile).unwrap().contains("`host`"));
         assert_eq!(unknown_field("zzz", &profile), None);
+    }
+
+    #[test]
+    fn other_tools_load_models_name_the_variant() {
+        let load = ["Closed", "Stages", "Open", "RampingRate"];
+        assert_eq!(
+            unknown_variant("ConstantArrivalRate", &load).as_deref(),
+            Some("; did you mean `Open`, Stampede's name for `ConstantArrivalRate`?")
+        );
+        assert!(
+            unknown_variant("ramping_vus", &load)
+                .unwrap()
+                .contains("`Stages`")
+        );
+        // A word is only a hint where the variant it means is valid.
+        assert_eq!(
+            unknown_variant("ConstantArrivalRate", &["None", "Between"]),
+            None
+        );
+        assert_eq!(unknown_variant("Soak", &load), None);
     }
 
     #[test]

@@ -282,6 +282,11 @@ fn explain(code: &ron::Error, found: Option<&Found>, field: &str) -> String {
             return expected;
         };
         let hint = match code {
+            // `users: 10.5` reads as the integer 10 followed by `.5` where a `,` should be.
+            E::ExpectedComma if found.what.starts_with("the number .") => Some(
+                ": the number before it is a count, which is a whole number (no decimal point)"
+                    .into(),
+            ),
             E::ExpectedString => hints::expected_string(field, &found.what),
             E::ExpectedIdentifier => hints::expected_name(field, found.string.as_deref()),
             _ => None,
@@ -329,7 +334,7 @@ fn explain(code: &ron::Error, found: Option<&Found>, field: &str) -> String {
                 .unwrap_or_default();
             let hint = match suggest(found, expected.iter().copied()) {
                 Some(s) => format!("; did you mean `{s}`?"),
-                None => String::new(),
+                None => hints::unknown_variant(found, expected).unwrap_or_default(),
             };
             format!(
                 "unknown variant `{found}`{place}{hint} (valid: {})",
