@@ -214,9 +214,27 @@ pub(super) fn expected_string(field: &str, found: &str) -> Option<String> {
         Some(r#"; a duration is quoted, with its unit: e.g. "10s" or "250ms""#.into())
     } else if last == "max_body" {
         Some(r#"; a size is quoted, with its unit: e.g. "1MiB" or "512KiB""#.into())
+    } else if in_string_map(field) {
+        // Query parameters, headers and variables are text on the wire; a number is written as
+        // text too (k6 and Locust take numbers there).
+        let number = found.strip_prefix("the number ")?;
+        Some(format!(r#"; write it in quotes, "{number}""#))
     } else {
         None
     }
+}
+
+/// Whether `field` is an entry of a map whose values are strings: `query.page`, `headers.X-Id`,
+/// `variables.item`, `Form.qty`.
+fn in_string_map(field: &str) -> bool {
+    let mut segments = field.rsplit('.');
+    segments.next();
+    segments.next().is_some_and(|parent| {
+        matches!(
+            parent.split('[').next(),
+            Some("query" | "headers" | "variables" | "secrets" | "Form")
+        )
+    })
 }
 
 /// The names (enum variants) a field takes, by the last name in its path, what one of its values
@@ -402,6 +420,12 @@ mod tests {
                 .contains("1MiB")
         );
         assert_eq!(expected_string("name", "the number 5"), None);
+        assert_eq!(
+            expected_string("users[0].tasks[0].requests[0].query.page", "the number 2").as_deref(),
+            Some(r#"; write it in quotes, "2""#)
+        );
+        assert!(expected_string("headers.X-Id", "the number 7").is_some());
+        assert_eq!(expected_string("headers.X-Id", "`true`"), None);
         assert_eq!(
             expected_string("load.Closed.duration", "the identifier `x`"),
             None
