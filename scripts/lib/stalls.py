@@ -92,7 +92,7 @@ def reading(results, seconds):
 
     >>> ms = 1_000_000
     >>> print(reading({0: [(0, 7 * ms, True)], 1: []}, 3.0))
-    reading: at R arrivals/s, a stall of S ms leaves R x S arrivals waiting for a free user, so an open-model pool (--users) smaller than that drops them: the longest stall here, 7.0 ms, is 700 arrivals per 100,000/s. Other tasks took at most 0.2 % of a CPU: the machine is quiet enough to measure on.
+    reading: at R arrivals/s, a stall of S ms leaves R x S arrivals waiting for a free user, so an open-model pool (--users) needs at least that many, more when the target runs near its capacity: the longest stall here, 7.0 ms, is 700 arrivals per 100,000/s. Other tasks took at most 0.2 % of a CPU: the machine is quiet enough to measure on.
     >>> print(reading({0: [(0, 400 * ms, True)], 1: []}, 2.0).split(". ")[1])
     Other tasks took up to 20.0 % of a CPU: the machine is busy, so rates measured now are noisy; compare them only with runs measured alike, or run again when nothing else does.
     """
@@ -104,7 +104,8 @@ def reading(results, seconds):
     share = taken / (seconds * 1e9) * 100
     line = (
         "reading: at R arrivals/s, a stall of S ms leaves R x S arrivals waiting for a free user, so an "
-        "open-model pool (--users) smaller than that drops them: the longest stall here, "
+        "open-model pool (--users) needs at least that many, more when the target runs near its "
+        "capacity: the longest stall here, "
         f"{longest:.1f} ms, is {round(longest * 100):,} arrivals per 100,000/s. "
     )
     if share > BUSY_SHARE:
