@@ -30,8 +30,12 @@
 # 1,000 at 150,000/s, stalls of the kernel's non-preemptible work (this kernel runs preempt=none) still
 # dropped arrivals in 6 of 10 runs under FIFO (docs/performance.md).
 #
-# Prints the CPUs' stalls (scripts/lib/stalls.py), then one line per trial (with the engine's and the target's CPU over the trial), the oha and vegeta lines, oha_vs_engine_cpu_per_request=<ratio> (oha's CPU
-# per request over the engine's at the best rate, both pinned alike), and last: max_open_rate_per_core=<n>.
+# Prints the CPUs' stalls (scripts/lib/stalls.py: per CPU, the gaps over 1 ms in a busy loop, then a
+# reading: how many arrivals the longest gap holds per 100,000/s, and whether other tasks took over 2 %
+# of a CPU, which makes the rates below noise), then one line per trial (with the engine's and the
+# target's CPU over the trial), the oha and vegeta lines, oha_vs_engine_cpu_per_request=<ratio> (oha's
+# CPU per request over the engine's at the best rate, both pinned alike; under 1 means oha used less),
+# and last: max_open_rate_per_core=<n>.
 # Environment: DURATION (5s), START (5000), STEPS (5 bisection steps), ENGINE (target/release/engine),
 # ENGINE_ARGS (e.g. "--io epoll"), POOL (2000), RT (1), NICE (-10), OHA (oha), OHA_CONNECTIONS (50).
 # Only loopback is used; nginx binds a free port on 127.0.0.1 and is stopped on exit.

@@ -309,7 +309,7 @@ fn judge(health: &mut Health) {
         invalid |= rule::is_invalid(0, seconds, dropped_pct);
         health.reasons.push(format!(
             "{dropped} iterations ({dropped_pct:.2}%) were dropped because no user was free: the target saw less load than \
-             the profile asks for (raise max_users, or lower the rate)"
+             the profile asks for (raise max_users, `--users` on the command line, or lower the rate)"
         ));
     }
     if health.lagging_seconds > 0 {

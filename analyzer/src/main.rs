@@ -203,9 +203,12 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let outcome = match analyzer::check::check(&options) {
         Ok(outcome) => outcome,
         Err(e @ analyzer::Error::InvalidRun { .. }) => {
+            let run = options.run.display().to_string();
             if let Some(path) = &args.junit {
-                let run = options.run.display().to_string();
                 analyzer::check::write_junit_refused(&run, &e.to_string(), path)?;
+            }
+            if let Some(path) = &args.summary {
+                analyzer::check::append_summary_refused(&run, &e.to_string(), path)?;
             }
             return Err(e.into());
         }

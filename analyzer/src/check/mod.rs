@@ -29,7 +29,10 @@ use serde::Serialize;
 
 use judge::judge;
 use measure::{Measured, measure};
-pub use output::{append_summary, write_json, write_junit, write_junit_refused, xml_escape};
+pub use output::{
+    append_summary, append_summary_refused, write_json, write_junit, write_junit_refused,
+    xml_escape,
+};
 
 use crate::analysis::analyze;
 use crate::error::{Error, Result};

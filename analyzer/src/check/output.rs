@@ -396,6 +396,25 @@ pub fn write_junit_refused(run: &str, why: &str, path: &Path) -> Result<()> {
     std::fs::write(path, xml).map_err(|e| Error::io(path, e))
 }
 
+/// Appends to the Markdown summary at `path` (as [`append_summary`] does) the account of a check
+/// that judged nothing because it was refused (`why`, e.g. a run whose load generator was
+/// INVALID): a pipeline's step summary then says why the step failed instead of showing nothing.
+pub fn append_summary_refused(run: &str, why: &str, path: &Path) -> Result<()> {
+    use crate::render::markdown::escape;
+    use std::io::Write;
+    let text = format!(
+        "### Load-test thresholds: ⛔ REFUSED ({})\n\nNo threshold was judged: {}\n\n",
+        escape(run),
+        escape(why)
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
+}
+
 /// Appends the Markdown summary to `path` (created if missing), as GitHub expects of
 /// `$GITHUB_STEP_SUMMARY`: several steps may write to it.
 pub fn append_summary(outcome: &CheckOutcome, path: &Path) -> Result<()> {

@@ -349,7 +349,8 @@ fn thirty_requests_decide_a_median_but_not_a_p99() {
 
 /// A run whose generator was INVALID is refused, as `compare` refuses it (exit 2, naming the reason
 /// and the way to judge it anyway), and with --junit the file holds one test case in error saying so,
-/// so a CI server's test report does not show an empty or stale result. `--allow-invalid` judges it,
+/// so a CI server's test report does not show an empty or stale result; with --summary the step
+/// summary says the same. `--allow-invalid` judges it,
 /// with the warning on stderr and in JUnit as the suite's system-err, so that a PASS on such a run is
 /// not read as clean.
 #[test]
@@ -362,8 +363,28 @@ fn check_refuses_an_invalid_run_unless_allowed() {
         r#"(thresholds: {"*": ["p99 < 10s"]})"#,
     );
     let junit = tmp.path().join("junit.xml");
-    let out = analyzer(&["check", s(&run), "--slo", s(&slo), "--junit", s(&junit)]);
+    let summary = tmp.path().join("summary.md");
+    std::fs::write(&summary, "### An earlier step\n\n").unwrap();
+    let out = analyzer(&[
+        "check",
+        s(&run),
+        "--slo",
+        s(&slo),
+        "--junit",
+        s(&junit),
+        "--summary",
+        s(&summary),
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // The step summary says why nothing was judged, after what earlier steps wrote.
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("### An earlier step\n\n"), "{md}");
+    assert!(
+        md.contains("### Load-test thresholds: ⛔ REFUSED")
+            && md.contains("health is INVALID")
+            && md.contains("--allow-invalid"),
+        "{md}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("health is INVALID") && stderr.contains("--allow-invalid"),

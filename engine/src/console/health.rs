@@ -82,7 +82,8 @@ pub(crate) fn health_verdict(health: &Health, started: u64, dropped: u64) -> Str
     let mut out = String::new();
     let dropped_pct = dropped as f64 * 100.0 / (started + dropped).max(1) as f64;
     // The same word as the report's verdict: invalid past the rule's limits, suspect below them.
-    let results_are = if rule::is_invalid(health.lagging_seconds, health.seconds, dropped_pct) {
+    let invalid = rule::is_invalid(health.lagging_seconds, health.seconds, dropped_pct);
+    let results_are = if invalid {
         "results are invalid (the generator, not the profile, set the load)"
     } else {
         "results are suspect"
@@ -131,10 +132,22 @@ pub(crate) fn health_verdict(health: &Health, started: u64, dropped: u64) -> Str
     if dropped > 0 {
         let _ = writeln!(
             out,
-            "WARNING: {dropped} iterations ({dropped_pct:.2}%) were dropped because no user was free: raise max_users (or queue) or lower the rate; {results_are}"
+            "WARNING: {dropped} iterations ({dropped_pct:.2}%) were dropped because no user was free: raise max_users (`--users` on the command line) or queue, or lower the rate; {results_are}"
         );
     }
-    if health.lagging_seconds == 0 && health.saturated_seconds == 0 && dropped == 0 {
+    // The verdict word the report and `analyzer check` will use, said here too, so that a refusal
+    // by `check` later is no surprise.
+    if invalid {
+        let _ = writeln!(
+            out,
+            "generator health: INVALID (the warnings above say why and what to do): `analyzer check` and `analyzer compare` refuse to judge this run (`check --allow-invalid` judges it anyway)"
+        );
+    } else if health.lagging_seconds > 0 || health.saturated_seconds > 0 || dropped > 0 {
+        let _ = writeln!(
+            out,
+            "generator health: SUSPECT (the warnings above say why and what to do)"
+        );
+    } else {
         let _ = writeln!(
             out,
             "generator health: ok ({} seconds, {} requests: no second with more than 1% of its requests over 1ms late, no core at {:.0}% CPU, no dropped iterations)",

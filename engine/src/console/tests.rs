@@ -112,6 +112,31 @@ fn a_quiet_run_is_ok_and_says_what_it_rests_on() {
     );
 }
 
+/// A run that dropped most of its arrivals ends with the verdict `analyzer check` will give it, and
+/// the fix names the command-line flag as well as the profile field.
+#[test]
+fn dropped_arrivals_make_the_verdict_invalid_or_suspect() {
+    let mut c = Console::new(1, Duration::from_secs(2), true);
+    for sec in 1..=2 {
+        c.on_second(report(0, sec, whole(100, 0)));
+    }
+    let h = c.finish();
+    let verdict = health_verdict(&h, 200, 200);
+    assert!(
+        verdict.contains("raise max_users (`--users` on the command line) or queue"),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains("generator health: INVALID") && verdict.contains("--allow-invalid"),
+        "{verdict}"
+    );
+    assert!(!verdict.contains("generator health: ok"), "{verdict}");
+    // One dropped arrival in many is suspect, not invalid.
+    let verdict = health_verdict(&h, 100_000, 1);
+    assert!(verdict.contains("generator health: SUSPECT"), "{verdict}");
+    assert!(!verdict.contains("INVALID"), "{verdict}");
+}
+
 #[test]
 fn failure_reasons_are_named_live_and_summed_at_the_end() {
     assert_eq!(

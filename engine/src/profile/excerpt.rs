@@ -156,6 +156,51 @@ pub(crate) fn found_at(text: &str, position: (usize, usize)) -> Option<Found> {
     })
 }
 
+/// The position (1-based line and column, in characters) of the first character at or after
+/// `position` that is not white space or a comment, on the same line or a later one; `position`
+/// itself when nothing but blank follows it.
+pub(crate) fn token_start(text: &str, position: (usize, usize)) -> (usize, usize) {
+    let (line, col) = position;
+    let line_start = match line {
+        0 => return position,
+        1 => 0,
+        _ => match text.match_indices('\n').nth(line - 2) {
+            Some((i, _)) => i + 1,
+            None => return position,
+        },
+    };
+    let line_text = &text[line_start..];
+    let line_len = line_text.find('\n').unwrap_or(line_text.len());
+    // Just inside a string's opening quote is where ron places the errors of values read from
+    // strings (durations, sizes); the string's own blank is part of what is wrong.
+    if col >= 2 && line_text[..line_len].chars().nth(col - 2) == Some('"') {
+        return position;
+    }
+    let Some((from, _)) = line_text[..line_len]
+        .char_indices()
+        .nth(col.saturating_sub(1))
+    else {
+        // Past the line's end (ron places some errors just after a line's last character).
+        return next_token(text, line_start + line_len).unwrap_or(position);
+    };
+    next_token(text, line_start + from).unwrap_or(position)
+}
+
+/// The line and column of the first token at or after byte `at`; `None` at the end of the text.
+fn next_token(text: &str, at: usize) -> Option<(usize, usize)> {
+    let start = skip_blank(text, at);
+    if start >= text.len() {
+        return None;
+    }
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
+    Some((line, col))
+}
+
 /// The byte offset of the first character at or after `at` that is not white space or a comment.
 pub(super) fn skip_blank(text: &str, mut at: usize) -> usize {
     loop {
@@ -373,6 +418,22 @@ mod tests {
         assert_eq!(found_at(text, (9, 1)), None);
         // A column past the line's end reads on from the line break.
         assert_eq!(found_at(text, (2, 99)).unwrap().what, "the identifier `x`");
+    }
+
+    #[test]
+    fn token_start_skips_the_blank_before_a_value() {
+        let text = "(\n  users:  \"ten\",\n  x: // c\n  5)\n";
+        assert_eq!(token_start(text, (2, 9)), (2, 11));
+        // Already on the value: unchanged.
+        assert_eq!(token_start(text, (2, 11)), (2, 11));
+        // The value on a later line, after a comment, or after the line's end.
+        assert_eq!(token_start(text, (3, 5)), (4, 3));
+        assert_eq!(token_start(text, (3, 99)), (4, 3));
+        // Inside a string, where a duration's or size's error is placed: unchanged.
+        assert_eq!(token_start("(d: \" 10s\")", (1, 6)), (1, 6));
+        // Nothing but blank to the end, or no such line: unchanged.
+        assert_eq!(token_start(text, (4, 5)), (4, 5));
+        assert_eq!(token_start(text, (9, 1)), (9, 1));
     }
 
     #[test]

@@ -40,6 +40,36 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("json", "body"),
 ];
 
+/// Other tools' names for a variant (k6's executors, Gatling's injection profiles, Locust's wait
+/// functions), case and `-`/`_` aside, and the variant meant.
+const VARIANT_SYNONYMS: &[(&str, &str)] = &[
+    ("constantvus", "Closed"),
+    ("constantusers", "Closed"),
+    ("rampingvus", "Stages"),
+    ("rampusers", "Stages"),
+    ("constantarrivalrate", "Open"),
+    ("constantuserspersec", "Open"),
+    ("arrivalrate", "Open"),
+    ("rampingarrivalrate", "RampingRate"),
+    ("rampuserspersec", "RampingRate"),
+    ("constantpacing", "Pacing"),
+    ("constantthroughput", "Pacing"),
+];
+
+/// A hint for an unknown variant `found` whose valid variants are `expected`: the variant another
+/// tool's word means.
+pub(super) fn unknown_variant(found: &str, expected: &[&str]) -> Option<String> {
+    let key: String = found
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    VARIANT_SYNONYMS
+        .iter()
+        .find(|(word, meant)| *word == key && expected.contains(meant))
+        .map(|(_, meant)| format!("; did you mean `{meant}`, Stampede's name for `{found}`?"))
+}
+
 /// Fields that are valid elsewhere in a profile, and where they go.
 const HOMES: &[(&str, &str)] = &[
     (
@@ -184,16 +214,145 @@ pub(super) fn expected_string(field: &str, found: &str) -> Option<String> {
         Some(r#"; a duration is quoted, with its unit: e.g. "10s" or "250ms""#.into())
     } else if last == "max_body" {
         Some(r#"; a size is quoted, with its unit: e.g. "1MiB" or "512KiB""#.into())
+    } else if in_string_map(field) {
+        // Query parameters, headers and variables are text on the wire; a number is written as
+        // text too (k6 and Locust take numbers there).
+        let number = found.strip_prefix("the number ")?;
+        Some(format!(r#"; write it in quotes, "{number}""#))
     } else {
         None
     }
 }
 
-/// A hint for a name (an enum variant such as `POST` or `Closed`) written as a string.
-pub(super) fn expected_name(string: Option<&str>) -> Option<String> {
+/// Whether `field` is an entry of a map whose values are strings: `query.page`, `headers.X-Id`,
+/// `variables.item`, `Form.qty`.
+fn in_string_map(field: &str) -> bool {
+    let mut segments = field.rsplit('.');
+    segments.next();
+    segments.next().is_some_and(|parent| {
+        matches!(
+            parent.split('[').next(),
+            Some("query" | "headers" | "variables" | "secrets" | "Form")
+        )
+    })
+}
+
+/// The names (enum variants) a field takes, by the last name in its path, what one of its values
+/// is called, and how its values are written, for a string written where a name was expected. `{}`
+/// in a form is replaced by the string that was written.
+const NAMES: &[(&str, &[&str], &str, &str)] = &[
+    (
+        "method",
+        &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
+        "",
+        "",
+    ),
+    (
+        "wait",
+        &["None", "Constant", "Between", "Pacing"],
+        "a think time",
+        r#"`Constant("{}")`, `Between("1s", "3s")`, `Pacing("2s")` or `None`"#,
+    ),
+    (
+        "load",
+        &["Closed", "Stages", "Open", "RampingRate"],
+        "a load model",
+        r#"`Closed(users: 10, duration: "1m")` or `Open(rate: 100.0, duration: "1m")`"#,
+    ),
+    (
+        "body",
+        &["Text", "Json", "Form"],
+        "a body",
+        r#"`Text("{}")`, `Json({"key": "value"})` or `Form({"key": "value"})`"#,
+    ),
+    (
+        "checks",
+        &[
+            "Status",
+            "BodyContains",
+            "BodyMatches",
+            "JsonEquals",
+            "JsonExists",
+            "HeaderPresent",
+            "HeaderEquals",
+            "HeaderContains",
+            "LatencyUnder",
+            "Not",
+        ],
+        "a check",
+        r#"`BodyContains("{}")`, `Status([200])`, `JsonExists("/id")`, …"#,
+    ),
+    (
+        "extract",
+        &["Json", "Regex", "Header", "Cookie", "Status", "Optional"],
+        "an extraction",
+        r#"`Json("/id")`, `Regex("id=(\\d+)")`, `Header("X-Id")`, `Cookie("session")` or `Status`"#,
+    ),
+    (
+        "auth",
+        &["Off", "Basic", "Bearer", "Jwt", "OAuth2"],
+        "an `auth`",
+        r#"`Bearer("{}")`, `Basic(user: "u", password: "p")` or `Off`"#,
+    ),
+    (
+        "read",
+        &["Until", "Bytes", "Match"],
+        "a `read`",
+        r#"`Until("{}")`, `Bytes(4)` or `Match("...")`"#,
+    ),
+    (
+        "receive",
+        &["Reply", "Messages", "Match"],
+        "a `receive`",
+        r#"`Reply`, `Messages(2)` or `Match("{}")`"#,
+    ),
+    (
+        "order",
+        &["Sequential", "Circular", "Random", "Unique"],
+        "",
+        "",
+    ),
+    ("on_exhausted", &["Stop", "Recycle"], "", ""),
+    ("format", &["Csv", "JsonLines"], "", ""),
+];
+
+/// A hint for a string written where a name (an enum variant such as `POST` or `Closed`) was
+/// expected, at field path `field`: the name without quotes when the string is one (in any case),
+/// else how the field's values are written. Telling a user to unquote a string that is not a name
+/// (`wait: "1s"`, `body: "hello"`) would lead to a second error, so that hint is kept for names.
+pub(super) fn expected_name(field: &str, string: Option<&str>) -> Option<String> {
     let s = string?;
+    let segments: Vec<&str> = field
+        .split('.')
+        .map(|s| s.split('[').next().unwrap_or(s))
+        .filter(|s| !s.is_empty())
+        .collect();
+    // An extraction's value sits under the variable it extracts into: `extract.token`.
+    let last = match segments.as_slice() {
+        [.., "extract", _] => "extract",
+        [.., last] => last,
+        [] => "",
+    };
     let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    plain.then(|| format!(": write it without quotes, `{s}`"))
+    let Some((_, names, what, form)) = NAMES.iter().find(|(name, ..)| *name == last) else {
+        // A field this table does not know: a name looks like one (`Closed`, `POST`).
+        let name = plain && s.starts_with(|c: char| c.is_ascii_uppercase());
+        return name.then(|| format!(": write it without quotes, `{s}`"));
+    };
+    if let Some(name) = names.iter().find(|n| n.eq_ignore_ascii_case(s)) {
+        return Some(format!(": write it without quotes, `{name}`"));
+    }
+    if form.is_empty() {
+        let names = names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Some(format!("; it is one of {names}, without quotes"));
+    }
+    // The string is put into the example only where it fits on a line.
+    let shown = if s.chars().count() <= 30 { s } else { "..." };
+    Some(format!("; {what} is written {}", form.replace("{}", shown)))
 }
 
 #[cfg(test)]
@@ -212,6 +371,26 @@ mod tests {
         assert!(unknown_field("url", &request).unwrap().contains("`path`"));
         assert!(unknown_field("URL", &profile).unwrap().contains("`host`"));
         assert_eq!(unknown_field("zzz", &profile), None);
+    }
+
+    #[test]
+    fn other_tools_load_models_name_the_variant() {
+        let load = ["Closed", "Stages", "Open", "RampingRate"];
+        assert_eq!(
+            unknown_variant("ConstantArrivalRate", &load).as_deref(),
+            Some("; did you mean `Open`, Stampede's name for `ConstantArrivalRate`?")
+        );
+        assert!(
+            unknown_variant("ramping_vus", &load)
+                .unwrap()
+                .contains("`Stages`")
+        );
+        // A word is only a hint where the variant it means is valid.
+        assert_eq!(
+            unknown_variant("ConstantArrivalRate", &["None", "Between"]),
+            None
+        );
+        assert_eq!(unknown_variant("Soak", &load), None);
     }
 
     #[test]
@@ -242,14 +421,62 @@ mod tests {
         );
         assert_eq!(expected_string("name", "the number 5"), None);
         assert_eq!(
+            expected_string("users[0].tasks[0].requests[0].query.page", "the number 2").as_deref(),
+            Some(r#"; write it in quotes, "2""#)
+        );
+        assert!(expected_string("headers.X-Id", "the number 7").is_some());
+        assert_eq!(expected_string("headers.X-Id", "`true`"), None);
+        assert_eq!(
             expected_string("load.Closed.duration", "the identifier `x`"),
             None
         );
         assert_eq!(
-            expected_name(Some("POST")).as_deref(),
+            expected_name("users[0].tasks[0].requests[0].method", Some("post")).as_deref(),
             Some(": write it without quotes, `POST`")
         );
-        assert_eq!(expected_name(Some("a b")), None);
+        assert_eq!(expected_name("somewhere", Some("A b")), None);
+        assert!(expected_name("somewhere", Some("Closed")).is_some());
+        assert_eq!(expected_name("somewhere", Some("hello")), None);
+    }
+
+    /// A string that is not one of the field's names is not to be unquoted: the hint shows how the
+    /// field is written instead, with the string in it where it belongs.
+    #[test]
+    fn strings_that_are_not_names_get_the_written_form() {
+        assert_eq!(
+            expected_name("users[0].wait", Some("1s")).as_deref(),
+            Some(
+                r#"; a think time is written `Constant("1s")`, `Between("1s", "3s")`, `Pacing("2s")` or `None`"#
+            )
+        );
+        assert_eq!(
+            expected_name("users[0].wait", Some("none")).as_deref(),
+            Some(": write it without quotes, `None`")
+        );
+        assert!(
+            expected_name("users[0].tasks[0].requests[0].body", Some("hello"))
+                .unwrap()
+                .contains(r#"`Text("hello")`"#)
+        );
+        assert!(
+            expected_name(
+                "users[0].tasks[0].requests[0].extract.token",
+                Some("/token")
+            )
+            .unwrap()
+            .contains(r#"`Json("/id")`"#)
+        );
+        assert!(
+            expected_name("feeders.accounts.order", Some("shuffle"))
+                .unwrap()
+                .contains("`Random`")
+        );
+        let long = "x".repeat(31);
+        assert!(
+            expected_name("users[0].tasks[0].requests[0].body", Some(&long))
+                .unwrap()
+                .contains(r#"`Text("...")`"#)
+        );
         assert_eq!(
             missing_field("path", Some("Request")),
             r#", e.g. `path: "/"`"#

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use ron::extensions::Extensions;
 use serde::de::DeserializeOwned;
 
-use super::excerpt::{Excerpt, Found, found_at};
+use super::excerpt::{Excerpt, Found, found_at, token_start};
 use super::spec::{FragmentSpec, ProfileSpec};
 use super::{ProfileError, hints, locate, locate_in_sources, suggest, validate};
 
@@ -162,7 +162,9 @@ fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError
     let options = ron::Options::default()
         .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
     let located = |e: ron::error::SpannedError, field: String| {
-        let position = (e.span.start.line, e.span.start.col);
+        // ron places some errors (a value of the wrong type) just after the `:`, before the blank
+        // that precedes the value; the column and the caret belong to the value itself.
+        let position = token_start(text, (e.span.start.line, e.span.start.col));
         // What was written there: underlined in every case, and named in the message where ron's
         // says only what it expected.
         let found = found_at(text, position);
@@ -280,8 +282,13 @@ fn explain(code: &ron::Error, found: Option<&Found>, field: &str) -> String {
             return expected;
         };
         let hint = match code {
+            // `users: 10.5` reads as the integer 10 followed by `.5` where a `,` should be.
+            E::ExpectedComma if found.what.starts_with("the number .") => Some(
+                ": the number before it is a count, which is a whole number (no decimal point)"
+                    .into(),
+            ),
             E::ExpectedString => hints::expected_string(field, &found.what),
-            E::ExpectedIdentifier => hints::expected_name(found.string.as_deref()),
+            E::ExpectedIdentifier => hints::expected_name(field, found.string.as_deref()),
             _ => None,
         };
         return format!(
@@ -327,7 +334,7 @@ fn explain(code: &ron::Error, found: Option<&Found>, field: &str) -> String {
                 .unwrap_or_default();
             let hint = match suggest(found, expected.iter().copied()) {
                 Some(s) => format!("; did you mean `{s}`?"),
-                None => String::new(),
+                None => hints::unknown_variant(found, expected).unwrap_or_default(),
             };
             format!(
                 "unknown variant `{found}`{place}{hint} (valid: {})",

@@ -271,12 +271,12 @@ mod tests {
     fn a_wrong_type_shows_what_was_found_and_where() {
         let text = r#"(name: "x", host: "http://127.0.0.1:1", load: Closed(users: "ten", duration: "1s"), scenarios: [])"#;
         let e = load_str(text, std::path::Path::new("/tmp/bad.ron")).unwrap_err();
-        assert_eq!(e.position, Some((1, 60)));
-        let caret = format!("  | {}^^^^^^", " ".repeat(59));
+        assert_eq!(e.position, Some((1, 61)));
+        let caret = format!("  | {}^^^^^", " ".repeat(60));
         assert_eq!(
             e.to_string(),
             format!(
-                "/tmp/bad.ron:1:60: in `load.Closed.users`: expected an integer, found the string \"ten\"\n  |\n1 | {text}\n{caret}"
+                "/tmp/bad.ron:1:61: in `load.Closed.users`: expected an integer, found the string \"ten\"\n  |\n1 | {text}\n{caret}"
             )
         );
     }

@@ -144,7 +144,7 @@ fn describe(e: &std::io::Error, timeout: Duration) -> String {
     match e.kind() {
         ErrorKind::ConnectionRefused => "connection refused, nothing listens on that port".into(),
         ErrorKind::TimedOut | ErrorKind::WouldBlock => format!(
-            "no answer within {} (the connect timeout, `http.connect_timeout`): the host may be down, or a firewall drops the packets",
+            "no answer within {} (the connect timeout, `http.connect_timeout`): the host may be down, a firewall may drop the packets, or the target accepts no more connections (its listen queue is full)",
             crate::shard::human(timeout)
         ),
         ErrorKind::HostUnreachable => "no route to host".into(),
@@ -207,6 +207,29 @@ mod tests {
         );
         assert!(text.contains("--no-preflight"), "{text}");
         assert_eq!(e.exit_code(), 2);
+    }
+
+    /// A target whose listen queue is full drops new connection attempts, as a host that is down
+    /// or a firewall does: the message names the timeout and each of those causes.
+    #[test]
+    fn a_target_that_does_not_answer_is_named_with_the_timeout_and_its_causes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Listening again sets the queue's length: 0 holds one connection that is not accepted.
+        nix::sys::socket::listen(&listener, nix::sys::socket::Backlog::new(0).unwrap()).unwrap();
+        let short = Duration::from_millis(200);
+        let _held: Vec<_> = (0..3)
+            .filter_map(|_| TcpStream::connect_timeout(&addr, short).ok())
+            .collect();
+        let e = run(&[check("http://busy", &[addr])], short).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("no answer within 200 ms (the connect timeout")
+                && text.contains("a firewall may drop the packets")
+                && text.contains("its listen queue is full"),
+            "{text}"
+        );
+        assert!(text.contains("that this machine may reach it"), "{text}");
     }
 
     #[test]
