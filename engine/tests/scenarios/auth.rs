@@ -56,7 +56,10 @@ fn jwts_are_minted_per_user_with_hs256_and_rs256() {
         key = demo_key()
     );
     let r = run_profile(&server, &profile, &["--cores", "1", "--users", "6"]);
-    assert!(r.named("hs").len() > 20 && r.named("rs").len() > 20);
+    // Each kind ran (the count is not the point: a loaded CI machine once left under 21 of one kind
+    // in the 1 s run), and every request's check below proves its own user's token.
+    let (hs, rs) = (r.named("hs").len(), r.named("rs").len());
+    assert!(hs > 0 && rs > 0, "hs {hs}, rs {rs} requests");
     assert!(
         r.named("hs")
             .iter()
