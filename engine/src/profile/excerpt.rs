@@ -87,27 +87,10 @@ impl fmt::Display for Excerpt {
     }
 }
 
-/// How many terminal columns `c` takes: 2 for East Asian wide characters and emoji, 0 for
-/// combining marks, else 1 (so that the caret stays under the column after such text).
+/// How many terminal columns `c` takes (2 for East Asian wide characters and emoji, 0 for combining
+/// marks), so that the caret stays under the column after such text.
 fn columns(c: char) -> usize {
-    match u32::from(c) {
-        0x0300..=0x036F | 0x200B..=0x200F | 0xFE00..=0xFE0F => 0,
-        0x1100..=0x115F
-        | 0x2E80..=0x303E
-        | 0x3041..=0x33FF
-        | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF
-        | 0xA000..=0xA4CF
-        | 0xAC00..=0xD7A3
-        | 0xF900..=0xFAFF
-        | 0xFE30..=0xFE4F
-        | 0xFF00..=0xFF60
-        | 0xFFE0..=0xFFE6
-        | 0x1F300..=0x1F64F
-        | 0x1F900..=0x1F9FF
-        | 0x20000..=0x3FFFD => 2,
-        _ => 1,
-    }
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
 }
 
 /// What the text holds at a position: a description for a message, and how many characters from
