@@ -40,10 +40,7 @@ impl PlanError {
     /// field path when it has no position yet and names a profile field rather than a flag or an
     /// environment variable.
     pub(super) fn located_by_field(mut self, sources: &[(PathBuf, String)]) -> PlanError {
-        let flag = self.field.starts_with('-')
-            || self.field.starts_with("STAMPEDE_")
-            || self.field == "PROFILE";
-        if self.position.is_some() || flag {
+        if self.position.is_some() || super::origin::outside_profile(&self.field) {
             return self;
         }
         if let Some((i, position, width)) = profile::locate_in_sources(sources, &self.field) {

@@ -23,7 +23,7 @@ impl Origin {
     /// The origin of `field`: for a profile field, the file and line where `snippet` (its value as
     /// written) is found; flags and environment variables have neither.
     pub(super) fn of(spec: &ProfileSpec, field: &str, snippet: &str) -> Origin {
-        if field.starts_with("--") || is_env_var(field) {
+        if outside_profile(field) {
             return Origin {
                 field: field.to_owned(),
                 file: None,
@@ -39,8 +39,14 @@ impl Origin {
     }
 }
 
-/// `STAMPEDE_HOST`, `JOB_COMPLETION_INDEX`: upper-case names are process environment variables,
-/// never profile fields (which are lower case).
+/// Whether `field` names a flag (`--host`) or a process environment variable rather than a profile
+/// field, so that no file or line is looked for.
+pub(super) fn outside_profile(field: &str) -> bool {
+    field.starts_with('-') || is_env_var(field)
+}
+
+/// `STAMPEDE_HOST`, `JOB_COMPLETION_INDEX`, `PROFILE`: upper-case names are process environment
+/// variables, never profile fields (which are lower case).
 fn is_env_var(field: &str) -> bool {
     !field.is_empty()
         && field
